@@ -1,0 +1,5 @@
+import sys
+
+from hanode.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""Command line: ``hanode run | status | standby | takeover | check-config | demo``.
+
+Each subcommand lives in its own module and is imported only when used, so
+``hanode status`` does not pay for pyroute2 and ``hanode run`` reaches its first
+heartbeat quickly.
+"""
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+# subcommand -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
+SUBCOMMANDS = [
+    ("run", "hanode.daemon", "run the agent in the foreground (what the service files start)"),
+    ("status", "hanode.control", "show who holds what, link states and counters"),
+    ("standby", "hanode.control", "give all resource groups to the peer (Heartbeat's hb_standby)"),
+    ("takeover", "hanode.control", "take all resource groups from the peer (Heartbeat's hb_takeover)"),
+    ("check-config", "hanode.checkconfig", "check /etc/ha.d (ha.cf, authkeys, haresources) and report every problem"),
+    ("demo", "hanode.demo", "two nodes in network namespaces over a simulated 19200-baud null-modem: failover and failback"),
+]
+
+
+def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hanode",
+        description="Two-node failover agent reading Linux-HA Heartbeat's ha.cf, authkeys and haresources.",
+    )
+    from hanode import __version__
+    parser.add_argument("--version", action="version", version="hanode " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    words = sys.argv[1:] if argv is None else argv
+    for name, module_name, help_text in SUBCOMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name not in words:
+            continue  # only the chosen subcommand's module is imported
+        module = importlib.import_module(module_name)
+        adder = getattr(module, "add_arguments_" + name.replace("-", "_"), None) or module.add_arguments
+        adder(p)
+        runner = getattr(module, "run_" + name.replace("-", "_"), None) or module.run
+        p.set_defaults(func=runner)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
