@@ -1,0 +1,403 @@
+"""The wire codec: status frames, COBS framing, and the receive-side filter.
+
+Theory of operation
+-------------------
+Every frame is the same 14-byte status body (docs/protocol.md) followed by an
+authentication tag from auth.py (8 bytes, 4 for ``crc``), COBS-encoded and
+terminated by one 0x00.  COBS guarantees the encoded bytes contain no 0x00,
+so a receiver that starts mid-frame or sees line noise simply treats every
+0x00 as "a frame may end here": at worst it loses the frame the noise touched
+and is back in sync from the next delimiter on.
+
+``encode`` range-checks every field and raises ValueError rather than let a
+value wrap (MicroPython's struct wraps silently).
+
+``Decoder`` is one link's receive side.  ``feed(chunk)`` takes whatever the
+link delivered - half a frame, three frames, noise - and returns the frames
+that are well-formed, carry a valid tag, are not our own echoed back, and are
+newer than anything accepted before from that sender.  Everything else is
+dropped and counted by reason in ``counters``; nothing on this path raises.
+The buffer is bounded: more than ``MAX_ENCODED`` bytes without a delimiter
+cannot be a frame, so they are thrown away up to the next 0x00 ("overflow").
+
+``ReplayGuard`` keeps the last accepted (gen, seq) per sender.  One guard is
+shared by all of a node's Decoders, so the same frame arriving over a second
+link is recognised as a duplicate: it still proves that link works
+(``Decoder.heard``) but is not delivered twice.  ``set_floor`` lets the agent
+restore a peer's persisted generation so frames recorded before our own
+restart are rejected after it.
+"""
+
+import struct
+
+from hanode.core.compat import const
+
+VERSION = const(1)
+TYPE_STATUS = const(0)
+
+# Node states (bits 3-2 of the `who` byte).
+STATE_UP = const(0)
+STATE_ACTIVE = const(1)
+STATE_RELEASING = const(2)
+STATE_SHUTDONE = const(3)
+STATE_NAMES = ("up", "active", "releasing", "shutdone")
+
+# Flag bits of Frame.flags: Frame.flags is the `who` byte's high nibble
+# shifted down, so these are 1/2/4/8 (bits 4/5/6/7 on the wire).
+STANDBY = const(0x01)
+TAKEOVER = const(0x02)
+BUSY = const(0x04)
+STALE = const(0x08)
+FLAG_NAMES = ((STANDBY, "standby"), (TAKEOVER, "takeover"), (BUSY, "busy"), (STALE, "stale"))
+
+BODY_LENGTH = const(14)  # hdr who gen(4) seq(4) ack_gen ack_seq held want
+_BODY_FORMAT = ">BBIIBBBB"
+_U32 = 0xFFFFFFFF
+
+# Longest run of bytes without a delimiter the Decoder keeps: the design caps a
+# frame at 32 bytes on the wire (31 encoded + the 0x00); a v1 frame uses 23.
+MAX_ENCODED = const(31)
+
+REASONS = ("garbage", "length", "version", "type", "unknown_key", "bad_tag",
+           "replay", "duplicate", "own", "overflow")
+
+NEW = "new"
+DUPLICATE = "duplicate"
+REPLAY = "replay"
+
+
+class Frame:
+    """One status frame: the sender's whole view (see docs/protocol.md).
+
+    Plain attributes; nothing is checked until ``encode``.  ``key_index`` is
+    set by the decoder (which authkeys index the frame was tagged with) and is
+    not part of equality: two frames are equal when they say the same thing.
+    """
+
+    def __init__(self, src=0, gen=0, seq=0, state=STATE_UP, flags=0, ack_gen=0,
+                 ack_seq=0, held=0, want=0, type=TYPE_STATUS, key_index=None):
+        self.src = src
+        self.gen = gen
+        self.seq = seq
+        self.state = state
+        self.flags = flags
+        self.ack_gen = ack_gen
+        self.ack_seq = ack_seq
+        self.held = held
+        self.want = want
+        self.type = type
+        self.key_index = key_index
+
+    def fields(self):
+        """The values that go on the wire, as a tuple (for comparison and tests)."""
+        return (self.src, self.gen, self.seq, self.state, self.flags, self.ack_gen,
+                self.ack_seq, self.held, self.want, self.type)
+
+    @property
+    def who(self):
+        """The `who` byte as sent (src, state and flags packed)."""
+        return (self.src & 3) | ((self.state & 3) << 2) | ((self.flags & 0x0F) << 4)
+
+    @property
+    def standby(self):
+        return bool(self.flags & STANDBY)
+
+    @property
+    def takeover(self):
+        return bool(self.flags & TAKEOVER)
+
+    @property
+    def busy(self):
+        return bool(self.flags & BUSY)
+
+    @property
+    def stale(self):
+        return bool(self.flags & STALE)
+
+    @property
+    def state_name(self):
+        if isinstance(self.state, int) and 0 <= self.state < len(STATE_NAMES):
+            return STATE_NAMES[self.state]
+        return "state%r" % (self.state,)
+
+    def __eq__(self, other):
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    def __ne__(self, other):  # MicroPython does not derive != from ==
+        result = self.__eq__(other)
+        if result is NotImplemented:
+            return result
+        return not result
+
+    __hash__ = None  # mutable
+
+    def __repr__(self):
+        return ("Frame(src=%r, gen=%r, seq=%r, state=%r, flags=%s, ack_gen=%r, ack_seq=%r,"
+                " held=%s, want=%s, type=%r, key_index=%r)"
+                % (self.src, self.gen, self.seq, self.state, _hex(self.flags), self.ack_gen,
+                   self.ack_seq, _hex(self.held), _hex(self.want), self.type, self.key_index))
+
+    def describe(self):
+        """One line for logs and the sniffer: ``src=0 gen=7 seq=42 active standby ...``."""
+        names = [name for bit, name in FLAG_NAMES if isinstance(self.flags, int) and self.flags & bit]
+        return "src=%r gen=%r seq=%r %s%s ack=%r/%r held=%s want=%s" % (
+            self.src, self.gen, self.seq, self.state_name,
+            (" " + ",".join(names)) if names else "", self.ack_gen, self.ack_seq,
+            _hex(self.held), _hex(self.want))
+
+
+def _hex(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "0x%02x" % value
+    return repr(value)
+
+
+def _check(name, value, high):
+    # bool is rejected explicitly: isinstance(True, int) differs between the
+    # two interpreters, and a bool in a numeric field is a bug either way.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > high:
+        raise ValueError("frame field %s=%r out of range 0..%d" % (name, value, high))
+
+
+def pack_body(frame, key_index):
+    """The 14 untagged body bytes of ``frame`` with ``key_index`` in the header."""
+    _check("src", frame.src, 3)
+    _check("state", frame.state, 3)
+    _check("flags", frame.flags, 0x0F)
+    _check("type", frame.type, 3)
+    _check("key_index", key_index, 0x0F)
+    _check("gen", frame.gen, _U32)
+    _check("seq", frame.seq, _U32)
+    _check("ack_gen", frame.ack_gen, 0xFF)
+    _check("ack_seq", frame.ack_seq, 0xFF)
+    _check("held", frame.held, 0xFF)
+    _check("want", frame.want, 0xFF)
+    hdr = (VERSION << 6) | (frame.type << 4) | key_index
+    who = frame.src | (frame.state << 2) | (frame.flags << 4)
+    return struct.pack(_BODY_FORMAT, hdr, who, frame.gen, frame.seq, frame.ack_gen,
+                       frame.ack_seq, frame.held, frame.want)
+
+
+def cobs_encode(data):
+    """COBS-encode ``data``: the result contains no 0x00 (delimiter not added)."""
+    out = bytearray()
+    for piece in bytes(data).split(b"\x00"):
+        while len(piece) >= 254:
+            out.append(0xFF)
+            out += piece[:254]
+            piece = piece[254:]
+        out.append(len(piece) + 1)
+        out += piece
+    return bytes(out)
+
+
+def cobs_decode(data):
+    """Decode one COBS block (without its delimiter); None if it is not valid COBS."""
+    n = len(data)
+    if n == 0:
+        return None
+    out = bytearray()
+    i = 0
+    while i < n:
+        code = data[i]
+        if code == 0:
+            return None
+        j = i + code
+        if j > n:
+            return None
+        out += data[i + 1:j]
+        i = j
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+def encode(frame, auth):
+    """``frame`` as wire bytes: body + tag (key ``auth.send_index``), COBS, 0x00.
+
+    Raises ValueError if a field is out of range (the core must not wrap).
+    """
+    index = auth.send_index
+    body = pack_body(frame, index)
+    return cobs_encode(body + auth.tag(index, body)) + b"\x00"
+
+
+def frame_size(auth, index=None):
+    """Bytes one frame takes on the wire with key ``index`` (default: the send key).
+
+    The body plus tag is under 254 bytes, so COBS adds exactly one byte, and
+    the delimiter one more: 24 with an 8-byte MAC, 20 with crc.
+    """
+    if index is None:
+        index = auth.send_index
+    return BODY_LENGTH + auth.tag_length(index) + 2
+
+
+def decode_one(payload, auth):
+    """Decode and verify one frame (``payload`` without its 0x00).
+
+    Returns ``(frame, "ok")`` or ``(None, reason)`` with reason one of
+    "garbage", "version", "type", "unknown_key", "length", "bad_tag".
+    Does not look at replay or at who sent it; never raises on bytes input.
+    """
+    raw = cobs_decode(payload)
+    if not raw:
+        return None, "garbage"
+    hdr = raw[0]
+    if hdr >> 6 != VERSION:
+        return None, "version"
+    if (hdr >> 4) & 3 != TYPE_STATUS:
+        return None, "type"
+    index = hdr & 0x0F
+    tag_length = auth.tag_length(index)
+    if tag_length is None:
+        return None, "unknown_key"
+    if len(raw) != BODY_LENGTH + tag_length:
+        return None, "length"
+    body = raw[:BODY_LENGTH]
+    if not auth.verify(index, body, raw[BODY_LENGTH:]):
+        return None, "bad_tag"
+    hdr, who, gen, seq, ack_gen, ack_seq, held, want = struct.unpack(_BODY_FORMAT, body)
+    return Frame(src=who & 3, gen=gen, seq=seq, state=(who >> 2) & 3, flags=who >> 4,
+                 ack_gen=ack_gen, ack_seq=ack_seq, held=held, want=want,
+                 type=(hdr >> 4) & 3, key_index=index), "ok"
+
+
+class ReplayGuard:
+    """Last accepted (gen, seq) per sender id, plus an optional generation floor.
+
+    ``check`` classifies, ``commit`` records; the Decoder does both, so callers
+    normally only touch ``set_floor`` (at start, from the persisted peer
+    generation) and ``last`` (to persist it).
+    """
+
+    def __init__(self):
+        self._last = {}
+        self._floor = {}
+
+    def check(self, src, gen, seq):
+        """"new" (newer than anything accepted), "duplicate" (same as the last
+        accepted) or "replay" (older, or below the floor)."""
+        floor = self._floor.get(src)
+        if floor is not None and gen < floor:
+            return REPLAY
+        last = self._last.get(src)
+        if last is None:
+            return NEW
+        last_gen, last_seq = last
+        if gen > last_gen or (gen == last_gen and seq > last_seq):
+            return NEW
+        if gen == last_gen and seq == last_seq:
+            return DUPLICATE
+        return REPLAY
+
+    def commit(self, src, gen, seq):
+        """Record (gen, seq) as accepted from ``src``; never moves backwards."""
+        if self.check(src, gen, seq) == NEW:
+            self._last[src] = (gen, seq)
+
+    def last(self, src):
+        """The last accepted (gen, seq) from ``src``, or None."""
+        return self._last.get(src)
+
+    def set_floor(self, src, gen):
+        """Reject every generation below ``gen`` from ``src`` from now on.
+
+        The floor generation itself is still accepted with any seq (the peer
+        may have kept running while we restarted), so after a restart one frame
+        of that generation recorded earlier could still get through once; the
+        peer's next real frame supersedes it.
+        """
+        self._floor[src] = gen
+
+    def floor(self, src):
+        """The floor set for ``src``, or None."""
+        return self._floor.get(src)
+
+
+class Decoder:
+    """One link's receive side: bytes in, new authentic frames out.
+
+    ``Decoder(auth, guard=None, me=None)``: ``guard`` is the node's shared
+    ReplayGuard (a private one if None); ``me`` is this node's id, so our own
+    frames echoed back by the link are dropped ("own").
+
+    After ``feed``: ``counters`` (reason -> frames dropped, every reason
+    present), ``accepted`` (frames returned so far) and ``heard`` (authentic
+    frames from another node, accepted or duplicate: the link works).
+    """
+
+    def __init__(self, auth, guard=None, me=None):
+        self.auth = auth
+        self.guard = ReplayGuard() if guard is None else guard
+        self.me = me
+        self.counters = {}
+        for reason in REASONS:
+            self.counters[reason] = 0
+        self.accepted = 0
+        self.heard = 0
+        self._buf = bytearray()
+        self._discarding = False
+
+    @property
+    def buffered(self):
+        """Bytes held waiting for a delimiter (never more than MAX_ENCODED)."""
+        return len(self._buf)
+
+    def reset(self):
+        """Forget a partial frame (e.g. after the link was reopened)."""
+        self._buf = bytearray()
+        self._discarding = False
+
+    def feed(self, data):
+        """Consume ``data`` (any chunking); return the newly accepted Frames."""
+        if not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)  # memoryview has no find()
+        out = []
+        n = len(data)
+        pos = 0
+        while pos < n:
+            z = data.find(b"\x00", pos)
+            end = n if z < 0 else z
+            if self._discarding:
+                pass
+            elif len(self._buf) + (end - pos) > MAX_ENCODED:
+                self.counters["overflow"] += 1
+                self._buf = bytearray()
+                self._discarding = True
+            elif z < 0:
+                self._buf += data[pos:]
+            elif self._buf:
+                self._buf += data[pos:z]
+                payload = bytes(self._buf)
+                self._buf = bytearray()
+                self._payload(payload, out)
+            else:
+                self._payload(data[pos:z], out)
+            if z < 0:
+                break
+            self._discarding = False
+            pos = z + 1
+        return out
+
+    def _payload(self, payload, out):
+        frame, reason = decode_one(payload, self.auth)
+        if frame is None:
+            self.counters[reason] += 1
+            return
+        if frame.src == self.me:
+            self.counters["own"] += 1
+            return
+        verdict = self.guard.check(frame.src, frame.gen, frame.seq)
+        if verdict == NEW:
+            self.guard.commit(frame.src, frame.gen, frame.seq)
+            self.accepted += 1
+            self.heard += 1
+            out.append(frame)
+        elif verdict == DUPLICATE:
+            self.counters["duplicate"] += 1
+            self.heard += 1
+        else:
+            self.counters["replay"] += 1
