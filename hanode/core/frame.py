@@ -183,12 +183,21 @@ def pack_body(frame, key_index):
 def cobs_encode(data):
     """COBS-encode ``data``: the result contains no 0x00 (delimiter not added)."""
     out = bytearray()
-    for piece in bytes(data).split(b"\x00"):
-        while len(piece) >= 254:
+    pieces = bytes(data).split(b"\x00")
+    last = len(pieces) - 1
+    for k in range(len(pieces)):
+        piece = pieces[k]
+        # A full block (code 0xFF) implies no zero after it, so a piece of
+        # exactly 254 bytes needs an empty block after it to carry its zero -
+        # except at the very end, where there is no zero to carry.
+        while len(piece) > 254 or (len(piece) == 254 and k != last):
             out.append(0xFF)
             out += piece[:254]
             piece = piece[254:]
-        out.append(len(piece) + 1)
+        if len(piece) == 254:
+            out.append(0xFF)
+        else:
+            out.append(len(piece) + 1)
         out += piece
     return bytes(out)
 
