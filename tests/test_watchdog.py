@@ -1,0 +1,437 @@
+"""Tests for hanode.watchdog: real stand-in devices (regular file, FIFO, PTY), real child processes
+killed with real signals, the ioctl numbers checked against the kernel's own header, and - where
+the kernel can give us one - a real watchdog device (always magic-closed, never left armed)."""
+import errno
+import fcntl
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+import tty
+
+import pytest
+
+from hanode import watchdog as wd
+from hanode.watchdog import HealthGate, Watchdog, WatchdogError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LogRecorder:
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, level, text):
+        self.lines.append((level, text))
+
+    def text(self, level=None):
+        return "\n".join(t for lvl, t in self.lines if level is None or lvl == level)
+
+
+def child_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+# A stand-in for the agent: opens the device, pets it, reports on stdout, and on SIGTERM does
+# what the agent's shutdown does (magic close). SIGKILL gives it no chance to do anything.
+CHILD = textwrap.dedent("""
+    import os, signal, sys, time
+    from hanode.watchdog import Watchdog
+    w = Watchdog(sys.argv[1], 5, required=True, log=lambda lvl, t: None)
+    w.open()
+    def on_term(signum, frame):
+        w.close_clean()
+        print("closed", flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    for _ in range(int(sys.argv[2])):
+        w.pet()
+    if len(sys.argv) > 3:
+        # a resource daemon started by the agent: it must not inherit the watchdog fd
+        import subprocess
+        child = subprocess.Popen(["sleep", "30"], close_fds=False)
+        print("grandchild", child.pid, flush=True)
+    print("petted", w.pets, flush=True)
+    while True:
+        time.sleep(1)
+""")
+
+
+def start_child(device, pets, spawn_grandchild=False):
+    argv = [sys.executable, "-c", CHILD, device, str(pets)]
+    if spawn_grandchild:
+        argv.append("spawn")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=child_env())
+    proc.linebuf = b""
+    return proc
+
+
+def wait_line(proc, prefix, timeout=10.0):
+    """Next stdout line starting with prefix, split; reads the raw fd so select() stays truthful."""
+    deadline = time.monotonic() + timeout
+    while True:
+        while b"\n" in proc.linebuf:
+            line, proc.linebuf = proc.linebuf.split(b"\n", 1)
+            if line.decode().startswith(prefix):
+                return line.decode().split()
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+            break
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        proc.linebuf += chunk
+    raise AssertionError("child did not print %r in %.0f s (exit %s)" % (prefix, timeout, proc.poll()))
+
+
+def read_fifo_until_eof(fd, timeout=10.0):
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return data
+            data += chunk
+    raise AssertionError("no EOF on the FIFO after %.0f s; got %r" % (timeout, data))
+
+
+def reap(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+# --- ioctl numbers ----------------------------------------------------------------------------
+
+def test_ioctl_numbers_match_linux_watchdog_h(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "no C compiler: install gcc (the base image has it) to check the ioctl numbers"
+    assert os.path.exists("/usr/include/linux/watchdog.h"), "install linux-libc-dev for <linux/watchdog.h>"
+    src = tmp_path / "wd.c"
+    src.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include <linux/watchdog.h>
+        int main(void) {
+            printf("%lu %lu %lu %lu %lu %lu %lu %lu %d %d %d\\n",
+                (unsigned long)WDIOC_GETSUPPORT, (unsigned long)WDIOC_GETSTATUS,
+                (unsigned long)WDIOC_GETBOOTSTATUS, (unsigned long)WDIOC_SETOPTIONS,
+                (unsigned long)WDIOC_KEEPALIVE, (unsigned long)WDIOC_SETTIMEOUT,
+                (unsigned long)WDIOC_GETTIMEOUT, (unsigned long)WDIOC_GETTIMELEFT,
+                WDIOF_SETTIMEOUT, WDIOF_MAGICCLOSE, WDIOF_KEEPALIVEPING);
+            return 0;
+        }
+    """))
+    exe = tmp_path / "wd"
+    subprocess.run([cc, str(src), "-o", str(exe)], check=True)
+    got = [int(x) for x in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()]
+    ours = [wd.WDIOC_GETSUPPORT, wd.WDIOC_GETSTATUS, wd.WDIOC_GETBOOTSTATUS, wd.WDIOC_SETOPTIONS,
+            wd.WDIOC_KEEPALIVE, wd.WDIOC_SETTIMEOUT, wd.WDIOC_GETTIMEOUT, wd.WDIOC_GETTIMELEFT,
+            wd.WDIOF_SETTIMEOUT, wd.WDIOF_MAGICCLOSE, wd.WDIOF_KEEPALIVEPING]
+    assert ours == got
+
+
+# --- absent / unusable devices ----------------------------------------------------------------
+
+def test_absent_device_not_required_is_a_warning_and_disabled(tmp_path):
+    log = LogRecorder()
+    dev = str(tmp_path / "no-such-watchdog")
+    w = Watchdog(dev, 31, required=False, log=log)
+    assert w.open() is False
+    assert not w.enabled
+    assert w.pet() is False and w.pets == 0
+    w.close_clean()   # harmless on a disabled watchdog
+    warning = log.text("warning")
+    assert dev in warning and "ENOENT" in warning and "continuing without" in warning
+    assert not os.path.exists(dev), "open() must not create the device"
+
+
+def test_absent_device_required_raises_naming_device_and_errno(tmp_path):
+    dev = str(tmp_path / "no-such-watchdog")
+    w = Watchdog(dev, 31, required=True, log=LogRecorder())
+    with pytest.raises(WatchdogError) as ei:
+        w.open()
+    assert ei.value.device == dev and ei.value.errno == errno.ENOENT
+    assert dev in str(ei.value) and "ENOENT" in str(ei.value)
+    assert not w.enabled
+
+
+def test_fifo_without_reader_required_raises_enxio_instead_of_blocking(tmp_path):
+    fifo = str(tmp_path / "wd.fifo")
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    with pytest.raises(WatchdogError) as ei:
+        Watchdog(fifo, 5, required=True, log=LogRecorder()).open()
+    assert ei.value.errno == errno.ENXIO and fifo in str(ei.value)
+    assert time.monotonic() - t0 < 2
+
+
+def test_zero_timeout_is_refused():
+    with pytest.raises(ValueError):
+        Watchdog("/dev/watchdog", 0)
+
+
+# --- stand-ins without the ioctls -------------------------------------------------------------
+
+def test_regular_file_stand_in_records_pets_and_magic_close(tmp_path):
+    dev = tmp_path / "watchdog"
+    dev.write_bytes(b"")
+    log = LogRecorder()
+    w = Watchdog(str(dev), 31, log=log)
+    assert w.open() is True and w.enabled
+    assert "does not support WDIOC_SETTIMEOUT; the driver's own timeout applies" in log.text("warning")
+    assert w.granted_timeout_s is None and not w.has_ioctls
+    assert fcntl.fcntl(w.fileno(), fcntl.F_GETFD) & fcntl.FD_CLOEXEC, "resource scripts must not inherit the watchdog fd"
+    for _ in range(4):
+        assert w.pet() is True
+    assert w.pets == 4
+    assert dev.read_bytes() == b"\0" * 4
+    w.close_clean()
+    assert not w.enabled and w.pet() is False
+    assert dev.read_bytes() == b"\0" * 4 + b"V"
+    assert "closed cleanly" in log.text("info")
+
+
+def test_pty_char_device_without_watchdog_ioctls(tmp_path):
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)   # NUL and 'V' must pass through the line discipline unchanged
+        path = os.ttyname(slave)
+        assert stat.S_ISCHR(os.stat(path).st_mode)
+        log = LogRecorder()
+        w = Watchdog(path, 10, log=log)
+        assert w.open()
+        assert "does not support WDIOC_SETTIMEOUT" in log.text("warning")
+        w.pet(); w.pet(); w.close_clean()
+        data = b""
+        while len(data) < 3 and select.select([master], [], [], 2)[0]:
+            data += os.read(master, 64)
+        assert data == b"\0\0V"
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_nowayout_is_read_from_sysfs_and_warned_about(tmp_path):
+    # The attribute lives in /sys/dev/char/MAJ:MIN/nowayout; a scratch sysfs tree carries it here.
+    master, slave = os.openpty()
+    try:
+        path = os.ttyname(slave)
+        rdev = os.stat(path).st_rdev
+        attr_dir = tmp_path / "sys" / "dev" / "char" / ("%d:%d" % (os.major(rdev), os.minor(rdev)))
+        attr_dir.mkdir(parents=True)
+        (attr_dir / "nowayout").write_text("1\n")
+        log = LogRecorder()
+        w = Watchdog(path, 10, log=log, sysfs=str(tmp_path / "sys"))
+        w.open()
+        assert w.nowayout is True
+        assert "nowayout" in log.text("warning") and "even a clean stop" in log.text("warning")
+        w.close_clean()
+        assert "the box will reset" in log.text("warning")
+        (attr_dir / "nowayout").write_text("0\n")
+        w2 = Watchdog(path, 10, log=LogRecorder(), sysfs=str(tmp_path / "sys"))
+        w2.open()
+        assert w2.nowayout is False
+        w2.close_clean()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_fifo_reader_gone_is_a_write_failure_and_disables(tmp_path):
+    fifo = str(tmp_path / "wd.fifo")
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    log = LogRecorder()
+    w = Watchdog(fifo, 5, log=log)
+    assert w.open()
+    assert w.pet()
+    os.close(rfd)
+    assert w.pet() is False
+    assert "Watchdog write failure: closing %s!" % fifo in log.text("error")
+    assert not w.enabled and w.failed_pets == 1
+
+
+# --- real child processes and signals ---------------------------------------------------------
+
+@pytest.mark.parametrize("sig, expect_magic", [(signal.SIGKILL, False), (signal.SIGTERM, True)])
+def test_fifo_child_killed(tmp_path, sig, expect_magic):
+    fifo = str(tmp_path / "wd.fifo")
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    proc = start_child(fifo, 3)
+    try:
+        assert wait_line(proc, "petted") == ["petted", "3"]
+        os.kill(proc.pid, sig)
+        data = read_fifo_until_eof(rfd)
+        proc.wait(timeout=10)
+    finally:
+        reap(proc)
+        os.close(rfd)
+    if expect_magic:
+        assert data == b"\0\0\0V", "a clean stop must disarm with the magic 'V'"
+        assert proc.returncode == 0
+    else:
+        assert data == b"\0\0\0", "kill -9 must leave the watchdog armed (no 'V')"
+        assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("sig, expect", [(signal.SIGKILL, b"\0\0"), (signal.SIGTERM, b"\0\0V")])
+def test_regular_file_child_killed(tmp_path, sig, expect):
+    dev = tmp_path / "watchdog"
+    dev.write_bytes(b"")
+    proc = start_child(str(dev), 2)
+    try:
+        wait_line(proc, "petted")
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=10)
+    finally:
+        reap(proc)
+    assert dev.read_bytes() == expect
+
+
+def test_fd_not_inherited_by_processes_the_agent_starts(tmp_path):
+    """A resource daemon started by hanode keeps running after hanode is killed; it must not hold
+    the watchdog open (the device would stay busy for a restarted hanode)."""
+    fifo = str(tmp_path / "wd.fifo")
+    os.mkfifo(fifo)
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    proc = start_child(fifo, 1, spawn_grandchild=True)
+    grandchild = None
+    try:
+        grandchild = int(wait_line(proc, "grandchild")[1])
+        wait_line(proc, "petted")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        os.kill(grandchild, 0)   # still alive ...
+        assert read_fifo_until_eof(rfd, timeout=5) == b"\0"   # ... yet the FIFO saw its last writer go
+    finally:
+        reap(proc)
+        if grandchild:
+            try:
+                os.kill(grandchild, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.close(rfd)
+
+
+# --- the real thing, where the kernel has it --------------------------------------------------
+
+def _real_watchdog_device():
+    if not os.path.exists("/dev/watchdog"):
+        r = subprocess.run(["modprobe", "softdog", "soft_noboot=1"], capture_output=True, text=True)
+        if r.returncode != 0 or not os.path.exists("/dev/watchdog"):
+            pytest.skip("no /dev/watchdog and softdog cannot be loaded on this kernel (%s): a machine "
+                        "limit, not a missing install" % (r.stderr.strip().splitlines() or ["?"])[-1])
+    try:
+        with open("/sys/class/watchdog/watchdog0/nowayout") as f:
+            if f.read().strip() == "1":
+                pytest.skip("/dev/watchdog has nowayout=1: opening it would reset this machine")
+    except OSError:
+        pass
+    return "/dev/watchdog"
+
+
+def test_real_watchdog_set_get_pet_and_magic_close():
+    dev = _real_watchdog_device()
+    log = LogRecorder()
+    w = Watchdog(dev, 30, required=True, log=log)
+    try:
+        try:
+            w.open()
+        except WatchdogError as e:
+            if e.errno == errno.EBUSY:
+                pytest.skip(str(e))
+            raise
+        assert w.has_ioctls and w.granted_timeout_s is not None and w.granted_timeout_s > 0
+        assert w.pet() and w.pet()
+        left = w.time_left_s()
+        assert left is None or 0 < left <= w.granted_timeout_s
+    finally:
+        w.close_clean()   # never leave it armed: the box would reset
+    assert "Using watchdog device: %s" % dev in log.text("info")
+
+
+# --- HealthGate -------------------------------------------------------------------------------
+
+def test_health_gate_requires_loop_tick_and_uart():
+    g = HealthGate(max_lateness_ms=100, max_age_ms=1000)
+    assert g.healthy(0) == (False, "agent loop has not run yet")
+    g.note_loop(10, 3)
+    ok, why = g.healthy(10)
+    assert not ok and "core tick" in why
+    g.note_tick(10)
+    ok, why = g.healthy(10)
+    assert not ok and why == "UART not open"
+    g.uart_ok(True)
+    assert g.healthy(10) == (True, "ok")
+
+
+def test_health_gate_late_loop():
+    g = HealthGate(max_lateness_ms=100, max_age_ms=1000)
+    g.uart_ok(True)
+    g.note_tick(0)
+    g.note_loop(0, 100)
+    assert g.healthy(0)[0], "exactly at the limit is still on time"
+    g.note_loop(50, 101)
+    ok, why = g.healthy(50)
+    assert not ok and "late by 101 ms (max 100 ms)" in why
+    g.note_tick(60)
+    g.note_loop(60, 2)   # back on time: petting resumes
+    assert g.healthy(60) == (True, "ok")
+
+
+def test_health_gate_stale_tick_or_loop():
+    g = HealthGate(max_lateness_ms=100, max_age_ms=500)
+    g.uart_ok(True)
+    g.note_tick(1000)
+    g.note_loop(1000, 0)
+    assert g.healthy(1500)[0]
+    # the loop keeps running but the core's tick has stopped (wedged core): no petting
+    g.note_loop(1600, 0)
+    ok, why = g.healthy(1600)
+    assert not ok and "core tick not run for 600 ms (max 500 ms)" in why
+    # the tick runs but nobody reports loop iterations any more
+    g.note_tick(2200)
+    ok, why = g.healthy(2200)
+    assert not ok and "agent loop not run for 600 ms" in why
+
+
+def test_health_gate_uart_lost_and_uartless_config():
+    g = HealthGate(max_lateness_ms=100, max_age_ms=500)
+    g.note_tick(0); g.note_loop(0, 0); g.uart_ok(True)
+    assert g.healthy(0)[0]
+    g.uart_ok(False)
+    assert g.healthy(0) == (False, "UART not open")
+    g2 = HealthGate(max_lateness_ms=100, max_age_ms=500, need_uart=False)
+    g2.note_tick(0); g2.note_loop(0, 0)
+    assert g2.healthy(0) == (True, "ok")
+
+
+def test_health_gate_drives_petting(tmp_path):
+    """The agent's rule end to end: pet only when healthy; a stall stops the pets."""
+    dev = tmp_path / "watchdog"
+    dev.write_bytes(b"")
+    w = Watchdog(str(dev), 5, log=LogRecorder())
+    w.open()
+    g = HealthGate(max_lateness_ms=50, max_age_ms=300)
+    g.uart_ok(True)
+    # 10 on-time iterations every 100 ms, then the loop stalls for 1 s (wakes 900 ms late)
+    for now, late in [(t * 100, 1) for t in range(10)] + [(1900, 900), (2000, 0)]:
+        g.note_loop(now, late)
+        g.note_tick(now)
+        if g.healthy(now)[0]:
+            w.pet()
+    w.close_clean()
+    assert w.pets == 11   # the late wake-up at 1900 ms did not pet
+    assert dev.read_bytes() == b"\0" * 11 + b"V"
