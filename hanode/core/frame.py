@@ -203,16 +203,20 @@ def cobs_encode(data):
 
 
 def cobs_decode(data):
-    """Decode one COBS block (without its delimiter); None if it is not valid COBS."""
+    """Decode one COBS block (without its delimiter); None if it is not valid COBS.
+
+    Strict: a 0x00 anywhere (it can only be a delimiter) or a block running
+    past the end makes the whole input invalid.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        data = bytes(data)
     n = len(data)
-    if n == 0:
+    if n == 0 or data.find(b"\x00") >= 0:
         return None
     out = bytearray()
     i = 0
     while i < n:
         code = data[i]
-        if code == 0:
-            return None
         j = i + code
         if j > n:
             return None

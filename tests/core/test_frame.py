@@ -6,6 +6,7 @@ MicroPython.  Randomness comes from a small xorshift PRNG (MicroPython's
 """
 
 import struct
+from binascii import unhexlify
 
 from hanode.core.auth import Auth
 from hanode.core.compat import crc32
@@ -91,6 +92,16 @@ def test_wire_is_cobs_of_body_and_tag():
     raw = cobs_decode(wire[:-1])
     body = pack_body(f, 1)
     assert raw == body + auth.tag(1, body)
+
+
+def test_worked_example_in_protocol_md():
+    f = Frame(src=0, gen=7, seq=42, state=STATE_ACTIVE, flags=0, ack_gen=3, ack_seq=17,
+              held=1, want=1)
+    mac = Auth(1, {1: ("hmac-sha256", b"SomeSecretKey")})
+    assert pack_body(f, 1) == unhexlify("4104000000070000002a03110101")
+    assert encode(f, mac) == unhexlify("034104010102070101" "0e2a03110101" "e49d07a78a6ea742" "00")
+    crc = Auth(3, {3: ("crc", None)})
+    assert encode(f, crc) == unhexlify("034304010102070101" "0a2a03110101" "a287fc69" "00")
 
 
 def test_crc_tag_is_big_endian_crc32_of_body():
@@ -207,7 +218,9 @@ def test_cobs_round_trip_random():
 def test_cobs_decode_rejects_invalid():
     assert cobs_decode(b"") is None
     assert cobs_decode(b"\x05\x11\x22") is None    # block runs past the end
-    assert cobs_decode(b"\x02\x11\x00") is None    # a zero inside a block's code position
+    assert cobs_decode(b"\x02\x11\x00") is None    # a zero in a code position
+    assert cobs_decode(b"\x03\x00\x11") is None    # a zero in a data position
+    assert cobs_decode(memoryview(b"\x02\x11")) == b"\x11"
 
 
 # ---------------------------------------------------------------- decoder
