@@ -1,0 +1,176 @@
+"""``hanode check-config``: report every problem in /etc/ha.d and what the settings mean.
+
+Theory of operation
+-------------------
+The same code path as ``hanode run`` reads the directory (``hanode.configdir``),
+so what this command accepts is exactly what the agent accepts.  All problems of
+all three files are printed first, one per line as ``path:line: level: message``
+(the format compilers use, so editors can jump to them).  When the configuration
+is usable a summary follows that turns the numbers into consequences: how long a
+frame takes on the serial line, after how many missed heartbeats the peer is
+declared dead, which group starts what in which order, and what happens when the
+preferred node comes back.  ``--json`` gives the same as one JSON object for
+scripts.  Exit status: 0 usable (warnings allowed), 1 not usable.
+"""
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from hanode.configdir import DEFAULT_DIR, check_dir, default_node_name
+from hanode.core.config import FRAME_WIRE_BYTES, FRAME_WIRE_BYTES_CRC, Config, Problem
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config-dir", default=DEFAULT_DIR, metavar="DIR",
+                        help="directory with ha.cf, authkeys and haresources (default: %(default)s)")
+    parser.add_argument("--node", metavar="NAME", default=None,
+                        help="check as this node (default: uname -n, as Heartbeat does)")
+    parser.add_argument("--json", action="store_true",
+                        help='print {"ok": ..., "problems": [...], "config": ...} instead of text')
+
+
+def _secs(ms: int) -> str:
+    s = ("%.3f" % (ms / 1000.0)).rstrip("0").rstrip(".")
+    return "%s s" % s
+
+
+def _plural(n: int, word: str) -> str:
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
+def _frame_ms(cfg: Config) -> float:
+    frame = FRAME_WIRE_BYTES_CRC if cfg.auth_method() == "crc" else FRAME_WIRE_BYTES
+    return frame * 10 * 1000.0 / cfg.baud  # 8N1: ten bit times per byte
+
+
+def summary(cfg: Config) -> List[str]:
+    """The effective values, each with what it means in practice."""
+    out = []
+    me, peer = cfg.me, cfg.peer
+    if me and peer:
+        out.append("Nodes     %s (this node, wire id %d) and %s (peer, wire id %d)"
+                   % (me, cfg.node_index(me), peer, cfg.node_index(peer)))
+    else:
+        out.append("Nodes     %s" % ", ".join(cfg.nodes))
+
+    media = []
+    frame_ms = _frame_ms(cfg)
+    frame = FRAME_WIRE_BYTES_CRC if cfg.auth_method() == "crc" else FRAME_WIRE_BYTES
+    for dev in cfg.serial:
+        media.append("serial %s at %d baud 8N1: a %d-byte frame takes %.1f ms, %.0f%% of the line at one "
+                     "frame per keepalive" % (dev, cfg.baud, frame, frame_ms, 100.0 * frame_ms / cfg.keepalive_ms))
+    for dev, ip in cfg.ucast:
+        media.append("ucast %s -> %s, UDP port %d (skipped on the node that owns %s)" % (dev, ip, cfg.udpport, ip))
+    for dev in cfg.bcast:
+        media.append("bcast %s: read but not used by hanode" % dev)
+    for m in cfg.mcast:
+        media.append("mcast %s %s: read but not used by hanode" % (m[0], m[1]))
+    out.append("Media     " + ("\n          ".join(media) if media else "none"))
+    if len(cfg.serial) + len(cfg.ucast) > 1:
+        out.append("          the peer is dead only when every link is silent")
+
+    k, w, d, i = cfg.keepalive_ms, cfg.warntime_ms, cfg.deadtime_ms, cfg.initdead_ms
+    rows = [
+        ("keepalive", k, "a status frame every %s, and at once on every change" % _secs(k)),
+        ("warntime", w, "'Late heartbeat' logged when a frame comes more than %s after the previous one" % _secs(w)),
+        ("deadtime", d, "peer declared dead after %s of silence on every link (about %s missed), then "
+                        "its groups are taken over" % (_secs(d), _plural(max(d // k - 1, 1), "heartbeat"))),
+        ("initdead", i, "after start-up, wait up to %s for the peer before taking its groups too" % _secs(i)),
+    ]
+    lines = ["%-9s %10s  %s" % (name, "%d ms" % v, text) for (name, v, text) in rows]
+    out.append("Timing    " + "\n          ".join(lines))
+
+    if cfg.watchdog:
+        out.append("Watchdog  %s, timeout %d s: if hanode's loop hangs, the node reboots (its self-fence)"
+                   % (cfg.watchdog, cfg.watchdog_timeout_s))
+    else:
+        out.append("Watchdog  none: a hung node is not reset (add 'watchdog /dev/watchdog')")
+
+    method = cfg.auth_method()
+    accepted = ", ".join("%d (%s)" % (n, cfg.auth_keys[n].method) for n in sorted(cfg.auth_keys))
+    out.append("Auth      signs with key %d (%s); accepts keys %s%s"
+               % (cfg.auth_index, method, accepted,
+                  "; crc authenticates nothing" if any(a.method == "crc" for a in cfg.auth_keys.values()) else ""))
+
+    if cfg.vip_probe:
+        out.append("VIP       before taking an address while the peer is unreachable: %d ARP probes %d ms apart, "
+                   "then %d ms for an answer; after taking it: %d gratuitous ARPs %d ms apart"
+                   % (cfg.probe_count, cfg.probe_interval_ms, cfg.probe_wait_ms, cfg.garp_count, cfg.garp_interval_ms))
+    else:
+        out.append("VIP       no ARP probe before taking an address (vip_probe off); %d gratuitous ARPs %d ms apart"
+                   % (cfg.garp_count, cfg.garp_interval_ms))
+
+    if cfg.groups:
+        out.append("Groups    started left to right, stopped right to left; each resource gets %s per action"
+                   % _secs(cfg.resource_timeout_ms))
+        where = " then ".join(cfg.resource_dirs)
+        for n, g in enumerate(cfg.groups):
+            out.append("          group %d: %s (prefers %s, haresources line %d)" % (n, g.key, g.preferred, g.line))
+            for j, r in enumerate(g.resources):
+                if r.is_ip:
+                    how = "address %s" % r.ip
+                    if r.prefixlen is not None:
+                        how += "/%d" % r.prefixlen
+                    if r.dev:
+                        how += " on %s" % r.dev
+                    if r.prefixlen is None or not r.dev:
+                        how += " (%s from the route to it)" % " and ".join(
+                            [w for w, known in (("prefix", r.prefixlen is not None), ("interface", r.dev)) if not known])
+                    if r.label:
+                        how += ", label %s" % r.label
+                    if r.broadcast:
+                        how += ", broadcast %s" % r.broadcast
+                    how += " via %s" % r.script
+                else:
+                    how = "%s %sstart|stop|status, found in %s" % (r.script, "".join(a + " " for a in r.args), where)
+                out.append("             %d) %-22s %s" % (j + 1, r.token, how))
+    else:
+        out.append("Groups    none")
+
+    failback = {
+        "on": "on: a group goes back to its preferred node when that node returns (released first, then taken)",
+        "off": "off: groups stay where they are when their preferred node returns; move them with "
+               "'hanode standby' or 'hanode takeover'",
+        "legacy": "legacy (no auto_failback line): a returning node takes back the groups it prefers, as "
+                  "with 'on'; write 'auto_failback on' (or off) to say so",
+    }
+    out.append("Failback  " + failback[cfg.auto_failback])
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    node: Optional[str] = args.node.lower() if args.node else default_node_name()
+    cfg, problems = check_dir(args.config_dir, node)
+    if args.json:
+        print(json.dumps({"ok": cfg is not None,
+                          "problems": [p.to_dict() for p in problems],
+                          "config": cfg.to_dict() if cfg is not None else None}, indent=2, sort_keys=True))
+        return 0 if cfg is not None else 1
+    for p in problems:
+        print(p)
+    if any(p.message.startswith("Current node [") for p in problems) and not args.node:
+        print("(checked as this machine's name; use --node NAME to check the file as the other node)")
+    errors = sum(1 for p in problems if p.level == "error")
+    warnings = len(problems) - errors
+    if problems:
+        print()
+    counts = "%s, %s" % (_plural(errors, "error"), _plural(warnings, "warning"))
+    if cfg is None:
+        print("%s as node %s: NOT usable (%s); hanode would refuse to start" % (args.config_dir, node, counts))
+        return 1
+    print("%s as node %s: usable (%s)" % (args.config_dir, node, counts))
+    print()
+    for line in summary(cfg):
+        print(line)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="hanode check-config", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
