@@ -203,7 +203,7 @@ def cobs_encode(data):
 
 
 def cobs_decode(data):
-    """Decode one COBS block (without its delimiter); None if it is not valid COBS.
+    """Decode one COBS-encoded frame (without its delimiter); None if not valid COBS.
 
     Strict: a 0x00 anywhere (it can only be a delimiter) or a block running
     past the end makes the whole input invalid.
