@@ -1,0 +1,107 @@
+"""Ownership of one resource group on this node: an explicit transition table.
+
+Theory of operation
+-------------------
+Each group on each node is in one of six states.  The node (``node.py``)
+decides *what* it wants (from haresources, auto_failback, standby/takeover and
+what the peer says) and turns that into events; this table alone decides what
+happens next and which action the agent must perform.  Pairs that are not in
+the table are ignored: e.g. a release asked for while a start is still running
+waits for the start to finish (the node asks again on its next evaluation),
+because killing a half-started group would leave it in an unknown state.
+
+    state        event         next         output
+    -----------  ------------  -----------  -------
+    stopped      acquire       starting     Acquire   peer agreed (acknowledged, not holding, not wanting)
+    stopped      acquire_lone  probing      Probe     peer dead: first make sure nobody answers for the VIP
+    stopped      acquire_free  starting     Acquire   peer dead and no probe needed (no VIP, probe off, clean goodbye)
+    probing      probe_free    starting     Acquire
+    probing      probe_busy    stopped      -         someone else has the VIP: retry later
+    probing      release       stopped      -         no longer wanted; the probe's answer will be ignored
+    starting     done_ok       running      -
+    starting     done_fail     stopping     Release   roll back what started, then offer the group to the peer
+    running      release       stopping     Release
+    stopping     done_ok       stopped      -
+    stopping     done_fail     stop_failed  -         it may still be running: the peer must not take it
+    stop_failed  retry         stopping     Release
+    stop_failed  acquire       starting     Acquire   (start skips resources that are running)
+    stop_failed  acquire_lone  starting     Acquire   it is ours already: no probe
+    stop_failed  acquire_free  starting     Acquire
+
+A group is *held* (its bit is set in our frames) in every state but
+``stopped``: while probing, starting, stopping or after a failed stop it may be
+active, so the peer must keep its hands off.
+"""
+
+STOPPED = "stopped"
+PROBING = "probing"
+STARTING = "starting"
+RUNNING = "running"
+STOPPING = "stopping"
+STOP_FAILED = "stop_failed"
+
+ACQUIRE = "acquire"
+ACQUIRE_LONE = "acquire_lone"
+ACQUIRE_FREE = "acquire_free"
+PROBE_FREE = "probe_free"
+PROBE_BUSY = "probe_busy"
+RELEASE = "release"
+DONE_OK = "done_ok"
+DONE_FAIL = "done_fail"
+RETRY = "retry"
+
+# output names; node.py turns them into Acquire/Release/Probe objects
+DO_ACQUIRE = "acquire"
+DO_RELEASE = "release"
+DO_PROBE = "probe"
+
+TRANSITIONS = {
+    (STOPPED, ACQUIRE): (STARTING, DO_ACQUIRE),
+    (STOPPED, ACQUIRE_LONE): (PROBING, DO_PROBE),
+    (STOPPED, ACQUIRE_FREE): (STARTING, DO_ACQUIRE),
+    (PROBING, PROBE_FREE): (STARTING, DO_ACQUIRE),
+    (PROBING, PROBE_BUSY): (STOPPED, None),
+    (PROBING, RELEASE): (STOPPED, None),
+    (STARTING, DONE_OK): (RUNNING, None),
+    (STARTING, DONE_FAIL): (STOPPING, DO_RELEASE),
+    (RUNNING, RELEASE): (STOPPING, DO_RELEASE),
+    (STOPPING, DONE_OK): (STOPPED, None),
+    (STOPPING, DONE_FAIL): (STOP_FAILED, None),
+    (STOP_FAILED, RETRY): (STOPPING, DO_RELEASE),
+    (STOP_FAILED, ACQUIRE): (STARTING, DO_ACQUIRE),
+    (STOP_FAILED, ACQUIRE_LONE): (STARTING, DO_ACQUIRE),
+    (STOP_FAILED, ACQUIRE_FREE): (STARTING, DO_ACQUIRE),
+}
+
+BUSY_STATES = (PROBING, STARTING, STOPPING)
+
+
+class GroupOwnership:
+    """One group's state on this node, plus the bookkeeping the node needs."""
+
+    def __init__(self, group, index):
+        self.group = group
+        self.key = group.key
+        self.index = index
+        self.bit = 1 << index
+        self.state = STOPPED
+        self.failed = False        # our start failed: do not want it while the peer can run it
+        self.failed_mark = None    # node.py sets a Mark: has the peer seen the failure?
+        self.want_since = None     # seq of our first frame that wanted it (for the ack rule)
+        self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
+        self.transitions = 0
+
+    def fire(self, event):
+        """Apply an event; return the output name (or None).  Unlisted pairs are ignored."""
+        entry = TRANSITIONS.get((self.state, event))
+        if entry is None:
+            return None
+        self.state, output = entry
+        self.transitions += 1
+        return output
+
+    def held(self):
+        return self.state != STOPPED
+
+    def busy(self):
+        return self.state in BUSY_STATES

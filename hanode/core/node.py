@@ -1,0 +1,639 @@
+"""The whole node: frames and time in, frames and actions out.
+
+Theory of operation
+-------------------
+A node keeps three things: what each of its groups is doing (``arbiter``),
+whether the peer is alive (``liveness``), and the peer's latest *view* - the
+last authentic status frame it sent (state, flags, which groups it holds and
+wants, and which of our frames it has seen).  On every call it re-derives what
+it *wants* from that view, feeds the difference into each group's transition
+table, and sends its own view every keepalive and at once when it changed.
+
+What a node wants (per group), the peer being alive:
+
+    situation                                   preferred node      other node
+    ------------------------------------------  ------------------  ---------------------------------
+    we are shutting down / in standby           no                  no
+    peer shutting down, in standby              yes                 yes
+    our start of it failed before               no                  no
+    we were stalled (stale) and peer holds it   no                  no
+    auto_failback on (and legacy)               yes                 keep it only while the preferred
+                                                                    node does not want it; pick it up
+                                                                    only if the preferred node is
+                                                                    active, not holding, not wanting
+    auto_failback off                           yes, unless the     keep it if we hold it; pick it up
+                                                other node holds it as above
+    both hold it (a healed split brain)         keep it             release it (unless the preferred
+                                                                    node is the stale one)
+
+With the peer dead every group is wanted (failover); with the peer never heard
+nothing is wanted until initdead has run out.
+
+The hand-over rule (release before acquire): with the peer alive a group is
+started only when the peer's latest frame acknowledges one of our frames that
+already wanted it, and shows the peer neither holding nor wanting it.  The
+other node gives way to the preferred one, so wants never deadlock.  With the
+peer dead, a group with an address is first probed on the LAN (``Probe``) and
+taken only if nobody answers for it - a pulled serial cable with both boxes
+alive must not put the VIP on two boxes.
+
+A node whose own calls stop for longer than the dead time (a frozen process, a
+suspended VM) knows the peer may have taken over meanwhile: it marks itself
+*stale*, restarts its silence timers instead of declaring the peer dead, and
+yields every group the peer claims until the peer has heard from it again.
+"""
+
+from hanode.core import arbiter
+from hanode.core.auth import Auth
+from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode,
+                               STANDBY, TAKEOVER, BUSY, STALE)
+from hanode.core.liveness import Liveness, INIT, UP, DEAD
+from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
+                                 PeerGeneration, Stopped)
+
+# our own state on the wire (frame.state)
+ST_UP = 0          # running, not yet in touch with the peer nor past initdead
+ST_ACTIVE = 1      # in touch with the peer, or the peer is known dead
+ST_RELEASING = 2   # shutting down: releasing everything
+ST_SHUTDONE = 3    # everything released; gone
+STATE_NAMES = ("up", "active", "releasing", "shutdone")
+
+MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
+RETRY_MS = 5000          # retry a failed stop, or a failed start while alone, this often
+ACK_WINDOW = 128         # ack bytes are 8-bit: an ack older than this many frames is not trusted
+
+_OUTPUTS = {
+    arbiter.DO_ACQUIRE: Acquire,
+    arbiter.DO_RELEASE: Release,
+    arbiter.DO_PROBE: Probe,
+}
+
+
+def _acked(since_seq, my_seq, my_gen, frame):
+    """Did the peer's frame acknowledge one of our frames numbered since_seq or later?"""
+    if since_seq is None or frame is None:
+        return False
+    if frame.ack_gen != (my_gen & 0xFF):
+        return False
+    sent_since = my_seq - since_seq
+    acked_since = (frame.ack_seq - since_seq) & 0xFF
+    return sent_since < ACK_WINDOW and acked_since <= sent_since
+
+
+class Node:
+    def __init__(self, config, me=None, generation=1, peer_generation=0):
+        me = (me or config.me or "").lower()
+        if me not in config.nodes:
+            raise ValueError("node %r is not listed in ha.cf (nodes: %s)" % (me, " ".join(config.nodes)))
+        self.config = config
+        self.me = me
+        self.peer = [n for n in config.nodes if n != me][0]
+        self.my_id = config.node_index(me)
+        self.peer_id = config.node_index(self.peer)
+        self.gen = generation
+        self.seq = 0
+        self.auth = Auth.from_config(config)
+        self.guard = ReplayGuard()
+        if peer_generation:
+            self.guard.set_floor(self.peer_id, peer_generation)
+        self.links = list(config.serial) or ["serial"]
+        self.decoders = {}
+        self.groups = [arbiter.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
+        for g in self.groups:
+            g.failed_mark = Mark()
+        self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
+                             config.deadtime_ms, config.initdead_ms)
+        self.peer_frame = None        # the peer's latest authentic frame
+        self.state = ST_UP
+        self.comm_up = False
+        self.standby_mode = False     # we gave everything away (standby, or the peer's takeover)
+        self.standby_mark = Mark()    # has the peer seen us in standby?
+        self.takeover_request = False # we asked the peer to give everything to us
+        self.stale = False
+        self.stale_mark = Mark()      # has the peer heard from us since the stall?
+        self.peer_said_goodbye = False
+        self.shutting_down = False
+        self.stopped = False
+        self.now = None
+        self.last_call = None
+        self.last_send = None
+        self.next_send = None
+        self.sent_view = None
+        self.counters = {
+            "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
+            "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
+            "peer_restarts": 0, "probes_busy": 0, "start_failures": 0, "stop_failures": 0,
+        }
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self, now, running=()):
+        """Begin.  running: keys of groups the agent found already active
+        (e.g. the VIP is configured): they are adopted, then kept or released
+        by the normal rules."""
+        out = self._enter(now)
+        self.live.start(now)
+        out.append(Log("info", "Heartbeat generation: %d" % self.gen))
+        for g in self.groups:
+            if g.key in running:
+                g.state = arbiter.RUNNING
+                out.append(Log("warning", "Resource group %s found active at start: adopting it" % g.key))
+        out.append(Log("info", "Local status now set to: 'up'"))
+        return self._finish(now, out)
+
+    def receive(self, data, now, link=None):
+        out = self._enter(now)
+        if self.stopped:
+            return out
+        link = link or self.links[0]
+        decoder = self.decoders.get(link)
+        if decoder is None:
+            decoder = self.decoders[link] = Decoder(self.auth, None, self.my_id)
+        for frame in decoder.feed(data):
+            self._on_frame(frame, link, now, out)
+        return self._finish(now, out)
+
+    def tick(self, now):
+        out = self._enter(now)
+        if self.stopped:
+            return out
+        self._on_silence(now, out)
+        return self._finish(now, out)
+
+    def completed(self, key, ok, now):
+        out = self._enter(now)
+        g = self._group(key)
+        before = g.state
+        self._fire(g, arbiter.DONE_OK if ok else arbiter.DONE_FAIL, out)
+        if before == arbiter.STARTING:
+            if ok:
+                out.append(Log("info", "Resource group %s acquired" % key))
+                if not self.live.alive():
+                    self.counters["failovers"] += 1
+            else:
+                g.failed = True
+                g.failed_mark.arm(self.seq)
+                g.retry_at = now + RETRY_MS
+                self.counters["start_failures"] += 1
+                out.append(Log("critical", "Giving up resource group %s due to a failed start; "
+                               "%s may take it" % (key, self.peer)))
+        elif before == arbiter.STOPPING:
+            if ok:
+                out.append(Log("info", "Resource group %s released" % key))
+            else:
+                g.retry_at = now + RETRY_MS
+                self.counters["stop_failures"] += 1
+                out.append(Log("critical", "Resource group %s failed to stop: it may still be running, "
+                               "so %s will not take it; retrying every %d s"
+                               % (key, self.peer, RETRY_MS // 1000)))
+        return self._finish(now, out)
+
+    def probed(self, key, in_use, now, detail=""):
+        out = self._enter(now)
+        g = self._group(key)
+        if g.state != arbiter.PROBING:
+            return self._finish(now, out)   # an answer to a probe we no longer care about
+        if in_use:
+            self.counters["probes_busy"] += 1
+            g.retry_at = now + self._probe_retry_ms()
+            self._fire(g, arbiter.PROBE_BUSY, out)
+            out.append(Log("warning", "Not taking resource group %s: its address answers on the LAN%s "
+                           "although %s is silent (serial cable pulled? %s frozen?); probing again"
+                           % (key, " (" + detail + ")" if detail else "", self.peer, self.peer)))
+        else:
+            self._fire(g, arbiter.PROBE_FREE, out)
+        return self._finish(now, out)
+
+    def can_standby(self):
+        if self.config.auto_failback == "legacy":
+            return False, "Standby mode only implemented when auto_failback is on or off"
+        if not self.live.alive():
+            return False, "%s is not alive: there is nobody to hand the groups to" % self.peer
+        if self.shutting_down:
+            return False, "shutting down"
+        return True, "giving all resource groups to %s" % self.peer
+
+    def can_takeover(self):
+        if self.config.auto_failback == "legacy":
+            return False, "Takeover only implemented when auto_failback is on or off"
+        if not self.live.alive():
+            return False, ("%s is not alive: its groups are taken over automatically when it is "
+                           "declared dead" % self.peer)
+        if self.peer_frame.flags & BUSY:
+            return False, "%s is busy starting or stopping a group; try again in a moment" % self.peer
+        if self.shutting_down:
+            return False, "shutting down"
+        return True, "taking all resource groups from %s" % self.peer
+
+    def standby(self, now):
+        out = self._enter(now)
+        ok, why = self.can_standby()
+        if not ok:
+            out.append(Log("warning", "standby refused: " + why))
+            return self._finish(now, out)
+        self._go_standby()
+        self.takeover_request = False
+        out.append(Log("info", "Going standby: " + why))
+        return self._finish(now, out)
+
+    def takeover(self, now):
+        out = self._enter(now)
+        ok, why = self.can_takeover()
+        if not ok:
+            out.append(Log("warning", "takeover refused: " + why))
+            return self._finish(now, out)
+        self.standby_mode = False
+        self.takeover_request = True
+        for g in self.groups:
+            g.failed = False
+            g.retry_at = None
+        out.append(Log("info", "Takeover: " + why))
+        return self._finish(now, out)
+
+    def shutdown(self, now):
+        out = self._enter(now)
+        if not self.shutting_down:
+            self.shutting_down = True
+            self.state = ST_RELEASING
+            out.append(Log("info", "Heartbeat shutdown in progress."))
+            out.append(Log("info", "Giving up all HA resources."))
+        return self._finish(now, out)
+
+    # ---------------------------------------------------------------- internals
+
+    def _enter(self, now):
+        out = []
+        if self.last_call is not None and now - self.last_call > self.config.deadtime_ms:
+            self.counters["stalls"] += 1
+            self.live.grace(now)
+            held = [g.key for g in self.groups if g.held()]
+            out.append(Log("warning", "Our own loop stalled for %d ms (> deadtime %d ms)%s"
+                           % (now - self.last_call, self.config.deadtime_ms,
+                              ": %s may have taken over; yielding whatever it claims until it hears "
+                              "from us again" % self.peer if held else "")))
+            if held:
+                self.stale = True
+                self.stale_mark.arm(self.seq)
+        self.last_call = now
+        self.now = now
+        return out
+
+    def _group(self, key):
+        for g in self.groups:
+            if g.key == key:
+                return g
+        raise KeyError("no resource group %r" % (key,))
+
+    def _fire(self, g, event, out):
+        action = g.fire(event)
+        if action is not None:
+            out.append(_OUTPUTS[action](g.key))
+
+    def _probe_retry_ms(self):
+        return max(self.config.keepalive_ms, 200)
+
+    def _peer_view(self):
+        """The peer's latest frame while it is alive, else None."""
+        return self.peer_frame if self.live.alive() else None
+
+    def _on_frame(self, f, link, now, out):
+        if f.src != self.peer_id:
+            self.counters["unknown_src"] += 1
+            return
+        verdict = self.guard.check(f.src, f.gen, f.seq)
+        if verdict == "replay":
+            self.counters["replay"] += 1
+            return
+        events = self.live.heard(link, now, verdict == "new")
+        if verdict != "new":
+            self.counters["duplicate"] += 1
+            self._report(events, out)
+            return
+        self.guard.commit(f.src, f.gen, f.seq)
+        self.counters["frames_received"] += 1
+        previous = self.peer_frame
+        if previous is None or previous.gen != f.gen:
+            out.append(PeerGeneration(f.gen))
+            if previous is not None:
+                self.counters["peer_restarts"] += 1
+                out.append(Log("info", "Heartbeat restart on node %s" % self.peer))
+        self.peer_frame = f
+        self._report(events, out, returning=previous is not None and previous.gen == f.gen)
+        if not self.comm_up:
+            self._comm_now_up(out)
+        if previous is None or _view_of(previous) != _view_of(f):
+            self.next_send = now   # answer at once: the peer may be waiting for our ack
+        if f.flags & TAKEOVER and not self.standby_mode:
+            self._go_standby()
+            out.append(Log("info", "%s wants to take over: giving it all resource groups" % self.peer))
+        if f.flags & STANDBY and self.takeover_request:
+            self.takeover_request = False
+        if f.flags & STANDBY and self.standby_mode and not (previous and previous.flags & STANDBY):
+            self.standby_mode = False   # the peer went standby after us: somebody has to hold the groups
+            out.append(Log("info", "%s went standby: taking all resource groups" % self.peer))
+        if f.state == ST_SHUTDONE:
+            self.peer_said_goodbye = True
+            out.append(Log("info", "Received shutdown notice from '%s'." % self.peer))
+            self._report(self.live.declare_dead(), out)
+        for mark in [self.standby_mark, self.stale_mark] + [g.failed_mark for g in self.groups]:
+            mark.update(self.seq, self.gen, f)
+        if self.stale and self.stale_mark.seen:
+            if not any(g.held() and f.held & g.bit for g in self.groups):
+                self.stale = False
+                out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
+
+    def _go_standby(self):
+        self.standby_mode = True
+        self.standby_mark.arm(self.seq)
+
+    def _comm_now_up(self, out):
+        self.comm_up = True
+        if self.state == ST_UP:
+            self.state = ST_ACTIVE
+            out.append(Log("info", "Comm_now_up(): updating status to active"))
+            out.append(Log("info", "Local status now set to: 'active'"))
+
+    def _report(self, events, out, returning=False):
+        for event, detail in events:
+            if event == "link_up":
+                out.append(Log("info", "Link %s:%s up." % (self.peer, detail)))
+            elif event == "link_dead":
+                out.append(Log("info", "Link %s:%s dead." % (self.peer, detail)))
+            elif event == "late":
+                if detail > self.config.deadtime_ms:
+                    out.append(Log("critical", "Late heartbeat: Node %s: interval %d ms (> deadtime)"
+                                   % (self.peer, detail)))
+                else:
+                    out.append(Log("warning", "Late heartbeat: Node %s: interval %d ms" % (self.peer, detail)))
+                self.counters["late_heartbeats"] += 1
+            elif event == "peer_up":
+                if detail == DEAD and returning:
+                    out.append(Log("critical", "Cluster node %s returning after partition." % self.peer))
+                out.append(Log("info", "Status update for node %s: status %s"
+                               % (self.peer, STATE_NAMES[self.peer_frame.state])))
+            elif event == "peer_dead":
+                self._on_peer_dead(detail, out)
+
+    def _on_peer_dead(self, never_heard, out):
+        if self.peer_said_goodbye:
+            out.append(Log("info", "%s shut down cleanly" % self.peer))
+        elif never_heard:
+            out.append(Log("warning", "node %s: is dead (not heard within initdead %d ms)"
+                           % (self.peer, self.config.initdead_ms)))
+        else:
+            out.append(Log("warning", "node %s: is dead" % self.peer))
+        if not self.comm_up:
+            self._comm_now_up(out)
+        self.standby_mode = False
+        self.takeover_request = False
+        for g in self.groups:
+            g.failed = False
+            g.retry_at = None
+        if not self.shutting_down and any(not g.held() for g in self.groups):
+            out.append(Log("info", "Resources being acquired from %s." % self.peer))
+            if not self.peer_said_goodbye:
+                out.append(Log("warning", "No STONITH device configured: the watchdog on %s and the ARP "
+                               "probe before each address are what keep the groups single" % self.peer))
+
+    def _on_silence(self, now, out):
+        self._report(self.live.check(now), out)
+
+    def _wants(self, g, peer, now):
+        if self.shutting_down:
+            return False
+        if peer is None:
+            return self.comm_up      # peer dead: everything; never heard: nothing until initdead
+        if peer.state >= ST_RELEASING:
+            return True
+        peer_holds = bool(peer.held & g.bit)
+        peer_wants = bool(peer.want & g.bit)
+        # the peer saw why we stepped back and still will not run it: better us than nobody
+        orphaned = peer.state == ST_ACTIVE and not peer_holds and not peer_wants
+        if self.standby_mode:
+            return orphaned and self.standby_mark.seen
+        if peer.flags & STANDBY:
+            return True
+        if g.failed:
+            return orphaned and g.failed_mark.seen and (g.retry_at is None or now >= g.retry_at)
+        if self.stale and peer_holds:
+            return False
+        if g.group.preferred == self.me:
+            if self.config.auto_failback == "off":
+                return g.held() or not peer_holds
+            return True
+        if g.held():
+            if peer_holds:
+                return bool(peer.flags & STALE)   # split brain healed: the preferred node keeps it
+            if self.config.auto_failback == "off":
+                return True
+            return not peer_wants
+        return peer.state == ST_ACTIVE and not peer_wants and not peer_holds
+
+    def _peer_agrees(self, g, peer):
+        if peer.held & g.bit or peer.want & g.bit:
+            return False
+        if g.want_since is not None and self.seq - g.want_since >= ACK_WINDOW:
+            g.want_since = self.seq   # no ack for too long: re-arm on our latest frame, which wants it too
+        return _acked(g.want_since, self.seq, self.gen, peer)
+
+    def _evaluate(self, now, out):
+        peer = self._peer_view()
+        for g in self.groups:
+            g.want_now = self._wants(g, peer, now)
+            due = g.retry_at is None or now >= g.retry_at
+            if g.want_now:
+                if g.state in (arbiter.STOPPED, arbiter.STOP_FAILED):
+                    if peer is None:
+                        if due:
+                            g.retry_at = None
+                            self._fire(g, self._lone_event(g), out)
+                    elif self._peer_agrees(g, peer):
+                        g.retry_at = None
+                        self._fire(g, arbiter.ACQUIRE, out)
+            elif g.state in (arbiter.RUNNING, arbiter.PROBING):
+                self._fire(g, arbiter.RELEASE, out)
+            elif g.state == arbiter.STOP_FAILED and due:
+                g.retry_at = now + RETRY_MS
+                self._fire(g, arbiter.RETRY, out)
+
+    def _lone_event(self, g):
+        needs_probe = (self.config.vip_probe and not self.peer_said_goodbye
+                       and any(r.is_ip for r in g.group.resources))
+        return arbiter.ACQUIRE_LONE if needs_probe else arbiter.ACQUIRE_FREE
+
+    def _flags(self):
+        flags = 0
+        if self.standby_mode:
+            flags |= STANDBY
+        if self.takeover_request:
+            flags |= TAKEOVER
+        if any(g.busy() for g in self.groups):
+            flags |= BUSY
+        if self.stale:
+            flags |= STALE
+        return flags
+
+    def _masks(self):
+        held = want = 0
+        for g in self.groups:
+            if g.held():
+                held |= g.bit
+            if getattr(g, "want_now", False):
+                want |= g.bit
+        return held, want
+
+    def _finish(self, now, out):
+        if self.stopped:
+            return out
+        self._evaluate(now, out)
+        if self.shutting_down and not any(g.held() and g.state != arbiter.STOP_FAILED for g in self.groups):
+            return self._stop(now, out)
+        held, want = self._masks()
+        view = (self.state, self._flags(), held, want)
+        if view != self.sent_view:
+            soon = now if self.last_send is None else max(now, self.last_send + MIN_FRAME_GAP_MS)
+            if self.next_send is None or soon < self.next_send:
+                self.next_send = soon
+        if self.next_send is None or now >= self.next_send:
+            self._send(now, view, out)
+        return out
+
+    def _send(self, now, view, out):
+        state, flags, held, want = view
+        self.seq += 1
+        for g in self.groups:
+            if want & g.bit:
+                if g.want_since is None:
+                    g.want_since = self.seq
+            else:
+                g.want_since = None
+        peer = self.peer_frame
+        frame = Frame(src=self.my_id, gen=self.gen, seq=self.seq, state=state, flags=flags,
+                      ack_gen=(peer.gen & 0xFF) if peer else 0,
+                      ack_seq=(peer.seq & 0xFF) if peer else 0,
+                      held=held, want=want)
+        out.append(Send(encode(frame, self.auth)))
+        self.counters["frames_sent"] += 1
+        self.last_send = now
+        self.next_send = now + self.config.keepalive_ms
+        self.sent_view = view
+
+    def _stop(self, now, out):
+        for g in self.groups:
+            if g.state == arbiter.STOP_FAILED:
+                out.append(Log("critical", "Resource group %s could not be stopped: it may still be running"
+                               % g.key))
+        self.state = ST_SHUTDONE
+        held, want = self._masks()
+        view = (self.state, self._flags(), held, 0)
+        for _ in range(2):   # a goodbye is worth a second copy on a noisy line
+            self._send(now, view, out)
+        out.append(Log("info", "All HA resources relinquished."))
+        out.append(Log("info", "%s Heartbeat shutdown complete." % self.me))
+        out.append(Stopped())
+        self.stopped = True
+        return out
+
+    # ------------------------------------------------------------------ status
+
+    def peer_state(self):
+        if self.live.peer.state == DEAD:
+            return "dead"
+        if self.live.peer.state == INIT or self.peer_frame is None:
+            return "init"
+        return STATE_NAMES[self.peer_frame.state]
+
+    def rscstatus(self):
+        """cl_status rscstatus: local, foreign, all, none or transition."""
+        if any(g.busy() for g in self.groups):
+            return "transition"
+        local = [g for g in self.groups if g.group.preferred == self.me]
+        foreign = [g for g in self.groups if g.group.preferred != self.me]
+        has_local = bool(local) and all(g.held() for g in local)
+        has_foreign = bool(foreign) and all(g.held() for g in foreign)
+        if has_local and has_foreign:
+            return "all"
+        if has_local:
+            return "local"
+        if has_foreign:
+            return "foreign"
+        return "none"
+
+    def status(self):
+        now = self.now if self.now is not None else 0
+        peer = self._peer_view()
+        groups = []
+        for g in self.groups:
+            mine = g.held()
+            theirs = bool(peer and peer.held & g.bit)
+            holders = [n for n, h in ((self.me, mine), (self.peer, theirs)) if h]
+            groups.append({
+                "key": g.key,
+                "preferred": g.group.preferred,
+                "resources": [r.token for r in g.group.resources],
+                "state": g.state,
+                "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
+                "wanted": bool(getattr(g, "want_now", False)),
+                "failed": g.failed,
+            })
+        links = []
+        for track in self.live.links:
+            age = track.age(now)
+            links.append({"name": track.name, "state": track.state, "last_heard_ms": age})
+        dropped = {}
+        for decoder in self.decoders.values():
+            for reason, count in decoder.counters.items():
+                dropped[reason] = dropped.get(reason, 0) + count
+        for reason in ("replay", "duplicate", "unknown_src"):
+            dropped[reason] = dropped.get(reason, 0) + self.counters[reason]
+        counters = dict(self.counters)
+        counters["dropped"] = dropped
+        if self.config.auto_failback == "off":
+            on_return = "groups stay where they are when %s returns" % self.peer
+        else:
+            on_return = "groups preferred by %s go back to it when it returns" % self.peer
+        return {
+            "me": self.me,
+            "peer": self.peer,
+            "generation": self.gen,
+            "state": STATE_NAMES[self.state],
+            "standby": self.standby_mode,
+            "takeover_requested": self.takeover_request,
+            "stale": self.stale,
+            "peer_state": self.peer_state(),
+            "peer_generation": self.peer_frame.gen if self.peer_frame else None,
+            "peer_standby": bool(peer and peer.flags & STANDBY),
+            "peer_last_heard_ms": self.live.peer.age(now),
+            "rscstatus": self.rscstatus(),
+            "auto_failback": self.config.auto_failback,
+            "on_peer_return": on_return,
+            "links": links,
+            "groups": groups,
+            "counters": counters,
+        }
+
+
+class Mark:
+    """Remembers whether the peer has acknowledged one of our frames sent
+    after some change (standby, a failed start, a stall): only then does its
+    view say anything about that change."""
+
+    def __init__(self):
+        self.since = None
+        self.seen = False
+
+    def arm(self, seq):
+        self.since = seq + 1     # the next frame we send
+        self.seen = False
+
+    def update(self, seq, gen, frame):
+        if self.since is None or self.seen:
+            return
+        if _acked(self.since, seq, gen, frame):
+            self.seen = True
+        elif seq - self.since >= ACK_WINDOW:
+            self.since = seq     # unacknowledged for too long: re-arm on our latest frame
+
+
+def _view_of(f):
+    return (f.state, f.flags, f.held, f.want)

@@ -1,0 +1,81 @@
+"""What the core asks the outside world to do.
+
+Every call into ``Node`` returns a list of these.  They are plain objects with
+a ``kind`` string so that the agent (and the tests) can dispatch on it without
+isinstance chains, and so that they print readably in test failures.
+"""
+
+
+class Output:
+    kind = "output"
+    fields = ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(
+            getattr(self, f) == getattr(other, f) for f in self.fields)
+
+    def __repr__(self):
+        return "%s(%s)" % (self.__class__.__name__,
+                           ", ".join(repr(getattr(self, f)) for f in self.fields))
+
+
+class Send(Output):
+    """Write these bytes (one encoded frame) to every link."""
+    kind = "send"
+    fields = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+
+class Acquire(Output):
+    """Start the group's resources left to right; report with Node.completed()."""
+    kind = "acquire"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+
+class Release(Output):
+    """Stop the group's resources right to left; report with Node.completed()."""
+    kind = "release"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+
+class Probe(Output):
+    """ARP-probe the group's addresses on the LAN; report with Node.probed()."""
+    kind = "probe"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+
+class Log(Output):
+    """A log line; level is debug, info, warning, error or critical."""
+    kind = "log"
+    fields = ("level", "text")
+
+    def __init__(self, level, text):
+        self.level = level
+        self.text = text
+
+
+class PeerGeneration(Output):
+    """The peer's boot generation went up: persist it so that, after our own
+    restart, frames of older generations are still refused as replays."""
+    kind = "peer_generation"
+    fields = ("generation",)
+
+    def __init__(self, generation):
+        self.generation = generation
+
+
+class Stopped(Output):
+    """Shutdown finished: every group is released and the peer has been told."""
+    kind = "stopped"
+    fields = ()

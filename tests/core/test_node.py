@@ -1,0 +1,308 @@
+"""Scenario tests of the node on a simulated clock (also run under MicroPython).
+
+Each test tells one story a Heartbeat user relies on; timings are the tight
+example's (keepalive 100 ms, deadtime 500 ms) unless the story needs others.
+"""
+
+from tests.core.sim import Sim, make_config
+from hanode.core.node import Node
+
+KEY = "192.0.2.100"
+
+
+def cold_start(**kwargs):
+    sim = Sim(**kwargs)
+    sim.power_on("node1")
+    sim.power_on("node2")
+    took = sim.run_until(lambda: sim.settled(), 5000)
+    assert took is not None, sim.box("node1").log_text()
+    return sim
+
+
+def test_cold_start_preferred_node_takes_its_group():
+    sim = cold_start()
+    assert sim.holders() == ["node1"]
+    sim.run(3000)
+    assert sim.holders() == ["node1"]
+    assert sim.doubles_ms == 0
+    assert "Comm_now_up(): updating status to active" in sim.box("node1").log_text()
+    st = sim.box("node2").node.status()
+    assert st["groups"][0]["held_by"] == "node1"
+    assert st["peer_state"] == "active"
+
+
+def test_power_loss_fails_over_within_deadtime_plus_a_keepalive():
+    sim = cold_start()
+    sim.run(1000)
+    sim.power_off("node1")
+    lost_at = sim.now
+    took = sim.run_until(lambda: sim.holders() == ["node2"], 5000)
+    assert took is not None
+    cfg = sim.cfg
+    # the group is claimed (Acquire issued) after deadtime + probe; it is up action_ms later
+    assert took <= cfg.deadtime_ms + cfg.keepalive_ms + sim.probe_ms + sim.tick_ms * 2, took
+    log = sim.box("node2").log_text()
+    assert "node node1: is dead" in log
+    assert "Link node1:/dev/ttyS0 dead." in log
+    assert sim.now - lost_at == took
+    assert sim.run_until(lambda: sim.settled(), 1000) is not None
+    assert sim.box("node2").node.status()["counters"]["failovers"] == 1
+
+
+def test_failback_releases_before_acquiring():
+    sim = cold_start()
+    sim.power_off("node1")
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 5000) is not None
+    sim.power_on("node1")
+    took = sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 5000)
+    assert took is not None, sim.box("node1").log_text()
+    assert sim.doubles_ms == 0
+    assert "Heartbeat restart on node node1" in sim.box("node2").log_text()
+
+
+def test_auto_failback_off_leaves_the_group_where_it_is():
+    sim = cold_start(failback="off")
+    sim.power_off("node1")
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 5000) is not None
+    sim.power_on("node1")
+    sim.run(5000)
+    assert sim.holders() == ["node2"]
+    assert sim.doubles_ms == 0
+    assert "stay where they are" in sim.box("node1").node.status()["on_peer_return"]
+
+
+def test_standby_and_takeover_both_ways():
+    sim = cold_start()
+    n1 = sim.box("node1")
+    n1.handle(n1.node.standby(sim.now))
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 3000) is not None
+    sim.run(2000)   # standby is sticky: auto_failback does not pull it back
+    assert sim.holders() == ["node2"]
+    n1.handle(n1.node.takeover(sim.now))
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000) is not None
+    n2 = sim.box("node2")
+    ok, why = n2.node.can_takeover()
+    assert not ok and "busy" in why     # node1's last frame still says it is starting
+    sim.run(300)
+    n2.handle(n2.node.takeover(sim.now))
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 3000) is not None
+    n2.handle(n2.node.standby(sim.now))
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000) is not None
+    assert sim.doubles_ms == 0
+
+
+def test_takeover_refused_when_peer_is_dead():
+    sim = cold_start()
+    sim.power_off("node1")
+    sim.run(2000)
+    ok, why = sim.box("node2").node.can_takeover()
+    assert not ok and "not alive" in why
+    ok, why = sim.box("node2").node.can_standby()
+    assert not ok and "nobody" in why
+
+
+def test_both_boot_together_exactly_one_holder():
+    for seed in range(1, 21):
+        sim = Sim(seed=seed, delay_ms=1 + seed % 7)
+        sim.power_on("node1")
+        sim.run(seed % 4 * 7)
+        sim.power_on("node2")
+        assert sim.run_until(lambda: sim.settled(), 5000) is not None
+        sim.run(1000)
+        assert sim.holders() == ["node1"]
+        assert sim.doubles_ms == 0
+
+
+def test_peer_booting_later_than_initdead_gets_its_group_back():
+    sim = Sim(initdead="2")
+    sim.power_on("node2")
+    assert sim.run_until(lambda: sim.holders() == ["node2"], 4000) is not None
+    log = sim.box("node2").log_text()
+    assert "not heard within initdead" in log
+    sim.run(5000)
+    sim.power_on("node1")
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000) is not None
+    assert sim.doubles_ms == 0
+
+
+def test_nothing_is_taken_before_initdead_when_alone():
+    sim = Sim(initdead="2")
+    sim.power_on("node1")
+    sim.run(1900)
+    assert sim.holders() == []
+    assert sim.run_until(lambda: sim.holders() == ["node1"], 1000) is not None
+
+
+def test_late_heartbeats_below_deadtime_do_not_fail_over():
+    sim = cold_start()
+    sim.drop = 0.0
+    # cut the line for 400 ms (less than deadtime 500 ms) ten times
+    for _ in range(10):
+        sim.set_cut(True)
+        sim.run(400)
+        sim.set_cut(False)
+        sim.run(600)
+    assert sim.holders() == ["node1"]
+    assert sim.box("node2").node.status()["counters"]["failovers"] == 0
+    assert sim.box("node2").node.status()["counters"]["late_heartbeats"] >= 5
+    assert "Late heartbeat: Node node1: interval" in sim.box("node2").log_text()
+
+
+def test_flapping_link_never_two_holders_while_linked():
+    sim = cold_start()
+    for i in range(30):
+        sim.set_cut(True)
+        sim.run(100 + (i * 37) % 900)
+        sim.set_cut(False)
+        sim.run(100 + (i * 53) % 900)
+    sim.run(3000)
+    assert sim.holders() == ["node1"]
+    assert sim.double_while_linked_ms == 0
+    # the probe kept node2 from taking the VIP that node1 still answers for
+    assert sim.doubles_ms == 0
+
+
+def test_pulled_cable_with_lan_up_probe_prevents_double_vip():
+    sim = cold_start()
+    sim.set_cut(True)
+    sim.run(5000)
+    assert sim.holders() == ["node1"]
+    assert sim.doubles_ms == 0
+    assert "its address answers on the LAN" in sim.box("node2").log_text()
+    sim.set_cut(False)
+    sim.run(2000)
+    assert sim.holders() == ["node1"]
+    assert sim.box("node2").node.status()["peer_state"] == "active"
+
+
+def test_pulled_cable_and_lan_split_brain_heals_deterministically():
+    sim = cold_start()
+    sim.set_cut(True)
+    sim.lan_up = False
+    assert sim.run_until(lambda: sim.holders() == ["node1", "node2"], 3000) is not None
+    sim.run(1000)
+    sim.lan_up = True
+    sim.set_cut(False)
+    took = sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000)
+    assert took is not None
+    assert "returning after partition" in sim.box("node2").log_text()
+
+
+def test_probe_off_takes_over_blindly_like_heartbeat():
+    sim = cold_start(probe="off")
+    sim.set_cut(True)
+    assert sim.run_until(lambda: sim.holders() == ["node1", "node2"], 3000) is not None
+    sim.set_cut(False)
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000) is not None
+
+
+def test_frozen_node_that_resumes_yields_to_the_peer():
+    sim = cold_start(probe="off")
+    sim.freeze("node1")
+    assert sim.run_until(lambda: sim.box("node2").holds(KEY), 3000) is not None
+    sim.run(2000)
+    sim.thaw("node1")
+    took = sim.run_until(lambda: sim.holders() == ["node2"], 2000)
+    assert took is not None, sim.box("node1").log_text()
+    log = sim.box("node1").log_text()
+    assert "Our own loop stalled" in log
+    # then auto_failback brings it home, release before acquire
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000) is not None
+
+
+def test_frozen_node_with_probe_keeps_its_vip_and_the_pair_is_whole_after():
+    sim = cold_start()
+    sim.freeze("node1")
+    sim.run(3000)
+    assert sim.holders() == ["node1"]   # node2's probe found the VIP answered
+    sim.thaw("node1")
+    sim.run(2000)
+    assert sim.holders() == ["node1"]
+    assert sim.doubles_ms == 0
+    assert sim.box("node2").node.status()["peer_state"] == "active"
+
+
+def test_failed_start_offers_the_group_to_the_peer():
+    sim = Sim()
+    sim.power_on("node1")
+    sim.box("node1").fail_start.add(KEY)
+    sim.power_on("node2")
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 5000) is not None
+    sim.run(3000)
+    assert sim.holders() == ["node2"]   # no ping-pong back to the failing node
+    assert sim.box("node1").node.status()["groups"][0]["failed"]
+    assert sim.doubles_ms == 0
+
+
+def test_failed_stop_keeps_the_peer_off():
+    sim = cold_start()
+    n1 = sim.box("node1")
+    n1.fail_stop.add(KEY)
+    n1.handle(n1.node.standby(sim.now))
+    sim.run(3000)
+    assert sim.holders() == ["node1"]
+    assert not sim.box("node2").holds(KEY)
+    assert "failed to stop" in n1.log_text()
+    n1.fail_stop.discard(KEY)
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 8000) is not None
+    assert sim.doubles_ms == 0
+
+
+def test_clean_shutdown_hands_over_without_waiting_for_deadtime():
+    sim = cold_start(deadtime="10", warntime="5", initdead="20", keepalive="1")
+    n1 = sim.box("node1")
+    n1.handle(n1.node.shutdown(sim.now))
+    took = sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 3000)
+    assert took is not None and took < 1000, took
+    assert n1.stopped
+    assert "Received shutdown notice from 'node1'." in sim.box("node2").log_text()
+    assert sim.doubles_ms == 0
+
+
+def test_noisy_line_no_false_failover():
+    sim = cold_start()
+    sim.corrupt = 0.001
+    sim.drop = 0.001
+    sim.run(20000)
+    st = sim.box("node2").node.status()
+    assert st["counters"]["failovers"] == 0
+    assert sim.holders() == ["node1"]
+    assert st["counters"]["dropped"]["bad_tag"] + st["counters"]["dropped"]["garbage"] > 0
+
+
+def test_replayed_frames_are_dropped():
+    sim = cold_start()
+    captured = []
+    n1 = sim.box("node1")
+    original = n1.handle
+
+    def capture(outputs):
+        captured.extend(o.data for o in outputs if o.kind == "send")
+        original(outputs)
+    n1.handle = capture
+    sim.run(1000)
+    n2 = sim.box("node2")
+    before = n2.node.status()["counters"]["dropped"]["replay"]
+    n2.handle(n2.node.receive(b"".join(captured[:5]), sim.now))
+    assert n2.node.status()["counters"]["dropped"]["replay"] == before + 5
+
+
+def test_status_dict_shape():
+    sim = cold_start()
+    st = sim.box("node1").node.status()
+    for key in ("me", "peer", "generation", "state", "peer_state", "links", "groups", "counters",
+                "rscstatus", "on_peer_return"):
+        assert key in st
+    assert st["rscstatus"] == "local"
+    assert st["links"][0]["name"] == "/dev/ttyS0" and st["links"][0]["state"] == "up"
+    assert st["counters"]["frames_sent"] > 0
+
+
+def test_node_rejects_unknown_name():
+    cfg = make_config()
+    try:
+        Node(cfg, me="node3")
+    except ValueError as e:
+        assert "node3" in str(e)
+    else:
+        assert False, "expected ValueError"
