@@ -1,0 +1,297 @@
+"""Virtual IP (VIP) management through netlink (pyroute2).
+
+Theory of operation
+-------------------
+A VIP is an extra IPv4 address put on an existing interface, as Heartbeat's
+IPaddr/IPaddr2 do. Written forms in haresources: ``192.0.2.100``,
+``192.0.2.100/24``, ``192.0.2.100/24/eth0``, ``192.0.2.100/24/eth0:1`` (a
+label), ``IPaddr::192.0.2.100/24/eth0/192.0.2.255`` (broadcast). The config
+parser splits those into ``Resource.ip/prefixlen/dev/label/broadcast``;
+``Vip.from_resource`` takes them from there.
+
+When the interface or prefix length is not given, ``resolve()`` does what
+IPaddr does ("we key off the existing route"): it picks the interface that has
+an address whose subnet contains the VIP, preferring the most specific subnet,
+and takes the prefix length from it. No such interface is a configuration
+error that says how to write the VIP explicitly.
+
+Every operation is idempotent and reports what it did: ``add()`` returns False
+when the address was already there, ``remove()`` returns False when it was
+already gone, so the caller can run them again after a crash or a restart
+without special cases.
+
+Calls are synchronous and take about a millisecond. pyroute2 >= 0.9 builds its
+synchronous IPRoute on a private asyncio loop, which cannot run while the
+caller's loop is running in the same thread; in that case each call is made
+from a short-lived helper thread (the caller still waits for it: a few ms).
+Older pyroute2 releases (Debian ships 0.7) are called directly. pyroute2 is
+imported lazily so ``import hanode.vip`` costs nothing.
+"""
+import asyncio
+import errno
+import ipaddress
+import socket
+import threading
+from typing import Any, Callable, List, Optional, Tuple
+
+IFNAMSIZ = 16          # the kernel's limit includes the NUL: names and labels are at most 15 chars
+NETLINK_TIMEOUT_S = 5.0
+
+
+class VipError(Exception):
+    """A VIP cannot be resolved, added or removed; the message names the address and device."""
+
+
+def _needs_helper_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    import pyroute2
+    return hasattr(pyroute2, "AsyncIPRoute")
+
+
+def netlink_call(fn: Callable[[Any], Any]) -> Any:
+    """Run ``fn(ipr)`` with a fresh pyroute2 IPRoute, safely from inside or outside an asyncio loop."""
+    def direct() -> Any:
+        from pyroute2 import IPRoute
+        with IPRoute() as ipr:
+            return fn(ipr)
+
+    if not _needs_helper_thread():
+        return direct()
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = direct()
+        except BaseException as e:  # re-raised in the caller's thread
+            box["error"] = e
+
+    # A new thread starts in the caller's network namespace, so the answer is the same.
+    t = threading.Thread(target=target, name="hanode-netlink", daemon=True)
+    t.start()
+    t.join(NETLINK_TIMEOUT_S)
+    if t.is_alive():
+        raise VipError("netlink did not answer within %.0f s" % NETLINK_TIMEOUT_S)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _attr(msg: Any, name: str) -> Any:
+    return msg.get_attr(name)
+
+
+def _links(ipr: Any) -> dict:
+    return {link["index"]: _attr(link, "IFLA_IFNAME") for link in ipr.get_links()}
+
+
+def _ipv4_addrs(ipr: Any) -> List[Tuple[int, str, int, Optional[str]]]:
+    """(ifindex, local address, prefixlen, label) for every IPv4 address in this namespace."""
+    out = []
+    for a in ipr.get_addr(family=socket.AF_INET):
+        local = _attr(a, "IFA_LOCAL") or _attr(a, "IFA_ADDRESS")
+        if local:
+            out.append((a["index"], local, a["prefixlen"], _attr(a, "IFA_LABEL")))
+    return out
+
+
+def link_info(ifname: str) -> Tuple[int, str]:
+    """(ifindex, MAC as "aa:bb:cc:dd:ee:ff") of ``ifname``; VipError if there is no such interface."""
+    def get(ipr: Any) -> Tuple[int, str]:
+        idx = ipr.link_lookup(ifname=ifname)
+        if not idx:
+            raise VipError("no interface %s" % ifname)
+        link = ipr.get_links(idx[0])[0]
+        return idx[0], _attr(link, "IFLA_ADDRESS") or ""
+    return netlink_call(get)
+
+
+def _netlink_code(e: BaseException) -> Optional[int]:
+    return getattr(e, "code", None)
+
+
+class Vip:
+    """One virtual IPv4 address: where it belongs, and add/remove/present on that interface."""
+
+    def __init__(self, ip: str, prefixlen: Optional[int] = None, dev: Optional[str] = None,
+                 label: Optional[str] = None, broadcast: Optional[str] = None):
+        try:
+            self.address = ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise VipError("%r is not an IPv4 address" % (ip,)) from None
+        self.ip = str(self.address)
+        if prefixlen is not None:
+            prefixlen = int(prefixlen)
+            if not 1 <= prefixlen <= 32:
+                raise VipError("%s: prefix length %d is not between 1 and 32" % (ip, prefixlen))
+        if dev and ":" in dev:  # Heartbeat's "eth0:1" form, if the parser did not split it
+            dev, alias = dev.split(":", 1)
+            label = label or "%s:%s" % (dev, alias)
+        if broadcast is not None:
+            try:
+                broadcast = str(ipaddress.IPv4Address(broadcast))
+            except ValueError:
+                raise VipError("%s: broadcast %r is not an IPv4 address" % (ip, broadcast)) from None
+        self.prefixlen = prefixlen
+        self.dev = dev or None
+        self.label = label or None
+        self.broadcast = broadcast
+        if self.dev:
+            self._check_name(self.dev, "interface name")
+        if self.label and self.dev:
+            self.label = self._normalise_label(self.label, self.dev)
+
+    @classmethod
+    def from_resource(cls, res: Any) -> "Vip":
+        """Build from a config Resource (``.ip .prefixlen .dev .label .broadcast``)."""
+        return cls(res.ip, getattr(res, "prefixlen", None), getattr(res, "dev", None),
+                   getattr(res, "label", None), getattr(res, "broadcast", None))
+
+    def __repr__(self) -> str:
+        return "Vip(%s)" % self
+
+    def __str__(self) -> str:
+        parts = [self.ip]
+        if self.prefixlen is not None:
+            parts.append(str(self.prefixlen))
+            if self.dev:
+                parts.append(self.label or self.dev)
+        return "/".join(parts)
+
+    def _check_name(self, name: str, what: str) -> None:
+        if len(name) >= IFNAMSIZ:
+            raise VipError("%s: %s %r is %d characters; the kernel allows at most %d"
+                           % (self.ip, what, name, len(name), IFNAMSIZ - 1))
+
+    def _normalise_label(self, label: str, dev: str) -> str:
+        # The kernel shows a label as the interface name in ifconfig; iproute2 insists it is
+        # the device name or "<dev>:<something>", and so do we (Heartbeat writes eth0:0).
+        if label != dev and not label.startswith(dev + ":"):
+            if ":" in label:
+                raise VipError("%s: label %r must be %s or start with %s:" % (self.ip, label, dev, dev))
+            label = "%s:%s" % (dev, label)
+        self._check_name(label, "label")
+        return label
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    def _resolve(self, ipr: Any) -> int:
+        """Fill in dev/prefixlen when not given; return the interface index."""
+        links = _links(ipr)
+        if self.dev is not None and self.prefixlen is not None:
+            for idx, name in links.items():
+                if name == self.dev:
+                    return idx
+            raise VipError("no interface %s (for VIP %s)" % (self.dev, self.ip))
+        if self.dev is not None and self.dev not in links.values():
+            raise VipError("no interface %s (for VIP %s)" % (self.dev, self.ip))
+        best = None
+        for idx, local, plen, _label in _ipv4_addrs(ipr):
+            if plen >= 32 or idx not in links:
+                continue
+            if self.dev is not None and links[idx] != self.dev:
+                continue
+            net = ipaddress.IPv4Network("%s/%d" % (local, plen), strict=False)
+            if self.address not in net:
+                continue
+            # Most specific subnet first; an interface's own address beats the VIP itself
+            # (which is only a hint once added); then the lowest ifindex, for stability.
+            rank = (plen, local != self.ip, -idx)
+            if best is None or rank > best[0]:
+                best = (rank, idx, plen)
+        if best is None:
+            hint_len = self.prefixlen if self.prefixlen is not None else 24
+            if self.dev is not None:
+                raise VipError("no address on %s has a subnet containing %s; give the prefix length: %s/%d/%s"
+                               % (self.dev, self.ip, self.ip, hint_len, self.dev))
+            raise VipError("no interface has a subnet containing %s; give one: %s/%d/eth0"
+                           % (self.ip, self.ip, hint_len))
+        _rank, idx, plen = best
+        if self.dev is None:
+            self.dev = links[idx]
+            if self.label:
+                self.label = self._normalise_label(self.label, self.dev)
+        if self.prefixlen is None:
+            self.prefixlen = plen
+        return idx
+
+    def resolve(self) -> "Vip":
+        """Decide the interface and prefix length (if not given); VipError with a hint if impossible."""
+        netlink_call(self._resolve)
+        return self
+
+    def _broadcast(self) -> Optional[str]:
+        if self.broadcast:
+            return self.broadcast
+        if self.prefixlen is not None and self.prefixlen <= 30:
+            return str(ipaddress.IPv4Network("%s/%d" % (self.ip, self.prefixlen), strict=False).broadcast_address)
+        return None
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def _entries(self, ipr: Any, idx: Optional[int]) -> List[Tuple[int, int]]:
+        return [(i, plen) for i, local, plen, _l in _ipv4_addrs(ipr)
+                if local == self.ip and (idx is None or i == idx)]
+
+    def present(self) -> bool:
+        """Is the VIP configured on its interface?"""
+        def op(ipr: Any) -> bool:
+            return bool(self._entries(ipr, self._resolve(ipr)))
+        return netlink_call(op)
+
+    def where(self) -> List[str]:
+        """Every interface currently carrying the VIP (normally none or one)."""
+        def op(ipr: Any) -> List[str]:
+            links = _links(ipr)
+            return [links.get(i, str(i)) for i, _p in self._entries(ipr, None)]
+        return netlink_call(op)
+
+    def add(self) -> bool:
+        """Put the VIP on its interface; False if it was already there."""
+        def op(ipr: Any) -> bool:
+            idx = self._resolve(ipr)
+            if self._entries(ipr, idx):
+                return False
+            kwargs = {"index": idx, "address": self.ip, "prefixlen": self.prefixlen}
+            brd = self._broadcast()
+            if brd:
+                kwargs["broadcast"] = brd
+            if self.label:
+                kwargs["label"] = self.label
+            try:
+                ipr.addr("add", **kwargs)
+            except Exception as e:
+                if _netlink_code(e) == errno.EEXIST:  # added meanwhile by someone else: same outcome
+                    return False
+                raise VipError("cannot add %s to %s: %s" % (self, self.dev, e)) from e
+            return True
+        return netlink_call(op)
+
+    def remove(self) -> bool:
+        """Take the VIP off; False if it was not there."""
+        def op(ipr: Any) -> bool:
+            try:
+                idx: Optional[int] = self._resolve(ipr)
+            except VipError:
+                # Nothing has a subnet containing it (the interface lost its addresses, or the
+                # VIP was a /32): remove it wherever it still is.
+                idx = None
+            removed = False
+            for i, plen in self._entries(ipr, idx):
+                try:
+                    ipr.addr("del", index=i, address=self.ip, prefixlen=plen)
+                    removed = True
+                except Exception as e:
+                    if _netlink_code(e) in (errno.EADDRNOTAVAIL, errno.ENODEV, errno.ENOENT):
+                        continue  # gone meanwhile
+                    raise VipError("cannot remove %s from %s: %s" % (self.ip, self.dev, e)) from e
+            return removed
+        return netlink_call(op)
+
+    def link(self) -> Tuple[int, str]:
+        """(ifindex, MAC) of the VIP's interface, resolving it first (what arp.py needs)."""
+        self.resolve()
+        assert self.dev is not None
+        return link_info(self.dev)
