@@ -1,0 +1,576 @@
+"""Runs haresources groups: start left to right, stop right to left, Heartbeat's way.
+
+Theory of operation
+-------------------
+A group is one haresources line: ``node1 192.0.2.100 httpd``. Acquiring it
+starts each resource left to right; releasing it stops them right to left.
+
+* IP resources (a bare address, ``IPaddr::...``, ``IPaddr2::...``) are handled
+  natively: the address is added through netlink (``hanode.vip``) and
+  announced with gratuitous ARP (``hanode.arp``: ``garp_count`` rounds
+  ``garp_interval_ms`` apart, in the background so the next resource starts at
+  once). Releasing cancels a pending announcement and removes the address.
+* Other resources are scripts, looked up in ``resource_dirs`` (default
+  ``<config dir>/resource.d`` then ``/etc/init.d``; the first regular,
+  executable file wins) and called as Heartbeat calls them:
+  ``<path> [args...] start|stop|status``, with Heartbeat's ``HA_*`` variables
+  in the environment.
+
+Exit codes: start/stop succeed on 0 only. ``status`` is "running" on 0, "not
+running" on the LSB codes 1-3 and on 7 (OCF_NOT_RUNNING, which Heartbeat's
+resource.d wrappers return); Heartbeat itself decides from the text on stdout
+(``*[Nn][Oo][Tt] *[Rr]unning*`` -> no; ``*[Rr]unning*`` or ``*OK*`` -> yes;
+anything else -> no), and that rule still applies to other exit codes and
+overrides a 0 that comes with "not running" or a usage message (scripts from
+before LSB that exit 0 whatever they print).
+
+Acquire skips a resource whose status says it is already running. The first
+failed start gives the group up: the failed resource and everything to its
+left are stopped, right to left, and acquire returns ``(False, reason)``. A
+stop that fails is retried ``stop_retries`` times ``stop_retry_interval_ms``
+apart ("Retrying failed stop operation [x]"); if it keeps failing and status
+says the resource is still running, release returns ``(False, "... it may
+still be running")`` after stopping everything else it can.
+
+Every script run has a deadline (``resource_timeout_ms``, default 30 s). A
+script that misses it gets SIGTERM, then SIGKILL, sent to its whole process
+group (it runs in a session of its own), and the failure says so. A timed-out
+stop is not retried: it would most likely hang again, a full timeout each.
+
+Output: stdout and stderr are read through non-blocking pipes as the script
+writes them, split into lines and logged with the script's name; after
+``max_output_lines`` lines, or for lines longer than ``max_line_chars``, the
+rest is counted and dropped, so a script printing megabytes costs neither
+memory nor loop latency. Reading stops shortly after the script exits, even if
+a daemon it started still holds the pipe.
+
+One action at a time per group (an ``asyncio.Lock`` per group key); different
+groups may run concurrently. ``log(level, text)`` receives every message
+(levels: debug, info, warning, error, critical), in Heartbeat's vocabulary.
+"""
+import asyncio
+import fnmatch
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+LogFn = Callable[[str, str], None]
+
+DEFAULT_TIMEOUT_MS = 30000
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Handed down by systemd to the agent; a script must not talk to systemd in the agent's name.
+_PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+_STATUS_TEXT_BYTES = 4096
+# Control characters from a script would corrupt the log's own line structure.
+_SANITISE = {c: "?" for c in list(range(0, 9)) + list(range(10, 32)) + [127]}
+
+
+def _stderr_log(level: str, text: str) -> None:
+    sys.stderr.write("%s: %s\n" % (level, text))
+
+
+def status_says_running(rc: int, stdout: str) -> bool:
+    """Decide "running" from a status action's exit code and stdout (see the module docstring)."""
+    text_not = fnmatch.fnmatchcase(stdout, "*[Nn][Oo][Tt] *[Rr]unning*")
+    text_yes = not text_not and (fnmatch.fnmatchcase(stdout, "*[Rr]unning*") or "OK" in stdout)
+    if rc == 0:
+        return not text_not and "usage" not in stdout.lower()
+    if rc in (1, 2, 3, 7):
+        return False
+    return text_yes
+
+
+class ScriptResult:
+    """What one script run did."""
+
+    def __init__(self, argv: List[str]):
+        self.argv = argv
+        self.rc: Optional[int] = None
+        self.timed_out = False
+        self.error: Optional[str] = None     # could not be run at all
+        self.stdout_head = ""                # first few KB of stdout (status text)
+        self.lines = 0
+        self.dropped_lines = 0
+        self.dropped_bytes = 0
+        self.duration_s = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out and self.error is None
+
+    def why(self) -> str:
+        if self.error:
+            return self.error
+        if self.timed_out:
+            return "timed out after %.1f s; its process group was killed" % self.duration_s
+        if self.rc is not None and self.rc < 0:
+            return "killed by signal %d" % -self.rc
+        return "Return code %s from %s" % (self.rc, self.argv[0])
+
+
+class _OutputSink:
+    """Splits a pipe's bytes into lines and logs them, within a line and byte budget."""
+
+    def __init__(self, runner: "ResourceRunner", label: str, level: str, budget: Dict[str, int],
+                 result: ScriptResult, keep_head: bool):
+        self.runner = runner
+        self.label = label
+        self.level = level
+        self.budget = budget
+        self.result = result
+        self.keep_head = keep_head
+        self.partial = bytearray()
+        self.skipping = False  # inside an over-long line: drop until its newline
+
+    def feed(self, data: bytes) -> None:
+        if self.keep_head and len(self.result.stdout_head) < _STATUS_TEXT_BYTES:
+            self.result.stdout_head += data[:_STATUS_TEXT_BYTES - len(self.result.stdout_head)].decode(
+                "utf-8", "replace")
+        if self.budget["lines"] <= 0:
+            # Budget spent: just count (a C-speed scan), keep nothing.
+            n = data.count(b"\n")
+            self.result.dropped_bytes += len(data)
+            if n:
+                self.result.dropped_lines += n
+                self.partial = bytearray()
+                self.skipping = data[-1:] != b"\n"
+            elif data:
+                self.skipping = True
+            return
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                self._append(data[start:])
+                return
+            self._append(data[start:nl])
+            self._end_line()
+            start = nl + 1
+
+    def _append(self, chunk: bytes) -> None:
+        if self.skipping:
+            self.result.dropped_bytes += len(chunk)
+            return
+        room = self.runner.max_line_chars - len(self.partial)
+        if len(chunk) > room:
+            self.partial += chunk[:room]
+            self.result.dropped_bytes += len(chunk) - room
+            self.skipping = True
+        else:
+            self.partial += chunk
+
+    def _end_line(self) -> None:
+        line = self.partial.decode("utf-8", "replace").rstrip("\r").translate(_SANITISE)
+        truncated = self.skipping
+        self.partial = bytearray()
+        self.skipping = False
+        if self.budget["lines"] <= 0:
+            self.result.dropped_lines += 1
+            self.result.dropped_bytes += len(line)
+            return
+        self.budget["lines"] -= 1
+        self.result.lines += 1
+        self.runner._log(self.level, "%s: %s%s" % (self.label, line, " [line truncated]" if truncated else ""))
+
+    def close(self) -> None:
+        if self.partial or self.skipping:
+            self._end_line()
+
+
+class ResourceRunner:
+    """Starts, stops and checks the resource groups of a Config (see the module docstring)."""
+
+    def __init__(self, config: Any, log: Optional[LogFn] = None, env: Optional[Dict[str, str]] = None, *,
+                 stop_retries: int = 3, stop_retry_interval_ms: int = 1000, max_output_lines: int = 200,
+                 max_line_chars: int = 1000, kill_grace_ms: int = 1000, drain_ms: int = 200):
+        self.config = config
+        self.log = log or _stderr_log
+        self.stop_retries = stop_retries
+        self.stop_retry_interval_ms = stop_retry_interval_ms
+        self.max_output_lines = max_output_lines
+        self.max_line_chars = max_line_chars
+        self.kill_grace_ms = kill_grace_ms
+        self.drain_ms = drain_ms
+        self.config_dir = getattr(config, "config_dir", None) or "/etc/ha.d"
+        dirs = getattr(config, "resource_dirs", None)
+        self.resource_dirs: List[str] = list(dirs) if dirs else [os.path.join(self.config_dir, "resource.d"),
+                                                                   "/etc/init.d"]
+        self.timeout_ms = int(getattr(config, "resource_timeout_ms", None) or DEFAULT_TIMEOUT_MS)
+        self.garp_count = int(getattr(config, "garp_count", 5))
+        self.garp_interval_ms = int(getattr(config, "garp_interval_ms", 200))
+        self.me = getattr(config, "me", None) or socket.gethostname().lower()
+        self.env = self._base_env(env)
+        self._locks: Dict[str, asyncio.Lock] = {}
+        self._held: set = set()
+        self._vips: Dict[str, Any] = {}
+        self._garp: Dict[str, "asyncio.Task[Any]"] = {}
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _log(self, level: str, text: str) -> None:
+        try:
+            self.log(level, text)
+        except Exception:  # a broken log sink must not break failover
+            pass
+
+    def _base_env(self, extra: Optional[Dict[str, str]]) -> Dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _PRIVATE_ENV}
+        env.setdefault("PATH", DEFAULT_PATH)
+        cfg = self.config
+        ha = {
+            "HA_CURHOST": self.me,
+            "HA_DIR": self.config_dir,
+            "HA_RESOURCEDIR": self.resource_dirs[0],
+            "HA_RCDIR": os.path.join(self.config_dir, "rc.d"),
+            "HA_FUNCS": os.path.join(self.config_dir, "shellfuncs"),
+            "HA_LOGD": "yes" if getattr(cfg, "use_logd", False) else "no",
+            "HA_DEBUG": str(getattr(cfg, "debug", 0) or 0),
+        }
+        if getattr(cfg, "auto_failback", "legacy") in ("on", "off"):
+            ha["HA_NICEFAILBACK"] = "yes"  # Heartbeat sets these only in nice_failback mode
+            ha["HA_DONTASK"] = "yes"
+        for var, attr in (("HA_LOGFACILITY", "logfacility"), ("HA_LOGFILE", "logfile"),
+                          ("HA_DEBUGLOG", "debugfile")):
+            value = getattr(cfg, attr, None)
+            if value:
+                ha[var] = str(value)
+        env.update(ha)
+        if extra:
+            env.update(extra)
+        return env
+
+    def _group(self, group: Any) -> Any:
+        if hasattr(group, "resources"):
+            return group
+        for g in getattr(self.config, "groups", []):
+            if g.key == group:
+                return g
+        raise KeyError("no resource group %r in haresources" % (group,))
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _describe(self, g: Any) -> str:
+        return " ".join([g.preferred] + [r.token for r in g.resources])
+
+    def locate(self, script: str) -> Optional[str]:
+        """First regular executable file named ``script`` in resource_dirs, or None."""
+        if "/" in script:
+            return None  # names only, as Heartbeat: a path would escape the search directories
+        for d in self.resource_dirs:
+            path = os.path.join(d, script)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+        return None
+
+    def holds(self, group: Any) -> bool:
+        return self._group(group).key in self._held
+
+    # -- running scripts ----------------------------------------------------------------------
+
+    async def run_script(self, path: str, args: List[str], action: str) -> ScriptResult:
+        """Run ``path args... action`` with the deadline, capturing output into the log."""
+        argv = [path] + list(args) + [action]
+        result = ScriptResult(argv)
+        quiet = action == "status"
+        level = "debug" if quiet else "info"
+        self._log(level, "Running %s" % " ".join(argv))
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out_w, stderr=err_w, env=self.env,
+                start_new_session=True, close_fds=True, cwd="/")
+        except OSError as e:
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            result.error = "cannot run %s: %s" % (path, e.strerror or e)
+            self._log("error", result.error)
+            return result
+        os.close(out_w)
+        os.close(err_w)
+        name = os.path.basename(path)
+        budget = {"lines": self.max_output_lines}
+        eofs = []
+        for fd, label, keep in ((out_r, name, True), (err_r, name + " (stderr)", False)):
+            sink = _OutputSink(self, label, level, budget, result, keep)
+            eof = loop.create_future()
+            eofs.append(eof)
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, self._pipe_readable, loop, fd, sink, eof)
+        try:
+            try:
+                result.rc = await asyncio.wait_for(proc.wait(), self.timeout_ms / 1000.0)
+            except asyncio.TimeoutError:
+                result.timed_out = True
+                result.rc = await self._kill_group(proc, " ".join(argv))
+            except asyncio.CancelledError:
+                # The agent is shutting down mid-action: leave no half-run script behind.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                raise
+            # Output written just before exit is still in the pipes; a daemon the script left
+            # behind may hold them open forever, so read only for a short while.
+            await asyncio.wait(eofs, timeout=self.drain_ms / 1000.0)
+        finally:
+            for fd, eof in zip((out_r, err_r), eofs):
+                if not eof.done():
+                    loop.remove_reader(fd)
+                    os.close(fd)
+                    eof.cancel()
+            result.duration_s = time.monotonic() - started
+        if result.dropped_lines or result.dropped_bytes:
+            self._log("warning", "%s %s: output too long; %d more lines (%d bytes) not logged"
+                      % (name, action, result.dropped_lines, result.dropped_bytes))
+        if result.timed_out:
+            self._log("error", "%s %s timed out after %.1f s; killed its process group"
+                      % (name, action, result.duration_s))
+        return result
+
+    def _pipe_readable(self, loop: asyncio.AbstractEventLoop, fd: int, sink: _OutputSink,
+                       eof: "asyncio.Future[None]") -> None:
+        # One chunk per callback, so a chatty script shares the loop fairly with everything else.
+        try:
+            data = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            sink.feed(data)
+            return
+        sink.close()
+        loop.remove_reader(fd)
+        os.close(fd)
+        if not eof.done():
+            eof.set_result(None)
+
+    async def _kill_group(self, proc: Any, what: str) -> Optional[int]:
+        # The script runs in its own session: its pid is the process group id of everything it
+        # started, daemons included, and nobody else is in that group.
+        for sig, wait_s in ((signal.SIGTERM, self.kill_grace_ms / 1000.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                return await asyncio.wait_for(proc.wait(), wait_s)
+            except asyncio.TimeoutError:
+                continue
+        self._log("critical", "%s: process %d survived SIGKILL" % (what, proc.pid))
+        return None
+
+    # -- one resource -------------------------------------------------------------------------
+
+    def _vip(self, res: Any) -> Any:
+        from hanode.vip import Vip
+        vip = self._vips.get(res.token)
+        if vip is None:
+            vip = self._vips[res.token] = Vip.from_resource(res)
+        return vip
+
+    def _announce(self, vip: Any) -> None:
+        from hanode import arp
+        old = self._garp.pop(vip.ip, None)
+        if old is not None:
+            old.cancel()
+        if self.garp_count <= 0:
+            return
+        self._log("info", "Sending gratuitous ARP for %s on %s (%d x %d ms)"
+                  % (vip.ip, vip.dev, self.garp_count, self.garp_interval_ms))
+        task = asyncio.ensure_future(arp.announce(vip.dev, vip.ip, self.garp_count, self.garp_interval_ms))
+        self._garp[vip.ip] = task
+
+        def done(t: "asyncio.Task[Any]") -> None:
+            if self._garp.get(vip.ip) is t:
+                del self._garp[vip.ip]
+            if not t.cancelled() and t.exception() is not None:
+                self._log("warning", "gratuitous ARP for %s failed: %s" % (vip.ip, t.exception()))
+        task.add_done_callback(done)
+
+    async def script_status(self, res: Any) -> Tuple[Optional[bool], str]:
+        """(running?, detail); running is None when the script cannot be found or run."""
+        path = self.locate(res.script)
+        if path is None:
+            return None, "Cannot locate resource script %s" % res.script
+        r = await self.run_script(path, res.args, "status")
+        if r.error or r.timed_out:
+            return None, r.why()
+        running = status_says_running(r.rc if r.rc is not None else -1, r.stdout_head)
+        return running, "exit %s%s" % (r.rc, (": " + r.stdout_head.strip()[:200]) if r.stdout_head.strip() else "")
+
+    async def _start_one(self, res: Any) -> Tuple[bool, str]:
+        if res.is_ip:
+            from hanode.vip import VipError
+            try:
+                vip = self._vip(res)
+                added = vip.add()
+            except (VipError, OSError) as e:
+                self._log("error", "cannot add %s: %s" % (res.token, e))
+                return False, str(e)
+            self._log("info", "%s %s %s" % (vip.ip, "added to" if added else "already on", vip.label or vip.dev))
+            self._announce(vip)
+            return True, "added" if added else "already present"
+        path = self.locate(res.script)
+        if path is None:
+            msg = "Cannot locate resource script %s" % res.script
+            self._log("error", msg)
+            return False, msg
+        running, detail = await self.script_status(res)
+        if running:
+            self._log("info", "Resource %s already running (status %s); not starting it" % (res.token, detail))
+            return True, "already running"
+        r = await self.run_script(path, res.args, "start")
+        if not r.ok:
+            self._log("error", r.why())
+            return False, r.why()
+        return True, "started"
+
+    async def _stop_one(self, res: Any) -> Tuple[bool, str]:
+        if res.is_ip:
+            from hanode.vip import VipError
+            vip = self._vip(res)
+            task = self._garp.pop(vip.ip, None)
+            if task is not None:
+                task.cancel()
+            last = ""
+            for attempt in range(self.stop_retries + 1):
+                try:
+                    removed = vip.remove()
+                    self._log("info", "%s %s" % (vip.ip, ("removed from %s" % (vip.label or vip.dev))
+                                                 if removed else "was not configured"))
+                    return True, "removed" if removed else "not present"
+                except (VipError, OSError) as e:
+                    last = str(e)
+                    self._log("error", "cannot remove %s: %s" % (res.token, e))
+                if attempt < self.stop_retries:
+                    self._log("info", "Retrying failed stop operation [%s]" % res.token)
+                    await asyncio.sleep(self.stop_retry_interval_ms / 1000.0)
+            return False, "%s: %s; it may still be configured" % (res.token, last)
+        path = self.locate(res.script)
+        if path is None:
+            # Nothing we could have started with it; say so rather than block the release.
+            self._log("warning", "Cannot locate resource script %s; assuming it is stopped" % res.script)
+            return True, "script not found"
+        r = await self.run_script(path, res.args, "stop")
+        attempt = 0
+        while not r.ok and not r.timed_out and attempt < self.stop_retries:
+            self._log("error", r.why())
+            attempt += 1
+            await asyncio.sleep(self.stop_retry_interval_ms / 1000.0)
+            self._log("info", "Retrying failed stop operation [%s]" % res.token)
+            r = await self.run_script(path, res.args, "stop")
+        if r.ok:
+            return True, "stopped"
+        self._log("error", r.why())
+        running, detail = await self.script_status(res)
+        if running is False:
+            self._log("error", "Resource script for %s probably not LSB-compliant." % res.token)
+            self._log("warning", "it (%s) MUST succeed on a stop when already stopped" % res.token)
+            return True, "stop failed but status says stopped"
+        msg = "stop of %s failed (%s, %d attempts); it may still be running" % (res.token, r.why(), attempt + 1)
+        self._log("critical", "Resource STOP failure: " + msg)
+        return False, msg
+
+    # -- groups -------------------------------------------------------------------------------
+
+    async def acquire(self, group: Any) -> Tuple[bool, str]:
+        """Start the group left to right; on a failure stop what was started and return (False, why)."""
+        g = self._group(group)
+        async with self._lock(g.key):
+            self._log("info", "Acquiring resource group: %s" % self._describe(g))
+            notes = []
+            for i, res in enumerate(g.resources):
+                ok, detail = await self._start_one(res)
+                if not ok:
+                    self._log("critical", "Giving up resources due to failure of %s" % res.token)
+                    for done in reversed(g.resources[:i + 1]):
+                        stopped, why = await self._stop_one(done)
+                        if not stopped:
+                            detail += "; and while giving up: " + why
+                    self._held.discard(g.key)
+                    return False, "%s: %s" % (res.token, detail)
+                notes.append("%s %s" % (res.token, detail))
+            self._held.add(g.key)
+            self._log("info", "Resource group %s acquired" % g.key)
+            return True, ", ".join(notes)
+
+    async def release(self, group: Any) -> Tuple[bool, str]:
+        """Stop the group right to left; (False, why) if something may still be running."""
+        g = self._group(group)
+        async with self._lock(g.key):
+            self._log("info", "Releasing resource group: %s" % self._describe(g))
+            failures = []
+            for res in reversed(g.resources):
+                ok, detail = await self._stop_one(res)
+                if not ok:
+                    failures.append(detail)
+            self._held.discard(g.key)
+            if failures:
+                return False, "; ".join(failures)
+            self._log("info", "Resource group %s released" % g.key)
+            return True, "released"
+
+    async def status(self, group: Any) -> Dict[str, Any]:
+        """Each resource's state: {"group", "held", "state": all|some|none, "resources": [...]}."""
+        g = self._group(group)
+        items = []
+        from hanode.vip import VipError
+        for res in g.resources:
+            if res.is_ip:
+                try:
+                    running: Optional[bool] = self._vip(res).present()
+                    detail = "on %s" % self._vip(res).dev if running else "not configured"
+                except (VipError, OSError) as e:
+                    running, detail = None, str(e)
+            else:
+                running, detail = await self.script_status(res)
+            items.append({"resource": res.token, "running": running, "detail": detail})
+        count = sum(1 for it in items if it["running"])
+        state = "all" if count == len(items) else ("none" if count == 0 else "some")
+        return {"group": g.key, "preferred": g.preferred, "held": g.key in self._held, "state": state,
+                "resources": items}
+
+    async def recheck_vips(self, group: Any) -> List[str]:
+        """Re-add and re-announce any VIP of a held group that vanished; return the addresses fixed."""
+        g = self._group(group)
+        lock = self._lock(g.key)
+        if g.key not in self._held or lock.locked():
+            return []  # not ours, or an acquire/release is changing it right now
+        from hanode.vip import VipError
+        fixed = []
+        async with lock:
+            for res in g.resources:
+                if not res.is_ip:
+                    continue
+                vip = self._vip(res)
+                try:
+                    if vip.present():
+                        continue
+                    vip.add()
+                except (VipError, OSError) as e:
+                    self._log("error", "VIP %s is missing and cannot be re-added: %s" % (vip.ip, e))
+                    continue
+                self._log("warning", "VIP %s had vanished from %s; re-added" % (vip.ip, vip.label or vip.dev))
+                self._announce(vip)
+                fixed.append(vip.ip)
+        return fixed
+
+    async def close(self) -> None:
+        """Cancel pending announcements (the agent calls this at shutdown)."""
+        tasks = list(self._garp.values())
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._garp.clear()
