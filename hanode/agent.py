@@ -1,0 +1,189 @@
+"""The agent loop: wires the sans-IO core to the links and the resource runner.
+
+Theory of operation
+-------------------
+The agent owns the time.  One task per link waits for bytes and feeds them to
+``Node.receive``; a ticker calls ``Node.tick`` every ``tick_ms``; whatever the
+core returns is dispatched at once: frames are written to every link, Acquire,
+Release and Probe become tasks that await the runner and report back through
+``Node.completed``/``Node.probed``, and log lines go to ``log``.  Nothing here
+blocks: a hung resource script delays only its own task (the runner kills it
+at its timeout), never a heartbeat.
+
+The loop is written for the asyncio subset that CPython and MicroPython share
+(``hanode.aio``), with its collaborators passed in:
+
+- ``links``: objects with ``name``, ``async read() -> bytes`` and ``write(data)``
+- ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)`` and
+  ``async probe(key)`` -> ``(in_use, detail)``
+- ``log(level, text)``
+- ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
+  daemon pets the watchdog there, only while the loop is on time) and
+  ``on_change(status)`` when the node's summary changes (systemd STATUS=).
+
+On Linux the daemon (``hanode.daemon``) supplies the UART, netlink, ARP and
+init-script adapters; the MicroPython tests supply in-memory ones.
+"""
+
+from hanode import aio
+
+
+class SerialLink:
+    """A serial port (hanode.uart.Serial or anything with the same surface) as an agent link."""
+
+    def __init__(self, serial, name=None):
+        self.serial = serial
+        self.name = name or serial.port
+
+    async def read(self):
+        return await aio.read_ready(self.serial, 256)
+
+    def write(self, data):
+        # a frame still queued in the kernel is stale: replace it rather than queue behind it
+        writer = getattr(self.serial, "write_latest", None) or self.serial.write
+        writer(data)
+
+
+class Agent:
+    def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None):
+        self.node = node
+        self.links = links
+        self.runner = runner
+        self.log = log
+        keepalive = node.config.keepalive_ms
+        # detection granularity is one tick: a quarter keepalive, 5..50 ms
+        self.tick_ms = tick_ms or max(5, min(50, keepalive // 4))
+        self.clock = clock or aio.ticks_ms
+        self.hooks = hooks
+        self.stopped = aio.Event()
+        self.is_stopped = False
+        self.tasks = []
+        self.write_errors = 0
+        self.last_summary = None
+        self.actions_running = 0
+
+    # ---------------------------------------------------------------- dispatch
+    def dispatch(self, outputs):
+        for o in outputs:
+            kind = o.kind
+            if kind == "send":
+                for link in self.links:
+                    try:
+                        link.write(o.data)
+                    except OSError as e:
+                        self.write_errors += 1
+                        if self.write_errors == 1 or self.write_errors % 1000 == 0:
+                            self.log("error", "TTY write failure on [%s]: %s (%d so far)"
+                                     % (link.name, e, self.write_errors))
+            elif kind == "log":
+                self.log(o.level, o.text)
+            elif kind in ("acquire", "release", "probe"):
+                self.tasks = [t for t in self.tasks if not t.done()]
+                self.tasks.append(aio.create_task(self._perform(kind, o.group)))
+            elif kind == "stopped":
+                self.is_stopped = True
+                self.stopped.set()
+            elif kind == "peer_generation" and self.hooks is not None:
+                hook = getattr(self.hooks, "on_peer_generation", None)
+                if hook:
+                    hook(o.generation)
+        self._notice_change()
+
+    def _notice_change(self):
+        if self.hooks is None:
+            return
+        hook = getattr(self.hooks, "on_change", None)
+        if hook is None:
+            return
+        summary = self.summary()
+        if summary != self.last_summary:
+            self.last_summary = summary
+            hook(summary)
+
+    def summary(self):
+        """One line for systemd's STATUS= and the logs: role and peer state."""
+        node = self.node
+        held = [g.key for g in node.groups if g.held()]
+        role = node.rscstatus()
+        return "%s: %s, holds %s; peer %s %s" % (
+            node.me, ("standby" if node.standby_mode else role), (" ".join(held) or "nothing"),
+            node.peer, node.peer_state())
+
+    async def _perform(self, kind, key):
+        self.actions_running += 1
+        try:
+            try:
+                ok, detail = await getattr(self.runner, kind)(key)
+            except aio.CancelledError:
+                raise
+            except Exception as e:   # a broken adapter must still be reported to the core
+                ok, detail = (True if kind == "probe" else False), "%s failed: %r" % (kind, e)
+                if kind == "probe":
+                    detail += " (treated as in use: no address is taken blind)"
+                self.log("error", "%s of %s: %s" % (kind, key, detail))
+            now = self.clock()
+            if kind == "probe":
+                self.dispatch(self.node.probed(key, ok, now, detail or ""))
+            else:
+                if not ok and detail:
+                    self.log("error", "%s %s: %s" % (kind, key, detail))
+                self.dispatch(self.node.completed(key, ok, now))
+        finally:
+            self.actions_running -= 1
+
+    # ------------------------------------------------------------------- tasks
+    async def _reader(self, link):
+        while not self.is_stopped:
+            try:
+                data = await link.read()
+            except aio.CancelledError:
+                raise
+            except OSError as e:
+                self.log("error", "read from %s failed: %s" % (link.name, e))
+                await aio.sleep_ms(1000)
+                continue
+            if data:
+                self.dispatch(self.node.receive(data, self.clock(), link.name))
+
+    async def _ticker(self):
+        expected = self.clock()
+        while not self.is_stopped:
+            now = self.clock()
+            lateness = aio.ticks_diff(now, expected)
+            if lateness < 0:
+                lateness = 0
+            self.dispatch(self.node.tick(now))
+            if self.hooks is not None and hasattr(self.hooks, "on_tick"):
+                self.hooks.on_tick(now, lateness)
+            expected = now + self.tick_ms
+            await aio.sleep_ms(self.tick_ms)
+
+    async def run(self, running=()):
+        """Start the node and run until it has shut down (see shutdown())."""
+        self.dispatch(self.node.start(self.clock(), running))
+        readers = [aio.create_task(self._reader(link)) for link in self.links]
+        ticker = aio.create_task(self._ticker())
+        await self.stopped.wait()
+        for task in readers + [ticker]:
+            task.cancel()
+        for task in readers + [ticker]:
+            try:
+                await task
+            except aio.CancelledError:
+                pass
+            except Exception as e:
+                self.log("error", "task ended with %r" % (e,))
+
+    # --------------------------------------------------------------- commands
+    def shutdown(self):
+        self.dispatch(self.node.shutdown(self.clock()))
+
+    def standby(self):
+        ok, why = self.node.can_standby()
+        self.dispatch(self.node.standby(self.clock()))
+        return ok, why
+
+    def takeover(self):
+        ok, why = self.node.can_takeover()
+        self.dispatch(self.node.takeover(self.clock()))
+        return ok, why

@@ -1,0 +1,83 @@
+"""The asyncio subset hanode's agent loop uses, on CPython and MicroPython alike.
+
+Theory of operation
+-------------------
+MicroPython's asyncio (uasyncio) shares a core with CPython's: ``run``,
+``create_task``, ``sleep``, ``gather``, ``Event``, ``Lock``, ``wait_for`` and
+streams.  The agent loop (``hanode.agent``) uses only what this module exports,
+so the same loop runs on a Linux box under CPython and on a MicroPython board.
+It is also the one place that reads the clock: ``ticks_ms``/``ticks_diff``.
+"""
+
+import sys
+import time
+
+try:
+    import asyncio
+except ImportError:  # very old MicroPython ports
+    import uasyncio as asyncio
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+run = asyncio.run
+create_task = asyncio.create_task
+gather = asyncio.gather
+Event = asyncio.Event
+Lock = asyncio.Lock
+CancelledError = asyncio.CancelledError
+
+if MICROPYTHON:
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+
+    async def sleep_ms(ms):
+        await asyncio.sleep_ms(ms)
+else:
+    def ticks_ms():
+        return time.monotonic_ns() // 1000000
+
+    def ticks_diff(a, b):
+        return a - b
+
+    async def sleep_ms(ms):
+        await asyncio.sleep(ms / 1000)
+
+
+async def _sleep_then(ms):
+    await sleep_ms(ms)
+
+
+async def wait_for_ms(awaitable, ms):
+    """asyncio.wait_for with a timeout in ms; raises asyncio.TimeoutError.
+    (MicroPython's sleep is not a coroutine, hence the awaitable is passed as is.)"""
+    return await asyncio.wait_for(awaitable, ms / 1000)
+
+
+TimeoutError = asyncio.TimeoutError
+
+
+async def read_ready(obj, n=256):
+    """Wait until obj (a file-like object with fileno() on CPython, a pollable
+    stream such as machine.UART on MicroPython) is readable, then read up to n
+    bytes without blocking.  Returns b"" when nothing was there after all."""
+    if MICROPYTHON:
+        reader = getattr(obj, "_aio_reader", None)
+        if reader is None:
+            reader = obj._aio_reader = asyncio.StreamReader(obj)
+        data = await reader.read(n)
+        return data or b""
+    loop = asyncio.get_event_loop()
+    fd = obj.fileno()
+    ready = loop.create_future()
+    loop.add_reader(fd, _set_once, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+    data = obj.read(n)
+    return data or b""
+
+
+def _set_once(future):
+    if not future.done():
+        future.set_result(None)
