@@ -509,6 +509,7 @@ class NullModem:
             st: Dict[str, Any] = {
                 "baud": self.baud, "latency_ms": self.latency * 1000.0, "drop": self.drop,
                 "ber": self.ber, "garbage_per_s": self.garbage_per_s, "cut": self.is_cut,
+                "realtime": self.realtime,
                 "a": self.a.describe(), "b": self.b.describe(),
             }
             st.update(self.counters())
