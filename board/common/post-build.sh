@@ -1,0 +1,20 @@
+#!/bin/sh
+# Buildroot post-build script shared by every board (BR2_ROOTFS_POST_BUILD_SCRIPT).
+# $1 = TARGET_DIR.  Runs after the overlays, before the filesystem images are made.
+#
+# /etc/ha.d and /var/lib/hanode point into the persistent data partition (mounted on /data by
+# S10data) so that configuration and the boot generation survive reflashing the system part.
+set -eu
+TARGET=$1
+rm -rf "$TARGET/etc/ha.d" "$TARGET/var/lib/hanode"
+ln -s /data/etc/ha.d "$TARGET/etc/ha.d"
+ln -s /data/var/lib/hanode "$TARGET/var/lib/hanode"
+# hanode's ha.cf logfile lives in RAM (/var/log): the console and `hanode status` are the
+# service interface; a flash-backed log would wear the flash on a 24/7 box.
+mkdir -p "$TARGET/var/log"
+# The web service is a resource that hanode starts: make sure no S-link starts it at boot too.
+rm -f "$TARGET"/etc/init.d/S*webdemo*
+chmod 755 "$TARGET"/etc/init.d/*
+# FHS's /var/run is /run (S45hanode keeps its pid file there)
+rm -rf "$TARGET/var/run"
+ln -s /run "$TARGET/var/run"
