@@ -18,7 +18,7 @@ import sys
 from typing import List, Optional
 
 from hanode.configdir import DEFAULT_DIR, check_dir, default_node_name
-from hanode.core.config import FRAME_WIRE_BYTES, FRAME_WIRE_BYTES_CRC, Config, Problem
+from hanode.core.config import FRAME_WIRE_BYTES, FRAME_WIRE_BYTES_CRC, Config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
