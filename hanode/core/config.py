@@ -570,7 +570,7 @@ class _Parser:
 
     def _unknown(self, line, name):
         best, dist = None, 3
-        for known in _DIRECTIVES:
+        for known in sorted(_DIRECTIVES):  # sorted: the same suggestion on both interpreters
             d = _edit_distance(name.lower(), known)
             if d < dist:
                 best, dist = known, d
