@@ -42,7 +42,8 @@ writes them, split into lines and logged with the script's name; after
 ``max_output_lines`` lines, or for lines longer than ``max_line_chars``, the
 rest is counted and dropped, so a script printing megabytes costs neither
 memory nor loop latency. Reading stops shortly after the script exits, even if
-a daemon it started still holds the pipe.
+a daemon it started still holds the pipe (that pipe is then read in the
+background until it closes, so the daemon does not die of SIGPIPE).
 
 One action at a time per group (an ``asyncio.Lock`` per group key); different
 groups may run concurrently. ``log(level, text)`` receives every message
@@ -207,6 +208,7 @@ class ResourceRunner:
         self._held: set = set()
         self._vips: Dict[str, Any] = {}
         self._garp: Dict[str, "asyncio.Task[Any]"] = {}
+        self._lingering: Dict[int, "asyncio.Future[None]"] = {}  # pipes still held by scripts' children
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -319,18 +321,27 @@ class ResourceRunner:
                 except ProcessLookupError:
                     pass
                 raise
-            # Output written just before exit is still in the pipes; a daemon the script left
-            # behind may hold them open forever, so read only for a short while.
+            # Output written just before exit is still in the pipes. A daemon the script started
+            # without redirecting its output holds them open for good: do not wait for it, but keep
+            # reading in the background (closing would kill it with SIGPIPE at its next write).
             await asyncio.wait(eofs, timeout=self.drain_ms / 1000.0)
-        finally:
+            for fd, eof in zip((out_r, err_r), eofs):
+                if not eof.done():
+                    self._lingering[fd] = eof
+                    eof.add_done_callback(lambda _f, fd=fd: self._lingering.pop(fd, None))
+                    self._log("debug", "%s %s: a process it started keeps its output open; still reading it"
+                              % (name, action))
+        except BaseException:
             for fd, eof in zip((out_r, err_r), eofs):
                 if not eof.done():
                     loop.remove_reader(fd)
                     os.close(fd)
                     eof.cancel()
+            raise
+        finally:
             result.duration_s = time.monotonic() - started
         if result.dropped_lines or result.dropped_bytes:
-            self._log("warning", "%s %s: output too long; %d more lines (%d bytes) not logged"
+            self._log("warning", "%s %s: output too long; not logged: %d more lines, %d bytes in all"
                       % (name, action, result.dropped_lines, result.dropped_bytes))
         if result.timed_out:
             self._log("error", "%s %s timed out after %.1f s; killed its process group"
@@ -541,6 +552,46 @@ class ResourceRunner:
         return {"group": g.key, "preferred": g.preferred, "held": g.key in self._held, "state": state,
                 "resources": items}
 
+    async def probe(self, group: Any) -> Tuple[bool, str]:
+        """ARP-probe every VIP of the group at once: (in_use, detail) for the core's Probe output.
+
+        in_use is True when anyone on the LAN answered for one of the addresses (detail names
+        the address and the MAC). A VIP that cannot be resolved is reported with in_use False:
+        acquiring it would fail anyway, with that same message.
+        """
+        g = self._group(group)
+        if getattr(self.config, "vip_probe", True) is False:
+            return False, "vip_probe off"
+        from hanode import arp
+        from hanode.vip import VipError
+        count = int(getattr(self.config, "probe_count", 3))
+        interval = int(getattr(self.config, "probe_interval_ms", 5))
+        wait = int(getattr(self.config, "probe_wait_ms", 30))
+        vips = []
+        problems = []
+        for res in g.resources:
+            if res.is_ip:
+                try:
+                    vips.append(self._vip(res).resolve())
+                except (VipError, OSError) as e:
+                    problems.append(str(e))
+        answers = await asyncio.gather(*(arp.probe(v.dev, v.ip, count, interval, wait) for v in vips),
+                                       return_exceptions=True)
+        in_use = []
+        for v, a in zip(vips, answers):
+            if isinstance(a, BaseException):
+                problems.append("cannot probe %s on %s: %s" % (v.ip, v.dev, a))
+            elif a:
+                in_use.append("%s is answered by %s on %s" % (v.ip, a, v.dev))
+        for text in in_use:
+            self._log("warning", "ARP probe: %s" % text)
+        for text in problems:
+            self._log("error", "ARP probe: %s" % text)
+        if in_use:
+            return True, "; ".join(in_use)
+        return False, "; ".join(problems) if problems else "nobody answered for %s" % (
+            " ".join(v.ip for v in vips) or "(no address)")
+
     async def recheck_vips(self, group: Any) -> List[str]:
         """Re-add and re-announce any VIP of a held group that vanished; return the addresses fixed."""
         g = self._group(group)
@@ -567,7 +618,13 @@ class ResourceRunner:
         return fixed
 
     async def close(self) -> None:
-        """Cancel pending announcements (the agent calls this at shutdown)."""
+        """Cancel pending announcements and stop reading leftover pipes (the agent calls this at shutdown)."""
+        loop = asyncio.get_running_loop()
+        for fd, eof in list(self._lingering.items()):
+            loop.remove_reader(fd)
+            os.close(fd)
+            eof.cancel()
+        self._lingering.clear()
         tasks = list(self._garp.values())
         for t in tasks:
             t.cancel()

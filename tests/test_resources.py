@@ -8,9 +8,7 @@ tests run inside a throw-away network namespace (tests/integration/helpers.py).
 """
 import asyncio
 import os
-import stat
 import sys
-import textwrap
 import time
 import tracemalloc
 
@@ -377,16 +375,32 @@ def test_hanging_start_times_out_and_rolls_back(tmp_path):
 def test_daemon_holding_the_pipe_does_not_block(tmp_path):
     w = World(tmp_path)
     pid_file = os.path.join(w.root, "daemon.pid")
-    # A sloppy script: its background "daemon" inherits stdout/stderr and keeps them open.
-    write_script(w.rd, "sloppyd", start='sleep 30 & echo $! > "%s"; echo started; exit 0' % pid_file)
+    # A sloppy script: its background "daemon" inherits stdout/stderr, keeps them open and
+    # writes to them later. Acquire must not wait for it, and it must not die of SIGPIPE.
+    write_script(w.rd, "sloppyd", start=(
+        '(sleep 0.4; echo "late news"; exec sleep 30) & echo $! > "%s"; echo started; exit 0') % pid_file)
     g = Group("node1", [Res("sloppyd")])
-    try:
+    r = w.runner(g)
+
+    async def scenario():
         t0 = time.monotonic()
-        ok, _ = run(w.runner(g).acquire(g))
+        ok, _ = await r.acquire(g)
+        took = time.monotonic() - t0
+        await asyncio.sleep(0.8)
+        pid = int(open(pid_file).read())
+        alive = os.path.exists("/proc/%d" % pid) and "Z" not in open("/proc/%d/stat" % pid).read().split()[2]
+        lingering = len(r._lingering)
+        await r.close()
+        return ok, took, alive, lingering
+
+    try:
+        ok, took, alive, lingering = run(scenario())
         assert ok
-        assert time.monotonic() - t0 < 1.5
+        assert took < 1.0
         assert "info: sloppyd: started" in w.text()
-        assert os.path.exists("/proc/%d" % int(open(pid_file).read()))  # the daemon was left alone
+        assert "info: sloppyd: late news" in w.text()   # still read after start returned
+        assert alive                                     # and the daemon lived on
+        assert lingering == 2
     finally:
         try:
             os.kill(int(open(pid_file).read()), 9)
@@ -580,3 +594,28 @@ def test_with_the_real_config_parser(tmp_path):
     assert w.calls()[-2:] == ["webapp 8080 start", "webapp 8080 stop"]
     assert "Acquiring resource group: node1 IPaddr::192.0.2.100/24/eth0:1 webapp::8080" in messages
     assert "192.0.2.100 added to eth0:1" in messages
+
+
+@needs_netns
+@pytest.mark.integration
+def test_probe_group_finds_a_vip_held_elsewhere(tmp_path):
+    w = World(tmp_path)
+    held = Group("node2", [IpRes("192.0.2.100"), IpRes("192.0.2.101", 24, "eth0"), Res("httpd")])
+    free = Group("node1", [IpRes("192.0.2.102")])
+    unresolvable = Group("node1", [IpRes("198.51.100.5")])
+
+    async def body():
+        r = w.runner(held, free, unresolvable)
+        out = [await r.probe(held.key), await r.probe(free), await r.probe(unresolvable)]
+        r.config.vip_probe = False
+        out.append(await r.probe(held))
+        return out
+
+    with helpers.Lan(2) as lan:
+        lan.run(0, "ip addr add 192.0.2.101/24 dev eth0")   # the other node still has one of them
+        a, b, c, d = lan.call(1, body)
+        mac = lan.mac(0)
+    assert a == (True, "192.0.2.101 is answered by %s on eth0" % mac)
+    assert b == (False, "nobody answered for 192.0.2.102")
+    assert c == (False, "no interface has a subnet containing 198.51.100.5; give one: 198.51.100.5/24/eth0")
+    assert d == (False, "vip_probe off")
