@@ -129,14 +129,18 @@ class Node:
 
     def start(self, now, running=()):
         """Begin.  running: keys of groups the agent found already active
-        (e.g. the VIP is configured): they are adopted, then kept or released
-        by the normal rules."""
+        (e.g. the VIP is configured): they are adopted (Acquire again, which is
+        idempotent), then kept or released by the normal rules."""
         out = self._enter(now)
         self.live.start(now)
         out.append(Log("info", "Heartbeat generation: %d" % self.gen))
         for g in self.groups:
             if g.key in running:
-                g.state = arbiter.RUNNING
+                # Found active (its address is configured): we may be restarting after a crash.
+                # Count it as ours and run its start again - which skips what is running and
+                # re-announces the address - then the normal rules keep or release it.
+                g.state = arbiter.STARTING
+                out.append(Acquire(g.key))
                 out.append(Log("warning", "Resource group %s found active at start: adopting it" % g.key))
         out.append(Log("info", "Local status now set to: 'up'"))
         return self._finish(now, out)
@@ -166,8 +170,7 @@ class Node:
         before = g.state
         self._fire(g, arbiter.DONE_OK if ok else arbiter.DONE_FAIL, out)
         if before == arbiter.STARTING:
-            if ok:
-                out.append(Log("info", "Resource group %s acquired" % key))
+            if ok:   # (the runner logs the success in detail)
                 if not self.live.alive():
                     self.counters["failovers"] += 1
             else:
@@ -178,9 +181,7 @@ class Node:
                 out.append(Log("critical", "Giving up resource group %s due to a failed start; "
                                "%s may take it" % (key, self.peer)))
         elif before == arbiter.STOPPING:
-            if ok:
-                out.append(Log("info", "Resource group %s released" % key))
-            else:
+            if not ok:
                 g.retry_at = now + RETRY_MS
                 self.counters["stop_failures"] += 1
                 out.append(Log("critical", "Resource group %s failed to stop: it may still be running, "

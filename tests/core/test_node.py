@@ -306,3 +306,23 @@ def test_node_rejects_unknown_name():
         assert "node3" in str(e)
     else:
         assert False, "expected ValueError"
+
+
+def test_group_found_active_at_start_is_adopted_then_handed_back():
+    sim = cold_start()
+    # node2 crashes while holding node1's group and restarts at once (respawn), its VIP still up
+    n1 = sim.box("node1")
+    n1.handle(n1.node.standby(sim.now))
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 3000) is not None
+    sim.power_off("node2")
+    sim.generations["node2"] += 1
+    from tests.core.sim import Box
+    box = Box(sim, "node2", sim.generations["node2"])
+    sim.boxes["node2"] = box
+    box.active[KEY] = True
+    box.handle(box.node.start(sim.now, running=[KEY]))
+    assert "found active at start: adopting it" in box.log_text()
+    sim.run(3000)
+    # node1 is still in standby, so node2 keeps what it adopted; never both
+    assert sim.holders() == ["node2"]
+    assert sim.doubles_ms == 0

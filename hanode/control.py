@@ -1,0 +1,245 @@
+"""The control socket: ``hanode status``, ``hanode standby``, ``hanode takeover``.
+
+Theory of operation
+-------------------
+The daemon listens on a unix stream socket (default /run/hanode/control.sock,
+ha.cf ``control_socket``), mode 600 in a root-only directory, and also checks
+the caller's credentials (SO_PEERCRED): only root, or the daemon's own user,
+may ask.  A request is one JSON line ``{"cmd": "status"|"standby"|"takeover"}``;
+the answer is one JSON line.  ``standby``/``takeover`` answer at once whether
+the request was accepted; the client then watches ``status`` until the groups
+have moved (or a timeout), so the command says what actually happened, the
+way Heartbeat's hb_standby/hb_takeover users expect.
+"""
+import argparse
+import asyncio
+import json
+import os
+import socket
+import struct
+import sys
+import time
+from typing import Any, Callable, Dict, Optional
+
+DEFAULT_SOCKET = "/run/hanode/control.sock"
+MAX_REQUEST = 4096
+
+
+# ----------------------------------------------------------------- server side
+class ControlServer:
+    def __init__(self, path: str, handle: Callable[[str], Dict[str, Any]],
+                 log: Callable[[str, str], None]) -> None:
+        self.path = path
+        self.handle = handle
+        self.log = log
+        self.server: Optional[asyncio.AbstractServer] = None
+        self.allowed_uids = {0, os.getuid()}
+        self.refused = 0
+
+    async def start(self) -> None:
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        if os.path.exists(self.path):
+            if _answering(self.path):
+                raise OSError("another hanode is already listening on %s" % self.path)
+            os.unlink(self.path)   # left over by a killed daemon
+        old_umask = os.umask(0o177)
+        try:
+            self.server = await asyncio.start_unix_server(self._client, path=self.path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, gid = struct.unpack("3i", creds)
+            if uid not in self.allowed_uids:
+                self.refused += 1
+                self.log("warning", "control socket: refused uid %d (pid %d): only root may control hanode"
+                         % (uid, pid))
+                answer: Dict[str, Any] = {"ok": False, "message": "permission denied: only root may control hanode"}
+            else:
+                line = await asyncio.wait_for(reader.readline(), 5)
+                try:
+                    request = json.loads(line[:MAX_REQUEST].decode() or "{}")
+                    cmd = request.get("cmd", "")
+                except (ValueError, AttributeError):
+                    cmd = ""
+                answer = self.handle(cmd)
+            writer.write((json.dumps(answer) + "\n").encode())
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+
+def _answering(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+# ----------------------------------------------------------------- client side
+class ControlError(Exception):
+    pass
+
+
+def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0) -> Dict[str, Any]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(path)
+        except FileNotFoundError:
+            raise ControlError("hanode is not running (no control socket at %s)" % path)
+        except PermissionError:
+            raise ControlError("permission denied on %s: run as root" % path)
+        except ConnectionRefusedError:
+            raise ControlError("hanode is not running (%s refuses connections)" % path)
+        s.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        raise ControlError("no answer from hanode on %s within %.0f s" % (path, timeout))
+    finally:
+        s.close()
+    try:
+        return json.loads(data.decode())
+    except ValueError:
+        raise ControlError("garbled answer from hanode on %s" % path)
+
+
+def _age(ms: Optional[int]) -> str:
+    if ms is None:
+        return "never"
+    if ms < 10000:
+        return "%d ms ago" % ms
+    return "%.0f s ago" % (ms / 1000)
+
+
+def format_status(st: Dict[str, Any]) -> str:
+    lines = []
+    role = "standby" if st.get("standby") else st["rscstatus"]
+    lines.append("%s (generation %s): %s, resources: %s%s" % (
+        st["me"], st["generation"], st["state"], role, ", STALE (own loop stalled)" if st.get("stale") else ""))
+    lines.append("peer %s (generation %s): %s, last heard %s" % (
+        st["peer"], st.get("peer_generation") or "-", st["peer_state"], _age(st.get("peer_last_heard_ms"))))
+    lines.append("")
+    lines.append("%-24s %-6s %s" % ("LINK", "STATE", "LAST HEARD"))
+    for link in st["links"]:
+        lines.append("%-24s %-6s %s" % (link["name"], link["state"], _age(link["last_heard_ms"])))
+    lines.append("")
+    lines.append("%-20s %-10s %-10s %-12s %s" % ("GROUP", "PREFERRED", "HELD BY", "STATE", "RESOURCES"))
+    for g in st["groups"]:
+        state = g["state"] + (" (failed)" if g.get("failed") else "")
+        lines.append("%-20s %-10s %-10s %-12s %s" % (
+            g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
+    lines.append("")
+    lines.append("auto_failback %s: %s" % (st["auto_failback"], st["on_peer_return"]))
+    c = st["counters"]
+    dropped = ", ".join("%s %d" % (k, v) for k, v in sorted(c["dropped"].items()) if v) or "none"
+    lines.append("frames sent %d, received %d, dropped: %s" % (c["frames_sent"], c["frames_received"], dropped))
+    lines.append("late heartbeats %d, failovers %d, stalls %d, peer restarts %d" % (
+        c["late_heartbeats"], c["failovers"], c["stalls"], c["peer_restarts"]))
+    extra = st.get("agent")
+    if extra:
+        lines.append("pid %s, up %.0f s, watchdog: %s" % (extra.get("pid"), extra.get("uptime_s", 0),
+                                                          extra.get("watchdog", "off")))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- the commands
+def _add_socket(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--socket", default=os.environ.get("HANODE_SOCKET", DEFAULT_SOCKET),
+                        help="control socket of the running daemon (default %(default)s; env HANODE_SOCKET)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:   # status
+    _add_socket(parser)
+    parser.add_argument("--json", action="store_true", help="print the whole status as JSON")
+
+
+def add_arguments_standby(parser: argparse.ArgumentParser) -> None:
+    _add_socket(parser)
+    parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                        help="how long to wait for the groups to move (default %(default)s; 0: do not wait)")
+
+
+add_arguments_takeover = add_arguments_standby
+
+
+def run(args: argparse.Namespace) -> int:   # status
+    try:
+        st = request("status", args.socket)
+    except ControlError as e:
+        print("hanode status: %s" % e, file=sys.stderr)
+        return 3   # LSB: not running
+    if args.json:
+        print(json.dumps(st, indent=2, sort_keys=True))
+    else:
+        print(format_status(st))
+    return 0
+
+
+def _move(args: argparse.Namespace, cmd: str) -> int:
+    try:
+        answer = request(cmd, args.socket)
+    except ControlError as e:
+        print("hanode %s: %s" % (cmd, e), file=sys.stderr)
+        return 3
+    if not answer.get("ok"):
+        print("hanode %s: refused: %s" % (cmd, answer.get("message")), file=sys.stderr)
+        return 1
+    print("hanode %s: %s" % (cmd, answer.get("message")))
+    if args.wait <= 0:
+        return 0
+    deadline = time.monotonic() + args.wait
+    st: Dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            st = request("status", args.socket)
+        except ControlError as e:
+            print("hanode %s: %s" % (cmd, e), file=sys.stderr)
+            return 1
+        target = st["peer"] if cmd == "standby" else st["me"]
+        groups = st["groups"]
+        if groups and all(g["held_by"] == target and g["state"] in ("running", "stopped") for g in groups) \
+                and not any(g["state"] not in ("running", "stopped") for g in groups):
+            print("hanode %s: done: %s now holds %s" % (cmd, target, " ".join(g["key"] for g in groups)))
+            return 0
+        time.sleep(0.1)
+    held = ", ".join("%s by %s (%s)" % (g["key"], g["held_by"] or "nobody", g["state"]) for g in st.get("groups", []))
+    print("hanode %s: not done after %.0f s: %s" % (cmd, args.wait, held), file=sys.stderr)
+    return 1
+
+
+def run_standby(args: argparse.Namespace) -> int:
+    return _move(args, "standby")
+
+
+def run_takeover(args: argparse.Namespace) -> int:
+    return _move(args, "takeover")

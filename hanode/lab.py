@@ -1,0 +1,499 @@
+"""A two-box test bed on one Linux machine: namespaces, a LAN, a null-modem, a web service.
+
+Theory of operation
+-------------------
+``Lab`` builds what `hanode demo`, the integration tests and the benchmarks
+need, and always tears it down (``with Lab() as lab:``):
+
+- network namespaces ``<prefix>-node1``, ``-node2`` and ``-client``, each with
+  one veth into a fourth namespace ``<prefix>-lan`` that holds a bridge: the
+  LAN touches no host interface and has no route out.  Addresses come from
+  192.0.2.0/24 only (nodes .11/.12, client .20, VIP .100);
+- the serial cable: a ``hanode.nullmodem.NullModem`` between two PTYs at
+  19200 baud, with a byte log, reachable as ``<workdir>/<node>/ttyS0``;
+- per-node Heartbeat configuration (``ha.cf``, ``authkeys`` mode 600,
+  ``haresources``) and a ``webapp`` init script in ``resource.d`` that serves
+  the node's name on port 80 (what the classic ``httpd`` resource does);
+- ``start(node)``: ``hanode run`` inside the node's namespace, as a real
+  process whose PID we keep; ``power_off(node)``: every process we started
+  in that namespace killed with SIGKILL, the VIP gone and the LAN link down, as
+  a box that lost power; ``power_on(node)`` brings link and agent back;
+- watchers: a VIP monitor per node namespace (netlink address events with
+  timestamps) and an HTTP client in the client namespace that GETs the VIP
+  every ``interval`` and reports each answer, from which outages and the
+  double-holder time are computed.
+
+Only processes started here are ever signalled, by PID.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from hanode.nullmodem import NullModem, PtyEndpoint
+
+NODES = ("node1", "node2")
+ADDRS = {"node1": "192.0.2.11", "node2": "192.0.2.12", "client": "192.0.2.20"}
+VIP = "192.0.2.100"
+PREFIXLEN = 24
+KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+TIMINGS = {
+    "tight": {"keepalive": "100ms", "warntime": "300ms", "deadtime": "500ms", "initdead": "10"},
+    "fast": {"keepalive": "50ms", "warntime": "150ms", "deadtime": "250ms", "initdead": "10"},
+    "classic": {"keepalive": "1", "warntime": "5", "deadtime": "15", "initdead": "60"},
+}
+
+WEBAPP = r'''#!/bin/sh
+# webapp: the demo's web service, an LSB init script as Heartbeat's httpd would be.
+# Serves "<node name>" on port 80.  hanode runs it: start | stop | status.
+PIDFILE="@STATE@/webapp.pid"
+case "$1" in
+start)
+    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then echo "webapp is running"; exit 0; fi
+    @PYTHON@ -c '
+import http.server, socketserver, sys
+body = (sys.argv[1] + "\n").encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+socketserver.TCPServer.allow_reuse_address = True
+http.server.HTTPServer(("0.0.0.0", 80), H).serve_forever()
+' "@NODE@" >/dev/null 2>&1 &
+    echo $! > "$PIDFILE"
+    # ready when the port answers (the server takes ~50 ms to start)
+    i=0; while [ $i -lt 100 ]; do
+        if @PYTHON@ -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); s.connect(("127.0.0.1",80))' 2>/dev/null; then exit 0; fi
+        i=$((i+1)); sleep 0.02
+    done
+    echo "webapp did not start"; exit 1 ;;
+stop)
+    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null; rm -f "$PIDFILE"; fi
+    exit 0 ;;
+status)
+    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then echo "webapp is running"; exit 0; fi
+    echo "webapp is not running"; exit 3 ;;
+*) echo "usage: $0 start|stop|status"; exit 2 ;;
+esac
+'''
+
+VIP_MONITOR = r'''
+import json, sys, time
+from pyroute2 import IPRoute
+vip = sys.argv[1]
+ipr = IPRoute()
+ipr.bind()
+def present():
+    return any(a.get_attr("IFA_ADDRESS") == vip for a in ipr.get_addr(family=2))
+print(json.dumps({"t": time.time(), "event": "initial", "present": present()}), flush=True)
+while True:
+    for msg in ipr.get():
+        if msg.get("event") in ("RTM_NEWADDR", "RTM_DELADDR") and msg.get_attr("IFA_ADDRESS") == vip:
+            print(json.dumps({"t": time.time(), "event": "add" if msg["event"] == "RTM_NEWADDR" else "del"}),
+                  flush=True)
+'''
+
+CLIENT = r'''
+import json, socket, sys, time
+vip, interval = sys.argv[1], float(sys.argv[2])
+while True:
+    start = time.time()
+    body, ok = "", False
+    try:
+        s = socket.create_connection((vip, 80), timeout=interval)
+        s.settimeout(interval)
+        s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+        ok = data.startswith(b"HTTP/1.0 200") and bool(body)
+    except OSError as e:
+        body = type(e).__name__
+    print(json.dumps({"t": start, "ok": ok, "body": body}), flush=True)
+    time.sleep(max(0.0, interval - (time.time() - start)))
+'''
+
+
+class LabError(Exception):
+    pass
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=20)
+    if check and result.returncode != 0:
+        raise LabError("ip %s: %s" % (" ".join(args), result.stderr.strip()))
+    return result
+
+
+class Watcher:
+    """A subprocess printing JSON lines; collected by a thread with arrival times."""
+
+    def __init__(self, argv: List[str], name: str) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.events: List[Dict[str, Any]] = []
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.thread.start()
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                pass
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+class Lab:
+    def __init__(self, timing: str = "tight", auto_failback: str = "on", workdir: Optional[str] = None,
+                 prefix: Optional[str] = None, extra_ha_cf: str = "", haresources: Optional[str] = None,
+                 authkeys: Optional[Dict[str, str]] = None, resource_scripts: Optional[Dict[str, str]] = None,
+                 vip_probe: bool = True, realtime: bool = False, keep_workdir: bool = False,
+                 cable_log: bool = True) -> None:
+        self.timing = TIMINGS[timing] if isinstance(timing, str) else dict(timing)
+        self.auto_failback = auto_failback
+        self.prefix = prefix or "hn%d" % os.getpid()
+        self.own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="hanode-lab-")
+        self.keep_workdir = keep_workdir
+        self.extra_ha_cf = extra_ha_cf
+        self.haresources = haresources or "node1 %s/%d/eth0 webapp\n" % (VIP, PREFIXLEN)
+        self.authkeys = authkeys or {n: "auth 1\n1 hmac-sha256 %s\n" % KEY for n in NODES}
+        self.resource_scripts = resource_scripts or {}
+        self.vip_probe = vip_probe
+        self.realtime = realtime
+        self.cable_log = cable_log
+        self.namespaces: List[str] = []
+        self.procs: Dict[str, subprocess.Popen] = {}
+        self.started_at: Dict[str, float] = {}
+        self.watchers: Dict[str, Watcher] = {}
+        self.cable: Optional[NullModem] = None
+        self.powered = {n: False for n in NODES}
+        self.marks: List[Tuple[float, str]] = []
+
+    # ------------------------------------------------------------- building
+    def ns(self, who: str) -> str:
+        return "%s-%s" % (self.prefix, who)
+
+    def node_dir(self, node: str) -> str:
+        return os.path.join(self.workdir, node)
+
+    def __enter__(self) -> "Lab":
+        try:
+            self.build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def build(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces, addresses on port 80)")
+        if shutil.which("ip") is None:
+            raise LabError("the 'ip' command (iproute2) is missing: run tools/setup")
+        lan = self.ns("lan")
+        for who in ("lan",) + NODES + ("client",):
+            _ip("netns", "add", self.ns(who))
+            self.namespaces.append(self.ns(who))
+            _ip("-n", self.ns(who), "link", "set", "lo", "up")
+        _ip("-n", lan, "link", "add", "br0", "type", "bridge")
+        _ip("-n", lan, "link", "set", "br0", "up")
+        for i, who in enumerate(NODES + ("client",)):
+            port = "p%d" % i
+            _ip("-n", lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", self.ns(who))
+            _ip("-n", lan, "link", "set", port, "master", "br0")
+            _ip("-n", lan, "link", "set", port, "up")
+            _ip("-n", self.ns(who), "addr", "add", "%s/%d" % (ADDRS[who], PREFIXLEN), "dev", "eth0")
+            _ip("-n", self.ns(who), "link", "set", "eth0", "up")
+        ends = []
+        for node in NODES:
+            os.makedirs(os.path.join(self.node_dir(node), "state"), exist_ok=True)
+            os.makedirs(os.path.join(self.node_dir(node), "lock"), exist_ok=True)
+            ends.append(PtyEndpoint(link=os.path.join(self.node_dir(node), "ttyS0")))
+        self.cable = NullModem(ends[0], ends[1], baud=19200,
+                               log=os.path.join(self.workdir, "cable.log") if self.cable_log else None)
+        self.cable.start()
+        for node in NODES:
+            self.write_config(node)
+        for node in NODES:
+            self.watchers["vip-" + node] = Watcher(
+                ["ip", "netns", "exec", self.ns(node), sys.executable, "-c", VIP_MONITOR, VIP], "vip-" + node)
+
+    def write_config(self, node: str) -> None:
+        d = self.node_dir(node)
+        ha = os.path.join(d, "ha.d")
+        rd = os.path.join(ha, "resource.d")
+        os.makedirs(rd, exist_ok=True)
+        t = self.timing
+        lines = [
+            "# written by hanode.lab for %s" % node,
+            "keepalive %s" % t["keepalive"], "warntime %s" % t["warntime"],
+            "deadtime %s" % t["deadtime"], "initdead %s" % t["initdead"],
+            "baud 19200", "serial %s" % os.path.join(d, "ttyS0"),
+            "auto_failback %s" % self.auto_failback,
+            "node node1", "node node2",
+            "logfile %s" % os.path.join(d, "ha-log"),
+            "realtime %s" % ("on" if self.realtime else "off"),
+            "vip_probe %s" % ("on" if self.vip_probe else "off"),
+            "state_dir %s" % os.path.join(d, "state"),
+            "control_socket %s" % os.path.join(d, "control.sock"),
+            "resource_dir %s" % rd,
+            "resource_timeout 10",
+        ]
+        with open(os.path.join(ha, "ha.cf"), "w") as f:
+            f.write("\n".join(lines) + "\n" + self.extra_ha_cf)
+        keys = os.path.join(ha, "authkeys")
+        with open(keys, "w") as f:
+            f.write(self.authkeys[node])
+        os.chmod(keys, 0o600)
+        with open(os.path.join(ha, "haresources"), "w") as f:
+            f.write(self.haresources)
+        scripts = {"webapp": WEBAPP}
+        scripts.update(self.resource_scripts)
+        for name, text in scripts.items():
+            path = os.path.join(rd, name)
+            with open(path, "w") as f:
+                f.write(text.replace("@STATE@", os.path.join(d, "state")).replace("@NODE@", node)
+                        .replace("@PYTHON@", sys.executable))
+            os.chmod(path, 0o755)
+
+    # ---------------------------------------------------------------- boxes
+    def hanode_argv(self, node: str, *args: str) -> List[str]:
+        return [sys.executable, "-m", "hanode"] + list(args)
+
+    def start(self, node: str, extra: Tuple[str, ...] = ()) -> subprocess.Popen:
+        d = self.node_dir(node)
+        argv = ["ip", "netns", "exec", self.ns(node)] + self.hanode_argv(
+            node, "run", "--config-dir", os.path.join(d, "ha.d"), "--node", node,
+            "--lock-dir", os.path.join(d, "lock")) + list(extra)
+        out = open(os.path.join(d, "stderr.log"), "ab")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([_repo_root()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env.pop("NOTIFY_SOCKET", None)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        out.close()
+        self.procs[node] = proc
+        self.started_at[node] = time.time()
+        self.powered[node] = True
+        self.mark("%s powered on (hanode pid %d)" % (node, proc.pid))
+        return proc
+
+    def ns_pids(self, node: str) -> List[int]:
+        result = _ip("netns", "pids", self.ns(node), check=False)
+        return [int(p) for p in result.stdout.split() if p.isdigit()]
+
+    def kill_node_processes(self, node: str, sig: int = signal.SIGKILL) -> None:
+        """Every process in the node's namespace (all started by this lab) except the VIP monitor."""
+        keep = set()
+        watcher = self.watchers.get("vip-" + node)
+        if watcher is not None:
+            keep.add(watcher.proc.pid)
+        for pid in self.ns_pids(node):
+            if pid in keep:
+                continue
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        proc = self.procs.get(node)
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def power_off(self, node: str) -> None:
+        """Power loss: processes gone at once, the box's addresses gone, its LAN port dark."""
+        self.mark("%s power loss" % node)
+        self.kill_node_processes(node)
+        _ip("-n", self.ns(node), "link", "set", "eth0", "down")
+        _ip("-n", self.ns(node), "addr", "del", "%s/%d" % (VIP, PREFIXLEN), "dev", "eth0", check=False)
+        self.powered[node] = False
+        self._clear_pidfiles(node)
+
+    def power_on(self, node: str) -> subprocess.Popen:
+        _ip("-n", self.ns(node), "link", "set", "eth0", "up")
+        return self.start(node)
+
+    def _clear_pidfiles(self, node: str) -> None:
+        state = os.path.join(self.node_dir(node), "state")
+        for name in os.listdir(state):
+            if name.endswith(".pid"):
+                os.unlink(os.path.join(state, name))
+
+    def signal(self, node: str, sig: int) -> None:
+        """Signal the node's hanode process (the one we started) by PID."""
+        proc = self.procs[node]
+        # 'ip netns exec' execs the command, so the Popen PID is hanode itself
+        os.kill(proc.pid, sig)
+
+    def cli(self, node: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _repo_root()
+        argv = self.hanode_argv(node, *args)
+        if args and args[0] in ("status", "standby", "takeover"):
+            argv += ["--socket", os.path.join(self.node_dir(node), "control.sock")]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+
+    def status(self, node: str) -> Optional[Dict[str, Any]]:
+        result = self.cli(node, "status", "--json", timeout=10)
+        if result.returncode != 0:
+            return None
+        return json.loads(result.stdout)
+
+    def wait_for(self, predicate, timeout: float, interval: float = 0.02) -> Optional[float]:
+        start = time.time()
+        while time.time() - start < timeout:
+            try:
+                if predicate():
+                    return time.time() - start
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(interval)
+        return None
+
+    def holder(self, node_view: str = "node1") -> Optional[str]:
+        st = self.status(node_view)
+        return st["groups"][0]["held_by"] if st else None
+
+    def log_text(self, node: str) -> str:
+        try:
+            with open(os.path.join(self.node_dir(node), "stderr.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    # -------------------------------------------------------------- watching
+    def start_client(self, interval: float = 0.1) -> None:
+        self.watchers["client"] = Watcher(
+            ["ip", "netns", "exec", self.ns("client"), sys.executable, "-c", CLIENT, VIP, str(interval)], "client")
+
+    def mark(self, text: str) -> None:
+        self.marks.append((time.time(), text))
+
+    def client_events(self) -> List[Dict[str, Any]]:
+        w = self.watchers.get("client")
+        return list(w.events) if w else []
+
+    def vip_intervals(self, node: str, until: Optional[float] = None) -> List[Tuple[float, float]]:
+        """When the VIP was configured on the node: a list of (from, to)."""
+        events = list(self.watchers["vip-" + node].events)
+        until = until or time.time()
+        spans, since = [], None
+        for e in events:
+            if e["event"] == "initial" and e.get("present"):
+                since = e["t"]
+            elif e["event"] == "add" and since is None:
+                since = e["t"]
+            elif e["event"] == "del" and since is not None:
+                spans.append((since, e["t"]))
+                since = None
+        if since is not None:
+            spans.append((since, until))
+        return spans
+
+    def double_holder_ms(self) -> float:
+        a, b = self.vip_intervals("node1"), self.vip_intervals("node2")
+        total = 0.0
+        for s1, e1 in a:
+            for s2, e2 in b:
+                total += max(0.0, min(e1, e2) - max(s1, s2))
+        return total * 1000
+
+    def outages(self, since: float = 0.0) -> List[Tuple[float, float, str, str]]:
+        """Client outage windows after `since`: (start, end, last body before, first body after)."""
+        events = [e for e in self.client_events() if e["t"] >= since]
+        windows = []
+        down_since, before = None, ""
+        last_ok = ""
+        for e in events:
+            if e["ok"]:
+                if down_since is not None:
+                    windows.append((down_since, e["t"], before, e["body"]))
+                    down_since = None
+                last_ok = e["body"]
+            elif down_since is None:
+                down_since, before = e["t"], last_ok
+        if down_since is not None:
+            windows.append((down_since, time.time(), before, ""))
+        return windows
+
+    def cable_frames(self) -> Dict[str, Any]:
+        """Heartbeat frame sizes on the wire, measured from the cable's byte log."""
+        path = os.path.join(self.workdir, "cable.log")
+        sizes: Dict[str, List[int]] = {"a>b": [], "b>a": []}
+        pending = {"a>b": 0, "b>a": 0}
+        try:
+            with open(path) as f:
+                for line in f:
+                    e = json.loads(line)
+                    if "data" not in e:
+                        continue
+                    for byte in bytes.fromhex(e["data"]):
+                        pending[e["dir"]] += 1
+                        if byte == 0:
+                            sizes[e["dir"]].append(pending[e["dir"]])
+                            pending[e["dir"]] = 0
+        except OSError:
+            pass
+        all_sizes = sizes["a>b"] + sizes["b>a"]
+        common = max(set(all_sizes), key=all_sizes.count) if all_sizes else 0
+        return {"frames": len(all_sizes), "bytes_per_frame": common,
+                "max_bytes": max(all_sizes) if all_sizes else 0}
+
+    # -------------------------------------------------------------- teardown
+    def close(self) -> None:
+        for node in NODES:
+            if self.ns(node) in self.namespaces:
+                try:
+                    self.kill_node_processes(node, signal.SIGKILL)
+                except LabError:
+                    pass
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        for w in self.watchers.values():
+            w.stop()
+        if self.ns("client") in self.namespaces:
+            for pid in self.ns_pids("client"):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self.cable is not None:
+            self.cable.close()
+            self.cable = None
+        for ns in reversed(self.namespaces):
+            _ip("netns", "del", ns, check=False)
+        self.namespaces = []
+        if self.own_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,100 @@
+"""Persistent state: our boot generation and the peer's last one.
+
+Theory of operation
+-------------------
+Replay protection rests on the boot generation: every start uses a number
+higher than any earlier start, so frames recorded before can never be
+accepted again.  The number lives in ``<state_dir>/generation`` and is
+replaced atomically (temp file, fsync, rename, fsync of the directory), so a
+power cut leaves either the old or the new value, never a torn one.  A file
+that cannot be read back is never "repaired" by guessing a small number: the
+wall clock in seconds (larger than any realistic counter) is used instead,
+and the operator is told.  The peer's highest generation seen is kept the same
+way, so after our own restart a replay of the peer's older frames is refused.
+"""
+import os
+import time
+from typing import Callable, Optional, Tuple
+
+GENERATION = "generation"
+PEER_GENERATION = "peer_generation"
+MAX_GENERATION = 0xFFFFFFFF
+
+
+class StateError(Exception):
+    pass
+
+
+def _read_int(path: str) -> Optional[int]:
+    """The number in the file, None if the file does not exist; StateError if unreadable."""
+    try:
+        with open(path, "r") as f:
+            text = f.read(64).strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StateError("cannot read %s: %s" % (path, e.strerror or e))
+    try:
+        value = int(text)
+    except ValueError:
+        raise StateError("%s is corrupt (holds %r, not a number)" % (path, text[:20]))
+    if not 0 <= value <= MAX_GENERATION:
+        raise StateError("%s is corrupt (%d is out of range)" % (path, value))
+    return value
+
+
+def write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def next_generation(state_dir: str, log: Callable[[str, str], None],
+                    clock: Callable[[], float] = time.time) -> int:
+    """Read, increment and persist our boot generation; return the new value."""
+    path = os.path.join(state_dir, GENERATION)
+    try:
+        previous = _read_int(path)
+    except StateError as e:
+        previous = int(clock())
+        log("error", "%s; not reusing any generation: continuing from the clock (%d). "
+                     "Replace the file if the clock is wrong." % (e, previous))
+    generation = (previous or 0) + 1
+    if generation > MAX_GENERATION:
+        raise StateError("%s: boot generation exhausted" % path)
+    try:
+        write_atomically(path, "%d\n" % generation)
+    except OSError as e:
+        raise StateError("cannot persist the boot generation in %s: %s; refusing to start, "
+                         "since a restart could then reuse it" % (path, e.strerror or e))
+    return generation
+
+
+def peer_generation(state_dir: str, log: Callable[[str, str], None]) -> int:
+    path = os.path.join(state_dir, PEER_GENERATION)
+    try:
+        return _read_int(path) or 0
+    except StateError as e:
+        log("warning", "%s; the peer's generation floor starts from 0" % e)
+        return 0
+
+
+def save_peer_generation(state_dir: str, generation: int, log: Callable[[str, str], None]) -> Tuple[bool, str]:
+    try:
+        write_atomically(os.path.join(state_dir, PEER_GENERATION), "%d\n" % generation)
+        return True, ""
+    except OSError as e:
+        log("warning", "cannot save the peer's generation in %s: %s" % (state_dir, e.strerror or e))
+        return False, str(e)
