@@ -158,23 +158,7 @@ class LinuxRunner:
         return await self.resources.release(self.cfg.group(key))
 
     async def probe(self, key: str):
-        from hanode import arp
-        from hanode.vip import Vip, VipError
-        started = time.monotonic()
-        for res in self.cfg.group(key).resources:
-            if not res.is_ip:
-                continue
-            try:
-                vip = Vip.from_resource(res).resolve()
-            except (VipError, OSError) as e:
-                log("warning", "cannot probe %s: %s" % (res.ip, e))
-                continue
-            mac = await arp.probe(vip.dev, res.ip, self.cfg.probe_count, self.cfg.probe_interval_ms,
-                                  self.cfg.probe_wait_ms)
-            if mac:
-                return True, "%s answered by %s" % (res.ip, mac)
-        log("debug", "probe of %s: nobody answered (%.0f ms)" % (key, (time.monotonic() - started) * 1000))
-        return False, ""
+        return await self.resources.probe(key)
 
     def active_groups(self) -> List[str]:
         """Groups whose address is configured on this box right now (left over by a crash)."""
@@ -346,6 +330,8 @@ class Daemon:
             recheck.cancel()
             await control.close()
             await runner.resources.close()
+            from hanode import arp
+            arp.close_sockets()
             if self.watchdog is not None:
                 self.watchdog.close_clean()
             self._close_serials()
