@@ -164,7 +164,7 @@ class Watcher:
 
 class Lab:
     def __init__(self, timing: str = "tight", auto_failback: str = "on", workdir: Optional[str] = None,
-                 prefix: Optional[str] = None, extra_ha_cf: str = "", haresources: Optional[str] = None,
+                 prefix: Optional[str] = None, extra_ha_cf: Any = "", haresources: Optional[str] = None,
                  authkeys: Optional[Dict[str, str]] = None, resource_scripts: Optional[Dict[str, str]] = None,
                  vip_probe: bool = True, realtime: bool = False, keep_workdir: bool = False,
                  cable_log: bool = True) -> None:
@@ -261,8 +261,9 @@ class Lab:
             "resource_dir %s" % rd,
             "resource_timeout 10",
         ]
+        extra = self.extra_ha_cf.get(node, "") if isinstance(self.extra_ha_cf, dict) else self.extra_ha_cf
         with open(os.path.join(ha, "ha.cf"), "w") as f:
-            f.write("\n".join(lines) + "\n" + self.extra_ha_cf)
+            f.write("\n".join(lines) + "\n" + extra)
         keys = os.path.join(ha, "authkeys")
         with open(keys, "w") as f:
             f.write(self.authkeys[node])
@@ -282,15 +283,18 @@ class Lab:
     def hanode_argv(self, node: str, *args: str) -> List[str]:
         return [sys.executable, "-m", "hanode"] + list(args)
 
-    def start(self, node: str, extra: Tuple[str, ...] = ()) -> subprocess.Popen:
+    def start(self, node: str, extra: Tuple[str, ...] = (), env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+        """Start `hanode run` for node in its namespace; extra: more arguments; env: more environment."""
         d = self.node_dir(node)
         argv = ["ip", "netns", "exec", self.ns(node)] + self.hanode_argv(
             node, "run", "--config-dir", os.path.join(d, "ha.d"), "--node", node,
             "--lock-dir", os.path.join(d, "lock")) + list(extra)
         out = open(os.path.join(d, "stderr.log"), "ab")
+        env_extra = env or {}
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([_repo_root()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         env.pop("NOTIFY_SOCKET", None)
+        env.update(env_extra)
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
         out.close()
         self.procs[node] = proc
@@ -332,9 +336,9 @@ class Lab:
         self.powered[node] = False
         self._clear_pidfiles(node)
 
-    def power_on(self, node: str) -> subprocess.Popen:
+    def power_on(self, node: str, **start_args: Any) -> subprocess.Popen:
         _ip("-n", self.ns(node), "link", "set", "eth0", "up")
-        return self.start(node)
+        return self.start(node, **start_args)
 
     def _clear_pidfiles(self, node: str) -> None:
         state = os.path.join(self.node_dir(node), "state")
