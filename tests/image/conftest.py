@@ -1,0 +1,161 @@
+"""Fixtures for the appliance image tests: the image (built or reused), and a pair of boxes.
+
+The image is built once per session with image/build (incremental: cached debs, ~30 s) unless
+HANODE_IMAGE_REUSE=1 and output/qemu-x86_64/disk.img already exists.  Each pair gets a private
+directory in /tmp (unix socket paths must stay short) for its qcow2 overlays, the two LAN
+datagram sockets and the two cable sockets; the null-modem simulator joins the cable sockets at
+19200 baud.  Everything is torn down even when a test fails: both QEMUs are killed by PID, the
+cable closed, the directory removed (the consoles are copied next to the image first, for
+post-mortems).  The time of every step is collected and printed at the end of the session.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, TOP)
+
+from qemuvm import QEMU, Box  # noqa: E402
+
+BOARD = "qemu-x86_64"
+IMAGE_DIR = os.path.join(TOP, "output", BOARD)
+
+# step name -> seconds, in the order measured (printed by pytest_terminal_summary)
+TIMES: List[Tuple[str, float]] = []
+NOTES: List[str] = []
+
+
+def record(step: str, seconds: float) -> None:
+    TIMES.append((step, seconds))
+    sys.stderr.write("[image] %-55s %6.1f s\n" % (step, seconds))
+
+
+def note(text: str) -> None:
+    NOTES.append(text)
+    sys.stderr.write("[image] %s\n" % text)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    if not TIMES and not NOTES:
+        return
+    terminalreporter.section("appliance image: measured times")
+    for step, seconds in TIMES:
+        terminalreporter.write_line("%-60s %7.1f" % (step, seconds))
+    for text in NOTES:
+        terminalreporter.write_line(text)
+    try:
+        with open(os.path.join(IMAGE_DIR, "image-test-times.json"), "w") as f:
+            json.dump({"times": [{"step": s, "value": round(t, 2)} for s, t in TIMES], "notes": NOTES}, f, indent=1)
+    except OSError:
+        pass
+
+
+def _missing_requirements() -> str:
+    if os.geteuid() != 0:
+        return "the image build needs root (chroot)"
+    if not shutil.which(QEMU):
+        return "qemu-system-x86_64 is not installed (tools/setup --test)"
+    for tool in ("genimage", "mkfs.vfat", "mcopy", "syslinux", "mke2fs", "cpio", "qemu-img"):
+        if not shutil.which(tool):
+            return "%s is not installed (tools/setup --test)" % tool
+    return ""
+
+
+@pytest.fixture(scope="session")
+def image_dir() -> str:
+    why = _missing_requirements()
+    if why:
+        pytest.skip(why)
+    if os.environ.get("HANODE_IMAGE_REUSE") == "1" and os.path.exists(os.path.join(IMAGE_DIR, "disk.img")):
+        return IMAGE_DIR
+    t0 = time.monotonic()
+    log = os.path.join(tempfile.gettempdir(), "hanode-image-build-%d.log" % os.getpid())
+    with open(log, "w") as f:
+        rc = subprocess.run([os.path.join(TOP, "image", "build"), "--board", BOARD],
+                            stdout=f, stderr=subprocess.STDOUT, cwd=TOP).returncode
+    with open(log) as f:
+        text = f.read()
+    os.unlink(log)
+    assert rc == 0, "image/build failed (exit %d):\n%s" % (rc, text[-4000:])
+    record("image/build (incremental)", time.monotonic() - t0)
+    return IMAGE_DIR
+
+
+class Pair:
+    """Two boxes on one LAN and one null-modem cable."""
+
+    def __init__(self, image: str, boot: str = "disk") -> None:
+        from hanode.nullmodem import NullModem, UnixSocketEndpoint
+
+        self.dir = tempfile.mkdtemp(prefix="hnimg%d-" % os.getpid())
+        lan1 = os.path.join(self.dir, "lan1.sock")
+        lan2 = os.path.join(self.dir, "lan2.sock")
+        self.box1 = Box("box1", self.dir, image, "node1", "192.0.2.11/24", lan1, lan2,
+                        "52:54:00:c0:00:11", boot=boot)
+        self.box2 = Box("box2", self.dir, image, "node2", "192.0.2.12/24", lan2, lan1,
+                        "52:54:00:c0:00:12", boot=boot)
+        for b in self.boxes:
+            b.create_disk()
+        self.cable = NullModem(UnixSocketEndpoint(self.box1.cable_socket),
+                               UnixSocketEndpoint(self.box2.cable_socket), baud=19200,
+                               log=os.path.join(self.dir, "cable.jsonl"))
+        self.cable.start()
+
+    @property
+    def boxes(self) -> Tuple[Box, Box]:
+        return self.box1, self.box2
+
+    def close(self, keep_logs_in: str) -> None:
+        for b in self.boxes:
+            try:
+                b.power_off()
+            except Exception:  # a failing teardown must not hide the other box's cleanup
+                pass
+        try:
+            self.cable.close()
+        finally:
+            for b in self.boxes:
+                if os.path.exists(b.log_path):
+                    try:
+                        shutil.copy(b.log_path, os.path.join(keep_logs_in, os.path.basename(b.log_path)))
+                    except OSError:
+                        pass
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def pair(image_dir: str) -> Iterator[Pair]:
+    p = Pair(image_dir)
+    try:
+        yield p
+    finally:
+        p.close(keep_logs_in=image_dir)
+
+
+@pytest.fixture
+def box(image_dir: str) -> Iterator[Box]:
+    d = tempfile.mkdtemp(prefix="hnimg%d-" % os.getpid())
+    b = Box("solo", d, image_dir, "node1", "192.0.2.11/24", os.path.join(d, "lan-a.sock"),
+            os.path.join(d, "lan-b.sock"), "52:54:00:c0:00:21")
+    b.create_disk()
+    try:
+        yield b
+    finally:
+        b.power_off()
+        if os.path.exists(b.log_path):
+            shutil.copy(b.log_path, os.path.join(image_dir, "solo-console.log"))
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def times() -> Dict[str, float]:
+    return dict(TIMES)

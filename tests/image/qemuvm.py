@@ -1,0 +1,231 @@
+"""One appliance box in QEMU, its serial console driven from Python.
+
+Theory of operation
+-------------------
+A ``Box`` is one QEMU process (TCG, ``-m 256``) booting the appliance's ``disk.img`` through a
+copy-on-write qcow2 overlay, so two boxes share one image and each keeps its own data partition
+across its reboots.  Its hardware is what the appliance expects: an i6300esb watchdog wired to
+``-action watchdog=reset``, an e1000 NIC on a ``-netdev dgram`` LAN made of two unix datagram
+sockets (no host interface, no host network: frames only go to the other box), the first UART on
+QEMU's stdio (the console, read by a thread into a transcript) and the second UART on a unix
+stream socket that the null-modem simulator joins to the other box's.
+
+The box boots through the image's own bootloader: syslinux's ``boot:`` prompt appears on the
+console and the harness types the node's identity there (``hanode hanode.node=node1
+hanode.ip=192.0.2.11/24``), exactly as a technician would on a real box.  After a watchdog reset
+the prompt comes back and is answered again by the same thread, so a reset box boots as itself.
+(``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: faster, no bootloader.)
+
+``expect()`` waits for a regular expression in the console output after a cursor and moves the
+cursor past the match; ``sh()`` runs one shell command and returns its output and status, found
+between markers that the shell prints but its echo cannot contain (``printf '%s%s'`` splits them).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from typing import List, Optional, Pattern, Tuple, Union
+
+QEMU = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
+QEMU_IMG = shutil.which("qemu-img") or "qemu-img"
+
+
+class ConsoleTimeout(AssertionError):
+    """An expected console line did not come: the message carries the console's tail."""
+
+
+class Box:
+    def __init__(self, name: str, workdir: str, image_dir: str, node: str, ip: str,
+                 lan_local: str, lan_remote: str, mac: str, boot: str = "disk",
+                 memory_mb: int = 256, extra_cmdline: str = "") -> None:
+        self.name = name
+        self.workdir = workdir
+        self.image_dir = image_dir
+        self.node = node
+        self.ip = ip
+        self.lan_local = lan_local
+        self.lan_remote = lan_remote
+        self.mac = mac
+        self.boot = boot
+        self.memory_mb = memory_mb
+        self.extra_cmdline = extra_cmdline
+        self.overlay = os.path.join(workdir, name + ".qcow2")
+        self.cable_socket = os.path.join(workdir, name + "-ttyS1.sock")
+        self.log_path = os.path.join(workdir, name + "-console.log")
+        self.proc: Optional[subprocess.Popen] = None
+        self._buf = ""
+        self._cursor = 0
+        self._cond = threading.Condition()
+        self._reader: Optional[threading.Thread] = None
+        self._marker = 0
+        self._prompt_pos = 0  # console position after the last boot prompt answered
+        self.powered_on_at: Optional[float] = None
+        self.boots = 0  # boot prompts answered (1 + resets) since power-on
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def create_disk(self) -> None:
+        """A fresh copy-on-write disk for this box (its data partition starts as flashed)."""
+        if os.path.exists(self.overlay):
+            os.unlink(self.overlay)
+        subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                        os.path.join(self.image_dir, "disk.img"), self.overlay], check=True)
+
+    @property
+    def cmdline_words(self) -> str:
+        words = "hanode.node=%s hanode.ip=%s" % (self.node, self.ip)
+        return (words + " " + self.extra_cmdline).strip()
+
+    def argv(self) -> List[str]:
+        args = [QEMU, "-name", self.name, "-M", "pc", "-accel", "tcg", "-m", str(self.memory_mb),
+                "-display", "none", "-monitor", "none", "-no-user-config", "-nodefaults",
+                "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
+                "-chardev", "socket,id=cable,path=%s,server=on,wait=off" % self.cable_socket,
+                "-serial", "chardev:cable",
+                "-drive", "file=%s,if=virtio,format=qcow2,cache=unsafe" % self.overlay,
+                "-device", "i6300esb", "-action", "watchdog=reset",
+                "-netdev", "dgram,id=lan,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s"
+                % (self.lan_local, self.lan_remote),
+                "-device", "e1000,netdev=lan,mac=%s" % self.mac]
+        if self.boot == "kernel":
+            args += ["-kernel", os.path.join(self.image_dir, "bzImage"),
+                     "-initrd", os.path.join(self.image_dir, "rootfs.cpio.gz"),
+                     "-append", "console=ttyS0,115200 panic=5 loglevel=4 " + self.cmdline_words]
+        return args
+
+    def power_on(self) -> None:
+        assert self.proc is None, "box %s is already on" % self.name
+        for path in (self.lan_local, self.cable_socket):
+            if os.path.exists(path):
+                os.unlink(path)  # a dead QEMU leaves its sockets behind; binding would fail
+        self.powered_on_at = time.monotonic()
+        self.boots = 0
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, bufsize=0)
+        self._reader = threading.Thread(target=self._read, name="console-" + self.name, daemon=True)
+        self._reader.start()
+
+    def power_off(self) -> None:
+        """Pull the plug: SIGKILL QEMU (no shutdown, no flush beyond what the guest did)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self.proc = None
+        self._reader = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- console -----------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        proc = self.proc
+        assert proc is not None and proc.stdout is not None
+        with open(self.log_path, "ab") as log:
+            log.write(b"\n===== power on %s =====\n" % time.strftime("%H:%M:%S").encode())
+            while True:
+                try:
+                    chunk = os.read(proc.stdout.fileno(), 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                log.write(chunk)
+                log.flush()
+                text = chunk.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "")
+                with self._cond:
+                    self._buf += text
+                    self._cond.notify_all()
+                    if self.boot == "disk":
+                        self._answer_boot_prompt()
+
+    def _answer_boot_prompt(self) -> None:
+        # called with the lock held: every syslinux "boot:" prompt gets this box's identity
+        while True:
+            i = self._buf.find("boot: ", self._prompt_pos)
+            if i < 0:
+                return
+            self._prompt_pos = i + 6
+            self.boots += 1
+            self._write("hanode " + self.cmdline_words + "\r")
+
+    def _write(self, text: str) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(text.encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+
+    def send(self, text: str) -> None:
+        self._write(text)
+
+    def mark(self) -> int:
+        """The console position now: expect(..., since=mark) looks only at what came after."""
+        with self._cond:
+            return len(self._buf)
+
+    def expect(self, pattern: Union[str, Pattern], timeout: float, since: Optional[int] = None) -> "re.Match":
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            start = self._cursor if since is None else since
+            while True:
+                m = rx.search(self._buf, start)
+                if m:
+                    self._cursor = m.end()
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc is not None and self.proc.poll() is not None and
+                                 not self._reader_alive()):
+                    raise ConsoleTimeout("%s: no %r on the console within %.0f s; last output:\n%s"
+                                         % (self.name, rx.pattern, timeout, self.tail()))
+                self._cond.wait(min(left, 0.5))
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
+
+    def tail(self, n: int = 1500) -> str:
+        return self._buf[-n:]
+
+    def sh(self, command: str, timeout: float = 30.0, check: bool = True) -> Tuple[int, str]:
+        """Run COMMAND in the console's shell; returns (status, output)."""
+        self._marker += 1
+        tag = "%s%d" % (self.name.upper(), self._marker)
+        since = self.mark()
+        # the markers only appear in the output once printf has joined their halves
+        self._write("printf '%%s%%s\\n' '<<B' '%s>>'; %s; printf '%%s%%s\\n' '<<E' \"%s $?>>\"\n"
+                    % (tag, command, tag))
+        m = self.expect(re.compile(r"<<B%s>>\n(.*?)<<E%s (\d+)>>" % (tag, tag), re.S), timeout, since=since)
+        status, out = int(m.group(2)), m.group(1)
+        if check and status != 0:
+            raise AssertionError("%s: `%s` exited %d:\n%s" % (self.name, command, status, out))
+        return status, out
+
+    def expect_reboot(self, timeout: float) -> None:
+        """Wait for the box to come back through its firmware: the bootloader's banner (SeaBIOS
+        prints nothing on a serial-only machine), or the kernel's first line with -kernel."""
+        self.expect(r"SYSLINUX \d" if self.boot == "disk" else r"Linux version|Run /init", timeout)
+
+    def wait_shell(self, timeout: float) -> float:
+        """Wait until the console shell answers; returns seconds since power-on."""
+        self.expect(r"Please press Enter|# ", timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sh("true", timeout=5)
+                break
+            except ConsoleTimeout:
+                if time.monotonic() > deadline:
+                    raise
+        assert self.powered_on_at is not None
+        return time.monotonic() - self.powered_on_at

@@ -1,0 +1,260 @@
+"""The appliance image, proved in QEMU: it is laid out as flashed, it boots, its watchdog resets
+a hung box, and two boxes joined by a 19200-baud null-modem and a LAN fail over and back.
+
+Every box boots disk.img through its own bootloader (syslinux), copy-on-write, under TCG with
+256 MB; the identity is typed at the boot prompt.  Nothing is mocked: the guest runs the real
+hanode on the real kernel drivers (i6300esb, e1000, 8250 UART), the VIP is a real address that
+the other box reaches over the emulated LAN, the web service is BusyBox httpd.
+"""
+
+import json
+import os
+import re
+import struct
+import subprocess
+import time
+from typing import Any, Callable, Dict, Optional
+
+import pytest
+
+from conftest import Pair, note, record
+from qemuvm import Box
+
+pytestmark = pytest.mark.image
+
+VIP = "192.0.2.100"
+BOOT_TIMEOUT = 90.0      # power-on -> shell; ~11 s measured alone, slower with two VMs on 2 cores
+READY_TIMEOUT = 120.0    # power-on -> hanode has settled who holds what
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
+    """Poll PROBE until it returns something truthy; fail naming WHAT and the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s (last: %r)" % (timeout, what, last))
+        time.sleep(interval)
+
+
+def status(box: Box) -> Optional[Dict[str, Any]]:
+    """hanode's own view (`hanode status --json` in the guest), or None if it does not answer."""
+    rc, out = box.sh("hanode status --json 2>/dev/null", timeout=60, check=False)
+    if rc != 0 or "{" not in out:
+        return None
+    try:
+        doc = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    except ValueError:
+        return None
+    return _find_node_status(doc)
+
+
+def _find_node_status(doc: Any) -> Optional[Dict[str, Any]]:
+    # the control socket may wrap the core's status dict; find the dict that has peer_state
+    if isinstance(doc, dict):
+        if "peer_state" in doc:
+            return doc
+        for v in doc.values():
+            found = _find_node_status(v)
+            if found:
+                return found
+    return None
+
+
+def holds_vip(box: Box) -> bool:
+    _, out = box.sh("ip -o -4 addr show dev eth0", check=False)
+    return (" %s/" % VIP) in out
+
+
+def web_running(box: Box) -> bool:
+    return box.sh("/etc/init.d/webdemo status >/dev/null", check=False)[0] == 0
+
+
+def fetch_vip(box: Box) -> str:
+    """What a client on this box gets from http://VIP/ (the holder's node name), '' if nothing."""
+    rc, out = box.sh("wget -q -T 3 -O - http://%s/" % VIP, timeout=30, check=False)
+    return out.strip() if rc == 0 else ""
+
+
+def generation(box: Box) -> int:
+    _, out = box.sh("cat /var/lib/hanode/generation")
+    m = re.search(r"\d+", out)
+    assert m, "%s: /var/lib/hanode/generation holds no number: %r" % (box.name, out)
+    return int(m.group())
+
+
+def settled(box: Box, holder: str) -> Optional[Dict[str, Any]]:
+    """The box's hanode sees its peer and agrees that HOLDER holds the (only) group."""
+    st = status(box)
+    if not st or st.get("peer_state") not in ("up", "active"):
+        return None
+    groups = st.get("groups") or []
+    if not groups or any(g.get("held_by") != holder for g in groups):
+        return None
+    return st
+
+
+def alone_holding(box: Box) -> Optional[Dict[str, Any]]:
+    st = status(box)
+    if not st or st.get("peer_state") != "dead":
+        return None
+    if any(g.get("held_by") != box.node for g in st.get("groups") or []):
+        return None
+    return st
+
+
+# -- the image as built --------------------------------------------------------------------------
+
+def test_disk_image_layout(image_dir: str) -> None:
+    """disk.img is flashable as built: syslinux MBR, active FAT boot partition, ext4 data."""
+    disk = os.path.join(image_dir, "disk.img")
+    with open(disk, "rb") as f:
+        mbr = f.read(512)
+    assert mbr[510:512] == b"\x55\xaa", "disk.img has no MBR signature"
+    with open("/usr/lib/syslinux/mbr/mbr.bin", "rb") as f:
+        code = f.read()
+    assert mbr[:len(code)] == code, "disk.img's boot code is not syslinux's mbr.bin"
+    parts = []
+    for i in range(4):
+        e = mbr[446 + 16 * i:446 + 16 * (i + 1)]
+        boot, ptype, lba, sectors = e[0], e[4], struct.unpack("<I", e[8:12])[0], struct.unpack("<I", e[12:16])[0]
+        if ptype:
+            parts.append((boot, ptype, lba, sectors))
+    assert [(p[0], p[1]) for p in parts] == [(0x80, 0x0C), (0x00, 0x83)], parts
+    # the data partition: ext4 labelled hanode-data holding the pair's configuration
+    _, _, lba, sectors = parts[1]
+    data = os.path.join(image_dir, "data-check.ext4")
+    try:
+        subprocess.run(["dd", "if=" + disk, "of=" + data, "bs=512", "skip=%d" % lba, "count=%d" % sectors,
+                        "status=none"], check=True)
+        label = subprocess.run(["e2label", data], capture_output=True, text=True, check=True).stdout.strip()
+        assert label == "hanode-data"
+        ls = subprocess.run(["debugfs", "-R", "ls -l /etc/ha.d", data], capture_output=True, text=True,
+                            check=True).stdout
+        for name in ("ha.cf", "authkeys", "haresources"):
+            assert name in ls, "no /etc/ha.d/%s on the data partition:\n%s" % (name, ls)
+        mode = subprocess.run(["debugfs", "-R", "stat /etc/ha.d/authkeys", data], capture_output=True,
+                              text=True, check=True).stdout
+        assert re.search(r"Mode:\s+0600", mode), "authkeys is not mode 600 on the data partition:\n" + mode
+        assert "hanode" in subprocess.run(["debugfs", "-R", "ls /var/lib", data], capture_output=True,
+                                           text=True, check=True).stdout, "no /var/lib/hanode on the data partition"
+    finally:
+        if os.path.exists(data):
+            os.unlink(data)
+    # the system part: kernel + initramfs, compressed
+    system = sum(os.path.getsize(os.path.join(image_dir, n)) for n in ("bzImage", "rootfs.cpio.gz"))
+    record("system size (bzImage + rootfs.cpio.gz), MB", system / 1e6)
+    assert system <= 24 * 1024 * 1024, "compressed system part is %.1f MB (aim: 24 MB)" % (system / 1e6)
+    listing = subprocess.run("zcat %s | cpio -t --quiet" % os.path.join(image_dir, "rootfs.cpio.gz"),
+                             shell=True, capture_output=True, text=True, check=True).stdout.split("\n")
+    for path in ("init", "usr/bin/hanode", "usr/bin/python3.11", "etc/init.d/S45hanode", "etc/init.d/webdemo",
+                 "usr/lib/python3/dist-packages/hanode/cli.py", "etc/modules.order"):
+        assert path in listing, "rootfs.cpio.gz lacks /" + path
+    assert not any(re.match(r"etc/init.d/S\d\dwebdemo", p) for p in listing), "webdemo must not have an S-link"
+    assert any(p.endswith("/i6300esb.ko") for p in listing) and any(p.endswith("/e1000.ko") for p in listing)
+
+
+# -- one box -------------------------------------------------------------------------------------
+
+def test_boot_python_and_watchdog_reset(box: Box) -> None:
+    """A box boots from disk.img to a shell, runs hanode's Python, and the i6300esb watchdog
+    resets it when the holder of /dev/watchdog stops petting; the data partition persists."""
+    box.power_on()
+    record("solo: power-on -> shell (bootloader, TCG)", box.wait_shell(BOOT_TIMEOUT))
+    box.sh("python3 -c 'import hanode, hanode.cli, pyroute2, sdnotify, asyncio, hashlib, termios'", timeout=60)
+    assert box.sh("cat /proc/cmdline")[1].find("hanode.node=node1") >= 0
+    assert box.sh("hostname")[1].strip() == "node1"
+    assert "/data type ext4" in box.sh("mount")[1]
+    box.sh("echo before-reset >/data/marker && sync")
+    # hanode (if it runs) is the one holder of /dev/watchdog: let it go with the magic close
+    box.sh("/etc/init.d/S45hanode stop >/dev/null 2>&1; true", timeout=60)
+    assert box.boots == 1
+    # arm a 3 s watchdog, pet it once, then stop - like a hung agent
+    box.sh("python3 -c \"import fcntl, os, struct, time; fd = os.open('/dev/watchdog', os.O_WRONLY); "
+           "fcntl.ioctl(fd, 0xC0045706, struct.pack('i', 3)); os.write(fd, b'1'); os._exit(0)\"", timeout=60)
+    t_hang = time.monotonic()
+    box.expect_reboot(timeout=30)
+    record("solo: watchdog (3 s) stopped petting -> reset", time.monotonic() - t_hang)
+    t_reset = time.monotonic()
+    box.wait_shell(BOOT_TIMEOUT)
+    record("solo: reset -> shell", time.monotonic() - t_reset)
+    assert box.boots == 2, "the box did not come back through the bootloader"
+    assert box.sh("cat /data/marker")[1].strip() == "before-reset"
+
+
+# -- the pair ------------------------------------------------------------------------------------
+
+def test_pair_failover_failback_and_watchdog(pair: Pair) -> None:
+    """Heartbeat R1's classic pair, as appliances: boot, power loss, return, hang -> reset."""
+    box1, box2 = pair.boxes
+    t_start = time.monotonic()
+
+    # 1. both boot; node1 (preferred) holds the VIP and the web service; box 2 reaches it
+    box1.power_on()
+    box2.power_on()
+    for b in (box1, box2):
+        record("1. %s: power-on -> shell" % b.name, b.wait_shell(BOOT_TIMEOUT))
+    wait_for("box 1 to hold the VIP with the web service running",
+             lambda: holds_vip(box1) and web_running(box1), READY_TIMEOUT)
+    record("1. box1: power-on -> VIP + web service up", time.monotonic() - box1.powered_on_at)
+    wait_for("box 1's hanode to see node2 and hold the group", lambda: settled(box1, "node1"), READY_TIMEOUT)
+    record("1. box1: power-on -> READY (peer up, group held)", time.monotonic() - box1.powered_on_at)
+    wait_for("box 2's hanode to see node1 holding the group", lambda: settled(box2, "node1"), READY_TIMEOUT)
+    record("1. box2: power-on -> READY (peer up, node1 holds)", time.monotonic() - box2.powered_on_at)
+    assert not holds_vip(box2) and not web_running(box2), "box 2 holds resources while box 1 does"
+    assert fetch_vip(box2) == "node1", "box 2 fetching http://%s/ did not reach node1" % VIP
+    gen_before = generation(box1)
+
+    # 2. power loss of box 1: box 2 takes over and now serves the VIP itself
+    box1.power_off()
+    t_cut = time.monotonic()
+    wait_for("box 2 to take over the VIP", lambda: holds_vip(box2) and web_running(box2), 90)
+    record("2. box1 power loss -> box2 holds VIP + web", time.monotonic() - t_cut)
+    assert fetch_vip(box2) == "node2"
+    assert alone_holding(box2), "box 2's hanode does not report node1 dead and itself holding"
+
+    # 3. box 1 powers on again: auto_failback gives the group back
+    box1.power_on()
+    t_on = time.monotonic()
+    box1.wait_shell(BOOT_TIMEOUT)
+    wait_for("box 1 to get the VIP back", lambda: holds_vip(box1) and web_running(box1), READY_TIMEOUT)
+    record("3. box1 power-on -> failback complete (VIP + web on box1)", time.monotonic() - t_on)
+    wait_for("box 2 to release the VIP", lambda: not holds_vip(box2) and not web_running(box2), 60)
+    wait_for("box 2 to see node1 holding again", lambda: settled(box2, "node1"), 60)
+    assert fetch_vip(box2) == "node1"
+    gen_after_failback = generation(box1)
+    assert gen_after_failback > gen_before, "box 1's boot generation did not grow across a power cycle"
+
+    # 4. hang: SIGSTOP hanode inside box 1; the watchdog resets box 1, box 2 holds meanwhile
+    assert box1.boots == 1
+    pid = box1.sh("cat /run/hanode.pid")[1].strip()
+    assert pid.isdigit(), "no hanode pid on box 1: %r" % pid
+    box1.sh("kill -STOP %s" % pid)
+    t_hang = time.monotonic()
+    box1.expect_reboot(timeout=60)
+    record("4. hanode SIGSTOP on box1 -> watchdog reset", time.monotonic() - t_hang)
+    wait_for("box 2 to hold the VIP while box 1 reboots", lambda: holds_vip(box2) and web_running(box2), 60)
+    record("4. hanode SIGSTOP on box1 -> box2 holds VIP + web", time.monotonic() - t_hang)
+    assert fetch_vip(box2) == "node2"
+    box1.wait_shell(BOOT_TIMEOUT)
+    assert box1.boots == 2, "box 1 did not reboot through its bootloader"
+    wait_for("box 1 to get the VIP back after the reset",
+             lambda: holds_vip(box1) and web_running(box1), READY_TIMEOUT)
+    wait_for("the pair to be whole again", lambda: settled(box2, "node1") and settled(box1, "node1"), 60)
+    record("4. watchdog reset -> pair whole again", time.monotonic() - t_hang)
+    assert not holds_vip(box2)
+    assert fetch_vip(box2) == "node1"
+
+    # 5. persistent state: the boot generation survived the reset and grew
+    gen_after_reset = generation(box1)
+    assert gen_after_reset > gen_after_failback, (gen_after_failback, gen_after_reset)
+    st = status(box1)
+    assert st and st.get("generation") == gen_after_reset, st
+    note("5. box1 boot generation: %d at first boot, %d after the power cycle, %d after the watchdog reset"
+         % (gen_before, gen_after_failback, gen_after_reset))
+    record("whole pair test", time.monotonic() - t_start)
