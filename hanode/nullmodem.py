@@ -52,6 +52,7 @@ import os
 import random
 import select
 import socket
+import struct
 import termios
 import threading
 import time
@@ -515,15 +516,35 @@ class NullModem:
             st.update(self.counters())
             return st
 
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Wait until nothing is queued or in flight either way; False on timeout."""
+    def wait_idle(self, timeout: float = 5.0, settle: float = 0.02) -> bool:
+        """Wait until nothing is queued, in flight, or unread at either end for
+        ``settle`` seconds (a pty hands written bytes over asynchronously, so a
+        moment of "nothing there" right after a write is not yet idle).
+        False on timeout."""
         deadline = time.monotonic() + timeout
+        quiet_since = None
         while time.monotonic() < deadline:
             with self._lock:
-                if all(not d.txq and not d.inflight for d in self._dirs):
-                    return True
-            time.sleep(0.005)
+                idle = all(not d.txq and not d.inflight and not self._unread(d.src) for d in self._dirs)
+            now = time.monotonic()
+            if not idle:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle:
+                return True
+            time.sleep(0.002)
         return False
+
+    @staticmethod
+    def _unread(ep: Endpoint) -> int:
+        fd = ep.fileno()
+        if fd is None:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
 
     def command(self, line: str) -> str:
         """Run one control command; returns the one-line answer."""
