@@ -161,19 +161,17 @@ class LinuxRunner:
         return await self.resources.probe(key)
 
     def active_groups(self) -> List[str]:
-        """Groups whose address is configured on this box right now (left over by a crash)."""
-        from hanode.vip import Vip, VipError
-        found = []
-        for g in self.cfg.groups:
-            for res in g.resources:
-                if res.is_ip:
-                    try:
-                        if Vip.from_resource(res).resolve().present():
-                            found.append(g.key)
-                            break
-                    except (VipError, OSError):
-                        pass
-        return found
+        """Groups whose address is configured on this box right now (left over by a crash).
+        Asked without netlink, so that the first heartbeat need not wait for pyroute2."""
+        from hanode.vip import configured_ipv4
+        here = set(configured_ipv4())
+        return [g.key for g in self.cfg.groups if any(r.is_ip and r.ip in here for r in g.resources)]
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import what the first acquire needs (pyroute2 costs 100+ ms), off the loop."""
+        import pyroute2  # noqa: F401
+        import hanode.arp  # noqa: F401
 
 
 class Daemon:
@@ -323,11 +321,16 @@ class Daemon:
         run = asyncio.create_task(agent.run(running))
         await asyncio.sleep(0)
         self.notifier.ready(agent.summary())
+        warm = loop.run_in_executor(None, runner.warm_up)
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
             await run
         finally:
             recheck.cancel()
+            try:
+                await warm
+            except Exception as e:
+                log("error", "importing pyroute2 failed: %r (run tools/setup)" % (e,))
             await control.close()
             await runner.resources.close()
             from hanode import arp
