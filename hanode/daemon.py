@@ -181,6 +181,7 @@ class Daemon:
         self.state_dir = args.state_dir or cfg.state_dir
         self.socket_path = args.socket or cfg.control_socket
         self.serials: List[Any] = []
+        self.udp_links: List[Any] = []
         self.watchdog: Any = None
         self.gate: Any = None
         self.notifier: Any = None
@@ -302,8 +303,24 @@ class Daemon:
                 log("error", str(e))
         runner = LinuxRunner(cfg)
         running = runner.active_groups()
-        node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log))
-        links = [SerialLink(s) for s in self.serials]
+        links: List[Any] = [SerialLink(s) for s in self.serials]
+        if cfg.ucast:
+            from hanode.udp import links_for
+            from hanode.vip import configured_ipv4
+            try:
+                udp_links, notes = links_for(cfg.ucast, cfg.udpport, configured_ipv4())
+            except OSError as e:
+                log("critical", str(e.strerror or e))
+                self._close_serials()
+                return 1
+            for note in notes:
+                log("info", note)
+            for link in udp_links:
+                log("info", "Starting ucast heartbeat on %s to %s:%d" % (link.dev, link.peer, link.port))
+            links += udp_links
+            self.udp_links = udp_links
+        node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
+                    links=[link.name for link in links])
         self.agent = agent = Agent(node, links, runner, log, hooks=self)
         control = ControlServer(self.socket_path, self.handle, log)
         try:
@@ -342,6 +359,9 @@ class Daemon:
         return 0
 
     def _close_serials(self) -> None:
+        for link in self.udp_links:
+            link.close()
+        self.udp_links = []
         for s in self.serials:
             try:
                 s.close()

@@ -81,7 +81,7 @@ def _acked(since_seq, my_seq, my_gen, frame):
 
 
 class Node:
-    def __init__(self, config, me=None, generation=1, peer_generation=0):
+    def __init__(self, config, me=None, generation=1, peer_generation=0, links=None):
         me = (me or config.me or "").lower()
         if me not in config.nodes:
             raise ValueError("node %r is not listed in ha.cf (nodes: %s)" % (me, " ".join(config.nodes)))
@@ -96,7 +96,10 @@ class Node:
         self.guard = ReplayGuard()
         if peer_generation:
             self.guard.set_floor(self.peer_id, peer_generation)
-        self.links = list(config.serial) or ["serial"]
+        # link names as the agent will pass them to receive(): the serial devices, then the ucast
+        # interfaces; the first is the default
+        self.links = list(links) if links else (list(config.serial) + [dev for dev, _ in config.ucast]
+                                                or ["serial"])
         self.decoders = {}
         self.groups = [arbiter.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
         for g in self.groups:
@@ -412,10 +415,10 @@ class Node:
         orphaned = peer.state == ST_ACTIVE and not peer_holds and not peer_wants
         if self.standby_mode:
             return orphaned and self.standby_mark.seen
+        if g.failed:   # even for a peer in standby: retry only now and then, and only if it will not
+            return orphaned and g.failed_mark.seen and (g.retry_at is None or now >= g.retry_at)
         if peer.flags & STANDBY:
             return True
-        if g.failed:
-            return orphaned and g.failed_mark.seen and (g.retry_at is None or now >= g.retry_at)
         if self.stale and peer_holds:
             return False
         if g.group.preferred == self.me:
