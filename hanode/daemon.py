@@ -335,6 +335,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: log(
             "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
         recheck = asyncio.create_task(self.recheck_vips(runner))
+        respawner = None
+        if cfg.respawn:
+            from hanode.respawn import Respawner
+            respawner = Respawner(cfg.respawn, log)
+            respawner.start()
         run = asyncio.create_task(agent.run(running))
         await asyncio.sleep(0)
         self.notifier.ready(agent.summary())
@@ -344,6 +349,8 @@ class Daemon:
             await run
         finally:
             recheck.cancel()
+            if respawner is not None:
+                await respawner.stop()
             try:
                 await warm
             except Exception as e:
