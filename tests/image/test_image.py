@@ -77,7 +77,8 @@ def web_running(box: Box) -> bool:
 
 def fetch_vip(box: Box) -> str:
     """What a client on this box gets from http://VIP/ (the holder's node name), '' if nothing."""
-    rc, out = box.sh("wget -q -T 3 -O - http://%s/" % VIP, timeout=30, check=False)
+    # busybox 1.35's `wget -T` segfaults (Debian's busybox-static): bound it with timeout instead
+    rc, out = box.sh("timeout 5 wget -q -O - http://%s/" % VIP, timeout=30, check=False)
     return out.strip() if rc == 0 else ""
 
 
