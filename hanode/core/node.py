@@ -9,22 +9,30 @@ wants, and which of our frames it has seen).  On every call it re-derives what
 it *wants* from that view, feeds the difference into each group's transition
 table, and sends its own view every keepalive and at once when it changed.
 
-What a node wants (per group), the peer being alive:
+What a node wants (per group), the peer being alive - the first row that applies:
 
-    situation                                   preferred node      other node
-    ------------------------------------------  ------------------  ---------------------------------
-    we are shutting down / in standby           no                  no
-    peer shutting down, in standby              yes                 yes
-    our start of it failed before               no                  no
-    we were stalled (stale) and peer holds it   no                  no
-    auto_failback on (and legacy)               yes                 keep it only while the preferred
-                                                                    node does not want it; pick it up
-                                                                    only if the preferred node is
-                                                                    active, not holding, not wanting
-    auto_failback off                           yes, unless the     keep it if we hold it; pick it up
-                                                other node holds it as above
-    both hold it (a healed split brain)         keep it             release it (unless the preferred
-                                                                    node is the stale one)
+    situation                                    preferred node        other node
+    -------------------------------------------  --------------------  ----------------------------
+    we are shutting down                         no                    no
+    peer releasing everything (shutting down)    yes                   yes
+    we are in standby                            only if the peer has seen that and still neither
+                                                 holds nor wants it (somebody has to run it)
+    our start of it failed                       as standby, and retried at most every 5 s
+    peer in standby                              yes                   yes
+    we were stalled (stale), peer holds it       no                    no
+    auto_failback on (and legacy)                yes                   keep it while the preferred
+                                                                       node does not want it; pick
+                                                                       it up only if that node is
+                                                                       active and neither holds nor
+                                                                       wants it
+    auto_failback off                            yes, unless the       keep it if we hold it; pick
+                                                 other node holds it   it up as above
+    both hold it (a healed split brain)          keep it               release it, unless the
+                                                                       preferred node is stale
+
+Standby is sticky (``standby()``, or the peer's ``takeover()``) until our own
+``takeover()``, the peer going standby after us, the peer's death, or a
+restart: auto_failback does not undo an operator's standby.
 
 With the peer dead every group is wanted (failover); with the peer never heard
 nothing is wanted until initdead has run out.
