@@ -110,16 +110,21 @@ def test_pacing_1920_bytes_take_one_second(tmp_path):
     late = lateness(t_write, chunks)
     # Never early: no byte arrives before a real 19200-baud line could carry it.
     assert min(late) >= -0.0002, "a byte arrived %.3f ms early" % (-min(late) * 1e3)
-    # Typical per-byte timing within 1 ms.  The tail is not asserted tightly: it
-    # is mostly this (normal-priority) reader waking late on a loaded machine.
-    assert pct(late, 0.5) < 0.001 and pct(late, 0.9) < 0.005
+    # Per-byte timing: the whole schedule starts when the simulator picks the
+    # write up (``start``: pty hand-over plus a wake-up, a few ms at worst on
+    # a loaded box); around that, typical bytes are within 1 ms.  The tail is
+    # not asserted tightly: it is mostly this normal-priority reader waking late.
+    start = min(late)
+    jitter = [x - start for x in late]
+    assert start < 0.02
+    assert pct(jitter, 0.5) < 0.001 and pct(jitter, 0.9) < 0.005
     assert counters["late_us_total"] / counters["late_samples"] < 500  # simulator's own mean wake-up lateness
     # The log holds exactly the bytes, in bursts of a few bytes at most.
     assert bytes.fromhex("".join(r["data"] for r in recs)) == data
     assert max(len(r["data"]) // 2 for r in recs) <= 20
-    print("\npacing: 1920 B in %.4f s (ideal 1.0000; reader saw %.4f s); per-byte lateness ms p50 %.3f p99 %.3f max %.3f;"
-          " %d bursts; simulator wake-up lateness max %.3f ms mean %.3f ms"
-          % (duration, seen, pct(late, .5) * 1e3, pct(late, .99) * 1e3, max(late) * 1e3, len(recs),
+    print("\npacing: 1920 B in %.4f s (ideal 1.0000; reader saw %.4f s); start %.3f ms; per-byte jitter ms"
+          " p50 %.3f p99 %.3f max %.3f; %d bursts; simulator wake-up lateness max %.3f ms mean %.3f ms"
+          % (duration, seen, start * 1e3, pct(jitter, .5) * 1e3, pct(jitter, .99) * 1e3, max(jitter) * 1e3, len(recs),
              counters["late_us_max"] / 1e3, counters["late_us_total"] / 1e3 / counters["late_samples"]))
 
 
