@@ -1,5 +1,5 @@
 """The state tables in the docstrings are the documentation: they must say exactly
-what the code's transition dicts do (also runs under MicroPython)."""
+what the code's transition dicts do.  (CPython only: MicroPython drops docstrings.)"""
 
 from hanode.core import arbiter, liveness
 
