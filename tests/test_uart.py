@@ -320,3 +320,18 @@ def test_micropython_import_is_guarded():
                          env=dict(os.environ, MICROPYPATH=".:.frozen"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines() == ["19200", "error: serial port '1': this MicroPython port has no machine.UART"]
+
+
+def test_works_without_pyserial(cable, lockdir):
+    # A fresh interpreter where `import serial` fails, as on a box without the extra.
+    code = ("import sys\nsys.modules['serial'] = None\nimport hanode.uart as u\n"
+            "assert u._pyserial is None\n"
+            "s = u.Serial(%r, lock_dir=%r)\nprint(s.backend)\ns.write(b'no pyserial')\ns.close()\n"
+            "try:\n    u.Serial(%r, backend='pyserial')\nexcept u.SerialException as e:\n    print(e)\n"
+            ) % (cable.paths[0], lockdir, cable.paths[0])
+    with Serial(cable.paths[1], lock_dir=lockdir) as peer:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, out.stderr
+        assert read_for(peer, 11, 1.0) == b"no pyserial"
+    lines = out.stdout.splitlines()
+    assert lines[0] == "termios" and "pyserial is not installed" in lines[1] and cable.paths[0] in lines[1]
