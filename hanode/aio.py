@@ -6,7 +6,9 @@ MicroPython's asyncio (uasyncio) shares a core with CPython's: ``run``,
 ``create_task``, ``sleep``, ``gather``, ``Event``, ``Lock``, ``wait_for`` and
 streams.  The agent loop (``hanode.agent``) uses only what this module exports,
 so the same loop runs on a Linux box under CPython and on a MicroPython board.
-It is also the one place that reads the clock: ``ticks_ms``/``ticks_diff``.
+It is also the one place that reads the clock: ``ticks_ms`` is a millisecond
+counter that never wraps on either interpreter (the core compares times as
+plain ints), and ``ticks_diff(a, b)`` is ``a - b`` for its values.
 """
 
 import sys
@@ -27,8 +29,22 @@ Lock = asyncio.Lock
 CancelledError = asyncio.CancelledError
 
 if MICROPYTHON:
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
+    # time.ticks_ms() wraps (every 2**30 ms, 12.4 days, on 32-bit boards) but the
+    # core subtracts and compares times as plain ints: hand it a counter that never
+    # wraps, kept up to date through ticks_diff.  Every agent tick reads it, far more
+    # often than the half period ticks_diff needs.
+    _raw_ms = time.ticks_ms
+    _raw_diff = time.ticks_diff
+    _tick = [_raw_ms(), 0]   # last raw reading, ms elapsed since import
+
+    def ticks_ms():
+        raw = _raw_ms()
+        _tick[1] += _raw_diff(raw, _tick[0])
+        _tick[0] = raw
+        return _tick[1]
+
+    def ticks_diff(a, b):
+        return a - b
 
     async def sleep_ms(ms):
         await asyncio.sleep_ms(ms)
