@@ -8,8 +8,11 @@
 set -eu
 BIN=$1
 BOARD_DIR=$(cd "$(dirname "$0")" && pwd)
+# The MBR code must come with the `syslinux` installer that writes ldlinux.sys below (the
+# build host's: Debian packages syslinux + syslinux-common; Buildroot has no host syslinux).
 SYSLINUX_MBR=${SYSLINUX_MBR:-/usr/lib/syslinux/mbr/mbr.bin}
 [ -f "$SYSLINUX_MBR" ] || { echo "post-image.sh: $SYSLINUX_MBR missing (Debian package syslinux-common)" >&2; exit 1; }
+command -v syslinux >/dev/null || { echo "post-image.sh: no syslinux installer (Debian package syslinux)" >&2; exit 1; }
 
 # 64 MB of FAT: room for the kernel, the initramfs and the next update's copy of both
 rm -f "$BIN/boot.vfat"
