@@ -255,7 +255,8 @@ async def run_story(quiet=False):
         p.line.set_cut(False)
         took = await p.until(lambda: p.peer_alive("node1") and p.peer_alive("node2"), 2 * DEADTIME_MS)
         p.check(took is not None, "the pair did not come together after the cable was reconnected")
-        p.say("cable back after %d ms; both see each other after %d ms" % (p.clock.ms() - cut_at - took, took))
+        p.say("cable reconnected %d ms after the cut; both see each other %d ms later"
+              % (p.clock.ms() - cut_at - took, took))
         await p.steady("node1", 200)
         timings["cut_probes"] = probes
 
