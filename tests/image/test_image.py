@@ -149,8 +149,8 @@ def test_disk_image_layout(image_dir: str) -> None:
             os.unlink(data)
     # the system part: kernel + initramfs, compressed
     system = sum(os.path.getsize(os.path.join(image_dir, n)) for n in ("bzImage", "rootfs.cpio.gz"))
-    record("system size (bzImage + rootfs.cpio.gz), MB", system / 1e6)
-    assert system <= 24 * 1024 * 1024, "compressed system part is %.1f MB (aim: 24 MB)" % (system / 1e6)
+    record("system size (bzImage + rootfs.cpio.gz), MiB", system / 1048576.0)
+    assert system <= 24 * 1024 * 1024, "compressed system part is %.1f MiB (aim: 24)" % (system / 1048576.0)
     listing = subprocess.run("zcat %s | cpio -t --quiet" % os.path.join(image_dir, "rootfs.cpio.gz"),
                              shell=True, capture_output=True, text=True, check=True).stdout.split("\n")
     for path in ("init", "usr/bin/hanode", "usr/bin/python3.11", "etc/init.d/S45hanode", "etc/init.d/webdemo",
