@@ -27,6 +27,7 @@ Only processes started here are ever signalled, by PID.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,6 +44,7 @@ ADDRS = {"node1": "192.0.2.11", "node2": "192.0.2.12", "client": "192.0.2.20"}
 VIP = "192.0.2.100"
 PREFIXLEN = 24
 KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
 
 TIMINGS = {
     "tight": {"keepalive": "100ms", "warntime": "300ms", "deadtime": "500ms", "initdead": "10"},
@@ -131,6 +133,17 @@ class LabError(Exception):
     pass
 
 
+_lab_count = 0
+
+
+def _unique_prefix() -> str:
+    # pid and a counter: two labs in one process (a test session) never share namespace names,
+    # even when an earlier one could not delete its namespaces
+    global _lab_count
+    _lab_count += 1
+    return "hn%dx%d" % (os.getpid(), _lab_count)
+
+
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=20)
     if check and result.returncode != 0:
@@ -170,7 +183,7 @@ class Lab:
                  cable_log: bool = True) -> None:
         self.timing = TIMINGS[timing] if isinstance(timing, str) else dict(timing)
         self.auto_failback = auto_failback
-        self.prefix = prefix or "hn%d" % os.getpid()
+        self.prefix = prefix or _unique_prefix()
         self.own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="hanode-lab-")
         self.keep_workdir = keep_workdir
@@ -381,6 +394,16 @@ class Lab:
         st = self.status(node_view)
         return st["groups"][0]["held_by"] if st else None
 
+    def log_lines(self, node: str) -> List[Tuple[float, str, str]]:
+        """The node's log as (time, LEVEL, message), times as time.time() (the log has milliseconds)."""
+        lines = []
+        for line in self.log_text(node).splitlines():
+            m = LOG_LINE.match(line)
+            if m:
+                stamp = time.mktime(time.strptime(m.group(1)[:19], "%Y/%m/%d_%H:%M:%S")) + int(m.group(1)[20:]) / 1000
+                lines.append((stamp, m.group(2), m.group(3)))
+        return lines
+
     def log_text(self, node: str) -> str:
         try:
             with open(os.path.join(self.node_dir(node), "stderr.log"), errors="replace") as f:
@@ -444,7 +467,10 @@ class Lab:
         return windows
 
     def cable_frames(self) -> Dict[str, Any]:
-        """Heartbeat frame sizes on the wire, measured from the cable's byte log."""
+        """Heartbeat frame sizes on the wire, measured from the cable's byte log.
+
+        A frame is the bytes up to and including a 0x00 delimiter; "sizes" counts them by length
+        (a frame cut by a power loss shows up as one odd size)."""
         path = os.path.join(self.workdir, "cable.log")
         sizes: Dict[str, List[int]] = {"a>b": [], "b>a": []}
         pending = {"a>b": 0, "b>a": 0}
@@ -463,8 +489,11 @@ class Lab:
             pass
         all_sizes = sizes["a>b"] + sizes["b>a"]
         common = max(set(all_sizes), key=all_sizes.count) if all_sizes else 0
+        histogram: Dict[int, int] = {}
+        for n in all_sizes:
+            histogram[n] = histogram.get(n, 0) + 1
         return {"frames": len(all_sizes), "bytes_per_frame": common,
-                "max_bytes": max(all_sizes) if all_sizes else 0}
+                "max_bytes": max(all_sizes) if all_sizes else 0, "sizes": histogram}
 
     # -------------------------------------------------------------- teardown
     def close(self) -> None:
