@@ -163,16 +163,21 @@ class Agent:
         self.dispatch(self.node.start(self.clock(), running))
         readers = [aio.create_task(self._reader(link)) for link in self.links]
         ticker = aio.create_task(self._ticker())
-        await self.stopped.wait()
-        for task in readers + [ticker]:
-            task.cancel()
-        for task in readers + [ticker]:
-            try:
-                await task
-            except aio.CancelledError:
-                pass
-            except Exception as e:
-                self.log("error", "task ended with %r" % (e,))
+        try:
+            await self.stopped.wait()
+        finally:
+            # also when run() itself is cancelled: a dead agent must not keep sending frames
+            self.is_stopped = True
+            tasks = readers + [ticker] + [t for t in self.tasks if not t.done()]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                try:
+                    await task
+                except aio.CancelledError:
+                    pass
+                except Exception as e:
+                    self.log("error", "task ended with %r" % (e,))
 
     # --------------------------------------------------------------- commands
     def shutdown(self):

@@ -15,9 +15,10 @@ What a node wants (per group), the peer being alive - the first row that applies
     -------------------------------------------  --------------------  ----------------------------
     we are shutting down                         no                    no
     peer releasing everything (shutting down)    yes                   yes
+    our start of it failed                       only if the peer, not in standby, has seen that and
+                                                 still neither holds nor wants it; every 5 s at most
     we are in standby                            only if the peer has seen that and still neither
                                                  holds nor wants it (somebody has to run it)
-    our start of it failed                       as standby, and retried at most every 5 s
     peer in standby                              yes                   yes
     we were stalled (stale), peer holds it       no                    no
     auto_failback on (and legacy)                yes                   keep it while the preferred
@@ -421,10 +422,13 @@ class Node:
         peer_wants = bool(peer.want & g.bit)
         # the peer saw why we stepped back and still will not run it: better us than nobody
         orphaned = peer.state == ST_ACTIVE and not peer_holds and not peer_wants
+        if g.failed:
+            # retry now and then, only if the peer will not run it - and a peer in standby
+            # will, once it sees we don't: failed outranks standby, or the two would take turns
+            return (orphaned and g.failed_mark.seen and not peer.flags & STANDBY
+                    and (g.retry_at is None or now >= g.retry_at))
         if self.standby_mode:
             return orphaned and self.standby_mark.seen
-        if g.failed:   # even for a peer in standby: retry only now and then, and only if it will not
-            return orphaned and g.failed_mark.seen and (g.retry_at is None or now >= g.retry_at)
         if peer.flags & STANDBY:
             return True
         if self.stale and peer_holds:
