@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -155,7 +155,3 @@ def box(image_dir: str) -> Iterator[Box]:
         if os.path.exists(b.log_path):
             shutil.copy(b.log_path, os.path.join(image_dir, "solo-console.log"))
         shutil.rmtree(d, ignore_errors=True)
-
-
-def times() -> Dict[str, float]:
-    return dict(TIMES)
