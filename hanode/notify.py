@@ -155,7 +155,7 @@ class SystemdNotifier:
             # sdnotify encodes as latin-1; systemd reads UTF-8. Pre-mapping the UTF-8 bytes to
             # latin-1 code points makes sdnotify put exactly the UTF-8 bytes on the socket.
             self._sock.notify(message.encode("utf-8", "replace").decode("latin-1"))
-        except OSError as e:
+        except (OSError, ImportError) as e:
             self._failed = True
             self.log("warning", "cannot notify systemd via NOTIFY_SOCKET=%s: %s; notifications disabled"
                      % (self.socket_path, e))
