@@ -19,7 +19,9 @@ class Pair(RuleBasedStateMachine):
         self.sim = Sim(seed=7, action_ms=50)
         self.sim.power_on("node1")
         self.sim.power_on("node2")
-        self.manual = False     # a standby/takeover was issued: failback to the preferred node is not owed
+        # nodes whose standby/takeover state an operator command may have set (sticky until
+        # that node restarts): while any is, failback to the preferred node is not owed
+        self.manual = set()
         self.failing = set()    # boxes whose start of the group fails
 
     def alive(self, name):
@@ -38,7 +40,7 @@ class Pair(RuleBasedStateMachine):
         if not box.powered or box.stopped:
             self.sim.power_on(name)
             self.sim.boxes[name].fail_start = {KEY} if name in self.failing else set()
-            self.manual = False
+            self.manual.discard(name)
 
     @rule(name=NODES)
     def freeze(self, name):
@@ -79,7 +81,7 @@ class Pair(RuleBasedStateMachine):
         box = self.sim.boxes[name]
         if self.alive(name):
             box.handle(getattr(box.node, command)(self.sim.now))
-            self.manual = True
+            self.manual.update(("node1", "node2"))
 
     @rule(name=NODES)
     def clean_shutdown(self, name):
