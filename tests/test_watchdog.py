@@ -442,7 +442,8 @@ def test_health_gate_drives_petting(tmp_path):
 
 
 # --- a real watchdog device in a VM -----------------------------------------------------------
-# This kernel cannot load softdog, but QEMU (TCG: nested KVM hangs here) emulates an Intel 6300ESB watchdog and the
+# This kernel cannot load softdog, but QEMU (TCG unless HANODE_QEMU_ACCEL=kvm, as tests/image:
+# nested KVM hangs here) emulates an Intel 6300ESB watchdog and the
 # Debian kernel that tools/setup --test installs has its driver. The VM gets a tiny initramfs
 # (static busybox, the driver modules) and this machine's own root over 9p, read-only, so the
 # guest runs the same Python and the same hanode.watchdog. QEMU's watchdog action is "debug":
@@ -564,7 +565,7 @@ def test_real_i6300esb_watchdog_in_a_vm(tmp_path):
     initrd = tmp_path / "initrd.cpio"
     initrd.write_bytes(_newc(entries))
 
-    argv = [qemu, "-M", "pc", "-accel", "tcg", "-m", "512", "-smp", "1", "-nodefaults", "-no-reboot",
+    argv = [qemu, "-M", "pc", "-accel", os.environ.get("HANODE_QEMU_ACCEL", "tcg"), "-m", "512", "-smp", "1", "-nodefaults", "-no-reboot",
             "-display", "none", "-monitor", "none", "-serial", "stdio",
             "-kernel", kernel, "-initrd", str(initrd),
             "-append", "console=ttyS0 quiet panic=-1 rdinit=/init",
