@@ -336,9 +336,13 @@ class Daemon:
             "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
         recheck = asyncio.create_task(self.recheck_vips(runner))
         respawner = None
-        if cfg.respawn:
+        # a respawn line naming hanode itself is for the init script (S45hanode supervises us);
+        # starting it here would run a second hanode
+        companions = [(user, argv) for user, argv in cfg.respawn
+                      if not argv or os.path.basename(argv[0]) != "hanode"]
+        if companions:
             from hanode.respawn import Respawner
-            respawner = Respawner(cfg.respawn, log)
+            respawner = Respawner(companions, log)
             respawner.start()
         run = asyncio.create_task(agent.run(running))
         await asyncio.sleep(0)
