@@ -1,0 +1,42 @@
+"""Benchmarks of hanode: ``python -m tools.bench [--quick] [--json FILE] [--plot FILE.png] [--only NAME,...]``.
+
+Theory of operation
+-------------------
+Every figure runs real agents (``hanode run``) in network namespaces joined by
+the paced 19200-baud null-modem, built with ``hanode.lab.Lab`` and measured
+from outside: the cable's byte log, netlink and ARP seen from the LAN, the
+client's HTTP requests, the agents' logs, counters and /proc.  One module per
+figure, each with ``run(ctx) -> dict`` returning a title, the machine, the
+method in words, a table (columns + rows of strings) and the raw numbers:
+
+1. ``failover``  power loss at classic and tight timings: detection, VIP up,
+   first gratuitous ARP, client outage; failback outage (auto_failback on)
+2. ``safe``      the fastest safe timing: soaks under CPU load and line noise
+3. ``wire``      bytes per frame, line utilisation, lost / rejected frames
+4. ``jitter``    heartbeat send-interval jitter, idle / loaded, real-time or not
+5. ``footprint`` idle CPU and RSS, start-up to READY and first heartbeat, imports
+6. ``codec``     encode + decode + verify frames per second (CPython, MicroPython)
+
+``common`` holds what they share (``Pair``: a running pair and its measured
+windows; statistics; CPU load).  ``__main__`` is the CLI: it prints one table
+per figure and the issue's targets next to what was measured, and writes
+``--json``, ``--markdown`` and ``--plot`` (``plot``, matplotlib optional).
+Distributions are given as p50 / p95 / max (jitter: p50 / p99 / p99.9).
+"""
+import importlib
+from typing import Any, Dict
+
+FIGURES = {
+    "failover": "1. Failover after power loss (and failback)",
+    "safe": "2. Fastest safe timing (both cores busy, line noise)",
+    "wire": "3. Wire: bytes per heartbeat, line utilisation, frame loss",
+    "jitter": "4. Timing quality: heartbeat send-interval jitter",
+    "footprint": "5. Footprint: idle CPU, RSS, start-up, imports",
+    "codec": "6. Codec: frames per second through hanode.core.frame / auth",
+}
+ORDER = tuple(FIGURES)
+
+
+def modules() -> Dict[str, Any]:
+    """name -> figure module (imported on demand: codec needs nothing of the lab)."""
+    return {name: importlib.import_module("tools.bench." + name) for name in ORDER}

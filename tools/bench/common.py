@@ -1,0 +1,533 @@
+"""What every benchmark shares: the machine, statistics, CPU load, and a running pair.
+
+Theory of operation
+-------------------
+The figures measure real agents: ``Pair`` wraps a ``hanode.lab.Lab`` (three
+namespaces on a private bridge, the paced 19200-baud null-modem between two
+PTYs, ``hanode run`` on both nodes) without changing it.  It starts both
+agents, waits until node1 holds the VIP, and then measures ``window``s: a
+stretch of steady operation, optionally with the CPU loaded, line noise, or
+both.  A window reads everything it reports from outside the agents:
+
+- the cable's byte log (timestamps of the bytes as they leave the simulated
+  line), cut into frames at each 0x00 and verified with the lab's own key, so
+  frame sizes, arrival intervals and rejected frames come from the wire;
+- ``hanode status --json`` before and after (the agents' counters);
+- the node logs (``is dead``, ``Late heartbeat``, ``stalled`` lines);
+- ``/proc/<pid>/schedstat`` (CPU time in ns, summed over the agent's threads)
+  and ``/proc/<pid>/status`` (RSS) of each agent.
+
+The simulated cable is a thread of this process, while on a real box it is
+hardware; so that CPU load does not make the *cable* late, its thread runs
+SCHED_FIFO 1 (``Lab`` does not expose that, so ``cable_realtime`` sets it on
+the thread's native id).  The agents themselves run as configured.
+
+``Load`` is the "both cores busy" condition: one ``while True: pass`` Python
+process per CPU, started here and killed by PID.
+
+Windows are cached by their parameters within one run (``Context.cache``), so
+the figures that read the same steady state (wire, jitter, footprint) share it,
+and consecutive windows of the same timing run on one pair (``shared_pair``):
+building a lab and cold-starting two agents costs seconds.
+"""
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from hanode.lab import NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
+
+LOG_LINE_TIME = "%Y/%m/%d_%H:%M:%S"
+BYTE_TIME_MS = 10 * 1000.0 / 19200   # one 8N1 byte at 19200 baud
+LINE_BYTES_PER_S = 19200 / 10.0
+
+# (keepalive, deadtime) timings the figures use, as ha.cf values
+TIMINGS = {
+    "classic": {"keepalive": "1", "warntime": "5", "deadtime": "15", "initdead": "60"},
+    "tight": {"keepalive": "100ms", "warntime": "300ms", "deadtime": "500ms", "initdead": "10"},
+    "fast": {"keepalive": "50ms", "warntime": "150ms", "deadtime": "250ms", "initdead": "10"},
+    "edge": {"keepalive": "50ms", "warntime": "100ms", "deadtime": "150ms", "initdead": "10"},
+}
+
+
+class BenchError(Exception):
+    """A benchmark could not run (says why and where to look)."""
+
+
+# ------------------------------------------------------------------ context
+class Context:
+    """Options and shared state of one ``python -m tools.bench`` run."""
+
+    def __init__(self, quick: bool = False, soak_s: Optional[float] = None, verbose: bool = True) -> None:
+        self.quick = quick
+        self.soak_s = soak_s
+        self.verbose = verbose
+        self.cache: Dict[Any, Dict[str, Any]] = {}
+        self.pair: Optional["Pair"] = None   # see shared_pair
+        self.pair_key: Any = None
+        self.machine = machine()
+        self.lab_count = 0
+        self.t0 = time.time()
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            sys.stderr.write("[bench %6.1f s] %s\n" % (time.time() - self.t0, text))
+            sys.stderr.flush()
+
+    def prefix(self) -> str:
+        # our own names: other engineers' labs use hn<pid>..., and two of our labs never collide
+        self.lab_count += 1
+        return "hb%dx%d" % (os.getpid(), self.lab_count)
+
+
+def machine() -> Dict[str, Any]:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count() or 1,
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg": os.getloadavg(),
+        "other_namespaces": other_namespaces(),
+    }
+
+
+def machine_line(m: Dict[str, Any]) -> str:
+    return "%d x %s, Linux %s, CPython %s, load %.2f at start%s" % (
+        m["nproc"], m["cpu"], m["kernel"], m["python"], m["loadavg"][0],
+        (", %d other network namespaces (other tests running)" % m["other_namespaces"])
+        if m.get("other_namespaces") else "")
+
+
+def other_namespaces() -> int:
+    try:
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    mine = "hb%dx" % os.getpid()
+    return sum(1 for line in out.splitlines() if line.strip() and not line.startswith(mine))
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# --------------------------------------------------------------- statistics
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    s = sorted(values)
+    if not s:
+        return math.nan
+    pos = (len(s) - 1) * q / 100.0
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def dist(values: Sequence[float], qs: Sequence[float] = (50, 95)) -> Dict[str, Any]:
+    """n, min, mean, the given percentiles (keys p50, p95, p99, p99.9) and max, rounded to 0.1."""
+    vals = [v for v in values if v is not None]
+    out: Dict[str, Any] = {"n": len(vals)}
+    if not vals:
+        return out
+    out["min"] = round(min(vals), 1)
+    out["mean"] = round(sum(vals) / len(vals), 1)
+    for q in qs:
+        out["p%s" % ("%g" % q)] = round(percentile(vals, q), 1)
+    out["max"] = round(max(vals), 1)
+    return out
+
+
+def fmt_dist(d: Optional[Dict[str, Any]], keys: Sequence[str] = ("p50", "p95", "max"), unit: str = "") -> str:
+    if not d or not d.get("n"):
+        return "-"
+    return " / ".join(_num(d.get(k)) for k in keys) + unit
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "%.0f" % v if abs(v) >= 100 else ("%.1f" % v if abs(v) >= 1 else "%.2f" % v)
+    return str(v)
+
+
+def ms(value: Any) -> float:
+    """An ha.cf time ("100ms", "1", "1.5s") in ms."""
+    text = str(value).strip().lower()
+    if text.endswith("ms"):
+        return float(text[:-2])
+    if text.endswith("s"):
+        return float(text[:-1]) * 1000
+    return float(text) * 1000
+
+
+def pair_timing(keepalive_ms: int, deadtime_ms: int) -> Dict[str, str]:
+    """A Lab timing for (keepalive, deadtime): warntime 1.5 x keepalive, so one lost frame counts as late."""
+    return {"keepalive": "%dms" % keepalive_ms, "warntime": "%dms" % (keepalive_ms * 3 // 2),
+            "deadtime": "%dms" % deadtime_ms, "initdead": "10"}
+
+
+# ---------------------------------------------------------------- CPU load
+class Load:
+    """``with Load(n):`` n busy-looping processes (started here, killed by PID)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.procs: List[subprocess.Popen] = []
+
+    def __enter__(self) -> "Load":
+        try:
+            for _ in range(self.n):
+                self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                                                   stdin=subprocess.DEVNULL))
+            if self.procs:
+                time.sleep(0.3)   # past their start-up: from here on they only spin
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = []
+
+
+# --------------------------------------------------------------- /proc
+def cpu_ns(pid: int) -> Optional[int]:
+    """CPU time of all threads of pid in ns (schedstat), None if it is gone."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def cpu_ticks(pid: int) -> Optional[int]:
+    """utime + stime of pid from /proc/<pid>/stat (clock ticks)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def mem_kb(pid: int) -> Dict[str, int]:
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
+                    out[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+# ------------------------------------------------------------------ logs
+def log_lines(lab: Lab, node: str) -> List[Tuple[float, str, str]]:
+    """(time, LEVEL, message) of the node's log; times have the log's ms resolution."""
+    out = []
+    for line in lab.log_text(node).splitlines():
+        # 2025/11/25_16:20:28.123 hanode[123]: WARNING: node node1: is dead
+        head, sep, rest = line.partition(" hanode[")
+        if not sep or len(head) != 23:
+            continue
+        try:
+            stamp = time.mktime(time.strptime(head[:19], LOG_LINE_TIME)) + int(head[20:23]) / 1000.0
+        except ValueError:
+            continue
+        _, _, after = rest.partition("]: ")
+        level, _, msg = after.partition(": ")
+        out.append((stamp, level, msg))
+    return out
+
+
+def first_line(lab: Lab, node: str, text: str, since: float, until: float = math.inf) -> Optional[float]:
+    for t, _, msg in log_lines(lab, node):
+        if text in msg and since <= t <= until:
+            return t
+    return None
+
+
+# ------------------------------------------------------------------ cable
+def cable_realtime(lab: Lab) -> bool:
+    """Run the lab's cable thread SCHED_FIFO 1 (see the module docstring)."""
+    thread = getattr(lab.cable, "_thread", None)
+    tid = getattr(thread, "native_id", None)
+    if tid is None:
+        return False
+    try:
+        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(1))
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def lab_auth(lab: Lab) -> Any:
+    """The Auth the lab's nodes use, from their own configuration."""
+    from hanode.configdir import load
+    from hanode.core.auth import Auth
+    cfg = load(os.path.join(lab.node_dir("node1"), "ha.d"), me="node1")
+    return Auth.from_config(cfg)
+
+
+def cable_frames(lab: Lab, auth: Any, since: float = 0.0, until: float = math.inf) -> Dict[str, List[Tuple[float, int, str]]]:
+    """Frames on each direction of the cable: (time the 0x00 left the line, bytes, verdict).
+
+    Verdict is "ok" or decode_one's reason ("bad_tag", "garbage", ...).  a>b is
+    node1 -> node2.  Bytes before ``since`` only complete a frame; frames ending
+    outside [since, until] are left out.
+    """
+    from hanode.core.frame import decode_one
+    path = os.path.join(lab.workdir, "cable.log")
+    out: Dict[str, List[Tuple[float, int, str]]] = {"a>b": [], "b>a": []}
+    pending = {"a>b": bytearray(), "b>a": bytearray()}
+    try:
+        f = open(path)
+    except OSError:
+        return out
+    with f:
+        for line in f:
+            if '"data"' not in line:
+                continue
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue   # the last line may be half written
+            t = e["t"]
+            if t > until + 1.0:
+                break
+            d = e["dir"]
+            data = bytes.fromhex(e["data"])
+            buf = pending[d]
+            for i, byte in enumerate(data):
+                if byte != 0:
+                    buf.append(byte)
+                    continue
+                # the chunk's time is its last byte's; earlier bytes left the line sooner
+                end = t - (len(data) - 1 - i) * BYTE_TIME_MS / 1000.0
+                if since <= end <= until:
+                    if len(buf) == 0:
+                        verdict = "empty"
+                    else:
+                        frame, verdict = decode_one(bytes(buf), auth)
+                    out[d].append((end, len(buf) + 1, verdict))
+                buf.clear()
+    return out
+
+
+def intervals_ms(frames: List[Tuple[float, int, str]]) -> List[float]:
+    ok = [t for t, _, v in frames if v == "ok"]
+    return [(b - a) * 1000.0 for a, b in zip(ok, ok[1:])]
+
+
+# ------------------------------------------------------------------ a pair
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = predicate()
+        except (OSError, ValueError, KeyError):
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+class Pair:
+    """Both agents running in a Lab, node1 holding the VIP.  ``with Pair(ctx, timing) as p:``."""
+
+    def __init__(self, ctx: Context, timing: Any, realtime: bool = False, client_interval: Optional[float] = None,
+                 lab_args: Optional[Dict[str, Any]] = None) -> None:
+        self.ctx = ctx
+        self.timing = TIMINGS[timing] if isinstance(timing, str) else dict(timing)
+        self.realtime = realtime
+        self.client_interval = client_interval
+        self.lab = Lab(timing=self.timing, realtime=realtime, prefix=ctx.prefix(), **(lab_args or {}))
+        self.auth: Any = None
+        self.cable_rt = False
+        self.ready_at = 0.0
+
+    def __enter__(self) -> "Pair":
+        try:
+            self.lab.__enter__()
+            self.cable_rt = cable_realtime(self.lab)
+            self.auth = lab_auth(self.lab)
+            if self.client_interval:
+                self.lab.start_client(self.client_interval)
+            for node in NODES:
+                self.lab.start(node)
+            self.wait_held("node1", ms(self.timing["initdead"]) / 1000 + 30)
+            self.ready_at = time.time()
+        except BaseException:
+            self.lab.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lab.close()
+
+    def wait_held(self, node: str, timeout: float, since: float = 0.0) -> float:
+        """Wait until node has the VIP (its VIP monitor saw it added after ``since``); returns when."""
+        def added() -> Optional[float]:
+            spans = [s for s, _ in self.lab.vip_intervals(node) if s >= since]
+            return spans[0] if spans else None
+        t = wait_for(added, timeout)
+        if t is None:
+            raise BenchError("%s did not take the VIP within %.0f s; logs in %s (node dirs, stderr.log)"
+                             % (node, timeout, self.lab.workdir))
+        return t
+
+    def pids(self) -> Dict[str, int]:
+        return {n: p.pid for n, p in self.lab.procs.items() if p.poll() is None}
+
+    def statuses(self) -> Dict[str, Optional[Dict[str, Any]]]:
+        """``hanode status`` of each powered node, asked on its control socket from here."""
+        from hanode.control import ControlError, request
+        out: Dict[str, Optional[Dict[str, Any]]] = {}
+        for n in NODES:
+            if self.lab.powered.get(n):
+                try:
+                    out[n] = request("status", os.path.join(self.lab.node_dir(n), "control.sock"), timeout=10)
+                except (ControlError, OSError):
+                    out[n] = None
+        return out
+
+    def window(self, seconds: float, load: int = 0, ber: float = 0.0, sample_every: float = 1.0) -> Dict[str, Any]:
+        """Measure ``seconds`` of steady operation; see the module docstring."""
+        lab = self.lab
+        before = self.statuses()
+        nm_before = lab.cable.counters() if lab.cable else {}
+        pids = self.pids()
+        with Load(load):
+            if ber:
+                lab.cable.set_ber(ber)
+            t0 = time.time()
+            cpu0 = {n: (cpu_ns(p), cpu_ticks(p)) for n, p in pids.items()}
+            mem: Dict[str, Dict[str, int]] = {}
+            while time.time() - t0 < seconds:
+                time.sleep(min(sample_every, max(0.0, seconds - (time.time() - t0))))
+                for n, p in pids.items():
+                    m = mem_kb(p)
+                    if m.get("VmRSS", 0) >= mem.get(n, {}).get("VmRSS", 0):
+                        mem[n] = m
+            cpu1 = {n: (cpu_ns(p), cpu_ticks(p)) for n, p in pids.items()}
+            t1 = time.time()
+            if ber:
+                lab.cable.set_ber(0.0)
+        nm_after = lab.cable.counters() if lab.cable else {}
+        time.sleep(0.3)   # the cable log is flushed every 0.1 s
+        after = self.statuses()
+        span = t1 - t0
+        clk = os.sysconf("SC_CLK_TCK")
+        cpu = {}
+        for n in pids:
+            (ns0, tk0), (ns1, tk1) = cpu0[n], cpu1[n]
+            cpu[n] = {
+                "cpu_pct": round((ns1 - ns0) / 1e9 / span * 100, 3) if ns0 is not None and ns1 is not None else None,
+                "cpu_pct_stat": round((tk1 - tk0) / clk / span * 100, 3) if tk0 is not None and tk1 is not None else None,
+                "rss_kb": mem.get(n, {}).get("VmRSS"), "hwm_kb": mem.get(n, {}).get("VmHWM"),
+                "rss_anon_kb": mem.get(n, {}).get("RssAnon"), "threads": mem.get(n, {}).get("Threads"),
+            }
+        frames = cable_frames(lab, self.auth, t0, t1)
+        logs = {n: [(t, lvl, msg) for t, lvl, msg in log_lines(lab, n) if t0 <= t <= t1] for n in NODES}
+        counters = {}
+        for n in NODES:
+            b, a = before.get(n), after.get(n)
+            if b and a:
+                counters[n] = _counter_delta(b["counters"], a["counters"])
+        nm = {}
+        for d in ("a>b", "b>a"):
+            if d in nm_before and d in nm_after:
+                nm[d] = {k: nm_after[d][k] - nm_before[d].get(k, 0)
+                         for k in ("carried", "corrupted", "bits_flipped", "dropped")}
+        return {
+            "timing": dict(self.timing), "seconds": round(span, 2), "load": load, "ber": ber,
+            "realtime": self.realtime, "cable_fifo": self.cable_rt,
+            "frames": frames, "logs": logs, "counters": counters, "nullmodem": nm, "cpu": cpu,
+            "cable_frames": lab.cable_frames(),
+            "false_failovers": {n: sum(1 for _, _, m in logs[n] if "is dead" in m) for n in NODES},
+            "stalls": {n: sum(1 for _, _, m in logs[n] if "stalled" in m) for n in NODES},
+        }
+
+
+def _counter_delta(b: Dict[str, Any], a: Dict[str, Any]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in a.items():
+        if isinstance(v, dict):
+            out[k] = _counter_delta(b.get(k, {}), v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = v - b.get(k, 0)
+    return out
+
+
+def shared_pair(ctx: Context, timing: Any, realtime: bool = False) -> Pair:
+    """The context's open pair if it has this timing, else a new one (the old one closed first,
+    so no idle pair keeps running in the background of another measurement)."""
+    t = TIMINGS[timing] if isinstance(timing, str) else dict(timing)
+    key = (tuple(sorted(t.items())), realtime)
+    if ctx.pair is not None and ctx.pair_key == key:
+        return ctx.pair
+    release_pair(ctx)
+    pair = Pair(ctx, t, realtime=realtime)
+    pair.__enter__()
+    ctx.pair, ctx.pair_key = pair, key
+    time.sleep(1.0)   # past the cold start's flurry of state frames
+    return pair
+
+
+def release_pair(ctx: Context) -> None:
+    if ctx.pair is not None:
+        pair, ctx.pair, ctx.pair_key = ctx.pair, None, None
+        pair.__exit__(None, None, None)
+
+
+def steady(ctx: Context, timing: Any, seconds: float, load: int = 0, realtime: bool = False,
+           ber: float = 0.0) -> Dict[str, Any]:
+    """One cached window on the shared pair of that timing (see Context.cache)."""
+    t = TIMINGS[timing] if isinstance(timing, str) else dict(timing)
+    key = (tuple(sorted(t.items())), seconds, load, realtime, ber)
+    if key not in ctx.cache:
+        ctx.say("steady window: keepalive %s deadtime %s, %s s, load %d, realtime %s, BER %g"
+                % (t["keepalive"], t["deadtime"], seconds, load, realtime, ber))
+        ctx.cache[key] = shared_pair(ctx, t, realtime).window(seconds, load=load, ber=ber)
+    return ctx.cache[key]
+
+
+def find_steady(ctx: Context, keepalive_ms: float, load: int = 0, realtime: bool = False,
+                ber: float = 0.0) -> Optional[Dict[str, Any]]:
+    """A cached window with this keepalive and conditions, whatever its deadtime and length."""
+    best = None
+    for key, w in ctx.cache.items():
+        t = dict(key[0])
+        if ms(t["keepalive"]) == keepalive_ms and key[2:] == (load, realtime, ber):
+            if best is None or w["seconds"] > best["seconds"]:
+                best = w
+    return best

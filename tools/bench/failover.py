@@ -1,0 +1,249 @@
+"""Figure 1: failover after a power loss, and failback, at classic and tight timings.
+
+Theory of operation
+-------------------
+One ``Pair`` per timing (a fresh lab, both agents running, node1 holding the
+VIP and the web service), an HTTP client in the client namespace asking the
+VIP every 25 ms (50 ms at the classic timing), and an ARP sniffer there too:
+an AF_PACKET socket with kernel receive timestamps (SO_TIMESTAMPNS), so the
+time a gratuitous ARP reaches the LAN does not depend on when the sniffer got
+the CPU.  Then, trial after trial on the same lab:
+
+1. wait a random fraction of a keepalive (the power loss lands anywhere in the
+   heartbeat cycle), then ``lab.power_off("node1")``: every process in node1's
+   namespace is SIGKILLed and its LAN port goes down.  The lab's power-loss
+   mark (taken just before the kill) is time zero;
+2. wait until the client is served by node2, then read what happened:
+   detection (node2's log line ``node node1: is dead``; the log has ms
+   resolution), the same measured from node1's last heartbeat on the cable
+   (the dead time plus one tick, whatever the phase), node2's first ARP probe
+   and first gratuitous ARP (sniffer), the VIP appearing on node2 (netlink
+   monitor in node2's namespace) and the client's first answer from node2;
+3. ``lab.power_on("node1")`` and wait until node1 serves again
+   (auto_failback on): the failback outage is the client's window of failed
+   requests that ends with node1's first answer.
+
+Double-holder time (the VIP on both nodes at once) is summed over the whole
+lab from the two netlink monitors.
+"""
+import random
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from hanode.lab import Watcher
+
+from tools.bench import FIGURES
+from tools.bench.common import (BenchError, Context, Pair, TIMINGS, VIP, cable_frames, dist, first_line,
+                                fmt_dist, machine_line, ms, release_pair)
+
+NAME = "failover"
+TITLE = FIGURES[NAME]
+
+SNIFFER = r'''
+import json, socket, struct, sys, time
+vip = socket.inet_aton(sys.argv[1])
+SO_TIMESTAMPNS = 35
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind((sys.argv[2], 0))
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+print(json.dumps({"t": time.time(), "kind": "ready"}), flush=True)
+while True:
+    pkt, anc, _, _ = s.recvmsg(256, 64)
+    t = time.time()
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("@qq", data[:16])
+            t = sec + nsec / 1e9
+    if len(pkt) < 42:
+        continue
+    op = struct.unpack("!H", pkt[20:22])[0]
+    sha, spa, tpa = pkt[22:28], pkt[28:32], pkt[38:42]
+    if spa == vip and tpa == vip:
+        kind = "garp"
+    elif spa == b"\0\0\0\0" and tpa == vip:
+        kind = "probe"
+    elif spa == vip:
+        kind = "reply"
+    elif tpa == vip:
+        kind = "request"
+    else:
+        continue
+    print(json.dumps({"t": t, "kind": kind, "op": op, "src": sha.hex()}), flush=True)
+'''
+
+METRICS = ("detect_ms", "detect_after_last_beat_ms", "probe_ms", "vip_up_ms", "garp_ms", "client_ms",
+           "client_window_ms", "failback_ms", "failback_outage_ms", "handover_gap_ms")
+
+
+def plan(ctx: Context) -> List[Tuple[str, int]]:
+    if ctx.quick:
+        return [("tight", 2), ("fast", 2)]
+    return [("classic", 3), ("tight", 20), ("fast", 20), ("edge", 20)]
+
+
+def run(ctx: Context) -> Dict[str, Any]:
+    rows = []
+    timings = []
+    release_pair(ctx)
+    for name, trials in plan(ctx):
+        timings.append(run_timing(ctx, name, trials))
+    for t in timings:
+        s = t["summary"]
+        rows.append(["%s (%s/%s)" % (t["name"], t["timing"]["keepalive"], t["timing"]["deadtime"]),
+                     "%d" % len(t["trials"]),
+                     fmt_dist(s.get("detect_ms")), fmt_dist(s.get("detect_after_last_beat_ms")),
+                     fmt_dist(s.get("vip_up_ms")), fmt_dist(s.get("garp_ms")), fmt_dist(s.get("client_ms")),
+                     fmt_dist(s.get("failback_outage_ms")), "%.0f" % t["double_holder_ms"]])
+    notes = []
+    if ctx.quick:
+        notes.append("--quick: 2 trials each at tight and fast; the classic timing (15 s dead time a trial) "
+                     "and edge are in the full run only")
+    for t in timings:
+        for e in t["errors"]:
+            notes.append("%s: %s" % (t["name"], e))
+    return {
+        "title": TITLE,
+        "machine": machine_line(ctx.machine),
+        "method": ("Real agents in namespaces over the paced 19200-baud null-modem; one lab per timing, "
+                   "N power losses of node1 (SIGKILL of every process in its namespace + LAN link down) "
+                   "at a random phase of the heartbeat, each followed by power-on and auto_failback. "
+                   "Time zero = the lab's power-loss mark. detection = node2's 'is dead' log line (ms "
+                   "resolution); after last beat = the same from node1's last frame on the cable; VIP up = "
+                   "netlink RTM_NEWADDR in node2's namespace; GARP = first gratuitous ARP from node2 seen "
+                   "by an AF_PACKET socket in the client namespace (kernel timestamp); client = start of "
+                   "the first HTTP GET answered by node2 (client every 25 ms, 50 ms classic); failback "
+                   "outage = the client's failed-request window ending at node1's first answer. "
+                   "Cells: p50 / p95 / max in ms."),
+        "table": {"columns": ["timing (keepalive/deadtime)", "trials", "detection", "after last beat",
+                              "VIP up", "first GARP", "client outage", "failback outage", "double VIP ms"],
+                  "rows": rows},
+        "notes": notes,
+        "timings": timings,
+    }
+
+
+def _first_ok(lab: Any, node: str, since: float) -> Optional[float]:
+    times = [e["t"] for e in lab.client_events() if e["ok"] and e["body"] == node and e["t"] >= since]
+    return min(times) if times else None
+
+
+def _mac(lab: Any, node: str) -> str:
+    out = subprocess.run(["ip", "-n", lab.ns(node), "-o", "link", "show", "dev", "eth0"],
+                         capture_output=True, text=True, timeout=10).stdout
+    words = out.split()
+    return words[words.index("link/ether") + 1].replace(":", "") if "link/ether" in words else ""
+
+
+def run_timing(ctx: Context, name: str, trials: int) -> Dict[str, Any]:
+    timing = TIMINGS[name]
+    keepalive = ms(timing["keepalive"]) / 1000
+    deadtime = ms(timing["deadtime"]) / 1000
+    interval = 0.05 if name == "classic" else 0.025
+    ctx.say("failover: %s timing (keepalive %s, deadtime %s), %d trials"
+            % (name, timing["keepalive"], timing["deadtime"], trials))
+    results: List[Dict[str, Any]] = []
+    errors: List[str] = []
+    timeline: Dict[str, Any] = {}
+    with Pair(ctx, name, client_interval=interval) as pair:
+        lab = pair.lab
+        sniffer = Watcher(["ip", "netns", "exec", lab.ns("client"), sys.executable, "-c", SNIFFER, VIP, "eth0"],
+                          "arp")
+        lab.watchers["arp"] = sniffer   # the lab stops it with the others
+        if not any(e.get("kind") == "ready" for e in _wait_events(sniffer, 5)):
+            errors.append("ARP sniffer did not start (no AF_PACKET in the client namespace?): GARP times skipped")
+        macs = {n: _mac(lab, n) for n in ("node1", "node2")}
+        if _first_ok(lab, "node1", 0) is None and pair.lab.wait_for(lambda: _first_ok(lab, "node1", 0), 30) is None:
+            raise BenchError("the client was never served by node1; see %s" % lab.workdir)
+        time.sleep(max(1.0, 2 * keepalive))
+        for i in range(trials):
+            try:
+                r, tl = _trial(pair, sniffer, macs, keepalive, deadtime, interval)
+            except BenchError as e:
+                errors.append("trial %d: %s" % (i + 1, e))
+                break
+            results.append(r)
+            timeline[str(i)] = tl
+            ctx.say("failover %s trial %d/%d: detection %s ms, client %s ms, failback outage %s ms"
+                    % (name, i + 1, trials, _r(r.get("detect_ms")), _r(r.get("client_ms")),
+                       _r(r.get("failback_outage_ms"))))
+        double = lab.double_holder_ms()
+    summary = {m: dist([r[m] for r in results if r.get(m) is not None]) for m in METRICS}
+    # keep the timeline of the median trial (by client outage) for --plot
+    chosen = None
+    if results:
+        order = sorted(range(len(results)), key=lambda k: results[k].get("client_ms") or 0)
+        chosen = order[len(order) // 2]
+    return {"name": name, "timing": dict(timing), "client_interval_ms": interval * 1000,
+            "trials": results, "summary": summary, "double_holder_ms": round(double, 1),
+            "errors": errors, "timeline": timeline.get(str(chosen)) if chosen is not None else None}
+
+
+def _r(v: Optional[float]) -> str:
+    return "-" if v is None else "%.0f" % v
+
+
+def _wait_events(w: Watcher, timeout: float) -> List[Dict[str, Any]]:
+    deadline = time.time() + timeout
+    while time.time() < deadline and not w.events:
+        time.sleep(0.02)
+    return list(w.events)
+
+
+def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float, deadtime: float,
+           interval: float) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    lab = pair.lab
+    time.sleep(random.uniform(0, keepalive))
+    lab.power_off("node1")
+    mark = [t for t, text in lab.marks if text.startswith("node1 power loss")][-1]
+    served = lab.wait_for(lambda: _first_ok(lab, "node2", mark), deadtime + 20)
+    if served is None:
+        raise BenchError("node2 did not serve within deadtime + 20 s; see %s" % lab.workdir)
+    served_at = _first_ok(lab, "node2", mark)
+    time.sleep(0.4)   # the GARP, the monitors' events and the cable log catch up
+
+    def rel(t: Optional[float]) -> Optional[float]:
+        return None if t is None else round((t - mark) * 1000, 1)
+
+    dead = first_line(lab, "node2", "is dead", mark)
+    vip_adds = [s for s, _ in lab.vip_intervals("node2") if s >= mark]
+    arp = [e for e in sniffer.events if e.get("t", 0) >= mark and e.get("src") == macs["node2"]]
+    probe = min([e["t"] for e in arp if e["kind"] == "probe"], default=None)
+    garp = min([e["t"] for e in arp if e["kind"] == "garp"], default=None)
+    frames = cable_frames(lab, pair.auth, mark - 3 * keepalive - 1, (dead or served_at) + 0.5)
+    beats = [t for t, _, v in frames["a>b"] if v == "ok" and t <= (dead or served_at)]
+    last_beat = max(beats) if beats else None
+    windows = [w for w in lab.outages(mark - 2 * interval) if w[1] >= served_at - 1e-6]
+    window = (served_at - windows[0][0]) * 1000 if windows and windows[0][0] <= served_at else 0.0
+    r: Dict[str, Any] = {
+        "detect_ms": rel(dead),
+        "detect_after_last_beat_ms": round((dead - last_beat) * 1000, 1) if dead and last_beat else None,
+        "last_beat_before_loss_ms": rel(last_beat),
+        "probe_ms": rel(probe), "vip_up_ms": rel(vip_adds[0] if vip_adds else None),
+        "garp_ms": rel(garp), "client_ms": rel(served_at), "client_window_ms": round(window, 1),
+    }
+    tl = {
+        "node1_beats_ms": [rel(t) for t in beats[-12:]],
+        "node2_beats_ms": [rel(t) for t, _, v in frames["b>a"] if v == "ok"][-40:],
+        "events_ms": {k: r[k] for k in ("detect_ms", "probe_ms", "vip_up_ms", "garp_ms", "client_ms")},
+        "client": [(rel(e["t"]), e["ok"], e["body"]) for e in lab.client_events()
+                   if mark - 0.3 <= e["t"] <= served_at + 0.3],
+    }
+    # failback
+    t_on = time.time()
+    lab.power_on("node1")
+    back = lab.wait_for(lambda: _first_ok(lab, "node1", t_on), 60)
+    if back is None:
+        raise BenchError("node1 never served again after power-on; see %s" % lab.workdir)
+    back_at = _first_ok(lab, "node1", t_on)
+    windows = [w for w in lab.outages(t_on) if abs(w[1] - back_at) < 1e-6]
+    r["failback_ms"] = round((back_at - t_on) * 1000, 1)
+    r["failback_outage_ms"] = round((back_at - windows[0][0]) * 1000, 1) if windows else 0.0
+    dels = [e for _, e in lab.vip_intervals("node2") if t_on <= e <= back_at + 1]
+    adds = [s for s, _ in lab.vip_intervals("node1") if s >= t_on]
+    r["handover_gap_ms"] = round((adds[0] - dels[0]) * 1000, 1) if dels and adds else None
+    ready = first_line(lab, "node1", "READY", t_on)
+    r["node1_ready_ms"] = round((ready - t_on) * 1000, 1) if ready else None
+    time.sleep(max(1.0, 2 * keepalive))   # steady again before the next power loss
+    return r, tl

@@ -1,0 +1,206 @@
+"""Figure 5: footprint - idle CPU, memory, start-up time, import time.
+
+Theory of operation
+-------------------
+*CPU and memory.*  A steady window at keepalive 1 s and at 100 ms (both
+agents up, node1 active, no load): CPU time from ``/proc/<pid>/task/*/
+schedstat`` (ns, all threads) over the window, as % of one core, with the
+coarser ``/proc/<pid>/stat`` utime+stime next to it; RSS and its peak from
+``/proc/<pid>/status``, sampled every second.
+
+*Start-up.*  node2 (the standby, so nothing fails back) is power-cycled N
+times on a running pair at keepalive 100 ms.  From the moment ``Popen`` of
+``ip netns exec ... hanode run`` returned: the first log line (interpreter,
+imports, configuration), ``READY`` (serial port open, adapters built, loop
+running) and node2's first valid frame on the cable.
+
+*Imports.*  One more start with ``PYTHONPROFILEIMPORTTIME=1`` gives the
+import tree of the real run path; its self times are summed per top-level
+package to show what the import cost is made of.  Separately, fresh
+interpreters measure (median of 5): ``python -c pass``, ``import
+hanode.daemon``, and importing every module the run loaded at top level
+(``-X importtime``), plus the RSS of an interpreter that has imported them.
+"""
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from tools.bench import FIGURES
+from tools.bench.common import (Context, TIMINGS, cable_frames, dist, first_line, machine_line, ms, shared_pair,
+                                steady)
+
+NAME = "footprint"
+TITLE = FIGURES[NAME]
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(ctx: Context) -> Dict[str, Any]:
+    seconds = 3.0 if ctx.quick else 30.0
+    restarts = 2 if ctx.quick else 8
+    rows: List[List[str]] = []
+    idle = {}
+    for name in ("classic", "tight"):
+        w = steady(ctx, name, seconds)
+        idle[name] = {"keepalive_ms": ms(TIMINGS[name]["keepalive"]), "seconds": w["seconds"], "cpu": w["cpu"]}
+        for node, role in (("node1", "active"), ("node2", "standby")):
+            c = w["cpu"].get(node, {})
+            rows.append(["idle, keepalive %s, %s" % (TIMINGS[name]["keepalive"], role),
+                         _pct(c.get("cpu_pct")), _pct(c.get("cpu_pct_stat")), _mb(c.get("rss_kb")),
+                         _mb(c.get("hwm_kb"))])
+    start = startup(ctx, restarts)
+    imports = import_times(start.get("run_path_modules") or [])
+    for key, label in (("first_log_ms", "start -> first log line"), ("ready_ms", "start -> READY"),
+                       ("first_frame_ms", "start -> first heartbeat on the cable")):
+        d = start[key]
+        rows.append([label + " (ms, p50 / p95 / max, n=%d)" % d.get("n", 0),
+                     "%s / %s / %s" % (_n(d.get("p50")), _n(d.get("p95")), _n(d.get("max"))), "", "", ""])
+    for key, label in (("python_c_pass_ms", "python -c pass"), ("import_daemon_ms", "import hanode.daemon"),
+                       ("import_run_path_ms", "import the whole run path (%d modules)"
+                        % len(start.get("run_path_modules") or []))):
+        rows.append([label + " (ms, median)", _n(imports.get(key)), "", "", ""])
+    rows.append(["RSS of python with the run path imported", "", "", _mb(imports.get("run_path_rss_kb")), ""])
+    rows.append(["RSS of python -c (bare interpreter)", "", "", _mb(imports.get("bare_rss_kb")), ""])
+    notes = []
+    if start.get("import_by_package_ms"):
+        top = sorted(start["import_by_package_ms"].items(), key=lambda kv: -kv[1])[:8]
+        notes.append("import time of the real run by top-level package (self times summed, ms): "
+                     + ", ".join("%s %.0f" % kv for kv in top))
+    return {
+        "title": TITLE,
+        "machine": machine_line(ctx.machine),
+        "method": ("CPU: /proc/<pid>/task/*/schedstat (ns) over a %.0f s steady window, %% of one core, "
+                   "/proc/<pid>/stat ticks next to it; RSS: VmRSS / VmHWM from /proc/<pid>/status. "
+                   "Start-up: node2 power-cycled %d times on a running pair (keepalive 100 ms), times from "
+                   "Popen of 'ip netns exec ... hanode run' returning to its first log line, its READY "
+                   "line (log ms resolution) and its first valid frame on the cable. Imports: fresh "
+                   "interpreters, median of 5, wall time; per-package split from PYTHONPROFILEIMPORTTIME "
+                   "of a real start." % (seconds, restarts)),
+        "table": {"columns": ["what", "CPU % of a core", "(stat)", "RSS MB", "peak MB"], "rows": rows},
+        "notes": notes,
+        "idle": idle,
+        "startup": start,
+        "imports": imports,
+    }
+
+
+def _pct(v: Optional[float]) -> str:
+    return "-" if v is None else "%.2f %%" % v
+
+
+def _mb(kb: Optional[int]) -> str:
+    return "-" if kb is None else "%.1f" % (kb / 1024.0)
+
+
+def _n(v: Any) -> str:
+    return "-" if v is None else "%.0f" % v
+
+
+def startup(ctx: Context, restarts: int) -> Dict[str, Any]:
+    ctx.say("footprint: start-up, node2 power-cycled %d times" % restarts)
+    first_log, ready, first_frame = [], [], []
+    out: Dict[str, Any] = {}
+    # node2 (the standby) is up again after each cycle, so the shared pair stays usable
+    pair = shared_pair(ctx, "tight")
+    lab = pair.lab
+    for i in range(restarts + 1):
+        profile = i == restarts   # the import profile run is not timed
+        lab.power_off("node2")
+        time.sleep(0.5)
+        log_path = os.path.join(lab.node_dir("node2"), "stderr.log")
+        offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        lab.power_on("node2", env={"PYTHONPROFILEIMPORTTIME": "1"} if profile else None)
+        t0 = lab.started_at["node2"]
+        if lab.wait_for(lambda: first_line(lab, "node2", "READY", t0 - 0.01), 30) is None:
+            out.setdefault("errors", []).append("node2 did not log READY within 30 s; see %s" % lab.workdir)
+            continue
+        time.sleep(0.5)
+        if profile:
+            with open(log_path, errors="replace") as f:
+                f.seek(offset)
+                out.update(parse_importtime(f.read()))
+            continue
+        # the log stamps are truncated to the ms: compare from the start's ms
+        t0_ms = int(t0 * 1000) / 1000.0
+        a = first_line(lab, "node2", "", t0_ms)
+        r = first_line(lab, "node2", "READY", t0_ms)
+        frames = cable_frames(lab, pair.auth, t0, t0 + 30)
+        f1 = [t for t, _, v in frames["b>a"] if v == "ok"]
+        if a:
+            first_log.append((a - t0_ms) * 1000)
+        if r:
+            ready.append((r - t0_ms) * 1000)
+        if f1:
+            first_frame.append((f1[0] - t0) * 1000)
+    out["first_log_ms"] = dist(first_log)
+    out["ready_ms"] = dist(ready)
+    out["first_frame_ms"] = dist(first_frame)
+    out["samples"] = {"first_log_ms": first_log, "ready_ms": ready, "first_frame_ms": first_frame}
+    return out
+
+
+def parse_importtime(text: str) -> Dict[str, Any]:
+    """From -X importtime output: modules imported at top level, and self time per top-level package."""
+    top: List[str] = []
+    by_pkg: Dict[str, float] = {}
+    total_us = 0
+    for line in text.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3:
+            continue
+        try:
+            self_us, cum_us = int(parts[0]), int(parts[1])
+        except ValueError:
+            continue   # the header line
+        name = parts[2].rstrip()
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        mod = name.strip()
+        pkg = mod.split(".")[0]
+        by_pkg[pkg] = by_pkg.get(pkg, 0.0) + self_us / 1000.0
+        if depth == 0:
+            top.append(mod)
+            total_us += cum_us
+    return {"run_path_modules": top, "import_by_package_ms": {k: round(v, 1) for k, v in by_pkg.items()},
+            "run_import_total_ms": round(total_us / 1000.0, 1)}
+
+
+def _wall(argv: List[str], repeat: int = 5) -> Optional[float]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+        if r.returncode != 0:
+            return None
+        times.append((time.perf_counter() - t) * 1000)
+    return round(statistics.median(times), 1)
+
+
+RSS_PROBE = ("import sys\nfor m in sys.argv[1:]:\n    __import__(m)\n"
+             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS')][0])")
+
+
+def import_times(modules: List[str]) -> Dict[str, Any]:
+    py = sys.executable
+    # only what the interpreter can import on its own ("encodings" etc. are already there)
+    mods = [m for m in modules if m and not m.startswith("_")]
+    out: Dict[str, Any] = {
+        "python_c_pass_ms": _wall([py, "-c", "pass"]),
+        "import_daemon_ms": _wall([py, "-c", "import hanode.daemon"]),
+        "import_run_path_ms": _wall([py, "-c", "import %s" % ", ".join(mods)]) if mods else None,
+    }
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO
+    for key, argv in (("bare_rss_kb", [py, "-c", RSS_PROBE]), ("run_path_rss_kb", [py, "-c", RSS_PROBE] + mods)):
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        out[key] = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None
+    r = subprocess.run([py, "-X", "importtime", "-c", "import hanode.daemon"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    out["daemon_importtime"] = parse_importtime(r.stderr)
+    return out

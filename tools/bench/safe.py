@@ -1,0 +1,125 @@
+"""Figure 2: the fastest safe timing - soak runs under CPU load and line noise.
+
+Theory of operation
+-------------------
+For each (keepalive, deadtime) pair a fresh ``Pair`` runs with both agents
+alive the whole time, so every ``is dead`` line in either node's log is a
+false failover.  Each pair is soaked twice, at BER 1e-5 and 1e-4 on the cable
+(``NullModem.set_ber``: each data bit flipped with that probability, so a
+24-byte frame is hit with ~0.2 % and ~1.9 % probability), with one busy-loop
+process per CPU competing with the agents (``common.Load``).  Counted per
+window: false failovers, ``Late heartbeat`` (the agents' late_heartbeats
+counter: an interval over warntime, set to 1.5 x keepalive so a single lost
+frame counts), loop stalls, frames the receivers rejected (their drop
+counters), and from the cable log the longest silence between two valid
+frames in either direction - the margin a dead time must keep.
+
+The result per keepalive is the smallest tested dead time with zero false
+failovers in both windows.  A soak of tens of seconds shows what fails, not
+that a timing never fails: the longest silence next to the dead time says how
+close it came.  ``--soak SECONDS`` makes the windows longer.
+"""
+from typing import Any, Dict, List, Optional, Tuple
+
+from tools.bench import FIGURES
+from tools.bench.common import Context, Pair, dist, intervals_ms, machine_line, pair_timing, release_pair
+
+NAME = "safe"
+TITLE = FIGURES[NAME]
+
+BERS = (1e-5, 1e-4)
+REJECTS = ("bad_tag", "garbage", "length", "version", "type", "unknown_key", "overflow")
+
+
+def plan(ctx: Context) -> Tuple[List[Tuple[int, int]], float]:
+    if ctx.quick:
+        return [(50, 150)], ctx.soak_s or 4.0
+    pairs = [(100, 500), (100, 300), (100, 250), (50, 250), (50, 150), (50, 120), (25, 100), (25, 60)]
+    return pairs, ctx.soak_s or 30.0
+
+
+def run(ctx: Context) -> Dict[str, Any]:
+    pairs, seconds = plan(ctx)
+    load = ctx.machine["nproc"]
+    runs: List[Dict[str, Any]] = []
+    release_pair(ctx)
+    for keepalive, deadtime in pairs:
+        ctx.say("soak: keepalive %d ms, deadtime %d ms, %d busy processes, BER %s, %.0f s each"
+                % (keepalive, deadtime, load, " then ".join("%g" % b for b in BERS), seconds))
+        with Pair(ctx, pair_timing(keepalive, deadtime)) as pair:
+            for ber in BERS:
+                w = pair.window(seconds, load=load, ber=ber)
+                runs.append(summarise(keepalive, deadtime, ber, w))
+                r = runs[-1]
+                ctx.say("  BER %g: %d false failovers, %d late, max silence %s ms"
+                        % (ber, r["false_failovers"], r["late_heartbeats"], r["max_silence_ms"]))
+    best = safest(runs)
+    rows = []
+    for r in runs:
+        rows.append(["%d / %d" % (r["keepalive_ms"], r["deadtime_ms"]), "%g" % r["ber"], "%.0f" % r["seconds"],
+                     str(r["false_failovers"]), str(r["late_heartbeats"]), str(r["stalls"]),
+                     "%d / %d" % (r["rejected"], r["frames"]), _f(r["max_silence_ms"]),
+                     _f(r["interval_ms"].get("p99.9"))])
+    notes = ["smallest dead time with zero false failovers: " + ", ".join(
+        "keepalive %d ms -> %s" % (k, ("%d ms" % v) if v else "none tested safe") for k, v in sorted(best.items()))]
+    return {
+        "title": TITLE,
+        "machine": machine_line(ctx.machine),
+        "method": ("Per (keepalive, deadtime): a fresh pair, both agents alive throughout, %d busy-loop "
+                   "processes (one per CPU) competing with them, then %.0f s at BER 1e-5 and %.0f s at BER "
+                   "1e-4 on the simulated cable. false = 'is dead' lines in either log; late = agents' "
+                   "late_heartbeats counter (interval > warntime = 1.5 x keepalive); stalls = 'own loop "
+                   "stalled' lines; rejected = frames dropped by the receivers (bad tag, garbage, length) "
+                   "/ frames on the cable; max silence = longest gap between two valid frames on the "
+                   "cable in either direction; interval p99.9 = heartbeat arrival interval."
+                   % (load, seconds, seconds)),
+        "table": {"columns": ["keepalive / deadtime ms", "BER", "s", "false failovers", "late", "stalls",
+                              "rejected / frames", "max silence ms", "interval p99.9 ms"],
+                  "rows": rows},
+        "notes": notes,
+        "runs": runs,
+        "smallest_safe_deadtime_ms": {str(k): v for k, v in best.items()},
+    }
+
+
+def _f(v: Optional[float]) -> str:
+    return "-" if v is None else "%.0f" % v
+
+
+def summarise(keepalive: int, deadtime: int, ber: float, w: Dict[str, Any]) -> Dict[str, Any]:
+    frames = w["frames"]
+    intervals = intervals_ms(frames["a>b"]) + intervals_ms(frames["b>a"])
+    rejected = 0
+    late = 0
+    for c in w["counters"].values():
+        late += c.get("late_heartbeats", 0)
+        rejected += sum(c.get("dropped", {}).get(k, 0) for k in REJECTS)
+    return {
+        "keepalive_ms": keepalive, "deadtime_ms": deadtime, "ber": ber, "seconds": w["seconds"],
+        "load_processes": w["load"],
+        "false_failovers": sum(w["false_failovers"].values()),
+        "false_by_node": w["false_failovers"],
+        "late_heartbeats": late,
+        "stalls": sum(w["stalls"].values()),
+        "rejected": rejected,
+        "frames": len(frames["a>b"]) + len(frames["b>a"]),
+        "invalid_on_cable": sum(1 for d in frames.values() for _, _, v in d if v != "ok"),
+        "corrupted_bytes": sum(v.get("corrupted", 0) for v in w["nullmodem"].values()),
+        "max_silence_ms": round(max(intervals), 1) if intervals else None,
+        "interval_ms": dist(intervals, (50, 99, 99.9)),
+        "counters_complete": len(w["counters"]) == 2,
+    }
+
+
+def safest(runs: List[Dict[str, Any]]) -> Dict[int, Optional[int]]:
+    """Per keepalive: the smallest deadtime whose windows all had zero false failovers."""
+    by: Dict[Tuple[int, int], bool] = {}
+    for r in runs:
+        key = (r["keepalive_ms"], r["deadtime_ms"])
+        by[key] = by.get(key, True) and r["false_failovers"] == 0
+    best: Dict[int, Optional[int]] = {}
+    for (k, d), ok in by.items():
+        best.setdefault(k, None)
+        if ok and (best[k] is None or d < best[k]):
+            best[k] = d
+    return best
