@@ -9,8 +9,8 @@ TARGET=$1
 rm -rf "$TARGET/etc/ha.d" "$TARGET/var/lib/hanode"
 ln -s /data/etc/ha.d "$TARGET/etc/ha.d"
 ln -s /data/var/lib/hanode "$TARGET/var/lib/hanode"
-# hanode's ha.cf logfile lives in RAM (/var/log): the console and `hanode status` are the
-# service interface; a flash-backed log would wear the flash on a 24/7 box.
+# /var/log is RAM; what must explain a reset afterwards (ha.cf's logfile, hanode's stderr) is
+# written to /data/var/log instead - a few lines per event, so no flash wear to speak of.
 mkdir -p "$TARGET/var/log"
 # The web service is a resource that hanode starts: make sure no S-link starts it at boot too.
 rm -f "$TARGET"/etc/init.d/S*webdemo*

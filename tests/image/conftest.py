@@ -121,6 +121,12 @@ class Pair:
                 b.power_off()
             except Exception:  # a failing teardown must not hide the other box's cleanup
                 pass
+        # hanode's logs from each box's data partition: why a box did what it did
+        for b in self.boxes:
+            try:
+                b.data_files(["/var/log/ha-log", "/var/log/hanode.out"], keep_logs_in)
+            except Exception:
+                pass
         try:
             self.cable.close()
         finally:

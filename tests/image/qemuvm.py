@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -35,6 +36,17 @@ QEMU_IMG = shutil.which("qemu-img") or "qemu-img"
 # TCG by default: KVM is present on these machines but does not boot guests. Where it works,
 # HANODE_QEMU_ACCEL=kvm makes the boots several times faster.
 ACCEL = os.environ.get("HANODE_QEMU_ACCEL", "tcg")
+
+
+def linux_partition(disk: str) -> Optional[Tuple[int, int]]:
+    """(first sector, sectors) of the first type-0x83 partition in DISK's MBR, or None."""
+    with open(disk, "rb") as f:
+        mbr = f.read(512)
+    for i in range(4):
+        e = mbr[446 + 16 * i:462 + 16 * i]
+        if e[4] == 0x83:
+            return struct.unpack("<I", e[8:12])[0], struct.unpack("<I", e[12:16])[0]
+    return None
 
 
 class ConsoleTimeout(AssertionError):
@@ -123,6 +135,32 @@ class Box:
             self._reader.join(timeout=5)
         self.proc = None
         self._reader = None
+
+    def data_files(self, paths: List[str], dest_dir: str) -> List[str]:
+        """Copy files out of this box's data partition (powered off or not: the overlay is read
+        as it is on the host, the ext4 journal replayed on a scratch copy).  Returns the copies."""
+        raw = os.path.join(self.workdir, self.name + "-disk.raw")
+        part = os.path.join(self.workdir, self.name + "-data.ext4")
+        copied = []
+        try:
+            subprocess.run([QEMU_IMG, "convert", "-U", "-O", "raw", self.overlay, raw], check=True,
+                           capture_output=True)
+            found = linux_partition(raw)
+            if not found:
+                return copied
+            subprocess.run(["dd", "if=" + raw, "of=" + part, "bs=512", "skip=%d" % found[0],
+                            "count=%d" % found[1], "status=none"], check=True)
+            subprocess.run(["e2fsck", "-fy", part], capture_output=True)  # replays the journal
+            for path in paths:
+                dest = os.path.join(dest_dir, "%s-%s" % (self.name, os.path.basename(path)))
+                r = subprocess.run(["debugfs", "-R", "dump %s %s" % (path, dest), part], capture_output=True)
+                if r.returncode == 0 and os.path.exists(dest):
+                    copied.append(dest)
+        finally:
+            for f in (raw, part):
+                if os.path.exists(f):
+                    os.unlink(f)
+        return copied
 
     @property
     def running(self) -> bool:
