@@ -440,12 +440,13 @@ class Lab:
             spans.append((since, until))
         return spans
 
-    def double_holder_ms(self) -> float:
+    def double_holder_ms(self, since: float = 0.0) -> float:
+        """Milliseconds (after `since`) during which both nodes had the VIP configured."""
         a, b = self.vip_intervals("node1"), self.vip_intervals("node2")
         total = 0.0
         for s1, e1 in a:
             for s2, e2 in b:
-                total += max(0.0, min(e1, e2) - max(s1, s2))
+                total += max(0.0, min(e1, e2) - max(s1, s2, since))
         return total * 1000
 
     def outages(self, since: float = 0.0) -> List[Tuple[float, float, str, str]]:

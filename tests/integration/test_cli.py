@@ -40,7 +40,7 @@ def test_demo_json_shows_failover_and_failback_without_double_vip():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, out + err
     summary = json.loads(out)   # --json: stdout is the summary and nothing else
     assert summary["double_holder_ms"] == 0
     assert summary["heartbeat_frame_bytes"] == 24

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Each test builds its own ``hanode.lab.Lab`` (``with Lab(...) as lab:``, so the
+Each test builds its own ``hanode.lab.Lab`` (``with pair(...) as lab:``, so the
 namespaces, PTYs and every process it started are gone afterwards, also on
 failure): namespaces node1, node2 and client on a private bridge (192.0.2.0/24
 only), a 19200-baud null-modem between two PTYs, per-node /etc/ha.d with VIP
@@ -18,6 +18,7 @@ this 2-core machine at the same time, and a Python agent starts in 0.5-3 s
 depending on the load.  Each bound says what it separates (e.g. a hand-over
 in < 5 s cannot be a 15 s deadtime detection).
 """
+import contextlib
 import json
 import os
 import re
@@ -46,6 +47,35 @@ def _root_and_no_leftovers():
     mine = re.compile(r"^hn%dx\d+-" % os.getpid())
     left = [n for n in os.listdir("/run/netns") if mine.match(n)] if os.path.isdir("/run/netns") else []
     assert not left, "namespaces left behind: %s" % left
+
+
+@contextlib.contextmanager
+def pair(**kwargs):
+    """``with Lab(**kwargs) as lab``, printing what happened if the test fails (pytest shows it)."""
+    with Lab(**kwargs) as lab:
+        try:
+            yield lab
+        except BaseException:
+            dump(lab)
+            raise
+
+
+def dump(lab):
+    t0 = lab.marks[0][0] if lab.marks else 0.0
+    print("--- lab marks:")
+    for t, text in lab.marks:
+        print("%9.3f  %s" % (t - t0, text))
+    print("--- client (who served, from when):")
+    last = None
+    for e in lab.client_events():
+        what = e["body"] if e["ok"] else "no answer (%s)" % e["body"]
+        if what != last:
+            print("%9.3f  %s" % (e["t"] - t0, what))
+            last = what
+    for node in ("node1", "node2"):
+        print("--- VIP on %s: %s" % (node, [(round(a - t0, 3), round(b - t0, 3)) for a, b in lab.vip_intervals(node)]))
+        print("--- %s log:" % node)
+        print(lab.log_text(node))
 
 
 # ---------------------------------------------------------------- witnesses
@@ -100,14 +130,26 @@ def group(st):
     return st["groups"][0]
 
 
+def settled(lab):
+    """Both agents in touch, node1 running the group and node2 seeing it there."""
+    st1, st2 = polled(lab, "node1"), polled(lab, "node2")
+    return (st1["peer_state"] == st2["peer_state"] == "active" and group(st1)["state"] == "running"
+            and group(st2)["held_by"] == "node1")
+
+
 def start_pair(lab):
-    """Client and both agents started; returns when node1 serves the page."""
+    """Client and both agents started; returns (when they were started, when the pair had settled:
+    node1 serving the page and both agents agreeing on it).  Tests of something other than the
+    cold start look only at what happens after the second time."""
     lab.start_client(CLIENT_INTERVAL)
-    t0 = time.time()
+    t_begin = time.time()
     lab.start("node1")
     lab.start("node2")
-    wait_served(lab, "node1", t0, COLD_START_TIMEOUT)
-    return t0
+    wait_served(lab, "node1", t_begin, COLD_START_TIMEOUT)
+    assert lab.wait_for(lambda: settled(lab), 10), "the pair did not settle after node1 served"
+    t_settled = time.time()
+    wait_served(lab, "node1", t_settled, 5)   # so that served_sequence(lab, t_settled) starts with node1
+    return t_begin, t_settled
 
 
 def webapp_with(start_prefix="", stop_suffix=""):
@@ -130,8 +172,8 @@ def eth0_mac(lab, node):
 
 # -------------------------------------------------------------------- tests
 def test_power_loss_fails_over_and_node1_fails_back():
-    with Lab() as lab:
-        t0 = start_pair(lab)
+    with pair() as lab:
+        t0, _ = start_pair(lab)
         time.sleep(1.0)
 
         t1 = time.time()
@@ -163,8 +205,10 @@ def test_power_loss_fails_over_and_node1_fails_back():
 
         frames = lab.cable_frames()
         assert frames["bytes_per_frame"] == 24, frames
-        # only a frame cut by the power loss (and a start-up fragment) may have another size
-        assert frames["sizes"][24] >= frames["frames"] - 3, frames
+        # no frame is ever longer; shorter ones are frames the UART replaced with a newer one while
+        # still unsent (the resync 0x00 ends them: see uart.write_latest), measured 0-4 of ~130
+        assert frames["max_bytes"] == 24, frames
+        assert frames["sizes"][24] >= 0.8 * frames["frames"], frames
 
         st1, st2 = status(lab, "node1"), status(lab, "node2")
         assert group(st1)["held_by"] == group(st2)["held_by"] == "node1"
@@ -173,9 +217,37 @@ def test_power_loss_fails_over_and_node1_fails_back():
         assert st2["counters"]["failovers"] == 1 and st2["counters"]["peer_restarts"] == 1
 
 
+@pytest.mark.xfail(strict=True, reason="the first VIP operation waits on the agent's loop thread for the "
+                   "pyroute2 import that daemon.py starts in the background after READY (vip.netlink_call -> "
+                   "_needs_helper_thread -> 'import pyroute2' blocks on the module lock, then Thread.join): "
+                   "heartbeats stop for the rest of the import, the peer declares the node dead and may take "
+                   "the VIP too (see the report to the lead)")
+def test_cold_start_heartbeats_go_on_while_the_first_vip_is_added(tmp_path):
+    # No bytecode cache: every module is compiled from source, as on a box whose read-only image
+    # ships no .pyc files, so the import of pyroute2 takes 0.5-4 s here.  The first VIP add comes
+    # ~0.1 s after READY; if it waits for that import on the loop thread, heartbeats stop for
+    # 0.4-2.3 s (measured), always more than the "fast" deadtime of 250 ms.  With the cache the
+    # same happens only on a heavily loaded box (3 of 9 runs at load 10 with the tight timing).
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(tmp_path / "no-pyc")}
+    with pair(timing="fast") as lab:
+        lab.start_client(CLIENT_INTERVAL)
+        t_begin = time.time()
+        # node2 first, so that node1 hears it (and acquires) right after its own READY, while its
+        # pyroute2 import is still running; node2 alone waits for initdead (10 s)
+        lab.start("node2", env=env)
+        assert lab.wait_for(lambda: polled(lab, "node2")["state"] == "up", COLD_START_TIMEOUT)
+        lab.start("node1", env=env)
+        wait_served(lab, "node1", t_begin, COLD_START_TIMEOUT)
+        assert lab.wait_for(lambda: settled(lab), 10)
+        assert not first_log(lab, "node1", r"Our own loop stalled")
+        assert not first_log(lab, "node2", r"is dead")
+        assert served_sequence(lab, t_begin) == ["node1"]
+        assert lab.double_holder_ms() == 0
+
+
 def test_auto_failback_off_keeps_the_group_on_node2():
-    with Lab(auto_failback="off") as lab:
-        t0 = start_pair(lab)
+    with pair(auto_failback="off") as lab:
+        _, t0 = start_pair(lab)
         lab.power_off("node1")
         wait_served(lab, "node2", time.time(), 15)
 
@@ -201,8 +273,8 @@ def test_auto_failback_off_keeps_the_group_on_node2():
 
 
 def test_standby_and_takeover_through_the_cli():
-    with Lab() as lab:
-        t0 = start_pair(lab)
+    with pair() as lab:
+        _, t0 = start_pair(lab)
 
         t = time.time()
         r = lab.cli("node1", "standby")
@@ -224,7 +296,7 @@ def test_standby_and_takeover_through_the_cli():
         st1 = status(lab, "node1")
         assert st1["standby"] is False and group(st1)["state"] == "running"
         assert served_sequence(lab, t0) == ["node1", "node2", "node1"]
-        assert lab.double_holder_ms() == 0
+        assert lab.double_holder_ms(t0) == 0
 
         lab.power_off("node2")
         assert lab.wait_for(lambda: polled(lab, "node1")["peer_state"] == "dead", 10)
@@ -248,7 +320,7 @@ def test_standby_and_takeover_through_the_cli():
 def test_standby_says_done_only_when_the_peer_runs_the_group():
     # node2's start takes 1.5 s longer than node1's: long enough that a premature "done" is caught
     slow = webapp_with(start_prefix='    [ "@NODE@" = node2 ] && sleep 1.5\n')
-    with Lab(resource_scripts={"webapp": slow}) as lab:
+    with pair(resource_scripts={"webapp": slow}) as lab:
         start_pair(lab)
         r = lab.cli("node1", "standby")
         assert r.returncode == 0 and "done: node2 now holds" in r.stdout, r.stderr
@@ -258,7 +330,7 @@ def test_standby_says_done_only_when_the_peer_runs_the_group():
 def test_start_failing_on_node1_moves_the_group_to_node2():
     broken = webapp_with(start_prefix='    if [ "@NODE@" = node1 ]; then echo "cannot bind port 80 on @NODE@"; '
                                       'exit 1; fi\n')
-    with Lab(resource_scripts={"webapp": broken}) as lab:
+    with pair(resource_scripts={"webapp": broken}) as lab:
         lab.start_client(CLIENT_INTERVAL)
         t0 = time.time()
         lab.start("node1")
@@ -282,8 +354,8 @@ def test_start_failing_on_node1_moves_the_group_to_node2():
 def test_hung_stop_script_times_out_while_heartbeats_go_on():
     # the stop does its work, then hangs (like a script waiting for connections to drain)
     hangs = webapp_with(stop_suffix='    echo "draining connections"; sleep 60\n')
-    with Lab(resource_scripts={"webapp": hangs}, extra_ha_cf="resource_timeout 2\n") as lab:
-        t0 = start_pair(lab)
+    with pair(resource_scripts={"webapp": hangs}, extra_ha_cf="resource_timeout 2\n") as lab:
+        _, t0 = start_pair(lab)
         result = []
         cli = threading.Thread(target=lambda: result.append(lab.cli("node1", "standby")))
         t = time.time()
@@ -311,7 +383,7 @@ def test_hung_stop_script_times_out_while_heartbeats_go_on():
         assert len(samples) >= 10, samples
         assert {s[0] for s in samples} == {"active"}, samples
         assert max(s[1] for s in samples) < 500, samples
-        assert not first_log(lab, "node2", r"is dead")
+        assert not first_log(lab, "node2", r"is dead", t)
         assert status(lab, "node2")["counters"]["failovers"] == 0
 
         hang = first_log(lab, "node1", r"^webapp stop timed out after 2\.\d s; killed its process group$", t)
@@ -321,14 +393,14 @@ def test_hung_stop_script_times_out_while_heartbeats_go_on():
         wait_served(lab, "node2", t, 10)
         assert lab.vip_intervals("node2")[0][0] >= hang[0] - 0.01
         assert served_sequence(lab, t0) == ["node1", "node2"]
-        assert lab.double_holder_ms() == 0
+        assert lab.double_holder_ms(t0) == 0
 
 
 def test_wrong_key_on_one_side_rejected_counted_and_no_takeover_fight():
     timing = dict(TIMINGS["tight"], initdead="2")      # the lone node takes over after 2 s, not 10
     other_key = "wrong-" + KEY
     keys = {"node1": "auth 1\n1 hmac-sha256 %s\n" % KEY, "node2": "auth 1\n1 hmac-sha256 %s\n" % other_key}
-    with Lab(timing=timing, authkeys=keys) as lab:
+    with pair(timing=timing, authkeys=keys) as lab:
         lab.start_client(CLIENT_INTERVAL)
         t0 = time.time()
         lab.start("node1")
@@ -356,9 +428,8 @@ def test_wrong_key_on_one_side_rejected_counted_and_no_takeover_fight():
 
 
 def test_sigterm_hands_over_at_once_even_with_classic_timing():
-    with Lab(timing="classic") as lab:             # keepalive 1 s, deadtime 15 s
-        t0 = start_pair(lab)
-        assert lab.wait_for(lambda: group(polled(lab, "node2"))["held_by"] == "node1", 10)
+    with pair(timing="classic") as lab:             # keepalive 1 s, deadtime 15 s
+        _, t0 = start_pair(lab)
 
         t = time.time()
         lab.signal("node1", signal.SIGTERM)
@@ -373,7 +444,7 @@ def test_sigterm_hands_over_at_once_even_with_classic_timing():
         assert first_log(lab, "node1", r"^node1 Heartbeat shutdown complete", t)
         assert first_log(lab, "node2", r"^Received shutdown notice from 'node1'", t)
         assert first_log(lab, "node2", r"^node1 shut down cleanly", t)
-        assert not first_log(lab, "node2", r"is dead")
+        assert not first_log(lab, "node2", r"is dead", t)
 
         # the client waits for node2's webapp start and little else (node1's stop, one frame, the VIP);
         # the script returns (and "acquired" is logged) a moment after its port answers
@@ -387,15 +458,13 @@ def test_sigterm_hands_over_at_once_even_with_classic_timing():
               % (took, outage, service_start))
         assert 0 < outage <= service_start + 1.0, (outage, service_start)
         assert served_sequence(lab, t0) == ["node1", "node2"]
-        assert lab.double_holder_ms() == 0
+        assert lab.double_holder_ms(t0) == 0
         assert t_served - t < 5.0
 
 
 def test_status_json_content_and_text_table():
-    with Lab() as lab:
+    with pair() as lab:
         start_pair(lab)
-        assert lab.wait_for(lambda: group(polled(lab, "node2"))["held_by"] == "node1"
-                            and group(polled(lab, "node1"))["state"] == "running", 10)
 
         r = lab.cli("node2", "status", "--json")
         assert r.returncode == 0, r.stderr
