@@ -119,6 +119,9 @@ class Box:
                 os.unlink(path)  # a dead QEMU leaves its sockets behind; binding would fail
         self.powered_on_at = time.monotonic()
         self.boots = 0
+        with self._cond:
+            # nothing the previous life printed (its shell prompt, its boot prompt) counts now
+            self._cursor = self._prompt_pos = len(self._buf)
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, bufsize=0)
         self._reader = threading.Thread(target=self._read, name="console-" + self.name, daemon=True)
