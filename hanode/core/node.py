@@ -344,6 +344,7 @@ class Node:
         if f.flags & STANDBY and self.standby_mode and not (previous and previous.flags & STANDBY):
             self.standby_mode = False   # the peer went standby after us: somebody has to hold the groups
             out.append(Log("info", "%s went standby: taking all resource groups" % self.peer))
+        self.peer_said_goodbye = False   # a goodbye counts only until the peer speaks again
         if f.state == ST_SHUTDONE:
             self.peer_said_goodbye = True
             out.append(Log("info", "Received shutdown notice from '%s'." % self.peer))

@@ -326,3 +326,18 @@ def test_group_found_active_at_start_is_adopted_then_handed_back():
     # node1 is still in standby, so node2 keeps what it adopted; never both
     assert sim.holders() == ["node2"]
     assert sim.doubles_ms == 0
+
+
+def test_a_goodbye_is_forgotten_when_the_peer_comes_back():
+    # node1 shuts down cleanly (node2 takes over without a probe), then returns; if it later
+    # goes silent on a pulled cable, node2 must probe again, not trust the old goodbye
+    sim = cold_start()
+    n1 = sim.box("node1")
+    n1.handle(n1.node.shutdown(sim.now))
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 3000) is not None
+    sim.power_on("node1")
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000) is not None
+    sim.set_cut(True)
+    sim.run(3000)
+    assert sim.holders() == ["node1"]
+    assert sim.doubles_ms == 0
