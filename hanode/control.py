@@ -227,8 +227,10 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
             return 1
         target = st["peer"] if cmd == "standby" else st["me"]
         groups = st["groups"]
-        if groups and all(g["held_by"] == target and g["state"] in ("running", "stopped") for g in groups) \
-                and not any(g["state"] not in ("running", "stopped") for g in groups):
+        # done when the target holds every group and nobody is still starting or stopping one:
+        # our own groups are all settled, and the peer's frames no longer say it is busy
+        settled = all(g["state"] in ("running", "stopped") for g in groups) and not st.get("peer_busy")
+        if groups and settled and all(g["held_by"] == target for g in groups):
             print("hanode %s: done: %s now holds %s" % (cmd, target, " ".join(g["key"] for g in groups)))
             return 0
         time.sleep(0.1)

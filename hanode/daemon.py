@@ -150,14 +150,27 @@ class LinuxRunner:
         from hanode.resources import ResourceRunner
         self.cfg = cfg
         self.resources = ResourceRunner(cfg, log=log)
+        self.warm: Optional["asyncio.Future[None]"] = None
+
+    def start_warm_up(self) -> None:
+        self.warm = asyncio.get_running_loop().run_in_executor(None, self.warm_up)
+
+    async def ready(self) -> None:
+        """Netlink calls run on the loop thread: if they imported pyroute2 while the warm-up
+        thread holds its import lock, the loop (and every heartbeat) would wait for it."""
+        if self.warm is not None:
+            await asyncio.shield(self.warm)
 
     async def acquire(self, key: str):
+        await self.ready()
         return await self.resources.acquire(self.cfg.group(key))
 
     async def release(self, key: str):
+        await self.ready()
         return await self.resources.release(self.cfg.group(key))
 
     async def probe(self, key: str):
+        await self.ready()
         return await self.resources.probe(key)
 
     def active_groups(self) -> List[str]:
@@ -258,6 +271,7 @@ class Daemon:
     async def recheck_vips(self, runner: LinuxRunner) -> None:
         while True:
             await asyncio.sleep(VIP_RECHECK_S)
+            await runner.ready()
             for g in self.agent.node.groups:
                 if g.state == "running":
                     try:
@@ -334,6 +348,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.on_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, lambda: log(
             "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
+        runner.start_warm_up()
         recheck = asyncio.create_task(self.recheck_vips(runner))
         respawner = None
         # a respawn line naming hanode itself is for the init script (S45hanode supervises us);
@@ -347,7 +362,6 @@ class Daemon:
         run = asyncio.create_task(agent.run(running))
         await asyncio.sleep(0)
         self.notifier.ready(agent.summary())
-        warm = loop.run_in_executor(None, runner.warm_up)
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
             await run
@@ -356,7 +370,7 @@ class Daemon:
             if respawner is not None:
                 await respawner.stop()
             try:
-                await warm
+                await runner.ready()
             except Exception as e:
                 log("error", "importing pyroute2 failed: %r (run tools/setup)" % (e,))
             await control.close()

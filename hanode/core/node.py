@@ -620,6 +620,7 @@ class Node:
             "peer_state": self.peer_state(),
             "peer_generation": self.peer_frame.gen if self.peer_frame else None,
             "peer_standby": bool(peer and peer.flags & STANDBY),
+            "peer_busy": bool(peer and peer.flags & BUSY),
             "peer_last_heard_ms": self.live.peer.age(now),
             "rscstatus": self.rscstatus(),
             "auto_failback": self.config.auto_failback,
