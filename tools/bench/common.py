@@ -459,10 +459,14 @@ class Pair:
         frames = cable_frames(lab, self.auth, t0, t1)
         logs = {n: [(t, lvl, msg) for t, lvl, msg in log_lines(lab, n) if t0 <= t <= t1] for n in NODES}
         counters = {}
+        agent = {}
         for n in NODES:
             b, a = before.get(n), after.get(n)
             if b and a:
                 counters[n] = _counter_delta(b["counters"], a["counters"])
+                # uart_replaced: a frame still unsent when the next was due, flushed on purpose
+                agent[n] = _counter_delta({k: v for k, v in b.get("agent", {}).items() if k != "pid"},
+                                          {k: v for k, v in a.get("agent", {}).items() if k != "pid"})
         nm = {}
         for d in ("a>b", "b>a"):
             if d in nm_before and d in nm_after:
@@ -471,7 +475,7 @@ class Pair:
         return {
             "timing": dict(self.timing), "seconds": round(span, 2), "load": load, "ber": ber,
             "realtime": self.realtime, "cable_fifo": self.cable_rt,
-            "frames": frames, "logs": logs, "counters": counters, "nullmodem": nm, "cpu": cpu,
+            "frames": frames, "logs": logs, "counters": counters, "agent": agent, "nullmodem": nm, "cpu": cpu,
             "cable_frames": lab.cable_frames(),
             "false_failovers": {n: sum(1 for _, _, m in logs[n] if "is dead" in m) for n in NODES},
             "stalls": {n: sum(1 for _, _, m in logs[n] if "stalled" in m) for n in NODES},

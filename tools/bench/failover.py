@@ -10,9 +10,10 @@ time a gratuitous ARP reaches the LAN does not depend on when the sniffer got
 the CPU.  Then, trial after trial on the same lab:
 
 1. wait a random fraction of a keepalive (the power loss lands anywhere in the
-   heartbeat cycle), then ``lab.power_off("node1")``: every process in node1's
-   namespace is SIGKILLed and its LAN port goes down.  The lab's power-loss
-   mark (taken just before the kill) is time zero;
+   heartbeat cycle), then ``power_loss``: every process in node1's namespace
+   (listed beforehand from /proc) is SIGKILLed at once - time zero - and its
+   LAN port goes down right after (``link_down_ms`` says when), then
+   ``lab.power_off`` does the rest;
 2. wait until the client is served by node2, then read what happened:
    detection (node2's log line ``node node1: is dead``; the log has ms
    resolution), the same measured from node1's last heartbeat on the cable
@@ -26,7 +27,9 @@ the CPU.  Then, trial after trial on the same lab:
 Double-holder time (the VIP on both nodes at once) is summed over the whole
 lab from the two netlink monitors.
 """
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -109,7 +112,7 @@ def run(ctx: Context) -> Dict[str, Any]:
         "method": ("Real agents in namespaces over the paced 19200-baud null-modem; one lab per timing, "
                    "N power losses of node1 (SIGKILL of every process in its namespace + LAN link down) "
                    "at a random phase of the heartbeat, each followed by power-on and auto_failback. "
-                   "Time zero = the lab's power-loss mark. detection = node2's 'is dead' log line (ms "
+                   "Time zero = the SIGKILL (the link goes down a few ms later). detection = node2's 'is dead' log line (ms "
                    "resolution); after last beat = the same from node1's last frame on the cable; VIP up = "
                    "netlink RTM_NEWADDR in node2's namespace; GARP = first gratuitous ARP from node2 seen "
                    "by an AF_PACKET socket in the client namespace (kernel timestamp); client = start of "
@@ -191,12 +194,45 @@ def _wait_events(w: Watcher, timeout: float) -> List[Dict[str, Any]]:
     return list(w.events)
 
 
+def netns_pids(lab: Any, node: str) -> List[int]:
+    """PIDs in the node's namespace, read from /proc here (``ip netns pids`` is a process
+    start, which under load takes long enough to blur the moment of the power loss)."""
+    ns = os.stat("/run/netns/" + lab.ns(node))
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                st = os.stat("/proc/%s/ns/net" % entry)
+            except OSError:
+                continue
+            if (st.st_ino, st.st_dev) == (ns.st_ino, ns.st_dev):
+                pids.append(int(entry))
+    return pids
+
+
+def power_loss(lab: Any, node: str) -> Tuple[float, float]:
+    """SIGKILL every process of ours in the node's namespace at one moment, then its LAN port
+    down, then ``lab.power_off`` for the rest (stragglers, the VIP, pid files, the lab's mark).
+    Returns (time of the kill, time the link was down)."""
+    keep = {w.proc.pid for name, w in lab.watchers.items() if name == "vip-" + node}
+    pids = [p for p in netns_pids(lab, node) if p not in keep]
+    t_kill = time.time()
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    subprocess.run(["ip", "-n", lab.ns(node), "link", "set", "eth0", "down"], capture_output=True, timeout=20)
+    t_down = time.time()
+    lab.power_off(node)
+    return t_kill, t_down
+
+
 def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float, deadtime: float,
            interval: float) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     lab = pair.lab
     time.sleep(random.uniform(0, keepalive))
-    lab.power_off("node1")
-    mark = [t for t, text in lab.marks if text.startswith("node1 power loss")][-1]
+    mark, link_down = power_loss(lab, "node1")
     served = lab.wait_for(lambda: _first_ok(lab, "node2", mark), deadtime + 20)
     if served is None:
         raise BenchError("node2 did not serve within deadtime + 20 s; see %s" % lab.workdir)
@@ -217,6 +253,7 @@ def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float,
     windows = [w for w in lab.outages(mark - 2 * interval) if w[1] >= served_at - 1e-6]
     window = (served_at - windows[0][0]) * 1000 if windows and windows[0][0] <= served_at else 0.0
     r: Dict[str, Any] = {
+        "link_down_ms": rel(link_down),
         "detect_ms": rel(dead),
         "detect_after_last_beat_ms": round((dead - last_beat) * 1000, 1) if dead and last_beat else None,
         "last_beat_before_loss_ms": rel(last_beat),

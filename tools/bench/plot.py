@@ -30,15 +30,19 @@ LABELS = {"detect_ms": "node2: node1 is dead", "probe_ms": "first ARP probe", "v
           "garp_ms": "first gratuitous ARP", "client_ms": "client served by node2"}
 
 
+def _ms(text: str) -> float:
+    return float(text[:-2]) if text.endswith("ms") else float(text) * 1000
+
+
 def draw(failover: Dict[str, Any], path: str) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     timings = [t for t in failover.get("timings", []) if t.get("trials")]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8.5), gridspec_kw={"height_ratios": [1, 1.2]})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 11), gridspec_kw={"height_ratios": [1, 1.3]})
     sub = [t for t in timings if t["name"] != "classic" and t.get("timeline")]
-    chosen = min(sub, key=lambda t: t["summary"]["detect_ms"].get("p50", 1e9)) if sub else None
+    chosen = min(sub, key=lambda t: _ms(t["timing"]["deadtime"])) if sub else None
     if chosen:
         tl = chosen["timeline"]
         top.scatter(tl["node1_beats_ms"], [3] * len(tl["node1_beats_ms"]), marker="|", s=200, color="tab:blue",
@@ -61,7 +65,7 @@ def draw(failover: Dict[str, Any], path: str) -> str:
         top.set_xlabel("ms since power loss")
         top.set_title("Failover timeline, median trial at keepalive %s / deadtime %s"
                       % (chosen["timing"]["keepalive"], chosen["timing"]["deadtime"]))
-        top.legend(fontsize=7, loc="upper left", ncol=2)
+        top.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
     else:
         top.text(0.5, 0.5, "no sub-second failover trial ran", ha="center", transform=top.transAxes)
     styles = ["-", "--", ":", "-."]
@@ -70,8 +74,8 @@ def draw(failover: Dict[str, Any], path: str) -> str:
             vals = sorted(r[key] for r in t["trials"] if r.get(key) is not None)
             if not vals:
                 continue
-            ys = [(k + 1) / len(vals) for k in range(len(vals))]
-            bottom.step(vals, ys, where="post", color=COLORS[key], linestyle=styles[i % len(styles)],
+            ys = [0.0] + [(k + 1) / len(vals) for k in range(len(vals))]
+            bottom.step([vals[0]] + vals, ys, where="post", color=COLORS[key], linestyle=styles[i % len(styles)],
                         label="%s %s/%s: %s" % (t["name"], t["timing"]["keepalive"], t["timing"]["deadtime"],
                                                 LABELS[key]))
     bottom.set_xscale("log")
@@ -79,7 +83,7 @@ def draw(failover: Dict[str, Any], path: str) -> str:
     bottom.set_ylabel("fraction of trials")
     bottom.set_title("Failover latency distribution (CDF over trials)")
     bottom.grid(True, which="both", alpha=0.3)
-    bottom.legend(fontsize=6, loc="lower right", ncol=2)
+    bottom.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -44,7 +44,7 @@ def run(ctx: Context) -> Dict[str, Any]:
     for r in results:
         rows.append(["%g ms" % r["keepalive_ms"], "%g" % r["ber"], "%.0f" % r["seconds"], str(r["bytes_per_frame"]),
                      "%.1f" % r["frames_per_s"], "%.0f" % r["bytes_per_s"], "%.1f %%" % r["utilisation_pct"],
-                     str(r["lost"]), str(r["corrupted_on_cable"]), str(r["rejected"])])
+                     str(r["lost"]), str(r["corrupted_on_cable"]), str(r["replaced"]), str(r["rejected"])])
     sizes = sorted({r["bytes_per_frame"] for r in results if r["bytes_per_frame"]})
     return {
         "title": TITLE,
@@ -53,15 +53,27 @@ def run(ctx: Context) -> Dict[str, Any]:
                    "frames cut at 0x00 and verified with the lab's key; bytes/frame includes the delimiter "
                    "(the most common size); frames/s, bytes/s and utilisation are per direction (a "
                    "19200-baud 8N1 line carries 1920 bytes/s each way); lost = frames sent minus frames "
-                   "accepted by the peer (agents' counters), corrupted = frames failing verification on the "
-                   "cable, rejected = frames the receivers dropped (bad tag, garbage, length). "
+                   "accepted by the peer (agents' counters), invalid = frames failing verification on the "
+                   "cable (bit errors, or a frame cut short on purpose), replaced = frames the sender "
+                   "flushed unsent because the next one was due (uart write_latest: the rest of the old "
+                   "frame is dropped and a 0x00 resyncs the receiver), rejected = frames the receivers "
+                   "dropped (bad tag, garbage, length). "
                    "Both directions summed for the counts."),
         "table": {"columns": ["keepalive", "BER", "s", "bytes/frame", "frames/s", "bytes/s",
-                              "line use", "lost", "corrupted", "rejected"], "rows": rows},
+                              "line use", "lost", "invalid on cable", "replaced", "rejected"], "rows": rows},
         "notes": ["frame sizes seen: %s bytes" % ", ".join(str(s) for s in sizes)],
         "runs": results,
         "bytes_per_frame": sizes[0] if len(sizes) == 1 else sizes,
     }
+
+
+def _reasons(frames: Dict[str, Any]) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for d in frames.values():
+        for _, _, v in d:
+            if v != "ok":
+                out[v] = out.get(v, 0) + 1
+    return out
 
 
 def summarise(w: Dict[str, Any], ber: float) -> Dict[str, Any]:
@@ -91,6 +103,8 @@ def summarise(w: Dict[str, Any], ber: float) -> Dict[str, Any]:
         "utilisation_pct": round(per_dir_bytes / span / LINE_BYTES_PER_S * 100, 2),
         "lost": lost if lost is not None else "-",
         "corrupted_on_cable": sum(1 for d in frames.values() for _, _, v in d if v != "ok"),
+        "invalid_by_reason": _reasons(frames),
+        "replaced": sum(a.get("uart_replaced", 0) for a in w.get("agent", {}).values()),
         "corrupted_bytes": sum(v.get("corrupted", 0) for v in w["nullmodem"].values()),
         "rejected": rejected,
     }
