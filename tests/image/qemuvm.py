@@ -249,7 +249,16 @@ class Box:
         # the markers only appear in the output once printf has joined their halves
         self._write("printf '%%s%%s\\n' '<<B' '%s>>'; %s; printf '%%s%%s\\n' '<<E' \"%s $?>>\"\n"
                     % (tag, command, tag))
-        m = self.expect(re.compile(r"<<B%s>>\n(.*?)<<E%s (\d+)>>" % (tag, tag), re.S), timeout, since=since)
+        try:
+            m = self.expect(re.compile(r"<<B%s>>\n(.*?)<<E%s (\d+)>>" % (tag, tag), re.S), timeout, since=since)
+        except ConsoleTimeout:
+            with self._cond:
+                rebooted = re.search(r"SYSLINUX \d|Linux version", self._buf[since:])
+            if rebooted:
+                raise ConsoleTimeout("%s rebooted while running `%s` (a watchdog reset? its hanode log is "
+                                     "copied next to the image after the test):\n%s"
+                                     % (self.name, command, self.tail())) from None
+            raise
         status, out = int(m.group(2)), m.group(1)
         if check and status != 0:
             raise AssertionError("%s: `%s` exited %d:\n%s" % (self.name, command, status, out))
