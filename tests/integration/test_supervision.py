@@ -49,6 +49,7 @@ PROBE_S = 0.045           # resources.probe: 3 ARP probes 5 ms apart + 30 ms wai
 LOAD_MARGIN_S = 1.0
 FREEZE_ROUNDS = 4
 CLIENT_INTERVAL_S = 0.2
+FROZEN_DOUBLE_S = 0.5     # probe off: how long node1 stays frozen after node2 has taken the VIP
 DIAG_LINES = int(os.environ.get("HANODE_TEST_DIAG_LINES", "40"))
 
 LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
@@ -65,6 +66,9 @@ def new_lab(**kwargs: Any) -> Lab:
     global _labs
     _labs += 1
     # unique per test process and lab, short enough for interface-free netns names
+    # realtime on (Heartbeat's default, SCHED_FIFO): the agents keep their timing while other
+    # suites load this machine, so a late loop is not taken for the fault under test
+    kwargs.setdefault("realtime", True)
     return Lab(prefix="sv%dx%d" % (os.getpid(), _labs), **kwargs)
 
 
@@ -167,6 +171,17 @@ def start_pair(lab: Lab, client: bool = True, **node1_start: Any) -> None:
     assert lab.wait_for(lambda: pair_whole(lab), 25) is not None, "pair never formed\n" + diag(lab)
     if client:
         assert lab.wait_for(lambda: served_by(lab, "node1", t0), 10) is not None, "node1 never served\n" + diag(lab)
+    # settled: the faults are injected into a steady pair, not into the start-up
+    assert lab.wait_for(lambda: settled(lab), 15) is not None, "pair never settled\n" + diag(lab)
+
+
+def settled(lab: Lab, quiet_s: float = 1.0) -> bool:
+    """node1 has had the VIP, and node2 has not, for quiet_s; both agents agree."""
+    now = time.time()
+    spans1 = lab.vip_intervals("node1", until=now)
+    last2 = [e for _s, e in lab.vip_intervals("node2", until=now)]
+    return (bool(spans1) and spans1[-1][1] == now and now - spans1[-1][0] >= quiet_s
+            and all(now - e >= quiet_s for e in last2) and pair_whole(lab))
 
 
 # ------------------------------------------------------------- stand-ins
@@ -443,7 +458,8 @@ def test_probe_off_heartbeat_takeover_and_stale_node_releases_on_sigcont():
         assert count_log(lab, "node2", "Not taking", t_stop) == 0
         # as Heartbeat: after deadtime, no probe
         assert t_vip2 - t_stop <= DEADTIME_S + LOAD_MARGIN_S, why(t_vip2 - t_stop, lab=lab)
-        time.sleep(max(0.0, t_stop + 1.2 - time.time()))
+        # both hold it now; leave node1 frozen a little longer (the test's share of the window)
+        time.sleep(max(0.0, t_vip2 + FROZEN_DOUBLE_S - time.time()))
         t_cont = time.time()
         lab.mark("SIGCONT node1")
         lab.signal("node1", signal.SIGCONT)
@@ -453,23 +469,28 @@ def test_probe_off_heartbeat_takeover_and_stale_node_releases_on_sigcont():
         assert lab.wait_for(node1_let_go, 10) is not None, "node1 kept the VIP\n" + diag(lab)
         t_release = [b for _a, b in lab.vip_intervals("node1") if b >= t_cont][0]
         assert first_log(lab, "node1", "Our own loop stalled", t_cont) is not None, diag(lab)
+        t_decide = first_log(lab, "node1", "Releasing resource group", t_cont)
+        assert t_decide is not None, diag(lab)
         # converge: one holder (node1 again: auto_failback on), both agree
         assert lab.wait_for(lambda: pair_whole(lab, "node1"), 20) is not None, "no convergence\n" + diag(lab)
         time.sleep(0.5)
         double = double_ms_since(lab, t_stop) / 1000.0
         after_cont = t_release - t_cont
-        # The double window is the frozen time after node2's takeover (the test's choice, ~1 s)
-        # plus what hanode controls: SIGCONT to node1's release, which needs one frame from node2
-        # (<= keepalive) and the stop of the group. Bound: 2 s at tight timing, as the issue asks.
-        assert after_cont <= KEEPALIVE_S + LOAD_MARGIN_S, why(after_cont, lab=lab)
+        # The double window is the frozen time after node2's takeover (the test's choice,
+        # FROZEN_DOUBLE_S) plus what hanode controls: SIGCONT to node1's release. The decision
+        # needs one frame from node2 (<= keepalive; node1 reads the backlog at once); then the
+        # group stops right to left (webapp stop script, then the VIP), ~50 ms idle but several
+        # hundred ms under load. Bound on the whole window: 2 s at tight timing, as the issue asks.
+        assert t_decide - t_cont <= KEEPALIVE_S + LOAD_MARGIN_S, why(t_decide - t_cont, lab=lab)
         assert double < 2.0, why(double, lab=lab)
         assert abs(double - ((t_cont - t_vip2) + after_cont)) < 0.2, why(double, t_cont - t_vip2, after_cont, lab=lab)
         # exactly one holder now
         now = time.time()
         assert vip_on(lab, "node1", now - 0.1) != vip_on(lab, "node2", now - 0.1), diag(lab)
-        print("\nvip_probe off: node2 took the VIP %.0f ms after the freeze; node1 released it %.0f ms after "
-              "SIGCONT; double-VIP window %.0f ms (of which %.0f ms while node1 was frozen)"
-              % ((t_vip2 - t_stop) * 1000, after_cont * 1000, double * 1000, (t_cont - t_vip2) * 1000))
+        print("\nvip_probe off: node2 took the VIP %.0f ms after the freeze; node1 decided to release %.0f ms "
+              "and its VIP was gone %.0f ms after SIGCONT; double-VIP window %.0f ms (of which %.0f ms while "
+              "node1 was frozen)" % ((t_vip2 - t_stop) * 1000, (t_decide - t_cont) * 1000, after_cont * 1000,
+                                     double * 1000, (t_cont - t_vip2) * 1000))
 
 
 def test_systemd_notify_ready_status_watchdog_stopping_in_order():
@@ -591,6 +612,9 @@ def test_init_script_respawns_hanode_after_kill9():
             f.write("#!/bin/sh\nPYTHONPATH=%s; export PYTHONPATH\nexec ip netns exec %s %s -m hanode \"$@\"\n"
                     % (os.path.dirname(os.path.dirname(script)), lab.ns("node1"), sys.executable))
         os.chmod(wrapper, 0o755)
+        # the documented way to ask for respawn; hanode itself must leave this line to the script
+        with open(os.path.join(d, "ha.d", "ha.cf"), "a") as f:
+            f.write("respawn root %s\n" % wrapper)
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.update({
@@ -601,7 +625,7 @@ def test_init_script_respawns_hanode_after_kill9():
             "PIDFILE": os.path.join(d, "hanode.pid"),
             "RESPAWN_PIDFILE": os.path.join(d, "hanode-respawn.pid"),
             "HANODE_OUTPUT": os.path.join(d, "stderr.log"),   # where lab.log_text() reads
-            "HANODE_RESPAWN": "1",
+            "HANODE_RESPAWN": "auto",
             "HANODE_RESPAWN_DELAY": "1",
             "HANODE_STOP_TIMEOUT": "30",
         })
@@ -645,6 +669,7 @@ def test_init_script_respawns_hanode_after_kill9():
             assert double_ms_since(lab, t_kill) == 0.0 and first_vip_since(lab, "node2", t_kill) is None, diag(lab)
             assert not vip_gaps_since(lab, "node1", t_kill), diag(lab)
             assert webapp_pid(lab) == webapp, "the respawned hanode restarted the webapp"
+            assert "Starting child client" not in lab.log_text("node1"), "hanode ran the respawn line for itself"
             assert lab.outages(t_kill) == [], diag(lab)
 
             # stop: SIGTERM through the supervisor, hanode releases, node2 takes over without a probe
