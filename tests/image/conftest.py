@@ -5,8 +5,8 @@ HANODE_IMAGE_REUSE=1 and output/qemu-x86_64/disk.img already exists.  Each pair 
 directory in /tmp (unix socket paths must stay short) for its qcow2 overlays, the two LAN
 datagram sockets and the two cable sockets; the null-modem simulator joins the cable sockets at
 19200 baud.  Everything is torn down even when a test fails: both QEMUs are killed by PID, the
-cable closed, the directory removed (the consoles are copied next to the image first, for
-post-mortems).  The time of every step is collected and printed at the end of the session.
+cable closed, the directory removed (the consoles and hanode's logs are copied next to the image
+first, for post-mortems).  The time of every step is printed at the end of the session.
 """
 
 import json
@@ -16,33 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator, List, Tuple
+from typing import Iterator
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-sys.path.insert(0, TOP)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from imagelab import BOARD, IMAGE_DIR, NOTES, TIMES, TOP, Pair, record  # noqa: E402
 from qemuvm import QEMU, Box  # noqa: E402
-
-BOARD = "qemu-x86_64"
-IMAGE_DIR = os.path.join(TOP, "output", BOARD)
-
-# step name -> seconds, in the order measured (printed by pytest_terminal_summary)
-TIMES: List[Tuple[str, float]] = []
-NOTES: List[str] = []
-
-
-def record(step: str, seconds: float) -> None:
-    TIMES.append((step, seconds))
-    sys.stderr.write("[image] %-55s %6.1f s\n" % (step, seconds))
-
-
-def note(text: str) -> None:
-    NOTES.append(text)
-    sys.stderr.write("[image] %s\n" % text)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
@@ -89,54 +70,6 @@ def image_dir() -> str:
     assert rc == 0, "image/build failed (exit %d):\n%s" % (rc, text[-4000:])
     record("image/build (incremental)", time.monotonic() - t0)
     return IMAGE_DIR
-
-
-class Pair:
-    """Two boxes on one LAN and one null-modem cable."""
-
-    def __init__(self, image: str, boot: str = "disk") -> None:
-        from hanode.nullmodem import NullModem, UnixSocketEndpoint
-
-        self.dir = tempfile.mkdtemp(prefix="hnimg%d-" % os.getpid())
-        lan1 = os.path.join(self.dir, "lan1.sock")
-        lan2 = os.path.join(self.dir, "lan2.sock")
-        self.box1 = Box("box1", self.dir, image, "node1", "192.0.2.11/24", lan1, lan2,
-                        "52:54:00:c0:00:11", boot=boot)
-        self.box2 = Box("box2", self.dir, image, "node2", "192.0.2.12/24", lan2, lan1,
-                        "52:54:00:c0:00:12", boot=boot)
-        for b in self.boxes:
-            b.create_disk()
-        self.cable = NullModem(UnixSocketEndpoint(self.box1.cable_socket),
-                               UnixSocketEndpoint(self.box2.cable_socket), baud=19200,
-                               log=os.path.join(self.dir, "cable.jsonl"))
-        self.cable.start()
-
-    @property
-    def boxes(self) -> Tuple[Box, Box]:
-        return self.box1, self.box2
-
-    def close(self, keep_logs_in: str) -> None:
-        for b in self.boxes:
-            try:
-                b.power_off()
-            except Exception:  # a failing teardown must not hide the other box's cleanup
-                pass
-        # hanode's logs from each box's data partition: why a box did what it did
-        for b in self.boxes:
-            try:
-                b.data_files(["/var/log/ha-log", "/var/log/hanode.out"], keep_logs_in)
-            except Exception:
-                pass
-        try:
-            self.cable.close()
-        finally:
-            for b in self.boxes:
-                if os.path.exists(b.log_path):
-                    try:
-                        shutil.copy(b.log_path, os.path.join(keep_logs_in, os.path.basename(b.log_path)))
-                    except OSError:
-                        pass
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture

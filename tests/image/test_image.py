@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional
 
 import pytest
 
-from conftest import Pair, note, record
+from imagelab import Pair, note, record
 from qemuvm import Box
 
 pytestmark = pytest.mark.image
