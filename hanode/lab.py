@@ -252,6 +252,15 @@ class Lab:
         for node in NODES:
             self.watchers["vip-" + node] = Watcher(
                 ["ip", "netns", "exec", self.ns(node), sys.executable, "-c", VIP_MONITOR, VIP], "vip-" + node)
+        # A monitor sees only what happens after it has bound its netlink socket (it then prints its
+        # "initial" line); an agent started before that could add and remove the VIP unseen, and the
+        # double-holder time would miss it.  Importing pyroute2 takes seconds on a loaded box.
+        for node in NODES:
+            watcher = self.watchers["vip-" + node]
+            if self.wait_for(lambda: bool(watcher.events) or watcher.proc.poll() is not None, 60) is None \
+                    or not watcher.events:
+                raise LabError("the VIP monitor in %s did not start (exit status %s)"
+                               % (self.ns(node), watcher.proc.poll()))
 
     def write_config(self, node: str) -> None:
         d = self.node_dir(node)
