@@ -127,6 +127,18 @@ def test_disk_image_layout(image_dir: str) -> None:
         if ptype:
             parts.append((boot, ptype, lba, sectors))
     assert [(p[0], p[1]) for p in parts] == [(0x80, 0x0C), (0x00, 0x83)], parts
+    # the boot partition: syslinux installed, its config, and the very kernel and initramfs built
+    boot_lba = parts[0][2]
+    fat = "%s@@%d" % (disk, boot_lba * 512)
+    listing = subprocess.run(["mdir", "-a", "-b", "-i", fat, "::/"], capture_output=True, text=True, check=True).stdout
+    for name in ("ldlinux.sys", "ldlinux.c32", "syslinux.cfg", "bzImage", "rootfs.cpio.gz"):
+        assert "::/" + name in listing, "no %s on the boot partition:\n%s" % (name, listing)
+    for name in ("bzImage", "rootfs.cpio.gz"):
+        on_disk = subprocess.run(["mtype", "-i", fat, "::/" + name], capture_output=True, check=True).stdout
+        with open(os.path.join(image_dir, name), "rb") as f:
+            assert on_disk == f.read(), "the boot partition's %s is not the one built" % name
+    cfg = subprocess.run(["mtype", "-i", fat, "::/syslinux.cfg"], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"(?m)^SERIAL 0 115200", cfg) and "console=ttyS0" in cfg, cfg
     # the data partition: ext4 labelled hanode-data holding the pair's configuration
     _, _, lba, sectors = parts[1]
     data = os.path.join(image_dir, "data-check.ext4")
