@@ -380,7 +380,8 @@ class Daemon:
             if self.watchdog is not None:
                 self.watchdog.close_clean()
             self._close_serials()
-            self.notifier.stopping()
+            if not self.shutdown_requested:   # a signal has said STOPPING=1 already
+                self.notifier.stopping()
         return 0
 
     def _close_serials(self) -> None:

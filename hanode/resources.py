@@ -583,8 +583,8 @@ class ResourceRunner:
                 problems.append("cannot probe %s on %s: %s" % (v.ip, v.dev, a))
             elif a:
                 in_use.append("%s is answered by %s on %s" % (v.ip, a, v.dev))
-        for text in in_use:
-            self._log("warning", "ARP probe: %s" % text)
+        for text in in_use:   # the node says it once, loudly; every retry would flood the log
+            self._log("debug", "ARP probe: %s" % text)
         for text in problems:
             self._log("error", "ARP probe: %s" % text)
         if in_use:

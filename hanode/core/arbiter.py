@@ -28,9 +28,11 @@ because killing a half-started group would leave it in an unknown state.
     stop_failed  acquire_lone  starting     Acquire   it is ours already: no probe
     stop_failed  acquire_free  starting     Acquire
 
-A group is *held* (its bit is set in our frames) in every state but
-``stopped``: while probing, starting, stopping or after a failed stop it may be
-active, so the peer must keep its hands off.
+A group is *held* in every state but ``stopped``, and *claimed* (its held bit
+set in our frames) in every state but ``stopped`` and ``probing``: while
+starting, stopping or after a failed stop it may be active, so the peer must
+keep its hands off.  A probe claims nothing yet; our want bit is what keeps
+the peer from starting the group meanwhile.
 """
 
 STOPPED = "stopped"
@@ -90,6 +92,8 @@ class GroupOwnership:
         self.want_since = None     # seq of our first frame that wanted it (for the ack rule)
         self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
         self.transitions = 0
+        self.busy_probes = 0       # probes in a row that found the address answered
+        self.busy_logged_at = 0
 
     def fire(self, event):
         """Apply an event; return the output name (or None).  Unlisted pairs are ignored."""
@@ -102,6 +106,11 @@ class GroupOwnership:
 
     def held(self):
         return self.state != STOPPED
+
+    def claimed(self):
+        """What our frames say: held, except while merely probing - a probe claims nothing
+        (our want bit alone keeps the peer off), so a stale peer is not told to yield to it."""
+        return self.state not in (STOPPED, PROBING)
 
     def busy(self):
         return self.state in BUSY_STATES

@@ -210,10 +210,21 @@ class Node:
             self.counters["probes_busy"] += 1
             g.retry_at = now + self._probe_retry_ms()
             self._fire(g, arbiter.PROBE_BUSY, out)
-            out.append(Log("warning", "Not taking resource group %s: its address answers on the LAN%s "
-                           "although %s is silent (serial cable pulled? %s frozen?); probing again"
-                           % (key, " (" + detail + ")" if detail else "", self.peer, self.peer)))
+            g.busy_probes += 1
+            # said loudly once, then once a minute: a hung peer without a watchdog would
+            # otherwise write a line every probe, for hours
+            if g.busy_probes == 1 or now - g.busy_logged_at >= 60000:
+                g.busy_logged_at = now
+                out.append(Log("warning", "Not taking resource group %s: its address answers on the LAN%s "
+                               "although %s is silent (serial cable pulled? %s frozen?); probing again "
+                               "every %d ms (%d probes so far)"
+                               % (key, " (" + detail + ")" if detail else "", self.peer, self.peer,
+                                  self._probe_retry_ms(), g.busy_probes)))
         else:
+            if g.busy_probes:
+                out.append(Log("info", "Resource group %s: its address no longer answers after %d probes; "
+                               "taking it" % (key, g.busy_probes)))
+            g.busy_probes = 0
             self._fire(g, arbiter.PROBE_FREE, out)
         return self._finish(now, out)
 
@@ -493,7 +504,7 @@ class Node:
     def _masks(self):
         held = want = 0
         for g in self.groups:
-            if g.held():
+            if g.claimed():
                 held |= g.bit
             if getattr(g, "want_now", False):
                 want |= g.bit
@@ -581,7 +592,7 @@ class Node:
         peer = self._peer_view()
         groups = []
         for g in self.groups:
-            mine = g.held()
+            mine = g.claimed()
             theirs = bool(peer and peer.held & g.bit)
             holders = [n for n, h in ((self.me, mine), (self.peer, theirs)) if h]
             groups.append({
