@@ -480,7 +480,8 @@ class Lab:
         """Heartbeat frame sizes on the wire, measured from the cable's byte log.
 
         A frame is the bytes up to and including a 0x00 delimiter; "sizes" counts them by length
-        (a frame cut by a power loss shows up as one odd size)."""
+        (a frame cut short - replaced in the UART by a newer one, or by a power loss - and the
+        resync 0x00 after it show up with other sizes)."""
         path = os.path.join(self.workdir, "cable.log")
         sizes: Dict[str, List[int]] = {"a>b": [], "b>a": []}
         pending = {"a>b": 0, "b>a": 0}
