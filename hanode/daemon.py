@@ -132,6 +132,11 @@ def go_realtime(priority: Optional[int]) -> None:
         log("info", "realtime: SCHED_FIFO priority %d" % prio)
     except (OSError, AttributeError) as e:
         log("warning", "realtime: cannot set SCHED_FIFO (%s); heartbeats may be late under load" % e)
+
+
+def lock_memory() -> None:
+    """mlockall, so that a page fault under memory pressure cannot delay a heartbeat.  Locking
+    a Python process's pages takes ~0.3 s; ctypes releases the GIL, so it runs in a thread."""
     libc_name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(libc_name, use_errno=True)
@@ -349,6 +354,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: log(
             "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
         runner.start_warm_up()
+        if realtime:
+            loop.run_in_executor(None, lock_memory)
         recheck = asyncio.create_task(self.recheck_vips(runner))
         respawner = None
         # a respawn line naming hanode itself is for the init script (S45hanode supervises us);

@@ -392,6 +392,8 @@ class Node:
                     out.append(Log("warning", "Late heartbeat: Node %s: interval %d ms" % (self.peer, detail)))
                 self.counters["late_heartbeats"] += 1
             elif event == "peer_up":
+                for g in self.groups:
+                    g.busy_probes = 0     # a new episode gets its own warning
                 if detail == DEAD and returning:
                     out.append(Log("critical", "Cluster node %s returning after partition." % self.peer))
                 out.append(Log("info", "Status update for node %s: status %s"
