@@ -208,7 +208,7 @@ class Node:
             return self._finish(now, out)   # an answer to a probe we no longer care about
         if in_use:
             self.counters["probes_busy"] += 1
-            g.retry_at = now + self._probe_retry_ms()
+            g.retry_at = now + self._probe_retry_ms(g)
             self._fire(g, arbiter.PROBE_BUSY, out)
             g.busy_probes += 1
             # said loudly once, then once a minute: a hung peer without a watchdog would
@@ -219,7 +219,7 @@ class Node:
                                "although %s is silent (serial cable pulled? %s frozen?); probing again "
                                "every %d ms (%d probes so far)"
                                % (key, " (" + detail + ")" if detail else "", self.peer, self.peer,
-                                  self._probe_retry_ms(), g.busy_probes)))
+                                  self._probe_retry_ms(g), g.busy_probes)))
         else:
             if g.busy_probes:
                 out.append(Log("info", "Resource group %s: its address no longer answers after %d probes; "
@@ -313,8 +313,11 @@ class Node:
         if action is not None:
             out.append(_OUTPUTS[action](g.key))
 
-    def _probe_retry_ms(self):
-        return max(self.config.keepalive_ms, 200)
+    def _probe_retry_ms(self, g):
+        # Two nodes that each think the other dead probe at once and see each other's probe
+        # (a conflict, RFC 5227): the preferred node retries sooner, so they do not collide forever.
+        base = max(self.config.keepalive_ms, 200)
+        return base if g.group.preferred == self.me else base * 2 + 50
 
     def _peer_view(self):
         """The peer's latest frame while it is alive, else None."""
@@ -357,8 +360,13 @@ class Node:
             out.append(Log("info", "%s went standby: taking all resource groups" % self.peer))
         self.peer_said_goodbye = False   # a goodbye counts only until the peer speaks again
         if f.state == ST_SHUTDONE:
-            self.peer_said_goodbye = True
-            out.append(Log("info", "Received shutdown notice from '%s'." % self.peer))
+            # trusted (no probe before taking over) only from an incarnation we talked to: a goodbye
+            # left in the line by a previous life of the peer, read after our own restart, is not
+            self.peer_said_goodbye = (previous is not None and previous.gen == f.gen
+                                      and previous.state != ST_SHUTDONE)
+            out.append(Log("info", "Received shutdown notice from '%s'.%s" % (
+                self.peer, "" if self.peer_said_goodbye else
+                " (from a generation we never talked to: its addresses are probed before they are taken)")))
             self._report(self.live.declare_dead(), out)
         for mark in [self.standby_mark, self.stale_mark] + [g.failed_mark for g in self.groups]:
             mark.update(self.seq, self.gen, f)

@@ -69,6 +69,7 @@ class Box:
         self.fail_start = set()  # group keys whose start fails on this box
         self.fail_stop = set()
         self.stopped = False
+        self.probe_done = {}    # group key -> when our last probe for it ended
 
     def handle(self, outputs):
         sim = self.sim
@@ -95,6 +96,8 @@ class Box:
         for p in ready:
             self.pending.remove(p)
             due, kind, key, ok = p
+            if kind == "probe":
+                self.probe_done[key] = due
             if kind == "acquire":
                 if not ok:
                     self.active.pop(key, None)   # a failed start rolls itself back
@@ -105,8 +108,15 @@ class Box:
                 self.handle(self.node.completed(key, ok, sim.now))
             else:
                 other = sim.other(self.name)
-                in_use = bool(sim.lan_up and other is not None and other.powered and other.lan and other.active.get(key))
+                # someone answers for the address, or probes for it at the same time (RFC 5227)
+                in_use = bool(sim.lan_up and other is not None and other.powered and other.lan
+                              and (other.active.get(key) or other.probing(key, due - sim.probe_ms)))
                 self.handle(self.node.probed(key, in_use, sim.now))
+
+    def probing(self, key, since):
+        """Was this box probing for key at any time from `since` until now?"""
+        return any(p[1] == "probe" and p[2] == key and p[0] - self.sim.probe_ms <= self.sim.now
+                   and p[0] >= since for p in self.pending) or self.probe_done.get(key, -1) >= since
 
     @property
     def lan(self):

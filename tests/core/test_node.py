@@ -341,3 +341,29 @@ def test_a_goodbye_is_forgotten_when_the_peer_comes_back():
     sim.run(3000)
     assert sim.holders() == ["node1"]
     assert sim.doubles_ms == 0
+
+
+def test_both_alone_at_once_probe_each_other_and_only_one_takes_the_vip():
+    # cable never connected, LAN up: both initdead timers run out together, both probe at once,
+    # each sees the other's probe (RFC 5227 conflict); the preferred node retries first and wins
+    sim = Sim(initdead="2")
+    sim.set_cut(True)
+    sim.power_on("node1")
+    sim.power_on("node2")
+    assert sim.run_until(lambda: sim.settled(), 6000) is not None
+    sim.run(3000)
+    assert sim.holders() == ["node1"]
+    assert sim.doubles_ms == 0
+
+
+def test_a_goodbye_from_a_previous_life_is_not_trusted():
+    sim = cold_start()
+    for name in ("node1", "node2"):
+        b = sim.box(name)
+        b.handle(b.node.shutdown(sim.now))
+    sim.power_on("node1")
+    sim.power_on("node2")
+    assert sim.run_until(lambda: sim.settled(), 5000) is not None
+    sim.run(2000)
+    assert sim.holders() == ["node1"]
+    assert sim.doubles_ms == 0
