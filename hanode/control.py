@@ -149,9 +149,10 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("peer %s (generation %s): %s, last heard %s" % (
         st["peer"], st.get("peer_generation") or "-", st["peer_state"], _age(st.get("peer_last_heard_ms"))))
     lines.append("")
-    lines.append("%-24s %-6s %s" % ("LINK", "STATE", "LAST HEARD"))
+    width = max([len("LINK")] + [len(link["name"]) for link in st["links"]])
+    lines.append("%-*s %-6s %s" % (width, "LINK", "STATE", "LAST HEARD"))
     for link in st["links"]:
-        lines.append("%-24s %-6s %s" % (link["name"], link["state"], _age(link["last_heard_ms"])))
+        lines.append("%-*s %-6s %s" % (width, link["name"], link["state"], _age(link["last_heard_ms"])))
     lines.append("")
     lines.append("%-20s %-10s %-10s %-12s %s" % ("GROUP", "PREFERRED", "HELD BY", "STATE", "RESOURCES"))
     for g in st["groups"]:

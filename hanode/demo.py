@@ -146,11 +146,18 @@ def run(args: argparse.Namespace) -> int:
             frames = lab.cable_frames()
             summary["heartbeat_frame_bytes"] = frames["bytes_per_frame"]
             summary["frames_on_cable"] = frames["frames"]
-            lost = 0
+            # frames the cable damaged (bytes dropped, corrupted or lost while cut: 0 on a clean
+            # cable), and frames the nodes rejected (this also counts the partial frame a node
+            # reads when it opens the port mid-frame)
+            damaged = 0
+            for counts in lab.cable.counters().values():
+                damaged += sum(counts.get(k, 0) for k in ("dropped", "corrupted", "lost_cut", "overrun"))
+            summary["frames_lost"] = damaged
+            rejected = 0
             for st in statuses.values():
                 if st:
-                    lost += sum(v for k, v in st["counters"]["dropped"].items() if k not in ("duplicate", "own"))
-            summary["frames_lost"] = lost
+                    rejected += sum(v for k, v in st["counters"]["dropped"].items() if k not in ("duplicate", "own"))
+            summary["frames_rejected"] = rejected
             summary["timing"] = timing
             detect = [t for t, text in _log_events(lab) if "node2" in text and "is dead" in text and t > t1]
             if detect:

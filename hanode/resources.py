@@ -181,6 +181,12 @@ class _OutputSink:
             self._end_line()
 
 
+async def _off_loop(fn: Callable[[], Any]) -> Any:
+    """A netlink call (a few ms, but 100+ ms on a loaded box) runs in a worker thread, so that
+    the agent's loop - and every heartbeat - never waits for it."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
 class ResourceRunner:
     """Starts, stops and checks the resource groups of a Config (see the module docstring)."""
 
@@ -425,7 +431,7 @@ class ResourceRunner:
             from hanode.vip import VipError
             try:
                 vip = self._vip(res)
-                added = vip.add()
+                added = await _off_loop(vip.add)
             except (VipError, OSError) as e:
                 self._log("error", "cannot add %s: %s" % (res.token, e))
                 return False, str(e)
@@ -457,7 +463,7 @@ class ResourceRunner:
             last = ""
             for attempt in range(self.stop_retries + 1):
                 try:
-                    removed = vip.remove()
+                    removed = await _off_loop(vip.remove)
                     self._log("info", "%s %s" % (vip.ip, ("removed from %s" % (vip.label or vip.dev))
                                                  if removed else "was not configured"))
                     return True, "removed" if removed else "not present"
@@ -540,7 +546,7 @@ class ResourceRunner:
         for res in g.resources:
             if res.is_ip:
                 try:
-                    running: Optional[bool] = self._vip(res).present()
+                    running: Optional[bool] = await _off_loop(self._vip(res).present)
                     detail = "on %s" % self._vip(res).dev if running else "not configured"
                 except (VipError, OSError) as e:
                     running, detail = None, str(e)
@@ -572,7 +578,7 @@ class ResourceRunner:
         for res in g.resources:
             if res.is_ip:
                 try:
-                    vips.append(self._vip(res).resolve())
+                    vips.append(await _off_loop(self._vip(res).resolve))
                 except (VipError, OSError) as e:
                     problems.append(str(e))
         answers = await asyncio.gather(*(arp.probe(v.dev, v.ip, count, interval, wait) for v in vips),
@@ -606,9 +612,9 @@ class ResourceRunner:
                     continue
                 vip = self._vip(res)
                 try:
-                    if vip.present():
+                    if await _off_loop(vip.present):
                         continue
-                    vip.add()
+                    await _off_loop(vip.add)
                 except (VipError, OSError) as e:
                     self._log("error", "VIP %s is missing and cannot be re-added: %s" % (vip.ip, e))
                     continue
