@@ -360,13 +360,12 @@ class Node:
             out.append(Log("info", "%s went standby: taking all resource groups" % self.peer))
         self.peer_said_goodbye = False   # a goodbye counts only until the peer speaks again
         if f.state == ST_SHUTDONE:
-            # trusted (no probe before taking over) only from an incarnation we talked to: a goodbye
-            # left in the line by a previous life of the peer, read after our own restart, is not
-            self.peer_said_goodbye = (previous is not None and previous.gen == f.gen
-                                      and previous.state != ST_SHUTDONE)
+            # trusted (no probe before taking over) only if it acknowledges this life of ours: a
+            # goodbye left in the line by the peer before our own restart was not said to us
+            self.peer_said_goodbye = f.ack_gen == (self.gen & 0xFF) and f.ack_gen != 0
             out.append(Log("info", "Received shutdown notice from '%s'.%s" % (
                 self.peer, "" if self.peer_said_goodbye else
-                " (from a generation we never talked to: its addresses are probed before they are taken)")))
+                " (not addressed to this life of ours: its addresses are probed before they are taken)")))
             self._report(self.live.declare_dead(), out)
         for mark in [self.standby_mark, self.stale_mark] + [g.failed_mark for g in self.groups]:
             mark.update(self.seq, self.gen, f)
