@@ -25,8 +25,8 @@ without a fault that lasts a dead time) have no slack at all.
 import json
 import os
 import random
+import math
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -62,7 +62,6 @@ class LineSim(Sim):
     def _gap(self):
         if self.ber <= 0:
             return 1 << 62
-        import math
         return int(math.log(1.0 - self.rand.random()) / math.log(1.0 - self.ber))
 
     def _garbage_gap(self):
@@ -334,12 +333,11 @@ def test_sim_power_loss_at_every_instant_of_a_hand_over(phase):
         assert started is not None
         sim.run(offset)
         sim.power_off(victim)
-        lost = sim.now
         took = sim.run_until(lambda: sim.settled() and sim.holders() == [survivor], 10000)
         assert took is not None, (offset, sim.box(survivor).log_text()[-2000:])
         cfg = sim.cfg
-        # a survivor that was itself mid-acquire finishes that first (up to action_ms), then
-        # the dead time runs from the victim's last frame
+        # the dead time runs from the victim's last frame (up to a keepalive before the loss),
+        # then the survivor probes the address and runs its own start (action_ms)
         bound = cfg.deadtime_ms + cfg.keepalive_ms + sim.probe_ms + action_ms + 4 * sim.tick_ms
         assert took <= bound, (offset, took, bound)
         assert sim.doubles_ms == 0
