@@ -13,7 +13,6 @@ measured summary.  Everything is torn down on success, failure and Ctrl-C.
 """
 import argparse
 import json
-import os
 import re
 import signal
 import sys

@@ -67,7 +67,7 @@ import termios
 import threading
 import time
 import tty
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, Optional, Tuple
 
 DEFAULT_BAUD = 19200
 BITS_PER_BYTE = 10  # 8N1: start + 8 data + stop

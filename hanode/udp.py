@@ -12,7 +12,7 @@ box's own addresses; so does hanode.  Datagrams from any address other than
 the configured peer are ignored before they reach the decoder.
 """
 import socket
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from hanode import aio
 

@@ -1,7 +1,6 @@
 """respawn: real child processes restarted when they die, not after exit 100, stopped on shutdown."""
 import asyncio
 import os
-import signal
 
 from hanode import respawn
 from hanode.respawn import Respawner

@@ -56,7 +56,7 @@ from hanode.core import arbiter
 from hanode.core.auth import Auth
 from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode,
                                STANDBY, TAKEOVER, BUSY, STALE)
-from hanode.core.liveness import Liveness, INIT, UP, DEAD
+from hanode.core.liveness import Liveness, INIT, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
                                  PeerGeneration, Stopped)
 

@@ -6,16 +6,9 @@ Plain test_* functions without pytest imports: this file also runs under MicroPy
 from binascii import unhexlify
 
 from hanode.core.auth import METHODS, Auth
+from tests.core.util import raises as _raises
 
 _DATA = b"what do ya want for nothing?"
-
-
-def _raises(exc, fn, *args):
-    try:
-        fn(*args)
-    except exc:
-        return True
-    return False
 
 
 def _all_methods():

@@ -8,14 +8,7 @@ from binascii import unhexlify
 
 from hanode.core import compat
 from hanode.core.compat import Hmac, compare_digest, const, crc32, hmac_digest
-
-
-def _raises(exc, fn, *args):
-    try:
-        fn(*args)
-    except exc:
-        return True
-    return False
+from tests.core.util import raises as _raises
 
 
 # (key, data, md5 hex, sha1 hex) - RFC 2202 sections 2 and 3, test cases 1-7.

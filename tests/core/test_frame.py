@@ -14,6 +14,7 @@ from hanode.core.frame import (BUSY, MAX_ENCODED, REASONS, STALE, STANDBY, STATE
                                STATE_RELEASING, STATE_SHUTDONE, STATE_UP, TAKEOVER,
                                Decoder, Frame, ReplayGuard, cobs_decode, cobs_encode,
                                decode_one, encode, frame_size, pack_body)
+from tests.core.util import raises as _raises
 
 
 class _Rand:
@@ -35,14 +36,6 @@ class _Rand:
 
     def bytes(self, n):
         return bytes([self.next() & 0xFF for _ in range(n)])
-
-
-def _raises(exc, fn, *args):
-    try:
-        fn(*args)
-    except exc:
-        return True
-    return False
 
 
 def _mac():

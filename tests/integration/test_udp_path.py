@@ -1,6 +1,5 @@
 """The second heartbeat path: with `ucast` on the LAN, a pulled serial cable is a dead
 link, not a dead peer; power loss (every path silent) still fails over."""
-import os
 import time
 
 import pytest
@@ -23,7 +22,6 @@ def test_cable_pulled_with_udp_path_is_only_a_dead_link():
         lab.start("node1")
         lab.start("node2")
         assert lab.wait_for(lambda: lab.holder("node2") == "node1", 30), lab.log_text("node1")
-        tty = os.path.join(lab.node_dir("node1"), "ttyS0")
         assert lab.wait_for(lambda: link_states(lab, "node2").get("eth0") == "up", 10)
         log = lab.log_text("node1")
         assert "ucast eth0 %s: that is this box's own address; ignored" % ADDRS["node1"] in log
