@@ -66,7 +66,12 @@ class SayOnce:
 
     def emit(self, record: logging.LogRecord) -> None:
         self.failed_now = False
-        super().emit(record)   # type: ignore[misc]
+        try:
+            super().emit(record)   # type: ignore[misc]
+        except OSError:
+            # FileHandler(delay=True) opens the file inside emit, outside its own error handling:
+            # a read-only or missing log directory must not end the daemon
+            self.handleError(record)
         if self.failing and not self.failed_now:
             self.failing = False
             sys.stderr.write("hanode: %s works again\n" % self.what)

@@ -28,16 +28,16 @@ class StateError(Exception):
 def _read_int(path: str) -> Optional[int]:
     """The number in the file, None if the file does not exist; StateError if unreadable."""
     try:
-        with open(path, "r") as f:
-            text = f.read(64).strip()
+        with open(path, "rb") as f:
+            raw = f.read(64).strip()
     except FileNotFoundError:
         return None
     except OSError as e:
         raise StateError("cannot read %s: %s" % (path, e.strerror or e))
     try:
-        value = int(text)
-    except ValueError:
-        raise StateError("%s is corrupt (holds %r, not a number)" % (path, text[:20]))
+        value = int(raw.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        raise StateError("%s is corrupt (holds %r, not a number)" % (path, raw[:20]))
     if not 0 <= value <= MAX_GENERATION:
         raise StateError("%s is corrupt (%d is out of range)" % (path, value))
     return value
@@ -61,16 +61,42 @@ def write_atomically(path: str, text: str) -> None:
         os.close(dfd)
 
 
+BACKUP_SUFFIX = ".bak"
+CLOCK_SANE_AFTER = 1577836800   # 2020-01-01: a clock before that was never set (no RTC)
+
+
 def next_generation(state_dir: str, log: Callable[[str, str], None],
                     clock: Callable[[], float] = time.time) -> int:
-    """Read, increment and persist our boot generation; return the new value."""
+    """Read, increment and persist our boot generation; return the new value.
+
+    The value is kept twice (``generation`` and ``generation.bak``, written in that order).
+    If the main file is unreadable the backup is used with a margin of one (the main file may
+    have been one ahead of it); if both are, the wall clock in seconds - larger than any
+    counter - unless the clock was never set, in which case starting would risk reusing a
+    generation and is refused with the reason."""
     path = os.path.join(state_dir, GENERATION)
+    backup = path + BACKUP_SUFFIX
     try:
         previous = _read_int(path)
     except StateError as e:
-        previous = int(clock())
-        log("error", "%s; not reusing any generation: continuing from the clock (%d). "
-                     "Replace the file if the clock is wrong." % (e, previous))
+        try:
+            saved = _read_int(backup)
+        except StateError:
+            saved = None
+        if saved is not None:
+            previous = saved + 1
+            log("error", "%s; not reusing any generation: continuing from its backup %s (%d + 1)"
+                % (e, backup, saved))
+        else:
+            now = int(clock())
+            if now < CLOCK_SANE_AFTER:
+                raise StateError("%s, its backup is missing or corrupt too, and the clock is not set "
+                                 "(%d s since 1970): any number could repeat an earlier generation and let "
+                                 "recorded frames be replayed; write a number larger than any used before "
+                                 "into %s (e.g. the current time in seconds) and start again" % (e, now, path))
+            previous = now
+            log("error", "%s; not reusing any generation: continuing from the clock (%d). "
+                         "Replace the file if the clock is wrong." % (e, previous))
     generation = (previous or 0) + 1
     if generation > MAX_GENERATION:
         raise StateError("%s: boot generation exhausted" % path)
@@ -79,6 +105,10 @@ def next_generation(state_dir: str, log: Callable[[str, str], None],
     except OSError as e:
         raise StateError("cannot persist the boot generation in %s: %s; refusing to start, "
                          "since a restart could then reuse it" % (path, e.strerror or e))
+    try:
+        write_atomically(backup, "%d\n" % generation)
+    except OSError as e:
+        log("warning", "cannot write the backup %s: %s" % (backup, e.strerror or e))
     return generation
 
 

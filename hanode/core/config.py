@@ -570,8 +570,11 @@ class _Parser:
 
     def _unknown(self, line, name):
         best, dist = None, 3
+        lowered = name.lower()
         for known in sorted(_DIRECTIVES):  # sorted: the same suggestion on both interpreters
-            d = _edit_distance(name.lower(), known)
+            if abs(len(known) - len(lowered)) >= dist:
+                continue   # the distance is at least the length difference: cannot win
+            d = _edit_distance(lowered, known)
             if d < dist:
                 best, dist = known, d
         hint = " - did you mean [%s]?" % best if best else ""

@@ -853,9 +853,6 @@ def test_lab_logfile_disk_full_agent_keeps_running_and_says_it_once():
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="daemon.py SayOnce.emit: logging.FileHandler(delay=True) opens the file in "
-                   "emit() outside the try that calls handleError, so an unwritable logfile kills hanode run "
-                   "with a traceback at its first log line; reported to the lead")
 def test_lab_logfile_read_only_agent_keeps_running_and_says_it_once():
     """lab, tight timing: node2's logfile is on a read-only bind mount: the agent says once that
     it cannot write it and works on (a standby and a takeover go through)."""
