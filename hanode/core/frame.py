@@ -353,6 +353,15 @@ class Decoder:
         self.heard = 0
         self._buf = bytearray()
         self._discarding = False
+        self.resynced = 0   # frames recovered from behind noise or a half frame
+        # the COBS length of a status frame for each tag length in use, longest first
+        sizes = []
+        for index in auth.indexes():
+            size = BODY_LENGTH + auth.tag_length(index) + 1
+            if size not in sizes:
+                sizes.append(size)
+        sizes.sort()
+        self._sizes = sizes[::-1] if sizes else []
 
     @property
     def buffered(self):
@@ -374,32 +383,48 @@ class Decoder:
         while pos < n:
             z = data.find(b"\x00", pos)
             end = n if z < 0 else z
-            if self._discarding:
-                pass
-            elif len(self._buf) + (end - pos) > MAX_ENCODED:
-                self.counters["overflow"] += 1
-                self._buf = bytearray()
-                self._discarding = True
-            elif z < 0:
-                self._buf += data[pos:]
-            elif self._buf:
-                self._buf += data[pos:z]
-                payload = bytes(self._buf)
-                self._buf = bytearray()
-                self._payload(payload, out)
-            else:
-                self._payload(data[pos:z], out)
+            self._buf += data[pos:end]
+            if len(self._buf) > MAX_ENCODED:
+                if not self._discarding:
+                    self.counters["overflow"] += 1
+                    self._discarding = True
+                # keep only the tail: the frame that ends this run may still be whole in it
+                self._buf = self._buf[len(self._buf) - MAX_ENCODED:]
             if z < 0:
                 break
-            self._discarding = False
+            payload = bytes(self._buf)
+            self._buf = bytearray()
+            if self._discarding:
+                self._discarding = False
+                self._tail(payload, out)   # the head was counted as overflow already
+            else:
+                self._payload(payload, out)
             pos = z + 1
         return out
+
+    def _tail(self, payload, out):
+        """Noise on the line, or the half frame a cut left, ends up in front of the next frame
+        (there is no leading delimiter: 24 bytes on the wire).  Every status frame has a fixed
+        COBS length, so try the tail of the run as a frame before giving it up.  Returns True
+        if a frame was found (accepted, or dropped as own/duplicate/replay)."""
+        for size in self._sizes:
+            if len(payload) > size:
+                frame, reason = decode_one(payload[len(payload) - size:], self.auth)
+                if frame is not None:
+                    self.resynced += 1
+                    self._accept(frame, out)
+                    return True
+        return False
 
     def _payload(self, payload, out):
         frame, reason = decode_one(payload, self.auth)
         if frame is None:
-            self.counters[reason] += 1
+            if not self._tail(payload, out):
+                self.counters[reason] += 1
             return
+        self._accept(frame, out)
+
+    def _accept(self, frame, out):
         if frame.src == self.me:
             self.counters["own"] += 1
             return

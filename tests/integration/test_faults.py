@@ -216,9 +216,6 @@ def test_sim_tight_timing_bad_line_is_safe_and_its_cost_is_recorded(fault):
     print(fault, json.dumps(r, sort_keys=True))
 
 
-@pytest.mark.xfail(strict=True, reason="noise between two frames glues to the next frame (the decoder resyncs "
-                   "only at a 0x00 and frames have no leading delimiter): 5 bursts/s lose ~95% of frames and "
-                   "fail over at the classic timing; a 0x00 sent before each frame fixes it (see docs/faults.md)")
 def test_sim_classic_timing_frequent_noise_bursts_no_false_failover():
     """sim, classic timing: 5 noise bursts a second each way for two simulated hours."""
     sim = paired(CLASSIC, seed=11, garbage_per_s=5.0, garbage_max=16)
@@ -250,9 +247,6 @@ def test_sim_half_written_frames_at_cuts_are_dropped_and_resynchronised():
     assert sim.box("node2").node.status()["peer_state"] == "active"
 
 
-@pytest.mark.xfail(strict=True, reason="the decoder resyncs only at the 0x00 after a frame, and frames have no "
-                   "leading 0x00: a half frame left by a cut (or noise on the idle line) is glued to the next "
-                   "frame, which is lost too; a 0x00 sent before each frame would fix it (docs/faults.md)")
 def test_the_frame_after_a_half_written_one_survives():
     from hanode.core.auth import Auth
     from hanode.core.frame import Decoder, Frame, encode
