@@ -497,11 +497,12 @@ $B mount -t 9p -o trans=virtio,version=9p2000.L,ro hostroot /host || echo "VMERR
 $B mount -t devtmpfs dev /host/dev
 $B mount -t proc proc /host/proc
 $B mount -t sysfs sys /host/sys
-$B mount -t tmpfs tmp /host/tmp
-$B cp /scenario.py /host/tmp/scenario.py
+# scratch space on /mnt, not over /tmp: the checkout under test may live in the host's /tmp
+$B mount -t tmpfs tmp /host/mnt
+$B cp /scenario.py /host/mnt/scenario.py
 echo "VMREADY"
-PYTHONPATH=@REPO@ PYTHONDONTWRITEBYTECODE=1 HOME=/tmp PATH=/usr/bin:/bin \\
-    $B chroot /host @PYTHON@ -S /tmp/scenario.py || echo "VMERROR scenario exit $?"
+PYTHONPATH=@REPO@ PYTHONDONTWRITEBYTECODE=1 HOME=/mnt TMPDIR=/mnt PATH=/usr/bin:/bin \\
+    $B chroot /host @PYTHON@ -S /mnt/scenario.py || echo "VMERROR scenario exit $?"
 echo "VMDONE"
 $B poweroff -f
 """
