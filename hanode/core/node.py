@@ -15,8 +15,9 @@ What a node wants (per group), the peer being alive - the first row that applies
     -------------------------------------------  --------------------  ----------------------------
     we are shutting down                         no                    no
     peer releasing everything (shutting down)    yes                   yes
-    our start of it failed                       only if the peer, not in standby, has seen that and
-                                                 still neither holds nor wants it; every 5 s at most
+    our start of it failed                       only if the peer has seen that and still neither
+                                                 holds nor wants it (and, the peer being in standby,
+                                                 only on the preferred node); every 5 s at most
     we are in standby                            only if the peer has seen that and still neither
                                                  holds nor wants it (somebody has to run it)
     peer in standby                              yes                   yes
@@ -183,6 +184,7 @@ class Node:
         self._fire(g, arbiter.DONE_OK if ok else arbiter.DONE_FAIL, out)
         if before == arbiter.STARTING:
             if ok:   # (the runner logs the success in detail)
+                g.failed = False
                 if not self.live.alive():
                     self.counters["failovers"] += 1
             else:
@@ -444,9 +446,13 @@ class Node:
         # the peer saw why we stepped back and still will not run it: better us than nobody
         orphaned = peer.state == ST_ACTIVE and not peer_holds and not peer_wants
         if g.failed:
-            # retry now and then, only if the peer will not run it - and a peer in standby
-            # will, once it sees we don't: failed outranks standby, or the two would take turns
-            return (orphaned and g.failed_mark.seen and not peer.flags & STANDBY
+            # retry now and then, only if the peer will not run it.  A peer in standby will, once
+            # it sees we don't - so against a standby peer only the preferred node retries (the
+            # standby one may be failing too); otherwise the two would take turns wanting it
+            preferred = g.group.preferred == self.me
+            # ... and when both want it at once, the preferred node keeps wanting, the other yields
+            free = peer.state == ST_ACTIVE and not peer_holds and (not peer_wants or preferred)
+            return (free and g.failed_mark.seen and (not peer.flags & STANDBY or preferred)
                     and (g.retry_at is None or now >= g.retry_at))
         if self.standby_mode:
             return orphaned and self.standby_mark.seen
