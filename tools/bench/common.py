@@ -236,6 +236,32 @@ def cpu_ticks(pid: int) -> Optional[int]:
         return None
 
 
+def wakeups(pid: int) -> Optional[int]:
+    """Voluntary context switches of all threads of pid: how often it blocked and was woken."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def read_calls(pid: int) -> Optional[int]:
+    """Read-type system calls so far (/proc/<pid>/io syscr)."""
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            for line in f:
+                if line.startswith("syscr:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def mem_kb(pid: int) -> Dict[str, int]:
     out = {}
     try:
@@ -373,7 +399,6 @@ class Pair:
         self.lab = Lab(timing=self.timing, realtime=realtime, prefix=ctx.prefix(), **(lab_args or {}))
         self.auth: Any = None
         self.cable_rt = False
-        self.ready_at = 0.0
 
     def __enter__(self) -> "Pair":
         try:
@@ -385,7 +410,6 @@ class Pair:
             for node in NODES:
                 self.lab.start(node)
             self.wait_held("node1", ms(self.timing["initdead"]) / 1000 + 30)
-            self.ready_at = time.time()
         except BaseException:
             self.lab.close()
             raise
@@ -430,7 +454,7 @@ class Pair:
             if ber:
                 lab.cable.set_ber(ber)
             t0 = time.time()
-            cpu0 = {n: (cpu_ns(p), cpu_ticks(p)) for n, p in pids.items()}
+            cpu0 = {n: (cpu_ns(p), cpu_ticks(p), wakeups(p), read_calls(p)) for n, p in pids.items()}
             mem: Dict[str, Dict[str, int]] = {}
             while time.time() - t0 < seconds:
                 time.sleep(min(sample_every, max(0.0, seconds - (time.time() - t0))))
@@ -438,7 +462,7 @@ class Pair:
                     m = mem_kb(p)
                     if m.get("VmRSS", 0) >= mem.get(n, {}).get("VmRSS", 0):
                         mem[n] = m
-            cpu1 = {n: (cpu_ns(p), cpu_ticks(p)) for n, p in pids.items()}
+            cpu1 = {n: (cpu_ns(p), cpu_ticks(p), wakeups(p), read_calls(p)) for n, p in pids.items()}
             t1 = time.time()
             if ber:
                 lab.cable.set_ber(0.0)
@@ -449,8 +473,10 @@ class Pair:
         clk = os.sysconf("SC_CLK_TCK")
         cpu = {}
         for n in pids:
-            (ns0, tk0), (ns1, tk1) = cpu0[n], cpu1[n]
+            (ns0, tk0, wk0, rd0), (ns1, tk1, wk1, rd1) = cpu0[n], cpu1[n]
             cpu[n] = {
+                "wakeups_per_s": round((wk1 - wk0) / span, 1) if wk0 is not None and wk1 is not None else None,
+                "reads_per_s": round((rd1 - rd0) / span, 1) if rd0 is not None and rd1 is not None else None,
                 "cpu_pct": round((ns1 - ns0) / 1e9 / span * 100, 3) if ns0 is not None and ns1 is not None else None,
                 "cpu_pct_stat": round((tk1 - tk0) / clk / span * 100, 3) if tk0 is not None and tk1 is not None else None,
                 "rss_kb": mem.get(n, {}).get("VmRSS"), "hwm_kb": mem.get(n, {}).get("VmHWM"),

@@ -46,40 +46,49 @@ def run(ctx: Context) -> Dict[str, Any]:
     for name in ("classic", "tight"):
         w = steady(ctx, name, seconds)
         idle[name] = {"keepalive_ms": ms(TIMINGS[name]["keepalive"]), "seconds": w["seconds"], "cpu": w["cpu"]}
-        for node, role in (("node1", "active"), ("node2", "standby")):
-            c = w["cpu"].get(node, {})
-            rows.append(["idle, keepalive %s, %s" % (TIMINGS[name]["keepalive"], role),
-                         _pct(c.get("cpu_pct")), _pct(c.get("cpu_pct_stat")), _mb(c.get("rss_kb")),
-                         _mb(c.get("hwm_kb"))])
+        a, s = w["cpu"].get("node1", {}), w["cpu"].get("node2", {})
+        what = "idle at keepalive %s, active / standby node: " % TIMINGS[name]["keepalive"]
+        rows.append([what + "CPU (% of one core)", "%s / %s" % (_pct(a.get("cpu_pct")), _pct(s.get("cpu_pct")))])
+        rows.append([what + "CPU from /proc/<pid>/stat", "%s / %s" % (_pct(a.get("cpu_pct_stat")),
+                                                                      _pct(s.get("cpu_pct_stat")))])
+        rows.append([what + "wakeups/s", "%s / %s" % (_n(a.get("wakeups_per_s")), _n(s.get("wakeups_per_s")))])
+        rows.append([what + "read syscalls/s", "%s / %s" % (_n(a.get("reads_per_s")), _n(s.get("reads_per_s")))])
+        rows.append([what + "RSS (MB)", "%s / %s" % (_mb(a.get("rss_kb")), _mb(s.get("rss_kb")))])
     start = startup(ctx, restarts)
     imports = import_times(start.get("run_path_modules") or [])
     for key, label in (("first_log_ms", "start -> first log line"), ("ready_ms", "start -> READY"),
                        ("first_frame_ms", "start -> first heartbeat on the cable")):
         d = start[key]
-        rows.append([label + " (ms, p50 / p95 / max, n=%d)" % d.get("n", 0),
-                     "%s / %s / %s" % (_n(d.get("p50")), _n(d.get("p95")), _n(d.get("max"))), "", "", ""])
+        rows.append([label + " (ms, p50 / p95 / max of %d)" % d.get("n", 0),
+                     "%s / %s / %s" % (_n(d.get("p50")), _n(d.get("p95")), _n(d.get("max")))])
     for key, label in (("python_c_pass_ms", "python -c pass"), ("import_daemon_ms", "import hanode.daemon"),
                        ("import_run_path_ms", "import the whole run path (%d modules)"
                         % len(start.get("run_path_modules") or []))):
-        rows.append([label + " (ms, median)", _n(imports.get(key)), "", "", ""])
-    rows.append(["RSS of python with the run path imported", "", "", _mb(imports.get("run_path_rss_kb")), ""])
-    rows.append(["RSS of python -c (bare interpreter)", "", "", _mb(imports.get("bare_rss_kb")), ""])
+        rows.append([label + " (ms, median of 5)", _n(imports.get(key))])
+    rows.append(["RSS of python -c with the run path imported (MB)", _mb(imports.get("run_path_rss_kb"))])
+    rows.append(["RSS of a bare python -c (MB)", _mb(imports.get("bare_rss_kb"))])
     notes = []
     if start.get("import_by_package_ms"):
         top = sorted(start["import_by_package_ms"].items(), key=lambda kv: -kv[1])[:8]
-        notes.append("import time of the real run by top-level package (self times summed, ms): "
-                     + ", ".join("%s %.0f" % kv for kv in top))
+        notes.append("imports of a real start before READY: %.0f ms; by top-level package (self times "
+                     "summed, ms): %s" % (start["import_total_before_ready_ms"],
+                                          ", ".join("%s %.0f" % kv for kv in top)))
+    if start.get("import_after_ready_by_package_ms"):
+        top = sorted(start["import_after_ready_by_package_ms"].items(), key=lambda kv: -kv[1])[:4]
+        notes.append("imported after READY (off the loop, before the first acquire): %.0f ms: %s"
+                     % (start["import_total_after_ready_ms"], ", ".join("%s %.0f" % kv for kv in top)))
     return {
         "title": TITLE,
         "machine": machine_line(ctx.machine),
         "method": ("CPU: /proc/<pid>/task/*/schedstat (ns) over a %.0f s steady window, %% of one core, "
-                   "/proc/<pid>/stat ticks next to it; RSS: VmRSS / VmHWM from /proc/<pid>/status. "
+                   "/proc/<pid>/stat ticks next to it; wakeups/s = voluntary context switches (all threads), reads/s = "
+                   "read-type syscalls (/proc/<pid>/io syscr); RSS: VmRSS / VmHWM from /proc/<pid>/status. "
                    "Start-up: node2 power-cycled %d times on a running pair (keepalive 100 ms), times from "
                    "Popen of 'ip netns exec ... hanode run' returning to its first log line, its READY "
                    "line (log ms resolution) and its first valid frame on the cable. Imports: fresh "
                    "interpreters, median of 5, wall time; per-package split from PYTHONPROFILEIMPORTTIME "
                    "of a real start." % (seconds, restarts)),
-        "table": {"columns": ["what", "CPU % of a core", "(stat)", "RSS MB", "peak MB"], "rows": rows},
+        "table": {"columns": ["what", "measured"], "rows": rows},
         "notes": notes,
         "idle": idle,
         "startup": start,
@@ -121,7 +130,15 @@ def startup(ctx: Context, restarts: int) -> Dict[str, Any]:
         if profile:
             with open(log_path, errors="replace") as f:
                 f.seek(offset)
-                out.update(parse_importtime(f.read()))
+                text = f.read()
+            # importtime lines and log lines share stderr in order: split the imports at READY
+            head, sep, tail = text.partition("READY:")
+            before, after = parse_importtime(head), parse_importtime(tail if sep else "")
+            out["run_path_modules"] = before["run_path_modules"] + after["run_path_modules"]
+            out["import_by_package_ms"] = before["import_by_package_ms"]
+            out["import_total_before_ready_ms"] = before["run_import_total_ms"]
+            out["import_after_ready_by_package_ms"] = after["import_by_package_ms"]
+            out["import_total_after_ready_ms"] = after["run_import_total_ms"]
             continue
         # the log stamps are truncated to the ms: compare from the start's ms
         t0_ms = int(t0 * 1000) / 1000.0

@@ -17,12 +17,18 @@ between two valid frames in either direction - the margin a dead time must
 keep.
 
 The result per keepalive is the smallest tested dead time with zero false
-failovers in both windows.  In the full run, every pair that failed is soaked
+failovers in both windows.  Seconds of soak cannot show a rate of one a day,
+so next to each window is what a simple model of the line predicts: m frames
+lost in a row open a gap of m + 1 intervals, each frame is lost with p = 1 -
+(1 - BER)^192, so false failovers come at 2 x frames/s x p^m; from it, the
+dead time that keeps them under one a year at each BER, with the largest
+lateness seen under load as margin.  In the full run, every pair that failed is soaked
 again with ``realtime on`` (ha.cf's default), to show what that buys.  A soak
 of tens of seconds shows what fails, not that a timing never fails: the
 longest silence next to the dead time says how close it came.  ``--soak
 SECONDS`` makes the windows longer.
 """
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from tools.bench import FIGURES
@@ -32,6 +38,7 @@ NAME = "safe"
 TITLE = FIGURES[NAME]
 
 BERS = (1e-5, 1e-4)
+FRAME_BYTES = 24   # hmac-sha256 frame with its delimiter (the wire figure measures it)
 REJECTS = ("bad_tag", "garbage", "length", "version", "type", "unknown_key", "overflow")
 
 
@@ -60,11 +67,24 @@ def run(ctx: Context) -> Dict[str, Any]:
     for r in runs:
         rows.append(["%d / %d" % (r["keepalive_ms"], r["deadtime_ms"]), "on" if r["realtime"] else "off",
                      "%g" % r["ber"], "%.0f" % r["seconds"],
-                     str(r["false_failovers"]), str(r["late_heartbeats"]), str(r["stalls"]),
+                     str(r["false_failovers"]), str(r["cable_gaps_over_deadtime"]), str(r["late_heartbeats"]),
+                     str(r["stalls"]),
                      "%d / %d" % (r["rejected"], r["frames"]), _f(r["max_silence_ms"]),
-                     _f(r["interval_ms"].get("p99.9"))])
+                     _f(r["interval_ms"].get("p99.9")), "%d" % r["model"]["losses_needed"],
+                     _per_day(r["model"]["per_day"])])
     notes = ["smallest dead time with zero false failovers (realtime off): " + ", ".join(
         "keepalive %d ms -> %s" % (k, ("%d ms" % v) if v else "none tested safe") for k, v in sorted(best.items()))]
+    recommend = {}
+    for ka in sorted({r["keepalive_ms"] for r in runs}):
+        mine = [r for r in runs if r["keepalive_ms"] == ka and not r["realtime"]]
+        interval = max(r["interval_ms"].get("p50") or ka for r in mine)
+        excess = max(r["jitter_excess_ms"] or 0.0 for r in mine)
+        recommend[str(ka)] = {"%g" % b: round(deadtime_for(b, interval, excess)) for b in BERS + (1e-6,)}
+    notes.append("model (fewer than 1 false failover a year from line noise, plus the largest lateness "
+                 "seen under load as margin): " + "; ".join(
+                     "keepalive %s ms: deadtime >= %s" % (ka, ", ".join("%s ms at BER %s" % (v, b)
+                                                                     for b, v in rec.items()))
+                     for ka, rec in recommend.items()))
     if best_rt:
         notes.append("re-soaked with realtime on (only the pairs that failed without it): " + ", ".join(
             "keepalive %d ms -> %s" % (k, ("%d ms" % v) if v else "none tested safe")
@@ -72,22 +92,31 @@ def run(ctx: Context) -> Dict[str, Any]:
     return {
         "title": TITLE,
         "machine": machine_line(ctx.machine),
-        "method": ("Per (keepalive, deadtime): a fresh pair with realtime off (the worst case: ha.cf's default "
-                   "is on), both agents alive throughout, %d busy-loop processes (one per CPU) competing with "
-                   "them, then %.0f s at BER 1e-5 and %.0f s at BER 1e-4 on the simulated cable; pairs with a "
-                   "false failover are soaked again with realtime on. false = 'is dead' lines in either log; late = agents' "
-                   "late_heartbeats counter (interval > warntime = 1.5 x keepalive); stalls = 'own loop "
-                   "stalled' lines; rejected = frames dropped by the receivers (bad tag, garbage, length) "
-                   "/ frames on the cable; max silence = longest gap between two valid frames on the "
-                   "cable in either direction; interval p99.9 = heartbeat arrival interval."
+        "method": ("Per (keepalive, deadtime): a fresh pair with realtime off (the worst case: ha.cf's "
+                   "default is on), both agents alive throughout, %d busy-loop processes (one per CPU) "
+                   "competing with them, then %.0f s at BER 1e-5 and %.0f s at BER 1e-4 on the simulated "
+                   "cable; pairs with a false failover are soaked again with realtime on. false = 'is dead' "
+                   "lines in either log; cable gaps = gaps between valid frames on the cable longer than the "
+                   "dead time (an agent times silence from when it read a frame, so a gap whose first frame "
+                   "it read late looks shorter to it); late = agents' late_heartbeats counter (interval > "
+                   "warntime = 1.5 x keepalive); stalls = 'own loop stalled' lines; rejected = frames "
+                   "dropped by the receivers (bad tag, garbage, length) / frames on the cable; max silence "
+                   "= longest gap between two valid frames on the cable in either direction; interval "
+                   "p99.9 = heartbeat arrival interval; losses to fail = frames lost in a row that open a "
+                   "gap over the dead time (floor(deadtime / median interval)); model = false failovers a "
+                   "day that line noise alone causes at that BER: 2 directions x frames/s x p^m, p = 1 - "
+                   "(1 - BER)^192 for a 24-byte frame."
                    % (load, seconds, seconds)),
-        "table": {"columns": ["keepalive / deadtime ms", "realtime", "BER", "s", "false failovers", "late", "stalls",
-                              "rejected / frames", "max silence ms", "interval p99.9 ms"],
+        "table": {"columns": ["keepalive / deadtime ms", "realtime", "BER", "s", "false failovers",
+                              "cable gaps > deadtime", "late", "stalls",
+                              "rejected / frames", "max silence ms", "interval p99.9 ms", "losses to fail",
+                              "model: false/day"],
                   "rows": rows},
         "notes": notes,
         "runs": runs,
         "smallest_safe_deadtime_ms": {str(k): v for k, v in best.items()},
         "smallest_safe_deadtime_realtime_ms": {str(k): v for k, v in best_rt.items()},
+        "model_deadtime_ms": recommend,
     }
 
 
@@ -104,6 +133,14 @@ def soak(ctx: Context, keepalive: int, deadtime: int, realtime: bool, seconds: f
             ctx.say("  BER %g: %d false failovers, %d late, max silence %s ms"
                     % (ber, r["false_failovers"], r["late_heartbeats"], r["max_silence_ms"]))
     return out
+
+
+def _per_day(v: float) -> str:
+    if v >= 10:
+        return "%.0f" % v
+    if v >= 0.01:
+        return "%.2f" % v
+    return "%.0e" % v
 
 
 def _f(v: Optional[float]) -> str:
@@ -131,9 +168,55 @@ def summarise(keepalive: int, deadtime: int, ber: float, w: Dict[str, Any]) -> D
         "invalid_on_cable": sum(1 for d in frames.values() for _, _, v in d if v != "ok"),
         "corrupted_bytes": sum(v.get("corrupted", 0) for v in w["nullmodem"].values()),
         "max_silence_ms": round(max(intervals), 1) if intervals else None,
+        # gaps the line itself had: the agent times silence from when it read a frame, so one that
+        # read the frame before a gap late sees a shorter gap than the cable had
+        "cable_gaps_over_deadtime": sum(1 for x in intervals if x > deadtime),
         "interval_ms": dist(intervals, (50, 99, 99.9)),
         "counters_complete": len(w["counters"]) == 2,
+        # a beat that is merely late, not lost: how far past the usual interval it came
+        "jitter_excess_ms": _excess(intervals),
+        "model": noise_model(ber, deadtime, _median(intervals) or float(keepalive)),
     }
+
+
+def _median(values: List[float]) -> Optional[float]:
+    return dist(values).get("p50") if values else None
+
+
+def _excess(intervals: List[float]) -> Optional[float]:
+    med = _median(intervals)
+    if med is None:
+        return None
+    single = [x for x in intervals if x < 1.5 * med]
+    return round(max(single) - med, 1) if single else None
+
+
+def frame_loss(ber: float, frame_bytes: int = FRAME_BYTES) -> float:
+    """Probability that line noise hits a frame: any of its data bits flipped."""
+    return 1.0 - (1.0 - ber) ** (8 * frame_bytes)
+
+
+def noise_model(ber: float, deadtime_ms: float, interval_ms: float) -> Dict[str, Any]:
+    """False failovers a day that line noise alone causes, for a CPU that is never late.
+
+    The peer is declared dead when the gap between two good frames exceeds the dead time: m
+    lost frames in a row make a gap of (m + 1) intervals, so m = floor(deadtime / interval)
+    losses do it.  Each good frame starts such a run with probability p^m, and either node
+    can be the one that declares its peer dead.
+    """
+    p = frame_loss(ber)
+    m = int(deadtime_ms // interval_ms)
+    per_s = 2 * (1000.0 / interval_ms) * (1 - p) * p ** m
+    return {"p_frame": round(p, 5), "losses_needed": m, "per_day": per_s * 86400}
+
+
+def deadtime_for(ber: float, interval_ms: float, excess_ms: float, per_year: float = 1.0) -> float:
+    """The smallest dead time for which the model gives fewer than ``per_year`` false failovers,
+    keeping ``excess_ms`` (how late a beat came under load) as margin."""
+    p = frame_loss(ber)
+    frames_per_year = 2 * (1000.0 / interval_ms) * 365 * 86400
+    m = max(1, math.ceil(math.log(per_year / frames_per_year) / math.log(p)))
+    return m * interval_ms + excess_ms
 
 
 def safest(runs: List[Dict[str, Any]]) -> Dict[int, Optional[int]]:
