@@ -456,7 +456,8 @@ def test_sigterm_hands_over_at_once_even_with_classic_timing():
         outage = outage_s(lab, t)
         print("SIGTERM: node2 has the VIP after %.3f s; outage %.3f s, node2's webapp start %.3f s"
               % (took, outage, service_start))
-        assert 0 < outage <= service_start + 1.0, (outage, service_start)
+        # 0 is possible: a quick hand-over falls between two of the client's fetches (100 ms apart)
+        assert 0 <= outage <= service_start + 1.0, (outage, service_start)
         assert served_sequence(lab, t0) == ["node1", "node2"]
         assert lab.double_holder_ms(t0) == 0
         assert t_served - t < 5.0
