@@ -49,7 +49,7 @@ def test_demo_json_shows_failover_and_failback_without_double_vip():
     assert summary["cold_start_ms"] > 0
     # a failover and a failback happened, each with a short, real outage
     assert 0 < summary["failover_outage_ms"] < 5000
-    assert 0 < summary["failback_outage_ms"] < 5000
+    assert 0 <= summary["failback_outage_ms"] < 5000   # may fall between two fetches
     # power loss is noticed by silence: not before deadtime (500 ms) minus one keepalive (the last
     # frame may have come up to 100 ms before the plug was pulled); 5 s allows for a loaded box
     assert 400 <= summary["detection_ms"] < 5000
