@@ -11,7 +11,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from tools.bench import FIGURES, ORDER, modules
-from tools.bench.common import BenchError, Context, LabError, is_root, machine, machine_line, ms, release_pair
+from tools.bench.common import BenchError, Context, LabError, is_root, machine, machine_line, ms
 from tools.bench import plot as plotting
 
 NEEDS_ROOT = {"failover", "safe", "wire", "jitter", "footprint"}
@@ -82,16 +82,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("\ntools.bench: interrupted; labs and load processes torn down", file=sys.stderr)
         return 130
     finally:
-        release_pair(ctx)
+        ctx.close()
         signal.signal(signal.SIGTERM, old)
     end_machine = machine()
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(started)),
         "quick": args.quick, "argv": sys.argv[1:], "duration_s": round(time.time() - started, 1),
         "machine": ctx.machine, "loadavg_at_end": end_machine["loadavg"],
+        "max_load_seen": round(max(ctx.load_seen, end_machine["loadavg"][0]), 2),
+        "other_namespaces_seen": max(ctx.others_seen, end_machine["other_namespaces"]),
         "machine_line": machine_line(ctx.machine),
+        # the load average during the run is mostly the bench's own (busy processes in some windows):
+        # what tells of others is the load before it started and other tests' namespaces meanwhile
         "representative": ctx.machine["loadavg"][0] < 0.5 * ctx.machine["nproc"]
-                          and not ctx.machine.get("other_namespaces"),
+                          and not max(ctx.others_seen, end_machine["other_namespaces"]),
     }
     report = {"meta": meta, "figures": {n: results[n] for n in ORDER if n in results}, "targets": targets(results)}
     text = render(report)
@@ -181,8 +185,9 @@ def render(report: Dict[str, Any], markdown: bool = False) -> str:
     head = "hanode benchmarks, %s%s" % (meta["date"], " (--quick)" if meta["quick"] else "")
     lines.append(("## " if markdown else "") + head)
     lines.append("")
-    lines.append("machine: %s; load at end %.2f; took %.0f s" % (meta["machine_line"], meta["loadavg_at_end"][0],
-                                                                  meta["duration_s"]))
+    lines.append("machine: %s; during the run: 1-min load average up to %.2f (the bench's own busy "
+                 "processes included), other tests' namespaces up to %d; took %.0f s"
+                 % (meta["machine_line"], meta["max_load_seen"], meta["other_namespaces_seen"], meta["duration_s"]))
     if not meta["representative"]:
         lines.append("NOTE: the machine was busy (load average or other tests' namespaces): these numbers are "
                      "not representative; rerun when `uptime` shows it quiet.")

@@ -34,9 +34,11 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -73,11 +75,29 @@ class Context:
         self.machine = machine()
         self.lab_count = 0
         self.t0 = time.time()
+        self.load_seen = self.machine["loadavg"][0]
+        # agents cache their bytecode as an installed hanode does (a wheel install compiles it),
+        # but outside the work tree; PYTHONDONTWRITEBYTECODE in the caller's environment would
+        # otherwise make every start compile the modules changed since the last cache
+        self.pycache = tempfile.mkdtemp(prefix="hanode-bench-pyc-")
+        self.others_seen = self.machine["other_namespaces"]
 
     def say(self, text: str) -> None:
+        # every progress step also samples how busy the machine is, for the report's caveat
+        self.load_seen = max(self.load_seen, os.getloadavg()[0])
+        self.others_seen = max(self.others_seen, other_namespaces())
         if self.verbose:
             sys.stderr.write("[bench %6.1f s] %s\n" % (time.time() - self.t0, text))
             sys.stderr.flush()
+
+    def agent_env(self, **extra: str) -> Dict[str, str]:
+        env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": self.pycache}
+        env.update(extra)
+        return env
+
+    def close(self) -> None:
+        release_pair(self)
+        shutil.rmtree(self.pycache, ignore_errors=True)
 
     def prefix(self) -> str:
         # our own names: other engineers' labs use hn<pid>..., and two of our labs never collide
@@ -408,7 +428,7 @@ class Pair:
             if self.client_interval:
                 self.lab.start_client(self.client_interval)
             for node in NODES:
-                self.lab.start(node)
+                self.lab.start(node, env=self.ctx.agent_env())
             self.wait_held("node1", ms(self.timing["initdead"]) / 1000 + 30)
         except BaseException:
             self.lab.close()
@@ -498,6 +518,10 @@ class Pair:
             if d in nm_before and d in nm_after:
                 nm[d] = {k: nm_after[d][k] - nm_before[d].get(k, 0)
                          for k in ("carried", "corrupted", "bits_flipped", "dropped")}
+                # how late the cable's own thread delivered a byte: a lifetime maximum, so known for
+                # this window only when the window raised it
+                late = nm_after[d].get("late_us_max", 0)
+                nm[d]["late_ms_max"] = round(late / 1000.0, 1) if late > nm_before[d].get("late_us_max", 0) else None
         return {
             "timing": dict(self.timing), "seconds": round(span, 2), "load": load, "ber": ber,
             "realtime": self.realtime, "cable_fifo": self.cable_rt,

@@ -269,7 +269,7 @@ def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float,
     }
     # failback
     t_on = time.time()
-    lab.power_on("node1")
+    lab.power_on("node1", env=pair.ctx.agent_env())
     back = lab.wait_for(lambda: _first_ok(lab, "node1", t_on), 60)
     if back is None:
         raise BenchError("node1 never served again after power-on; see %s" % lab.workdir)

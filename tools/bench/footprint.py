@@ -55,7 +55,7 @@ def run(ctx: Context) -> Dict[str, Any]:
         rows.append([what + "read syscalls/s", "%s / %s" % (_n(a.get("reads_per_s")), _n(s.get("reads_per_s")))])
         rows.append([what + "RSS (MB)", "%s / %s" % (_mb(a.get("rss_kb")), _mb(s.get("rss_kb")))])
     start = startup(ctx, restarts)
-    imports = import_times(start.get("run_path_modules") or [])
+    imports = import_times(start.get("run_path_modules") or [], ctx.agent_env())
     for key, label in (("first_log_ms", "start -> first log line"), ("ready_ms", "start -> READY"),
                        ("first_frame_ms", "start -> first heartbeat on the cable")):
         d = start[key]
@@ -121,7 +121,7 @@ def startup(ctx: Context, restarts: int) -> Dict[str, Any]:
         time.sleep(0.5)
         log_path = os.path.join(lab.node_dir("node2"), "stderr.log")
         offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-        lab.power_on("node2", env={"PYTHONPROFILEIMPORTTIME": "1"} if profile else None)
+        lab.power_on("node2", env=ctx.agent_env(**({"PYTHONPROFILEIMPORTTIME": "1"} if profile else {})))
         t0 = lab.started_at["node2"]
         if lab.wait_for(lambda: first_line(lab, "node2", "READY", t0 - 0.01), 30) is None:
             out.setdefault("errors", []).append("node2 did not log READY within 30 s; see %s" % lab.workdir)
@@ -186,9 +186,7 @@ def parse_importtime(text: str) -> Dict[str, Any]:
             "run_import_total_ms": round(total_us / 1000.0, 1)}
 
 
-def _wall(argv: List[str], repeat: int = 5) -> Optional[float]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO
+def _wall(argv: List[str], env: Dict[str, str], repeat: int = 5) -> Optional[float]:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
@@ -203,17 +201,20 @@ RSS_PROBE = ("import sys\nfor m in sys.argv[1:]:\n    __import__(m)\n"
              "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS')][0])")
 
 
-def import_times(modules: List[str]) -> Dict[str, Any]:
+def import_times(modules: List[str], extra_env: Dict[str, str]) -> Dict[str, Any]:
     py = sys.executable
+    env = dict(os.environ)
+    env.update(extra_env)
+    env["PYTHONPATH"] = REPO
     # only what the interpreter can import on its own ("encodings" etc. are already there)
     mods = [m for m in modules if m and not m.startswith("_")]
+    if mods:
+        subprocess.run([py, "-c", "import %s" % ", ".join(mods)], env=env, capture_output=True, timeout=60)
     out: Dict[str, Any] = {
-        "python_c_pass_ms": _wall([py, "-c", "pass"]),
-        "import_daemon_ms": _wall([py, "-c", "import hanode.daemon"]),
-        "import_run_path_ms": _wall([py, "-c", "import %s" % ", ".join(mods)]) if mods else None,
+        "python_c_pass_ms": _wall([py, "-c", "pass"], env),
+        "import_daemon_ms": _wall([py, "-c", "import hanode.daemon"], env),
+        "import_run_path_ms": _wall([py, "-c", "import %s" % ", ".join(mods)], env) if mods else None,
     }
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO
     for key, argv in (("bare_rss_kb", [py, "-c", RSS_PROBE]), ("run_path_rss_kb", [py, "-c", RSS_PROBE] + mods)):
         r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
         out[key] = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None

@@ -74,6 +74,11 @@ def run(ctx: Context) -> Dict[str, Any]:
                      _per_day(r["model"]["per_day"])])
     notes = ["smallest dead time with zero false failovers (realtime off): " + ", ".join(
         "keepalive %d ms -> %s" % (k, ("%d ms" % v) if v else "none tested safe") for k, v in sorted(best.items()))]
+    late_cable = [r for r in runs if (r.get("cable_late_ms_max") or 0) > 10]
+    if late_cable:
+        notes.append("the simulated cable itself delivered bytes late (its thread starved by other load on "
+                     "the machine) in %d window(s), by up to %.0f ms: gaps there are partly the lab's"
+                     % (len(late_cable), max(r["cable_late_ms_max"] for r in late_cable)))
     recommend = {}
     for ka in sorted({r["keepalive_ms"] for r in runs}):
         mine = [r for r in runs if r["keepalive_ms"] == ka and not r["realtime"]]
@@ -167,6 +172,8 @@ def summarise(keepalive: int, deadtime: int, ber: float, w: Dict[str, Any]) -> D
         "frames": len(frames["a>b"]) + len(frames["b>a"]),
         "invalid_on_cable": sum(1 for d in frames.values() for _, _, v in d if v != "ok"),
         "corrupted_bytes": sum(v.get("corrupted", 0) for v in w["nullmodem"].values()),
+        "cable_late_ms_max": max([v["late_ms_max"] for v in w["nullmodem"].values()
+                                  if v.get("late_ms_max") is not None], default=None),
         "max_silence_ms": round(max(intervals), 1) if intervals else None,
         # gaps the line itself had: the agent times silence from when it read a frame, so one that
         # read the frame before a gap late sees a shorter gap than the cable had
