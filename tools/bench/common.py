@@ -30,6 +30,7 @@ the figures that read the same steady state (wire, jitter, footprint) share it,
 and consecutive windows of the same timing run on one pair (``shared_pair``):
 building a lab and cold-starting two agents costs seconds.
 """
+import contextlib
 import json
 import math
 import os
@@ -40,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from hanode.lab import NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
 
@@ -345,6 +346,30 @@ def first_line(lab: Lab, node: str, text: str, since: float, until: float = math
 
 
 # ------------------------------------------------------------------ cable
+@contextlib.contextmanager
+def main_thread_fifo() -> Iterator[None]:
+    """Run this (the main) thread SCHED_FIFO 1 for a window.
+
+    The cable's SCHED_FIFO thread still needs the GIL; if this thread were preempted by the
+    busy processes while holding it, the cable would wait - lateness of the lab, not of the
+    agents.  This thread only sleeps and samples /proc during a window; processes it starts
+    do not inherit the policy (SCHED_RESET_ON_FORK)."""
+    policy = None
+    try:
+        policy = os.sched_getscheduler(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(1))
+    except (OSError, AttributeError):
+        policy = None
+    try:
+        yield
+    finally:
+        if policy is not None:
+            try:
+                os.sched_setscheduler(0, policy, os.sched_param(0))
+            except OSError:
+                pass
+
+
 def cable_realtime(lab: Lab) -> bool:
     """Run the lab's cable thread SCHED_FIFO 1 (see the module docstring)."""
     thread = getattr(lab.cable, "_thread", None)
@@ -493,7 +518,7 @@ class Pair:
         before = self.statuses()
         nm_before = lab.cable.counters() if lab.cable else {}
         pids = self.pids()
-        with Load(load):
+        with Load(load), main_thread_fifo():
             if ber:
                 lab.cable.set_ber(ber)
             t0 = time.time()
