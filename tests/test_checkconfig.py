@@ -160,3 +160,17 @@ def test_summary_spells_out_the_media_and_failback_modes():
         assert "address 192.0.2.5/24 on eth0, label eth0:3 via IPaddr2" in text
         assert "svc x y start|stop|status" in text
         assert "b (this node, wire id 1) and a (peer, wire id 0)" in text
+
+
+def test_a_typo_makes_the_config_unusable(tmp_path):
+    # issue 13 finding 9: 'deadtim 500ms' left the default 30 s dead time in force, with a warning
+    d = example("tight", tmp_path)
+    lines = (d / "ha.cf").read_text().splitlines()
+    line = [i for i, text in enumerate(lines) if text.startswith("deadtime ")][0] + 1
+    lines[line - 1] = "deadtim 500ms"
+    (d / "ha.cf").write_text("\n".join(lines) + "\n")
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 1, r.stdout
+    assert ("%s:%d: error: unknown directive [deadtim] - did you mean [deadtime]?" % (d / "ha.cf", line)
+            in r.stdout), r.stdout
+    assert "NOT usable (" in r.stdout and "Timing" not in r.stdout

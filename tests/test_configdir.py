@@ -140,7 +140,7 @@ def test_all_problems_from_a_real_directory(tmp_path):
         ("ha.cf", 1, "warning"),  # default warntime (deadtime/2) <= keepalive
         ("ha.cf", 2, "error"),    # deadtime vs keepalive
         ("ha.cf", 3, "error"),    # serial path (and no "no media" error on top of it)
-        ("ha.cf", 5, "warning"),  # unknown directive
+        ("ha.cf", 5, "error"),    # unknown directive (Heartbeat: Illegal directive)
         ("authkeys", 0, "error"),  # mode
         ("authkeys", 1, "error"),  # auth 2 missing
         ("authkeys", 2, "warning"),  # crc

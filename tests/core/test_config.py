@@ -129,7 +129,7 @@ def test_all_problems_of_all_three_files_are_raised_together():
         assert got == sorted(got, key=lambda t: (["ha.cf", "authkeys", "haresources"].index(t[0]), t[1]))
         find(e.problems, "error", "invalid baud rate [12345]", 1)
         find(e.problems, "error", "Dead time [3000 ms] is too small compared to keepalive [2000 ms]", 5)
-        find(e.problems, "warning", "unknown directive [bogus]", 6)
+        find(e.problems, "error", "unknown directive [bogus]", 6)
         find(e.problems, "error", "Auth method [crc] doesn't use a key", 2, "authkeys")
         find(e.problems, "error", "Auth method [sha1] requires a key", 3, "authkeys")
         find(e.problems, "error", "Auth Key [7] not found", 1, "authkeys")
@@ -141,9 +141,9 @@ def test_all_problems_of_all_three_files_are_raised_together():
 
 
 def test_only_warnings_do_not_raise_and_are_kept():
-    cfg = parse(HA + "frobnicate 1\n", AK, HR, me="node1")
+    cfg = parse(HA + "bcast eth1\n", AK, HR, me="node1")
     assert [p.line for p in cfg.warnings] == [5]
-    assert "frobnicate" in cfg.warnings[0].message
+    assert "bcast" in cfg.warnings[0].message
 
 
 def test_paths_name_the_files_in_messages():
@@ -172,12 +172,31 @@ def test_directive_names_are_case_insensitive():
     assert cfg_with("KeepAlive 2").keepalive_ms == 2000
 
 
-def test_unknown_directive_is_a_warning_with_line_and_suggestion():
-    probs = probs_with("deadtme 10")
-    p = find(probs, "warning", "unknown directive [deadtme]", 5)
-    assert "did you mean [deadtime]" in p.message and "Heartbeat would refuse" in p.message
-    assert "hanode ignores" in p.message
-    assert errors(HA + "deadtme 10\n") == []
+def test_a_typo_of_a_directive_is_an_error_that_names_the_directive():
+    # finding 9: 'deadtim 500ms' used to leave the default 30 s dead time in force with a warning
+    for typo, meant in [("deadtim 500ms", "deadtime"), ("deadtme 10", "deadtime"), ("keepalvie 1", "keepalive"),
+                        ("auto_failbak on", "auto_failback"), ("Warntme 5", "warntime")]:
+        p = find(probs_with(typo), "error", "unknown directive [%s]" % typo.split()[0], 5)
+        assert "did you mean [%s]?" % meant in p.message, p
+        assert "Heartbeat refuses it too: Illegal directive" in p.message, p
+        assert check(HA + typo + "\n", AK, HR, me="node1")[0] is None
+
+
+def test_a_far_off_unknown_directive_is_an_error_too():
+    # Heartbeat's parse_config counts every unknown directive as an error and does not start
+    p = find(probs_with("frobnicate 1"), "error", "unknown directive [frobnicate]", 5)
+    assert "did you mean" not in p.message and "neither Heartbeat nor hanode has it" in p.message
+
+
+def test_a_garbled_line_is_an_error():
+    p = find(probs_with("deadtime=500ms"), "error", "[deadtime=500ms] is not a directive", 5)
+    assert "'deadtime 500ms'" in p.message
+    p = find(probs_with("keepalive:2"), "error", "[keepalive:2] is not a directive", 5)
+    assert "'keepalive 2'" in p.message
+    p = find(probs_with("\x01\x02garbage 5"), "error", "garbled line: [\\x01\\x02garbage]", 5)
+    assert "letters, digits and '_'" in p.message
+    # a very long word is cut in the message, and still costs no more than a short one to judge
+    p = find(probs_with("x" * 4000), "error", "unknown directive [" + "x" * 40 + "...]", 5)
 
 
 def test_directive_without_value_is_an_error():

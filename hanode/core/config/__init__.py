@@ -6,10 +6,11 @@ hanode replaces a Heartbeat R1 pair by swapping the daemon, so it reads the same
 ``ha.cf``, ``authkeys`` and ``haresources`` and must agree with Heartbeat about what
 they mean: the same defaults, the same time syntax (``cl_get_msec``), the same
 booleans (``cl_str_to_boolean``), the same sanity rules and, where that helps the
-user, the same messages.  Where hanode differs, the message says so: an unknown
-directive is a warning (Heartbeat refuses to start), hanode needs exactly two nodes
-and ``crm off``, and it adds a few directives of its own (VIP probing, watchdog
-timeout, paths).
+user, the same messages.  An unknown directive is an error, as Heartbeat's
+``Illegal directive`` (a typo must not leave a default in force), with the known
+directive one or two edits away when there is one.  Where hanode differs, the
+message says so: hanode needs exactly two nodes and ``crm off``, and it adds a few
+directives of its own (VIP probing, watchdog timeout, paths).
 
 The parser never stops at the first problem.  Every line of all three files is
 read, each problem becomes a ``Problem(path, line, message, level)``, and when any

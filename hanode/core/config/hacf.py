@@ -189,17 +189,25 @@ class HaCfParser(FileParser):
         self._ha_cf_checks()
 
     def _unknown(self, line, name):
-        best, dist = None, 3
+        """An unknown directive is an error, as Heartbeat's ``Illegal directive`` (it refuses to
+        start): a typo such as ``deadtim 500ms`` must not leave the default dead time in force."""
         lowered = name.lower()
-        for known in sorted(_DIRECTIVES):  # sorted: the same suggestion on both interpreters
-            if abs(len(known) - len(lowered)) >= dist:
-                continue   # the distance is at least the length difference: cannot win
-            d = edit_distance(lowered, known)
-            if d < dist:
-                best, dist = known, d
-        hint = " - did you mean [%s]?" % best if best else ""
-        self.warn(line, "unknown directive [%s]: hanode ignores this line (Heartbeat would refuse to "
-                        "start: Illegal directive)%s" % (name, hint))
+        refused = " (Heartbeat refuses it too: Illegal directive)"
+        for sep in "=:":
+            at = lowered.find(sep)
+            if at > 0 and lowered[:at] in _DIRECTIVES:
+                self.err(line, "[%s] is not a directive: write the value after a blank, '%s %s'%s"
+                         % (_shown(name), lowered[:at], _shown(name[at + 1:]), refused))
+                return
+        best = _nearest(lowered)
+        if best is not None:
+            self.err(line, "unknown directive [%s] - did you mean [%s]?%s" % (_shown(name), best, refused))
+        elif not _is_word(lowered):
+            self.err(line, "garbled line: [%s] is not a directive name (names are letters, digits and "
+                           "'_'); fix or remove the line%s" % (_shown(name), refused))
+        else:
+            self.err(line, "unknown directive [%s]: neither Heartbeat nor hanode has it (see ha.cf(5) and "
+                           "hanode's extensions in the README); remove the line%s" % (_shown(name), refused))
 
     def _convert(self, line, name, kind, arg, value):
         """One value of a directive -> (True, converted) or (False, None) after reporting it."""
@@ -574,3 +582,36 @@ class HaCfParser(FileParser):
                       "keepalive [%d ms] is short for %d baud: one %d-byte frame takes %d.%d ms, so the serial "
                       "line would be busy more than half the time; use keepalive >= %d ms or a higher baud"
                       % (c.keepalive_ms, c.baud, frame, tenth_ms // 10, tenth_ms % 10, (tenth_ms * 4 + 9) // 10))
+
+
+def _nearest(word):
+    """The known directive one or two edits away from word (the first in sorted order), or None."""
+    best, dist = None, 3
+    for known in sorted(_DIRECTIVES):  # sorted: the same suggestion on both interpreters
+        if abs(len(known) - len(word)) >= dist:
+            continue   # the distance is at least the length difference: cannot win
+        d = edit_distance(word, known)
+        if d < dist:
+            best, dist = known, d
+    return best
+
+
+def _is_word(text):
+    for c in text:
+        if not ("a" <= c <= "z" or "0" <= c <= "9" or c == "_"):
+            return False
+    return True
+
+
+def _shown(text, limit=40):
+    """Text fit for a message: control and non-ASCII characters escaped, long words cut."""
+    out = []
+    for c in text[:limit]:
+        o = ord(c)
+        if 32 < o < 127:
+            out.append(c)
+        elif o < 256:
+            out.append("\\x%02x" % o)
+        else:
+            out.append("\\u%04x" % o)
+    return "".join(out) + ("..." if len(text) > limit else "")
