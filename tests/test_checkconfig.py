@@ -174,3 +174,18 @@ def test_a_typo_makes_the_config_unusable(tmp_path):
     assert ("%s:%d: error: unknown directive [deadtim] - did you mean [deadtime]?" % (d / "ha.cf", line)
             in r.stdout), r.stdout
     assert "NOT usable (" in r.stdout and "Timing" not in r.stdout
+
+
+def test_an_unprobed_group_on_a_serial_only_pair_is_warned_about(tmp_path):
+    # issue 13 finding 8: a group without an address is never probed
+    d = example("tight", tmp_path)
+    (d / "haresources").write_text("node1 192.0.2.100 httpd\nnode2 nfsserver\n")
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 0, r.stdout
+    assert ("%s:2: warning: group [nfsserver] has no IP address, so nothing can probe whether the silent peer "
+            "still runs it" % (d / "haresources")) in r.stdout, r.stdout
+    assert "usable (0 errors, 1 warning)" in r.stdout
+    with open(d / "ha.cf", "a") as f:
+        f.write("ucast eth1 192.0.2.2\n")
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 0 and "no IP address" not in r.stdout, r.stdout

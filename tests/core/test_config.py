@@ -199,6 +199,23 @@ def test_a_garbled_line_is_an_error():
     p = find(probs_with("x" * 4000), "error", "unknown directive [" + "x" * 40 + "...]", 5)
 
 
+def test_a_group_without_an_address_on_a_serial_only_pair_is_warned_about():
+    # issue 13 finding 8: nothing probes such a group, so a pulled cable runs it on both boxes
+    hr = "node1 192.0.2.100 httpd\nnode2 nfs::/srv\nnode2 IPaddr::192.0.2.101 db\n"
+    probs = problems(hr=hr)
+    p = find(probs, "warning", "group [nfs::/srv] has no IP address", 2, "haresources")
+    assert "both start the group" in p.message
+    assert "'ucast <interface> <peer address>'" in p.message and "'node2 192.0.2.100 nfs::/srv'" in p.message
+    assert len(probs) == 1      # the groups with an address are probed: no warning for them
+    # a LAN path (ucast) keeps the pair in touch when the cable is pulled: no warning
+    assert problems(ha=HA + "ucast eth1 192.0.2.2\n", hr=hr) == []
+    # without ha.cf the media are unknown: no guess
+    assert check(None, AK, hr, me="node1")[1] == []
+    # a line with an error gets that error only
+    got = [(p.line, p.level) for p in problems(hr="node1 x\nnode1 x\nnode3 y\nnode1 z 192.0.2.300\n")]
+    assert got == [(1, "warning"), (2, "error"), (3, "error"), (4, "error")], got
+
+
 def test_directive_without_value_is_an_error():
     find(probs_with("keepalive"), "error", "keepalive needs a value", 5)
 

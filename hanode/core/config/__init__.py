@@ -72,7 +72,7 @@ def check(ha_cf_text, authkeys_text, haresources_text, me=None, paths=DEFAULT_PA
     if authkeys_text is not None:
         AuthkeysParser(cfg, problems).parse(authkeys_text)
     if haresources_text is not None:
-        HaresourcesParser(cfg, problems).parse(haresources_text, ha_cf_text is not None and bool(cfg.nodes))
+        HaresourcesParser(cfg, problems).parse(haresources_text, ha_cf_text is not None)
     found = problems.sorted()
     for q in found:
         if q.level == "error":

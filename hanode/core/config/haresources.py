@@ -15,7 +15,9 @@ class HaresourcesParser(FileParser):
 
     FILE = HARESOURCES
 
-    def parse(self, text, nodes_known):
+    def parse(self, text, ha_cf_read):
+        """``ha_cf_read``: ha.cf was read, so its nodes and media can be checked against."""
+        nodes_known = ha_cf_read and bool(self.cfg.nodes)
         logical = []
         pending, pending_line = None, 0
         for n, raw in enumerate(split_lines(text)):
@@ -46,6 +48,7 @@ class HaresourcesParser(FileParser):
         keys = {}
         vips = {}
         too_many = False
+        incomplete = []  # lines with a resource in error: an "unprobed" warning would only add noise
         for (line, body) in logical:
             toks = body.split()
             node = toks[0].lower()
@@ -53,11 +56,14 @@ class HaresourcesParser(FileParser):
                 self.err(line, "the group for [%s] lists no resources; write '<preferred node> <resource> "
                                "[<resource> ...]', e.g. 'node1 192.0.2.100 httpd'" % toks[0])
                 continue
+            complete = True  # no error on the line yet (else it says what to fix first)
             if nodes_known and node not in self.cfg.nodes:
+                complete = False
                 self.err(line, "preferred node [%s] is not a node in ha.cf (nodes: %s); the first field of "
                                "each line is the node the group prefers" % (node, ", ".join(self.cfg.nodes)))
             key = toks[1]
             if key in keys:
+                complete = False
                 self.err(line, "group key [%s] is already used by the group on line %d; the first resource "
                                "of each line must be unique (groups are known by it)" % (key, keys[key]))
             else:
@@ -66,6 +72,7 @@ class HaresourcesParser(FileParser):
             for tok in toks[1:]:
                 r = self._resource(line, tok)
                 if r is None:
+                    complete = False
                     continue
                 if r.is_ip and r.ip:
                     if r.ip in vips:
@@ -81,9 +88,26 @@ class HaresourcesParser(FileParser):
                              % (MAX_GROUPS, MAX_GROUPS))
                 continue
             self.cfg.groups.append(ResourceGroup(node, key, resources, line))
+            if not complete:
+                incomplete.append(line)
         if not logical:
             self.warn(0, "no resource groups: hanode will only exchange heartbeats; add a line such as "
                          "'node1 192.0.2.100 httpd'")
+        if ha_cf_read and not self.cfg.ucast:
+            self._unprobed_groups(incomplete)
+
+    def _unprobed_groups(self, skip_lines):
+        """Issue 13 finding 8: only an address can be probed before a group is taken from a silent
+        peer; with the serial cable as the only path, a pulled cable runs an address-less group on
+        both boxes."""
+        for g in self.cfg.groups:
+            if g.line in skip_lines or any(r.is_ip for r in g.resources):
+                continue
+            self.warn(g.line, "group [%s] has no IP address, so nothing can probe whether the silent peer "
+                              "still runs it: the serial cable is the only heartbeat path, and when it is "
+                              "pulled both boxes think the other dead and both start the group. Add a "
+                              "second path ('ucast <interface> <peer address>' in ha.cf) or an address to "
+                              "the group (e.g. '%s 192.0.2.100 %s')" % (g.key, g.preferred, g.key))
 
     def _resource(self, line, tok):
         if looks_like_ip(tok):
