@@ -5,15 +5,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 
 from hanode.checkconfig import summary
+from hanode.configdir import check_dir
 from hanode.core.config import parse
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 TIGHT_KEY = (EXAMPLES / "tight" / "authkeys").read_text().split()[-1]
+FRESH_KEY = "5c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f"   # what the user makes with openssl rand
 
 
 def hanode(*args: str) -> subprocess.CompletedProcess:
@@ -22,11 +25,37 @@ def hanode(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+SERIAL: List[str] = []   # this test's serial port: a real PTY (the files name /dev/ttyS0)
+
+
+@pytest.fixture(autouse=True)
+def serial_port():
+    master, slave = os.openpty()
+    SERIAL[:] = [os.ttyname(slave)]
+    yield SERIAL[0]
+    os.close(master)
+    os.close(slave)
+
+
 def example(name: str, tmp_path: Path, mode: int = 0o600) -> Path:
+    """An example made ready for this machine, as a user would: its own key, its serial port, and
+    the httpd script its haresources names."""
     d = tmp_path / name
     shutil.copytree(EXAMPLES / name, d)
+    keys = (d / "authkeys").read_text()
+    if name == "tight":
+        keys = keys.replace(TIGHT_KEY, FRESH_KEY)
+    (d / "authkeys").write_text(keys)
     os.chmod(d / "authkeys", mode)
+    (d / "ha.cf").write_text((d / "ha.cf").read_text().replace("/dev/ttyS0", SERIAL[0]))
+    (d / "resource.d").mkdir()
+    script(d / "resource.d" / "httpd")
     return d
+
+
+def script(path: Path, mode: int = 0o755) -> None:
+    path.write_text("#!/bin/sh\nexit 0\n")
+    os.chmod(path, mode)
 
 
 def test_classic_is_usable_and_explained(tmp_path):
@@ -37,7 +66,7 @@ def test_classic_is_usable_and_explained(tmp_path):
     assert "%s:6: warning: auth method crc authenticates nothing" % (d / "authkeys") in out
     assert "usable (0 errors, 1 warning)" in out
     assert "node1 (this node, wire id 0) and node2 (peer, wire id 1)" in out
-    assert "serial /dev/ttyS0 at 19200 baud 8N1: a 20-byte frame takes 10.4 ms" in out  # crc frames are shorter
+    assert "serial %s at 19200 baud 8N1: a 20-byte frame takes 10.4 ms" % SERIAL[0] in out  # crc frames are shorter
     for fragment in ("keepalive    1000 ms", "warntime     5000 ms", "deadtime    15000 ms", "initdead    60000 ms",
                      "after 15 s of silence", "wait up to 60 s"):
         assert fragment in out, fragment
@@ -47,7 +76,7 @@ def test_classic_is_usable_and_explained(tmp_path):
     first = [i for i, ln in enumerate(lines) if "1) 192.0.2.100" in ln]
     second = [i for i, ln in enumerate(lines) if "2) httpd" in ln]
     assert first and second and first[0] < second[0]  # start order
-    assert "%s/resource.d then /etc/init.d" % d in out
+    assert "httpd start|stop|status, run as %s/resource.d/httpd" % d in out
     assert "Failback  on: a group goes back to its preferred node" in out
 
 
@@ -180,12 +209,67 @@ def test_an_unprobed_group_on_a_serial_only_pair_is_warned_about(tmp_path):
     # issue 13 finding 8: a group without an address is never probed
     d = example("tight", tmp_path)
     (d / "haresources").write_text("node1 192.0.2.100 httpd\nnode2 nfsserver\n")
+    script(d / "resource.d" / "nfsserver")
     r = hanode("--config-dir", str(d), "--node", "node1")
     assert r.returncode == 0, r.stdout
     assert ("%s:2: warning: group [nfsserver] has no IP address, so nothing can probe whether the silent peer "
             "still runs it" % (d / "haresources")) in r.stdout, r.stdout
     assert "usable (0 errors, 1 warning)" in r.stdout
     with open(d / "ha.cf", "a") as f:
-        f.write("ucast eth1 192.0.2.2\n")
+        f.write("ucast lo 192.0.2.2\n")
     r = hanode("--config-dir", str(d), "--node", "node1")
     assert r.returncode == 0 and "no IP address" not in r.stdout, r.stdout
+
+
+def test_what_the_files_name_must_exist_on_this_machine(tmp_path):
+    # issue 13 finding 7: a missing or non-executable script made both boxes fail the group's start
+    # in turn (VIP ping-pong) while check-config said "found"; likewise a missing port or interface
+    d = example("tight", tmp_path)
+    os.chmod(d / "resource.d" / "httpd", 0o644)
+    (d / "resource.d" / "lister").write_text("#!/bin/sh\n")
+    (d / "haresources").write_text("node1 192.0.2.100 httpd\n"
+                                   "node2 IPaddr::192.0.2.101/24/nosuch0:1 mailer\n"
+                                   "node2 IPaddr2::192.0.2.102/24/lo lister\n")
+    not_a_port = tmp_path / "ttyS9"
+    not_a_port.write_text("")
+    ha_cf = (d / "ha.cf").read_text()
+    ha_cf += "serial %s\nserial %s\nucast nosuch1 192.0.2.2\nucast lo 192.0.2.3\n" % (tmp_path / "ttyUSB7",
+                                                                                         not_a_port)
+    (d / "ha.cf").write_text(ha_cf)
+    n = len(ha_cf.splitlines())
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 1, r.stdout
+    ha, hr = d / "ha.cf", d / "haresources"
+    expected = [
+        "%s:%d: error: serial port [%s]: No such file or directory; hanode could not open its heartbeat link"
+        % (ha, n - 3, tmp_path / "ttyUSB7"),
+        "%s:%d: error: serial port [%s] is not a character device" % (ha, n - 2, not_a_port),
+        "%s:%d: error: ucast interface [nosuch1] does not exist on this machine" % (ha, n - 1),
+        "%s:1: error: resource [httpd]: %s is not executable, so the group could not start; fix: chmod +x %s"
+        % (hr, d / "resource.d" / "httpd", d / "resource.d" / "httpd"),
+        "%s:2: error: resource [IPaddr::192.0.2.101/24/nosuch0:1]: interface [nosuch0] does not exist on "
+        "this machine; hanode could not add 192.0.2.101" % hr,
+        "%s:2: error: resource [mailer]: no script named mailer in %s/resource.d or /etc/init.d, so the group "
+        "could not start" % (hr, d),
+        "%s:3: error: resource [lister]: %s is not executable" % (hr, d / "resource.d" / "lister"),
+    ]
+    errors = [ln for ln in r.stdout.splitlines() if ": error: " in ln]
+    assert len(errors) == len(expected), r.stdout
+    for want, got in zip(expected, errors):
+        assert got.startswith(want), (want, got)
+    assert "NOT usable (7 errors" in r.stdout and "found in" not in r.stdout
+    # the files alone are fine: --files-only says so, and that the machine was not checked
+    r = hanode("--config-dir", str(d), "--node", "node1", "--files-only")
+    assert r.returncode == 0, r.stdout
+    assert "usable (0 errors, 0 warnings); this machine not checked (--files-only)" in r.stdout
+    assert "httpd start|stop|status, looked up in %s/resource.d then /etc/init.d" % d in r.stdout
+
+
+def test_the_agent_does_not_make_the_machine_checks(tmp_path):
+    # hanode run reads the same files; a device or interface may appear after it starts
+    d = example("tight", tmp_path)
+    os.unlink(d / "resource.d" / "httpd")
+    cfg, problems = check_dir(str(d), "node1")
+    assert cfg is not None and problems == []
+    cfg, problems = check_dir(str(d), "node1", system=True)
+    assert cfg is None and [(p.path, p.line) for p in problems] == [(str(d / "haresources"), 4)]  # the group

@@ -327,6 +327,7 @@ class HaCfParser(FileParser):
                 self.warn(line, "serial port [%s] is listed twice; it is used once" % dev)
             else:
                 self.cfg.serial.append(dev)
+                self.cfg.lines[("serial", dev)] = line
 
     def _d_bcast(self, line, name, args):
         for dev in args:
@@ -344,6 +345,7 @@ class HaCfParser(FileParser):
                            "write 'ucast %s 192.0.2.2'" % (args[1], args[0]))
             return
         self.cfg.ucast.append((args[0], args[1]))
+        self.cfg.lines.setdefault(("ucast", args[0]), line)
 
     def _d_mcast(self, line, name, args):
         if len(args) != 5:

@@ -130,6 +130,7 @@ class Config:
         self.groups = []
         # bookkeeping
         self.extra = []  # (directive, value) accepted for Heartbeat's sake, file order
+        self.lines = {}  # (directive, value) -> its ha.cf line, for checks made later (check-config's I/O)
         self.warnings = []
         self.paths = DEFAULT_PATHS
         self.config_dir = "/etc/ha.d"
