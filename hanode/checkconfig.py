@@ -12,12 +12,16 @@ declared dead, which group starts what in which order, and what happens when the
 preferred node comes back.  ``--json`` gives the same as one JSON object for
 scripts.  Exit status: 0 usable (warnings allowed), 1 not usable.
 
-One check goes further than ``hanode run``'s (it must start where this one would
-not pass): what the files name must exist on this machine (resource scripts,
-executable; serial ports; interfaces) unless ``--files-only`` is given.
+Two checks go further than ``hanode run``'s (it must start where they would not
+pass): what the files name must exist on this machine (resource scripts,
+executable; serial ports; interfaces) unless ``--files-only`` is given, and a
+published example key is refused, not just warned about (the factory image ships
+one so that it boots; its agent says so in its log).  Output into a pipe that
+closes early (``| head``) ends quietly.
 """
 import argparse
 import json
+import os
 import sys
 from typing import Dict, List, Optional
 
@@ -162,7 +166,7 @@ def located_scripts(cfg: Config) -> Dict[str, str]:
     return found
 
 
-def run(args: argparse.Namespace) -> int:
+def report(args: argparse.Namespace) -> int:
     node: Optional[str] = args.node.lower() if args.node else default_node_name()
     system = not args.files_only
     cfg, problems = check_dir(args.config_dir, node, system=system)
@@ -189,6 +193,21 @@ def run(args: argparse.Namespace) -> int:
     for line in summary(cfg, located_scripts(cfg) if system else None):
         print(line)
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """The report; a reader that goes away early (``| head``) ends it quietly with the same status."""
+    try:
+        code = report(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would print a traceback, then fail again flushing stdout at exit: point stdout at
+        # /dev/null instead (the documented way, "Note on SIGPIPE" in the signal module's docs)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
+    return code
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -145,7 +145,7 @@ def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None,
     """Like ``load`` but returns ``(config or None, problems)`` instead of raising.
 
     ``system`` (check-config): also check, on this machine, what a usable configuration names
-    (``system_problems``).
+    (``system_problems``), and refuse a published example key instead of warning about it.
     """
     if me is None:
         me = default_node_name()
@@ -163,7 +163,7 @@ def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None,
             early.append(bad_mode)
     haresources = _read(paths[2], False, early)
     cfg, problems = check(ha_cf, authkeys, haresources, me=me, paths=paths,
-                          config_dir=os.path.abspath(config_dir))
+                          config_dir=os.path.abspath(config_dir), refuse_example_keys=system)
     if system and cfg is not None and not early:
         problems = problems + system_problems(cfg)
     # keep file order: each file's own problems (cannot open, permissions) first

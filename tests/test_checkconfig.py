@@ -11,6 +11,7 @@ import pytest
 
 from hanode.checkconfig import summary
 from hanode.configdir import check_dir
+from hanode.core.config.authkeys import EXAMPLE_KEYS
 from hanode.core.config import parse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -273,3 +274,63 @@ def test_the_agent_does_not_make_the_machine_checks(tmp_path):
     assert cfg is not None and problems == []
     cfg, problems = check_dir(str(d), "node1", system=True)
     assert cfg is None and [(p.path, p.line) for p in problems] == [(str(d / "haresources"), 4)]  # the group
+
+
+def published_keys() -> List[str]:
+    """Every key written in an authkeys file shipped with hanode (examples/, the image's board/)."""
+    keys = []
+    for base in ("examples", "board"):
+        for root, _, files in os.walk(REPO / base):
+            for name in files:
+                if name != "authkeys":
+                    continue
+                for line in (Path(root) / name).read_text().splitlines():
+                    words = line.split("#")[0].split()
+                    if len(words) == 3 and words[0].isdigit():
+                        keys.append(words[2])
+    return keys
+
+
+def test_every_published_key_is_known():
+    keys = published_keys()
+    assert "example-pair-key-change-me" in keys and TIGHT_KEY in keys, keys
+    assert sorted(set(keys) - set(EXAMPLE_KEYS)) == []
+
+
+def test_the_factory_image_key_is_refused_with_how_to_make_one(tmp_path):
+    # issue 13 finding 12: the image's example key was accepted as if it were a secret
+    d = example("tight", tmp_path)
+    factory = REPO / "board" / "qemu-x86_64" / "data" / "etc" / "ha.d" / "authkeys"
+    shutil.copy(factory, d / "authkeys")
+    os.chmod(d / "authkeys", 0o600)
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 1, r.stdout
+    path = d / "authkeys"
+    assert ("%s:3: error: key 1 is the published example key of the factory image" % path) in r.stdout
+    assert ("printf 'auth 1\\n1 hmac-sha256 %%s\\n' \"$(openssl rand -hex 32)\" > %s; chmod 600 %s"
+            % (path, path)) in r.stdout, r.stdout
+    assert "example-pair-key-change-me" not in r.stdout      # the key itself is never printed
+    # the agent still starts (the factory image ships this key), and says why it should not
+    cfg, problems = check_dir(str(d), "node1")
+    assert cfg is not None and [p.level for p in problems] == ["warning"]
+    assert "published example key" in problems[0].message
+    # the made key is accepted
+    made = subprocess.run(["sh", "-c", problems[0].message.split("other: ")[1]], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert hanode("--config-dir", str(d), "--node", "node1").returncode == 0
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    # issue 13 finding 12: 'hanode check-config | head' ended in a BrokenPipeError traceback
+    d = example("classic", tmp_path)
+    for extra in ((), ("--json",)):
+        proc = subprocess.Popen([sys.executable, "-m", "hanode", "check-config", "--config-dir", str(d),
+                                 "--node", "node1", *extra], cwd=str(REPO), env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()          # like head after its lines, before the report is written
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1 and err == "", err
+    r = subprocess.run("%s -m hanode check-config --config-dir %s --node node1 | head -n 2"
+                       % (sys.executable, d), shell=True, cwd=str(REPO), capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert r.stderr == "" and len(r.stdout.splitlines()) == 2, r

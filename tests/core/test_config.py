@@ -843,6 +843,16 @@ def _example(name):
     return texts
 
 
+def test_a_published_key_is_warned_about_or_refused():
+    # issue 13 finding 12: the factory image's key authenticates nothing (everyone has a copy)
+    ak = "auth 2\n2 sha1 example-pair-key-change-me\n"
+    p = find(problems(ak=ak), "warning", "key 2 is the published example key of the factory image", 2, "authkeys")
+    assert "printf 'auth 2\\n2 sha1 %s\\n'" in p.message and "example-pair-key-change-me" not in p.message
+    cfg, probs = check(HA, ak, HR, me="node1", refuse_example_keys=True)
+    assert cfg is None and [(q.level, q.line) for q in probs] == [("error", 2)]
+    assert check(HA, AK, HR, me="node1", refuse_example_keys=True)[1] == []
+
+
 def test_classic_example_parses_with_only_the_crc_warning():
     cfg = parse(*_example("classic"), me="node1")
     assert [p.message.split(":")[0] for p in cfg.warnings] == ["auth method crc authenticates nothing"]
@@ -852,9 +862,11 @@ def test_classic_example_parses_with_only_the_crc_warning():
     assert [(g.preferred, [r.token for r in g.resources]) for g in cfg.groups] == [("node1", ["192.0.2.100", "httpd"])]
 
 
-def test_tight_example_parses_clean():
+def test_tight_example_parses_clean_but_for_its_published_key():
     cfg = parse(*_example("tight"), me="node2")
-    assert cfg.warnings == []
+    assert [(p.path, p.line) for p in cfg.warnings] == [("/etc/ha.d/authkeys", 5)]
+    assert "key 1 is the published example key of examples/tight/authkeys" in cfg.warnings[0].message
+    assert "openssl rand -hex 32" in cfg.warnings[0].message
     assert (cfg.keepalive_ms, cfg.warntime_ms, cfg.deadtime_ms, cfg.initdead_ms) == (100, 300, 500, 10000)
     assert cfg.auth_method() == "hmac-sha256" and len(cfg.auth_keys[1].key) >= 32
     assert cfg.peer == "node1"

@@ -51,13 +51,15 @@ __all__ = (
 )
 
 
-def check(ha_cf_text, authkeys_text, haresources_text, me=None, paths=DEFAULT_PATHS, config_dir=None):
+def check(ha_cf_text, authkeys_text, haresources_text, me=None, paths=DEFAULT_PATHS, config_dir=None,
+          refuse_example_keys=False):
     """Parse without raising: ``(config or None, problems)``; config is None when any problem is an error.
 
     A text of None means the caller could not read that file (and reported it):
     its checks, and the cross-checks that need it, are skipped so the user does
     not get a cascade of follow-on errors.  ``config_dir`` (default: the directory
     of ``paths[0]``) is where the default ``resource.d`` is looked for.
+    ``refuse_example_keys`` makes a published example key an error instead of a warning.
     """
     if config_dir is None:
         config_dir = dirname(paths[0])
@@ -70,7 +72,7 @@ def check(ha_cf_text, authkeys_text, haresources_text, me=None, paths=DEFAULT_PA
     else:
         cfg.resource_dirs = default_resource_dirs(config_dir)
     if authkeys_text is not None:
-        AuthkeysParser(cfg, problems).parse(authkeys_text)
+        AuthkeysParser(cfg, problems, refuse_example_keys).parse(authkeys_text)
     if haresources_text is not None:
         HaresourcesParser(cfg, problems).parse(haresources_text, ha_cf_text is not None)
     found = problems.sorted()

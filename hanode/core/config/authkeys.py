@@ -10,10 +10,27 @@ from hanode.core.config.problems import AUTHKEYS, FileParser
 from hanode.core.config.values import is_digits, split_lines
 
 
+# Keys published with hanode (issue 13 finding 12): a pair using one is authenticated by nothing.
+# tests/test_checkconfig.py checks that every key in examples/ and board/ is listed here.
+EXAMPLE_KEYS = {
+    "example-pair-key-change-me": "the factory image (board/qemu-x86_64/data/etc/ha.d/authkeys)",
+    "9f3c1e7a52d08b64c2e5f19a7d3b80e6a4c95f2718d06be3f7a1c48e2b95d063": "examples/tight/authkeys",
+    "SomeSecretKey": "docs/protocol.md",
+}
+
+
 class AuthkeysParser(FileParser):
-    """authkeys into ``Config.auth_index`` and ``Config.auth_keys``."""
+    """authkeys into ``Config.auth_index`` and ``Config.auth_keys``.
+
+    ``refuse_example_keys``: a published key is an error (check-config) rather than a warning
+    (``hanode run``, so that the factory image, which ships one, still starts and says so).
+    """
 
     FILE = AUTHKEYS
+
+    def __init__(self, cfg, problems, refuse_example_keys=False):
+        FileParser.__init__(self, cfg, problems)
+        self.refuse_example_keys = refuse_example_keys
 
     def parse(self, text):
         c = self.cfg
@@ -76,7 +93,14 @@ class AuthkeysParser(FileParser):
                     bad.append(index)
                     continue
                 key_bytes = key.encode()
-                if len(key_bytes) < MIN_KEY_BYTES:
+                published = EXAMPLE_KEYS.get(key)
+                if published is not None:
+                    (self.err if self.refuse_example_keys else self.warn)(
+                        line, "key %d is the published example key of %s: anyone with a copy of hanode can "
+                              "forge frames. Make a new key on one box and copy the file to the other: printf "
+                              "'auth %d\\n%d %s %%s\\n' \"$(openssl rand -hex 32)\" > %s; chmod 600 %s"
+                        % (index, published, index, index, method, self.path, self.path))
+                elif len(key_bytes) < MIN_KEY_BYTES:
                     self.warn(line, "the %s key for index %d is only %d bytes; use at least %d random bytes "
                                     "(e.g. from 'openssl rand -hex 32')"
                               % (method, index, len(key_bytes), MIN_KEY_BYTES))
