@@ -503,3 +503,44 @@ def test_cli_prints_each_format_and_refuses_a_bad_config(tmp_path):
     os.chmod(os.path.join(config_dir, "authkeys"), 0o644)
     bad = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 1 and "authkeys" in bad.stderr and bad.stdout == ""
+
+
+def _prefer(cib: str, group: str, node: str) -> None:
+    """The constraint 'crm resource move GROUP NODE' / 'pcs resource move' adds."""
+    tree = ET.parse(cib)
+    constraints = tree.getroot().find("configuration/constraints")
+    ET.SubElement(constraints, "rsc_location", id="cli-prefer-" + group, rsc=group, node=node, score="INFINITY",
+                  role="Started")
+    tree.write(cib)
+
+
+def _set_stickiness(cib: str, value: str) -> None:
+    tree = ET.parse(cib)
+    for nv in tree.iter("nvpair"):
+        if nv.get("name") == "resource-stickiness":
+            nv.set("value", value)
+    tree.write(cib)
+
+
+def test_failback_off_stays_but_an_explicit_move_still_works(tmp_path):
+    """Why auto_failback off is a finite stickiness: an INFINITY one would defeat 'resource move'."""
+    config_dir = _write_dir(tmp_path / "ha.d", HA_CF_BASE.format(failback="off"), FORMS["two-groups"])
+    out = str(tmp_path / "out")
+    _export(config_dir, out)
+    group = pacemaker.translate(load(config_dir, "node1")).groups[0]
+    assert group.preferred == "node1"
+    both, failed = str(tmp_path / "both.xml"), str(tmp_path / "failed.xml")
+    _simulate(os.path.join(out, "cib.xml"), both, ["--node-up", "node1", "--node-up", "node2"], False)
+    _simulate(both, failed, ["--node-fail", "node1"], False)
+    _rebooted(failed, "node1")
+    moved = {}
+    for stickiness in ("exported", "INFINITY"):
+        before = str(tmp_path / ("before-%s.xml" % stickiness))
+        shutil.copy(failed, before)
+        if stickiness != "exported":
+            _set_stickiness(before, stickiness)
+        _prefer(before, group.id, "node1")
+        after = str(tmp_path / ("after-%s.xml" % stickiness))
+        _simulate(before, after, ["--node-up", "node1"], False)
+        moved[stickiness] = _placement(after, [group])[group.key]
+    assert moved == {"exported": "node1", "INFINITY": "node2"}
