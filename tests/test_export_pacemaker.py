@@ -58,7 +58,8 @@ FORMS = {
     "two-groups": "node1 192.0.2.100 httpd\nnode2 192.0.2.101/24 mysql\n",
     "ipaddr-forms": ("node1 IPaddr::192.0.2.100/24/eth0 IPaddr2::192.0.2.102/24/eth0:web/192.0.2.255 httpd\n"
                      "node2 192.0.2.101/255.255.255.0/eth1\n"),
-    "filesystem": "node2 Filesystem::/dev/sdb1::/srv/data::ext4 Filesystem::/dev/sdc1::/srv/logs 192.0.2.103 nfs-kernel-server\n",
+    "filesystem": ("node2 Filesystem::/dev/sdb1::/srv/data::ext4 Filesystem::/dev/sdc1::/srv/logs 192.0.2.103 "
+                   "nfs-kernel-server\n"),
     "wrappers-and-args": ("node1 192.0.2.100 apache::/etc/apache2/apache2.conf portblock::tcp::80,443::unblock "
                           "MailTo::root::failover myapp::--fast::eu\n"
                           "node2 Delay::5::2 IPsrcaddr::192.0.2.104 SendArp::192.0.2.105/eth0\n"),

@@ -50,10 +50,10 @@ import hmac
 import os
 import sys
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from hanode.configdir import DEFAULT_DIR, check_dir, default_node_name
-from hanode.core.config import Config, Problem, check
+from hanode.core.config import Config, Problem, Resource, check
 
 FORMATS = ("cib", "crm", "pcs")
 CLUSTER_NAME = "hanode"
@@ -213,7 +213,7 @@ def directive_lines(path: str) -> Dict[str, List[int]]:
 # ----------------------------------------------------------------------------- translation
 
 def translate(cfg: Config, addresses: Optional[Dict[str, List[str]]] = None,
-              random_bytes=os.urandom) -> Export:
+              random_bytes: Callable[[int], bytes] = os.urandom) -> Export:
     """Config (+ node addresses given by the user) -> Export with notes for what does not map."""
     ex = Export(cfg)
     ha_cf, authkeys, haresources = cfg.paths
@@ -259,7 +259,8 @@ def translate(cfg: Config, addresses: Optional[Dict[str, List[str]]] = None,
     return ex
 
 
-def _primitive(ex: Export, cfg: Config, r, path: str, line: int, unique) -> Primitive:
+def _primitive(ex: Export, cfg: Config, r: Resource, path: str, line: int,
+               unique: Callable[[str], str]) -> Primitive:
     if r.is_ip:
         params = [("ip", r.ip)]
         if r.prefixlen is not None:
@@ -406,7 +407,7 @@ def _links(ex: Export, cfg: Config, given: Dict[str, List[str]], ha_cf: str,
     ex.links = {n: [links[n][i] for i in keep] for n in ex.nodes}
 
 
-def _crypto(ex: Export, cfg: Config, authkeys: str, random_bytes) -> None:
+def _crypto(ex: Export, cfg: Config, authkeys: str, random_bytes: Callable[[int], bytes]) -> None:
     key = cfg.auth_keys[cfg.auth_index]
     if key.key:
         ex.authkey = hkdf_sha256(key.key, AUTHKEY_BYTES)
@@ -513,7 +514,7 @@ def pcs_script(ex: Export) -> str:
     out.append('pcs -f "$cib" property set %s' % props)
     for n, v in later:
         # pcs refuses this property unless SBD is enabled on the machine running pcs
-        out += ["if pcs stonith sbd status >/dev/null 2>&1 && systemctl is-enabled sbd >/dev/null 2>&1; then",
+        out += ["if systemctl is-enabled sbd >/dev/null 2>&1; then",
                 '    pcs -f "$cib" property set %s=%s' % (n, v),
                 "else",
                 "    echo \"hanode export: SBD is not enabled here; after 'pcs stonith sbd enable --watchdog=%s "
