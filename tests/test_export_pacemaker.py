@@ -397,6 +397,7 @@ def test_crm_script_builds_the_same_cib_offline(tmp_path):
                     and not (no_sbd_here and _NO_FENCING.search(ln))], (name, lines)
 
 
+@pytest.mark.slow  # ~60 pcs runs of 1-2 s each (pcs starts a Python interpreter and crm_resource)
 def test_pcs_script_builds_the_same_cib_offline(tmp_path):
     _tool("pcs")
     for name, config_dir in _sources(tmp_path):
