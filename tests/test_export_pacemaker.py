@@ -546,3 +546,41 @@ def test_failback_off_stays_but_an_explicit_move_still_works(tmp_path):
         _simulate(before, after, ["--node-up", "node1"], False)
         moved[stickiness] = _placement(after, [group])[group.key]
     assert moved == {"exported": "node1", "INFINITY": "node2"}
+
+
+def test_every_parameter_is_one_the_agent_declares(tmp_path):
+    """Each OCF parameter written exists in the installed agent's own metadata (resource-agents)."""
+    crm_resource = _tool("crm_resource")
+    declared = {}
+    seen = 0
+    for name, config_dir in _sources(tmp_path):
+        for g in pacemaker.translate(load(config_dir, "node1")).groups:
+            for p in g.primitives:
+                if p.cls != "ocf":
+                    continue
+                if p.spec not in declared:
+                    meta = subprocess.run([crm_resource, "--show-metadata", p.spec], capture_output=True,
+                                          text=True, timeout=60)
+                    if meta.returncode != 0:
+                        pytest.skip("%s has no metadata here: resource-agents is not installed (tools/setup "
+                                    "--test installs it)" % p.spec)
+                    declared[p.spec] = {e.get("name") for e in ET.fromstring(meta.stdout).iter("parameter")}
+                unknown = [n for n, _ in p.params if n not in declared[p.spec]]
+                assert not unknown, (name, p.id, p.spec, unknown)
+                seen += 1
+    assert len(declared) >= 8 and seen >= 15, (sorted(declared), seen)
+
+
+def test_the_wrapper_table_matches_the_installed_agents():
+    """Every Heartbeat wrapper maps to an installed OCF agent that declares each parameter it sets."""
+    crm_resource = _tool("crm_resource")
+    if not os.path.isdir("/usr/lib/ocf/resource.d/heartbeat"):
+        pytest.skip("resource-agents is not installed (tools/setup --test installs it)")
+    for script, (agent, names, fewest) in sorted(pacemaker.HEARTBEAT_WRAPPERS.items()):
+        meta = subprocess.run([crm_resource, "--show-metadata", "ocf:heartbeat:" + agent], capture_output=True,
+                              text=True, timeout=60)
+        assert meta.returncode == 0, (script, meta.stderr)
+        declared = {e.get("name") for e in ET.fromstring(meta.stdout).iter("parameter")}
+        extra = {"port"} if script == "WAS" else set()
+        assert set(names) | extra <= declared, (script, sorted(set(names) | extra - declared))
+        assert 0 <= fewest <= len(names)
