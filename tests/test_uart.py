@@ -1,4 +1,4 @@
-"""hanode.uart.Serial on real PTYs from the null-modem simulator, on both backends.
+"""hanode.uart.Serial (the POSIX backend) on real PTYs from the null-modem simulator.
 
 The second opener is a real process; lock holders are real (live or exited)
 processes; permission is checked with a real effective-uid switch.
@@ -15,13 +15,10 @@ import time
 
 import pytest
 
-from hanode import uart
 from hanode.nullmodem import NullModem
-from hanode.uart import Serial, SerialException
+from hanode.uart import Serial, SerialException, lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKENDS = ["termios", pytest.param("pyserial", marks=pytest.mark.skipif(
-    uart._pyserial is None, reason="pyserial not installed"))]
 
 
 @pytest.fixture
@@ -52,12 +49,11 @@ def read_for(ser, n, timeout):
     return bytes(out)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_every_byte_value_passes_unchanged_both_ways(cable, lockdir, backend):
+def test_every_byte_value_passes_unchanged_both_ways(cable, lockdir):
     a, b = cable.paths
     data = bytes(range(256)) * 2  # includes ^C, ^S/^Q, CR, LF, 0x7f, 0xff: nothing may be translated
-    with Serial(a, lock_dir=lockdir, backend=backend) as sa, \
-            Serial(b, lock_dir=lockdir, backend=backend, timeout=2.0) as sb:
+    with Serial(a, lock_dir=lockdir) as sa, \
+            Serial(b, lock_dir=lockdir, timeout=2.0) as sb:
         assert sa.write(data) == len(data)
         assert sb.read(len(data)) == data  # timeout=2.0: read waits for all of it
         back = data[::-1]
@@ -66,10 +62,9 @@ def test_every_byte_value_passes_unchanged_both_ways(cable, lockdir, backend):
         assert sa.in_waiting == 0 and sb.in_waiting == 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("baud", [19200, 115200])
-def test_line_is_raw_8n1_without_flow_control(cable, lockdir, backend, baud):
-    with Serial(cable.paths[0], baudrate=baud, lock_dir=lockdir, backend=backend) as s:
+def test_line_is_raw_8n1_without_flow_control(cable, lockdir, baud):
+    with Serial(cable.paths[0], baudrate=baud, lock_dir=lockdir) as s:
         iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(s.fileno())
         for flag in ("ICRNL", "INLCR", "IGNCR", "ISTRIP", "IXON", "IXOFF", "IXANY", "BRKINT", "INPCK", "PARMRK"):
             assert not iflag & getattr(termios, flag), flag
@@ -107,22 +102,21 @@ def test_lock_file_is_hdb_and_removed_on_close(cable, lockdir):
 
 
 def test_default_lock_directory(cable):
-    system = [d for d in uart.LOCK_DIRS if os.path.isdir(d)]
+    system = [d for d in lock.LOCK_DIRS if os.path.isdir(d)]
     if not system:
         pytest.skip("no /var/lock or /run/lock here")
     with Serial(cable.paths[0]) as s:
         assert os.path.dirname(s.lock_path) == system[0] and os.path.exists(s.lock_path)
-        lock = s.lock_path
-    assert not os.path.exists(lock)
+        path = s.lock_path
+    assert not os.path.exists(path)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_second_opener_process_is_refused_naming_the_holder(cable, lockdir, backend):
+def test_second_opener_process_is_refused_naming_the_holder(cable, lockdir):
     port = cable.paths[0]
-    with Serial(port, lock_dir=lockdir, backend=backend):
+    with Serial(port, lock_dir=lockdir):
         code = ("import sys\nfrom hanode.uart import Serial, SerialException\n"
-                "try:\n    Serial(%r, lock_dir=%r, backend=%r)\n"
-                "except SerialException as e:\n    print(e); sys.exit(3)\n") % (port, lockdir, backend)
+                "try:\n    Serial(%r, lock_dir=%r)\n"
+                "except SerialException as e:\n    print(e); sys.exit(3)\n") % (port, lockdir)
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert out.returncode == 3, out.stderr
     assert port in out.stdout and "PID %d" % os.getpid() in out.stdout
@@ -146,7 +140,7 @@ def test_second_open_in_the_same_process_is_refused(cable, lockdir):
 
 def test_stale_lock_is_removed(cable, lockdir):
     port = cable.paths[0]
-    path = os.path.join(lockdir, uart._lock_name(port))
+    path = os.path.join(lockdir, lock.lock_name(port))
     for stale in (b"%10d\n" % dead_pid(), b"garbage\n", b""):
         with open(path, "wb") as f:
             f.write(stale)
@@ -159,7 +153,7 @@ def test_stale_lock_is_removed(cable, lockdir):
 
 def test_lock_held_by_a_live_process_is_refused(cable, lockdir):
     port = cable.paths[0]
-    path = os.path.join(lockdir, uart._lock_name(port))
+    path = os.path.join(lockdir, lock.lock_name(port))
     holder = subprocess.Popen(["sleep", "30"])
     try:
         with open(path, "w") as f:
@@ -186,8 +180,6 @@ def test_errors_name_the_device(tmp_path):
         Serial(str(regular))
     with pytest.raises(SerialException, match="not a character device"):
         Serial(str(tmp_path))
-    with pytest.raises(ValueError, match="backend must be 'termios' or 'pyserial'"):
-        Serial(missing, backend="usb")
 
 
 def test_permission_denied_names_the_device(lockdir):
@@ -322,16 +314,12 @@ def test_micropython_import_is_guarded():
     assert out.stdout.splitlines() == ["19200", "error: serial port '1': this MicroPython port has no machine.UART"]
 
 
-def test_works_without_pyserial(cable, lockdir):
-    # A fresh interpreter where `import serial` fails, as on a box without the extra.
+def test_no_pyserial_needed(cable, lockdir):
+    # The port is termios alone: a box without pyserial (or with a broken one) opens it.
     code = ("import sys\nsys.modules['serial'] = None\nimport hanode.uart as u\n"
-            "assert u._pyserial is None\n"
-            "s = u.Serial(%r, lock_dir=%r)\nprint(s.backend)\ns.write(b'no pyserial')\ns.close()\n"
-            "try:\n    u.Serial(%r, backend='pyserial')\nexcept u.SerialException as e:\n    print(e)\n"
-            ) % (cable.paths[0], lockdir, cable.paths[0])
+            "s = u.Serial(sys.argv[1], lock_dir=sys.argv[2])\ns.write(b'no pyserial')\ns.close()\n")
     with Serial(cable.paths[1], lock_dir=lockdir) as peer:
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
+        out = subprocess.run([sys.executable, "-c", code, cable.paths[0], lockdir], cwd=ROOT,
+                             capture_output=True, text=True, timeout=20)
         assert out.returncode == 0, out.stderr
         assert read_for(peer, 11, 1.0) == b"no pyserial"
-    lines = out.stdout.splitlines()
-    assert lines[0] == "termios" and "pyserial is not installed" in lines[1] and cable.paths[0] in lines[1]
