@@ -30,7 +30,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 from hanode import __version__
-from hanode.agent import Agent, SerialLink
+from hanode.agent import Agent
+from hanode.links import SerialLink
 
 EXIT_CONFIG = 6
 LOG = logging.getLogger("hanode")
@@ -329,10 +330,10 @@ class Daemon:
         running = runner.active_groups()
         links: List[Any] = [SerialLink(s) for s in self.serials]
         if cfg.ucast:
-            from hanode.udp import links_for
+            from hanode.links import ucast_links
             from hanode.vip import configured_ipv4
             try:
-                udp_links, notes = links_for(cfg.ucast, cfg.udpport, configured_ipv4())
+                udp_links, notes = ucast_links(cfg.ucast, cfg.udpport, configured_ipv4())
             except OSError as e:
                 log("critical", str(e.strerror or e))
                 self._close_serials()

@@ -2,7 +2,7 @@
 
 Either way the port is a *native stream*, the only kind MicroPython's
 ``select.poll`` (and so its asyncio) can wait on: ``Serial.stream`` is that
-object, and ``hanode.aio.read_ready`` polls it through ``asyncio.StreamReader``.
+object, and ``hanode.aio.readable`` polls it through ``asyncio.StreamReader``.
 Reads go through ``Serial.read`` after the poll, so a hang-up is told apart
 from "nothing yet" here as on CPython: the stream polled readable (or
 POLLHUP/POLLERR) and a read returned nothing.
