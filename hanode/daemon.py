@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 ``run`` loads /etc/ha.d (every problem reported at once; nothing starts on an
-error), bumps and persists the boot generation, opens every ``serial`` port
-exclusively, and only then builds the adapters: the resource runner (init
-scripts, and VIPs through netlink with gratuitous ARP), the ARP probe, the
-watchdog, systemd notification and the control socket.  The agent loop then
+error), opens every ``serial`` port exclusively, bumps and persists the boot
+generation (a start refused a port burns none), and only then builds the
+adapters: the resource runner (init scripts, and VIPs through netlink with
+gratuitous ARP), the ARP probe, the watchdog, systemd notification and the
+control socket.  The agent loop then
 runs until SIGTERM/SIGINT, which releases every group (right to left), tells
 the peer, closes the watchdog with the magic character and exits 0.
 
@@ -301,11 +302,6 @@ class Daemon:
         self.notifier = SystemdNotifier(log=log)
         log("info", "**************************")
         log("info", "Configuration validated. Starting hanode %s on %s (peer %s)" % (__version__, cfg.me, cfg.peer))
-        try:
-            generation = next_generation(self.state_dir, log)
-        except StateError as e:
-            log("critical", str(e))
-            return 1
         for device in cfg.serial:
             try:
                 self.serials.append(Serial(device, cfg.baud, lock_dir=self.args.lock_dir))
@@ -314,6 +310,12 @@ class Daemon:
                 self._close_serials()
                 return 1
             log("info", "Starting serial heartbeat on tty %s (%d baud)" % (device, cfg.baud))
+        try:   # only once the ports are ours: a start that fails on a lock burns no generation
+            generation = next_generation(self.state_dir, log)
+        except StateError as e:
+            log("critical", str(e))
+            self._close_serials()
+            return 1
         realtime = cfg.realtime if self.args.realtime is None else self.args.realtime
         if realtime:
             go_realtime(cfg.rtprio)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import signal
 import termios
 import threading
 import time
@@ -151,13 +152,31 @@ def test_stale_lock_is_removed(cable, lockdir):
         assert not os.path.exists(path)
 
 
+# A process that opens the port (as minicom or getty would), takes its UUCP lock, says so, and
+# then sleeps - or exits at once, left unreaped by us: a zombie, as a killed agent is until reaped.
+HOLDER = ("import os, sys, time\n"
+          "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)\n"
+          "with open(sys.argv[2], 'w') as f:\n    f.write('%10d\\n' % os.getpid())\n"
+          "print('holding', flush=True)\n"
+          "time.sleep(float(sys.argv[3]))\n")
+
+
+def start_holder(port, path, seconds):
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, port, path, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "holding\n"
+    return p
+
+
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0].decode()
+
+
 def test_lock_held_by_a_live_process_is_refused(cable, lockdir):
     port = cable.paths[0]
     path = os.path.join(lockdir, lock.lock_name(port))
-    holder = subprocess.Popen(["sleep", "30"])
+    holder = start_holder(port, path, 30)
     try:
-        with open(path, "w") as f:
-            f.write("%10d\n" % holder.pid)
         with pytest.raises(SerialException) as e:
             Serial(port, lock_dir=lockdir)
         assert str(e.value) == "serial port %s is locked by PID %d (lock file %s)" % (port, holder.pid, path)
@@ -167,6 +186,42 @@ def test_lock_held_by_a_live_process_is_refused(cable, lockdir):
         holder.wait()
     with Serial(port, lock_dir=lockdir):  # and once that process is gone the port opens
         pass
+
+
+def test_lock_of_a_zombie_is_taken_over(cable, lockdir):
+    # issue 13 finding 10: kill(pid, 0) succeeds on a zombie, so a restart right after
+    # `kill -9` of the agent was refused until the parent reaped it
+    port = cable.paths[0]
+    path = os.path.join(lockdir, lock.lock_name(port))
+    zombie = start_holder(port, path, 0)
+    try:
+        deadline = time.monotonic() + 5
+        while proc_state(zombie.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc_state(zombie.pid) == "Z"          # exited, not reaped: a real zombie
+        os.kill(zombie.pid, 0)                        # ...which kill(pid, 0) still finds
+        with Serial(port, lock_dir=lockdir) as s:
+            assert s.lock_path == path
+            with open(path, "rb") as f:
+                assert f.read() == b"%10d\n" % os.getpid()
+    finally:
+        zombie.wait()
+
+
+def test_lock_naming_a_process_without_the_port_is_taken_over(cable, lockdir):
+    # the PID in a stale lock file now belongs to an unrelated, running process
+    port = cable.paths[0]
+    path = os.path.join(lockdir, lock.lock_name(port))
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        with open(path, "w") as f:
+            f.write("%10d\n" % other.pid)
+        with Serial(port, lock_dir=lockdir) as s:
+            assert s.lock_path == path
+        assert other.poll() is None    # it was running all along
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_errors_name_the_device(tmp_path):
@@ -180,6 +235,8 @@ def test_errors_name_the_device(tmp_path):
         Serial(str(regular))
     with pytest.raises(SerialException, match="not a character device"):
         Serial(str(tmp_path))
+    with pytest.raises(SerialException, match="serial port /dev/null is not a serial line"):
+        Serial("/dev/null", lock_dir="")   # a character device, but no tty: no termios traceback
 
 
 def test_permission_denied_names_the_device(lockdir):
@@ -323,3 +380,84 @@ def test_no_pyserial_needed(cable, lockdir):
                              capture_output=True, text=True, timeout=20)
         assert out.returncode == 0, out.stderr
         assert read_for(peer, 11, 1.0) == b"no pyserial"
+
+
+HA_CF = """keepalive 100ms
+deadtime 500ms
+initdead 10
+baud 19200
+serial {tty}
+auto_failback on
+node node1
+node node2
+state_dir {base}/state
+control_socket {base}/control.sock
+resource_dir {base}/ha.d/resource.d
+"""
+
+
+def daemon_config(base, tty):
+    ha = os.path.join(base, "ha.d")
+    os.makedirs(os.path.join(ha, "resource.d"))
+    for name, text in (("ha.cf", HA_CF.format(tty=tty, base=base)), ("haresources", "node1 noop\n"),
+                       ("authkeys", "auth 1\n1 hmac-sha256 0123456789abcdef0123456789abcdef\n"),
+                       ("resource.d/noop", "#!/bin/sh\nexit 0\n")):
+        with open(os.path.join(ha, name), "w") as f:
+            f.write(text)
+    os.chmod(os.path.join(ha, "authkeys"), 0o600)
+    os.chmod(os.path.join(ha, "resource.d", "noop"), 0o755)
+    return ha
+
+
+def start_daemon(ha, lockdir, out_path):
+    """`hanode run` as node1; returns (process, its output up to READY or its exit)."""
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "hanode", "run", "--config-dir", ha, "--node", "node1",
+                                 "--lock-dir", lockdir, "--no-realtime"], stdout=out, stderr=subprocess.STDOUT,
+                                cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    deadline = time.monotonic() + 30
+    text = ""
+    while time.monotonic() < deadline:
+        with open(out_path, errors="replace") as f:
+            text = f.read()
+        if "READY" in text or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    return proc, text
+
+
+def generation_of(text):
+    assert "READY: generation " in text, text
+    return int(text.split("READY: generation ")[1].split(",")[0])
+
+
+def test_restart_half_a_second_after_kill_9_and_a_refused_start_burns_no_generation(cable, lockdir, tmp_path):
+    port = cable.paths[0]
+    ha = daemon_config(str(tmp_path), port)
+    first, text = start_daemon(ha, lockdir, str(tmp_path / "out1"))
+    gen = generation_of(text)
+    first.kill()                 # SIGKILL, and not reaped: a zombie still named in the lock file
+    time.sleep(0.5)
+    assert proc_state(first.pid) == "Z"
+    second, text = start_daemon(ha, lockdir, str(tmp_path / "out2"))
+    try:
+        assert generation_of(text) == gen + 1, text
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0
+        first.wait()
+    # a live holder refuses the next start, which must not consume a generation
+    holder = start_holder(port, os.path.join(lockdir, lock.lock_name(port)), 30)
+    try:
+        refused, text = start_daemon(ha, lockdir, str(tmp_path / "out3"))
+        assert refused.wait(20) == 1
+        assert "serial port %s is locked by PID %d" % (port, holder.pid) in text, text
+    finally:
+        holder.kill()
+        holder.wait()
+    third, text = start_daemon(ha, lockdir, str(tmp_path / "out4"))
+    try:
+        assert generation_of(text) == gen + 2, text
+    finally:
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(20) == 0

@@ -87,9 +87,12 @@ class Serial(SerialBase):
         try:
             self._open()
             if self._lock_dir:
-                self.lock_path = lock.take(self._lock_dir, self._device, port)
-            raw_8n1(self._fd, baudrate)
-            termios.tcflush(self._fd, termios.TCIOFLUSH)  # stale bytes from before we owned it
+                self.lock_path = lock.take(self._lock_dir, self._device, self._rdev, port)
+            try:
+                raw_8n1(self._fd, baudrate)
+                termios.tcflush(self._fd, termios.TCIOFLUSH)  # stale bytes from before we owned it
+            except termios.error as e:   # not an OSError: a character device that is no tty
+                raise SerialException(e.args[0], "serial port %s is not a serial line (%s)" % (port, e.args[-1]))
         except BaseException:
             self.close()
             raise
@@ -107,6 +110,7 @@ class Serial(SerialBase):
         if not stat.S_ISCHR(st.st_mode):
             raise SerialException(errno.ENOTTY, "serial port %s is not a character device" % port)
         self.is_pty = os.major(st.st_rdev) in PTY_SLAVE_MAJORS
+        self._rdev = st.st_rdev
         return os.path.realpath(port)
 
     def _open_error(self, e: OSError) -> SerialException:
@@ -126,7 +130,7 @@ class Serial(SerialBase):
         holder = " (flock held by another open file)"
         if self._lock_dir:
             path = os.path.join(self._lock_dir, lock.lock_name(self._device))
-            pid = lock.holder(path)
+            pid = lock.holder(path, self._rdev)
             if pid is not None:
                 holder = " by PID %d (lock file %s)" % (pid, path)
         return SerialException(errno.EBUSY, "serial port %s is already open%s" % (self.port, holder))
