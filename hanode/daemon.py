@@ -330,12 +330,16 @@ class Daemon:
                 log("error", str(e))
         runner = LinuxRunner(cfg)
         running = runner.active_groups()
-        links: List[Any] = [SerialLink(s) for s in self.serials]
+        # self.serials become the links: a hung-up port is reopened by its link, not by a restart
+        lock_dir = self.args.lock_dir
+        self.serials = [SerialLink(s, log=log, reopen=lambda port=s.port: Serial(port, cfg.baud, lock_dir=lock_dir))
+                        for s in self.serials]
+        links: List[Any] = list(self.serials)
         if cfg.ucast:
             from hanode.links import ucast_links
             from hanode.vip import configured_ipv4
             try:
-                udp_links, notes = ucast_links(cfg.ucast, cfg.udpport, configured_ipv4())
+                udp_links, notes = ucast_links(cfg.ucast, cfg.udpport, configured_ipv4(), log)
             except OSError as e:
                 log("critical", str(e.strerror or e))
                 self._close_serials()
