@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import signal
 import termios
 import threading
 import time
@@ -382,82 +381,82 @@ def test_no_pyserial_needed(cable, lockdir):
         assert read_for(peer, 11, 1.0) == b"no pyserial"
 
 
-HA_CF = """keepalive 100ms
-deadtime 500ms
-initdead 10
-baud 19200
-serial {tty}
-auto_failback on
-node node1
-node node2
-state_dir {base}/state
-control_socket {base}/control.sock
-resource_dir {base}/ha.d/resource.d
-"""
-
-
-def daemon_config(base, tty):
-    ha = os.path.join(base, "ha.d")
-    os.makedirs(os.path.join(ha, "resource.d"))
-    for name, text in (("ha.cf", HA_CF.format(tty=tty, base=base)), ("haresources", "node1 noop\n"),
-                       ("authkeys", "auth 1\n1 hmac-sha256 0123456789abcdef0123456789abcdef\n"),
-                       ("resource.d/noop", "#!/bin/sh\nexit 0\n")):
-        with open(os.path.join(ha, name), "w") as f:
-            f.write(text)
-    os.chmod(os.path.join(ha, "authkeys"), 0o600)
-    os.chmod(os.path.join(ha, "resource.d", "noop"), 0o755)
-    return ha
-
-
-def start_daemon(ha, lockdir, out_path):
-    """`hanode run` as node1; returns (process, its output up to READY or its exit)."""
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "hanode", "run", "--config-dir", ha, "--node", "node1",
-                                 "--lock-dir", lockdir, "--no-realtime"], stdout=out, stderr=subprocess.STDOUT,
-                                cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-    deadline = time.monotonic() + 30
-    text = ""
-    while time.monotonic() < deadline:
-        with open(out_path, errors="replace") as f:
-            text = f.read()
-        if "READY" in text or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    return proc, text
-
-
 def generation_of(text):
     assert "READY: generation " in text, text
     return int(text.split("READY: generation ")[1].split(",")[0])
 
 
-def test_restart_half_a_second_after_kill_9_and_a_refused_start_burns_no_generation(cable, lockdir, tmp_path):
-    port = cable.paths[0]
-    ha = daemon_config(str(tmp_path), port)
-    first, text = start_daemon(ha, lockdir, str(tmp_path / "out1"))
+def test_restart_half_a_second_after_kill_9_and_a_refused_start_burns_no_generation(cable, tmp_path):
+    from test_state import make_config_dir, run_daemon, stop_daemon   # `hanode run` as node1, lock dir = base
+    base, port = str(tmp_path), cable.paths[0]
+    ha = make_config_dir(base, port)
+    first, text = run_daemon(base, ha)
     gen = generation_of(text)
     first.kill()                 # SIGKILL, and not reaped: a zombie still named in the lock file
     time.sleep(0.5)
     assert proc_state(first.pid) == "Z"
-    second, text = start_daemon(ha, lockdir, str(tmp_path / "out2"))
+    second, text = run_daemon(base, ha)
     try:
         assert generation_of(text) == gen + 1, text
     finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(20) == 0
+        assert stop_daemon(second) == 0
         first.wait()
     # a live holder refuses the next start, which must not consume a generation
-    holder = start_holder(port, os.path.join(lockdir, lock.lock_name(port)), 30)
+    holder = start_holder(port, os.path.join(base, lock.lock_name(port)), 30)
     try:
-        refused, text = start_daemon(ha, lockdir, str(tmp_path / "out3"))
+        refused, text = run_daemon(base, ha)
         assert refused.wait(20) == 1
         assert "serial port %s is locked by PID %d" % (port, holder.pid) in text, text
     finally:
         holder.kill()
         holder.wait()
-    third, text = start_daemon(ha, lockdir, str(tmp_path / "out4"))
+    third, text = run_daemon(base, ha)
     try:
         assert generation_of(text) == gen + 2, text
     finally:
-        third.send_signal(signal.SIGTERM)
-        assert third.wait(20) == 0
+        assert stop_daemon(third) == 0
+
+
+def cook(port):
+    """Leave the line as someone else might have: everything a heartbeat line must not have."""
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
+        iflag |= termios.ICRNL | termios.IGNCR | termios.INLCR | termios.IXON | termios.IXOFF | termios.ISTRIP
+        cflag |= termios.CSTOPB | termios.CRTSCTS | termios.PARENB
+        lflag |= termios.ICANON | termios.ECHO | termios.ISIG
+        cc[termios.VMIN], cc[termios.VTIME] = 1, 5
+        termios.tcsetattr(fd, termios.TCSANOW, [iflag, oflag | termios.OPOST | termios.ONLCR, cflag, lflag,
+                                                termios.B9600, termios.B9600, cc])
+    finally:
+        os.close(fd)
+
+
+def test_micropython_backend_sets_the_same_line_as_posix(cable, lockdir):
+    # The unix port's termios exports no flag constants; mpy.py uses asm-generic's numbers.
+    # From the same cooked line, it must leave what the POSIX backend leaves, read back from the kernel.
+    mp = shutil.which("micropython")
+    if mp is None:
+        pytest.fail("the `micropython` command is missing: run tools/setup --test")
+    port = cable.paths[0]
+    cook(port)
+    code = ("import time\nfrom hanode.uart import Serial\ns = Serial(%r, 19200)\nprint('open')\n"
+            "time.sleep(2)\n") % port
+    proc = subprocess.Popen([mp, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, MICROPYPATH=ROOT + os.pathsep + ".frozen"))
+    try:
+        assert proc.stdout.readline() == b"open\n", proc.stdout.read()
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            mpy_line = termios.tcgetattr(fd)
+        finally:
+            os.close(fd)
+    finally:
+        proc.kill()
+        proc.wait()
+    cook(port)
+    with Serial(port, lock_dir=lockdir) as s:
+        posix_line = termios.tcgetattr(s.fileno())
+    for i, name in enumerate(("iflag", "oflag", "cflag", "lflag", "ispeed", "ospeed")):
+        assert (name, mpy_line[i]) == (name, posix_line[i] if name != "oflag" else posix_line[i] & ~termios.ONLCR)
+    assert [mpy_line[6][i] for i in (termios.VMIN, termios.VTIME)] == [0, 0]
