@@ -460,3 +460,89 @@ def test_micropython_backend_sets_the_same_line_as_posix(cable, lockdir):
     for i, name in enumerate(("iflag", "oflag", "cflag", "lflag", "ispeed", "ospeed")):
         assert (name, mpy_line[i]) == (name, posix_line[i] if name != "oflag" else posix_line[i] & ~termios.ONLCR)
     assert [mpy_line[6][i] for i in (termios.VMIN, termios.VTIME)] == [0, 0]
+
+
+# The serial link over hanode.uart, under either interpreter: waits for b"one", then - after the
+# device has gone and come back under the same name - for b"two".
+LINK_SCRIPT = """import sys
+from hanode import aio
+from hanode.links import SerialLink
+from hanode.uart import Serial
+
+def log(level, text):
+    print(level + ": " + text)
+
+async def main(path):
+    link = SerialLink(Serial(path, lock_dir=""), log=log, reopen=lambda: Serial(path, lock_dir=""))
+    got = b""
+    for word in (b"one", b"two"):
+        while word + b"\\x00" not in got:
+            got += await link.read()
+        print("got " + word.decode())
+    link.close()
+
+aio.run(main(sys.argv[1]))
+"""
+
+
+def interpreter(name):
+    if name == "cpython":
+        return [sys.executable], dict(os.environ, PYTHONPATH=ROOT)
+    mp = shutil.which("micropython")
+    if mp is None:
+        pytest.fail("the `micropython` command is missing: run tools/setup --test")
+    return [mp], dict(os.environ, MICROPYPATH=ROOT + os.pathsep + ".frozen")
+
+
+def say_until(port, word, proc, timeout):
+    """Send word + 0x00 every 50 ms until the script prints "got <word>"; its output lines meanwhile."""
+    lines = []
+    done = threading.Event()
+
+    def reader():
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("got " + word):
+                done.set()
+                return
+        done.set()
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    with Serial(port, lock_dir="") as s:
+        deadline = time.monotonic() + timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            s.write(word.encode() + b"\x00")
+            done.wait(0.05)
+    t.join(1)
+    return lines
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_serial_link_reopens_a_device_that_hung_up_and_came_back(tmp_path, runtime):
+    from hanode.links import REOPEN_MAX_MS
+    from hanode.nullmodem import PtyEndpoint
+    names = [str(tmp_path / "ttyA"), str(tmp_path / "ttyB")]
+    argv, env = interpreter(runtime)
+    cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()
+    proc = subprocess.Popen(argv + ["-c", LINK_SCRIPT, names[0]], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        lines = say_until(names[1], "one", proc, 20)
+        assert lines[-1:] == ["got one"], lines
+        cable.close()     # hang-up: the PTYs and their names are gone
+        time.sleep(3.0)   # the link's retries have slowed to their cap meanwhile
+        cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()
+        back = time.monotonic()
+        lines += say_until(names[1], "two", proc, 20)
+        took = time.monotonic() - back
+        assert lines[-1:] == ["got two"], lines
+        assert len([x for x in lines if "serial link %s lost" % names[0] in x]) == 1, lines   # said once
+        assert len([x for x in lines if "serial link %s reopened" % names[0] in x]) == 1, lines
+        assert took < REOPEN_MAX_MS / 1000 + 0.5, took
+        assert proc.wait(10) == 0, lines
+        print(runtime, "back %.2f s after the device returned;" % took, [x for x in lines if "lost" in x])
+    finally:
+        cable.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
