@@ -19,10 +19,7 @@ Exit codes follow LSB: 0 clean stop, 1 failure, 6 configuration error.
 """
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -31,12 +28,10 @@ from typing import Any, Dict, List, Optional
 
 from hanode import __version__
 from hanode.agent import Agent, SerialLink
+from hanode.logs import log, setup_logging
+from hanode.realtime import go_realtime, lock_memory
 
 EXIT_CONFIG = 6
-LOG = logging.getLogger("hanode")
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR, "critical": logging.CRITICAL}
-SYSLOG_FACILITIES = logging.handlers.SysLogHandler.facility_names
 VIP_RECHECK_S = 5.0
 
 
@@ -52,104 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="SCHED_FIFO and mlockall (ha.cf realtime; Heartbeat's default is on)")
     rt.add_argument("--no-realtime", dest="realtime", action="store_false")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging on stderr")
-
-
-# ------------------------------------------------------------------ logging
-class SayOnce:
-    """Mixin for a log handler whose target may fail (disk full, unwritable
-    logfile, no syslog): the agent keeps running and says so once on stderr,
-    and once more when the target works again."""
-
-    failing = False
-    failed_now = False
-    what = "log"
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.failed_now = False
-        try:
-            super().emit(record)   # type: ignore[misc]
-        except OSError:
-            # FileHandler(delay=True) opens the file inside emit, outside its own error handling:
-            # a read-only or missing log directory must not end the daemon
-            self.handleError(record)
-        if self.failing and not self.failed_now:
-            self.failing = False
-            sys.stderr.write("hanode: %s works again\n" % self.what)
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        self.failed_now = True
-        if not self.failing:
-            self.failing = True
-            error = sys.exc_info()[1]
-            sys.stderr.write("hanode: cannot write %s (%s); continuing without it, this is said once\n"
-                             % (self.what, error))
-
-
-class LogFileHandler(SayOnce, logging.FileHandler):
-    def __init__(self, path: str) -> None:
-        super().__init__(path, delay=True)
-        self.what = "logfile %s" % path
-
-
-class SyslogHandler(SayOnce, logging.handlers.SysLogHandler):
-    what = "syslog (/dev/log)"
-
-
-def setup_logging(cfg: Any, verbose: int) -> None:
-    LOG.handlers[:] = []
-    LOG.setLevel(logging.DEBUG)
-    LOG.propagate = False
-    fmt = logging.Formatter("%(asctime)s.%(msecs)03d hanode[%(process)d]: %(levelname)s: %(message)s",
-                            "%Y/%m/%d_%H:%M:%S")
-    err = logging.StreamHandler(sys.stderr)
-    err.setLevel(logging.DEBUG if verbose else logging.INFO)
-    err.setFormatter(fmt)
-    LOG.addHandler(err)
-    for path, level in ((cfg.logfile, logging.INFO), (cfg.debugfile, logging.DEBUG)):
-        if path and path != "/dev/null":
-            handler = LogFileHandler(path)
-            handler.setFormatter(fmt)
-            handler.setLevel(level)
-            LOG.addHandler(handler)
-    facility = cfg.logfacility
-    if facility and facility != "none" and facility in SYSLOG_FACILITIES:
-        if os.path.exists("/dev/log"):
-            syslog = SyslogHandler("/dev/log", SYSLOG_FACILITIES[facility])
-            syslog.setFormatter(logging.Formatter("hanode[%(process)d]: %(levelname)s: %(message)s"))
-            syslog.setLevel(logging.INFO)
-            LOG.addHandler(syslog)
-        else:
-            LOG.warning("logfacility %s: no syslog socket /dev/log on this machine; logging to stderr only",
-                        facility)
-
-
-def log(level: str, text: str) -> None:
-    LOG.log(LEVELS.get(level, logging.INFO), text)
-
-
-# ---------------------------------------------------------------- realtime
-def go_realtime(priority: Optional[int]) -> None:
-    try:
-        lo, hi = os.sched_get_priority_min(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_FIFO)
-        prio = priority if priority is not None else (lo + hi) // 2
-        # children (resource scripts) must not inherit real-time priority
-        os.sched_setscheduler(0, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(prio))
-        log("info", "realtime: SCHED_FIFO priority %d" % prio)
-    except (OSError, AttributeError) as e:
-        log("warning", "realtime: cannot set SCHED_FIFO (%s); heartbeats may be late under load" % e)
-
-
-def lock_memory() -> None:
-    """mlockall, so that a page fault under memory pressure cannot delay a heartbeat.  Locking
-    a Python process's pages takes ~0.3 s; ctypes releases the GIL, so it runs in a thread."""
-    libc_name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        if libc.mlockall(1 | 2) != 0:   # MCL_CURRENT | MCL_FUTURE
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-        log("info", "realtime: memory locked (mlockall)")
-    except (OSError, AttributeError, TypeError) as e:
-        log("warning", "realtime: cannot lock memory (%s)" % e)
 
 
 # ------------------------------------------------------------------ adapters
