@@ -28,11 +28,12 @@ from typing import Any, Dict, List, Optional
 
 from hanode import __version__
 from hanode.agent import Agent, SerialLink
+# the ownership state of a group whose resources all run (hanode.core.ownership after the core's rename)
+from hanode.core.arbiter import RUNNING
 from hanode.logs import log, setup_logging
 from hanode.realtime import go_realtime, lock_memory
 
 EXIT_CONFIG = 6
-VIP_RECHECK_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,51 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="SCHED_FIFO and mlockall (ha.cf realtime; Heartbeat's default is on)")
     rt.add_argument("--no-realtime", dest="realtime", action="store_false")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging on stderr")
-
-
-# ------------------------------------------------------------------ adapters
-class LinuxRunner:
-    """The agent's runner on Linux: init scripts and VIPs (resources.py), ARP probe (arp.py)."""
-
-    def __init__(self, cfg: Any) -> None:
-        from hanode.resources import ResourceRunner
-        self.cfg = cfg
-        self.resources = ResourceRunner(cfg, log=log)
-        self.warm: Optional["asyncio.Future[None]"] = None
-
-    def start_warm_up(self) -> None:
-        self.warm = asyncio.get_running_loop().run_in_executor(None, self.warm_up)
-
-    async def ready(self) -> None:
-        """Netlink calls run on the loop thread: if they imported pyroute2 while the warm-up
-        thread holds its import lock, the loop (and every heartbeat) would wait for it."""
-        if self.warm is not None:
-            await asyncio.shield(self.warm)
-
-    async def acquire(self, key: str):
-        await self.ready()
-        return await self.resources.acquire(self.cfg.group(key))
-
-    async def release(self, key: str):
-        await self.ready()
-        return await self.resources.release(self.cfg.group(key))
-
-    async def probe(self, key: str):
-        await self.ready()
-        return await self.resources.probe(key)
-
-    def active_groups(self) -> List[str]:
-        """Groups whose address is configured on this box right now (left over by a crash).
-        Asked without netlink, so that the first heartbeat need not wait for pyroute2."""
-        from hanode.vip import configured_ipv4
-        here = set(configured_ipv4())
-        return [g.key for g in self.cfg.groups if any(r.is_ip and r.ip in here for r in g.resources)]
-
-    @staticmethod
-    def warm_up() -> None:
-        """Import what the first acquire needs (pyroute2 costs 100+ ms), off the loop."""
-        import pyroute2  # noqa: F401
-        import hanode.arp  # noqa: F401
 
 
 class Daemon:
@@ -175,16 +131,9 @@ class Daemon:
             log("warning", "%s received again: still releasing resources (a stop script may be slow; "
                 "its timeout is %d s)" % (signal.Signals(signum).name, self.cfg.resource_timeout_ms // 1000))
 
-    async def recheck_vips(self, runner: LinuxRunner) -> None:
-        while True:
-            await asyncio.sleep(VIP_RECHECK_S)
-            await runner.ready()
-            for g in self.agent.node.groups:
-                if g.state == "running":
-                    try:
-                        await runner.resources.recheck_vips(g.group)
-                    except Exception as e:   # never let a recheck take the loop down
-                        log("error", "VIP recheck of %s failed: %r" % (g.key, e))
+    def running_groups(self) -> List[str]:
+        """Keys of the groups the node says are running: the ones whose VIPs the runner keeps."""
+        return [g.key for g in self.agent.node.groups if g.state == RUNNING] if self.agent else []
 
     async def main(self) -> int:
         from hanode.core.node import Node
@@ -222,7 +171,8 @@ class Daemon:
                 self.watchdog.open()
             except WatchdogError as e:
                 log("error", str(e))
-        runner = LinuxRunner(cfg)
+        from hanode.resources import ResourceRunner
+        runner = ResourceRunner(cfg, log=log)
         running = runner.active_groups()
         links: List[Any] = [SerialLink(s) for s in self.serials]
         if cfg.ucast:
@@ -258,7 +208,7 @@ class Daemon:
         runner.start_warm_up()
         if realtime:
             loop.run_in_executor(None, lock_memory)
-        recheck = asyncio.create_task(self.recheck_vips(runner))
+        runner.keep_vips(self.running_groups)
         respawner = None
         # a respawn line naming hanode itself is for the init script (S45hanode supervises us);
         # starting it here would run a second hanode
@@ -275,17 +225,10 @@ class Daemon:
         try:
             await run
         finally:
-            recheck.cancel()
             if respawner is not None:
                 await respawner.stop()
-            try:
-                await runner.ready()
-            except Exception as e:
-                log("error", "importing pyroute2 failed: %r (run tools/setup)" % (e,))
             await control.close()
-            await runner.resources.close()
-            from hanode import arp
-            arp.close_sockets()
+            await runner.close()
             if self.watchdog is not None:
                 self.watchdog.close_clean()
             self._close_serials()
