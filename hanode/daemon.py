@@ -165,8 +165,7 @@ class Daemon:
         self.gate = HealthGate(max_lateness_ms=max(200, cfg.deadtime_ms // 2),
                                max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
         if cfg.watchdog:
-            timeout = cfg.watchdog_timeout_s or -(-(cfg.deadtime_ms + 10) // 1000)
-            self.watchdog = Watchdog(cfg.watchdog, timeout, required=False, log=log)
+            self.watchdog = Watchdog(cfg.watchdog, cfg.watchdog_timeout_s, required=False, log=log)
             try:
                 self.watchdog.open()
             except WatchdogError as e:

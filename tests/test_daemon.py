@@ -1,0 +1,36 @@
+"""hanode/daemon.py: the composition root stays small, and what it relies on from the config holds.
+
+The daemon wires argv -> config -> adapters -> agent; every OS concern lives in an adapter
+module (logs, realtime, resources, watchdog, notify, control, ...). Its behaviour is tested with real processes in
+tests/test_state.py, tests/test_security.py and tests/integration/.
+"""
+from hypothesis import given, settings, strategies as st
+
+from hanode.core.config import ConfigError, parse
+
+AK = "auth 1\n1 sha1 secret\n"
+HR = "node1 192.0.2.100 webapp\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(deadtime_ms=st.integers(1, 200000), keepalive_ms=st.integers(1, 100000),
+       watchdog=st.booleans(), timeout_s=st.one_of(st.none(), st.integers(0, 70000)))
+def test_every_parsed_config_has_a_watchdog_timeout(deadtime_ms, keepalive_ms, watchdog, timeout_s):
+    """The daemon opens the watchdog with cfg.watchdog_timeout_s and has no fallback of its own:
+    every config that parses (the only kind `hanode run` gets: configdir.load raises otherwise)
+    has one of at least 1 s - Heartbeat's deadtime + 10 ms rounded up, unless ha.cf sets it."""
+    ha = ("keepalive %dms\ndeadtime %dms\ninitdead 200\nserial /dev/ttyS0\nnode node1 node2\n"
+          "auto_failback on\n" % (keepalive_ms, deadtime_ms))
+    if watchdog:
+        ha += "watchdog /dev/watchdog\n"
+    if timeout_s is not None:
+        ha += "watchdog_timeout %d\n" % timeout_s
+    try:
+        cfg = parse(ha, AK, HR, me="node1")
+    except ConfigError:
+        return
+    assert isinstance(cfg.watchdog_timeout_s, int) and cfg.watchdog_timeout_s >= 1
+    if timeout_s is None:
+        assert cfg.watchdog_timeout_s == -(-(deadtime_ms + 10) // 1000)
+    else:
+        assert cfg.watchdog_timeout_s == timeout_s
