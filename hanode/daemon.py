@@ -94,7 +94,7 @@ class Daemon:
         log("debug", "status: " + summary)
 
     def on_peer_generation(self, generation: int) -> None:
-        from hanode.state import save_peer_generation
+        from hanode.generation import save_peer_generation
         save_peer_generation(self.state_dir, generation, log)
 
     # ---- control socket
@@ -139,7 +139,7 @@ class Daemon:
         from hanode.core.node import Node
         from hanode.control import ControlServer
         from hanode.notify import SystemdNotifier
-        from hanode.state import StateError, next_generation, peer_generation
+        from hanode.generation import StateError, next_generation, peer_generation
         from hanode.uart import Serial, SerialException
         from hanode.watchdog import HealthGate, Watchdog, WatchdogError
         cfg = self.cfg

@@ -2,7 +2,7 @@
 
 The daemon wires argv -> config -> adapters -> agent; every OS concern lives in an adapter
 module (logs, realtime, resources, watchdog, notify, control, ...). Its behaviour is tested with real processes in
-tests/test_state.py, tests/test_security.py and tests/integration/.
+tests/test_generation.py, tests/test_security.py and tests/integration/.
 """
 from hypothesis import given, settings, strategies as st
 
