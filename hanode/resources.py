@@ -58,6 +58,13 @@ the loop thread while the warm-up holds the import lock would stall the loop.
 ``active_groups`` (groups whose address is on this box at start: left over by
 a crash) answers without netlink for the same reason.
 
+*Probe.* ``probe(key)`` ARP-probes every VIP of the group at once. Someone
+answering means "in use"; so does a probe that could not be done (interface
+down or gone, no CAP_NET_RAW, an address that resolves to no interface):
+"nobody answered" cannot be told from "nobody was asked", and an address taken
+blind has two holders as soon as the LAN is back. The node retries; the runner
+says why once per episode, and once more when probing works again.
+
 *VIP recheck.* ``keep_vips(running)`` starts the runner's own periodic task:
 every ``VIP_RECHECK_S`` it re-adds and re-announces any VIP missing from a
 group that ``running()`` names (an ``ifdown``/``ifup`` or a DHCP client can
@@ -241,6 +248,7 @@ class ResourceRunner:
         self._lingering: Dict[int, "asyncio.Future[None]"] = {}  # pipes still held by scripts' children
         self._warm: Optional["asyncio.Future[None]"] = None
         self._recheck: Optional["asyncio.Task[None]"] = None
+        self._probe_trouble: Dict[str, str] = {}  # group key -> why its last probe could not be done
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -607,8 +615,8 @@ class ResourceRunner:
         """ARP-probe every VIP of the group at once: (in_use, detail) for the core's Probe output.
 
         in_use is True when anyone on the LAN answered for one of the addresses (detail names
-        the address and the MAC). A VIP that cannot be resolved is reported with in_use False:
-        acquiring it would fail anyway, with that same message.
+        the address and the MAC), and when a probe could not be done (see the module docstring):
+        the address is then never taken blind. The reason is logged once per episode.
         """
         await self.ready()
         g = self._group(key)
@@ -626,7 +634,7 @@ class ResourceRunner:
                 try:
                     vips.append(await _off_loop(self._vip(res).resolve))
                 except (VipError, OSError) as e:
-                    problems.append(str(e))
+                    problems.append("cannot probe %s: %s" % (res.ip, e))
         answers = await asyncio.gather(*(arp.probe(v.dev, v.ip, count, interval, wait) for v in vips),
                                        return_exceptions=True)
         in_use = []
@@ -637,12 +645,26 @@ class ResourceRunner:
                 in_use.append("%s is answered by %s on %s" % (v.ip, a, v.dev))
         for text in in_use:   # the node says it once, loudly; every retry would flood the log
             self._log("debug", "ARP probe: %s" % text)
-        for text in problems:
-            self._log("error", "ARP probe: %s" % text)
+        self._note_probe_trouble(g.key, "; ".join(problems))
+        if problems:
+            return True, "; ".join(in_use + problems) + " (counted as in use: the address is not taken blind)"
         if in_use:
             return True, "; ".join(in_use)
-        return False, "; ".join(problems) if problems else "nobody answered for %s" % (
-            " ".join(v.ip for v in vips) or "(no address)")
+        return False, "nobody answered for %s" % (" ".join(v.ip for v in vips) or "(no address)")
+
+    def _note_probe_trouble(self, key: str, why: str) -> None:
+        """Log a probe that could not be done once per episode (and when the reason changes),
+        and once when probing works again: the node retries every few hundred ms."""
+        before = self._probe_trouble.get(key, "")
+        if why and why != before:
+            self._log("error", "ARP probe of resource group %s could not be done: %s; its address counts "
+                      "as in use and is not taken until a probe succeeds (retrying)" % (key, why))
+        elif before and not why:
+            self._log("info", "ARP probe of resource group %s works again" % key)
+        if why:
+            self._probe_trouble[key] = why
+        else:
+            self._probe_trouble.pop(key, None)
 
     async def recheck_vips(self, key: str) -> List[str]:
         """Re-add and re-announce any VIP of a held group that vanished; return the addresses fixed."""

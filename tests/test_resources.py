@@ -617,7 +617,9 @@ def test_probe_group_finds_a_vip_held_elsewhere(tmp_path):
         mac = lan.mac(0)
     assert a == (True, "192.0.2.101 is answered by %s on eth0" % mac)
     assert b == (False, "nobody answered for 192.0.2.102")
-    assert c == (False, "no interface has a subnet containing 198.51.100.5; give one: 198.51.100.5/24/eth0")
+    # a probe that cannot be done is "in use" (issue 13, finding 4): the address is never taken blind
+    assert c == (True, "cannot probe 198.51.100.5: no interface has a subnet containing 198.51.100.5; give one: "
+                       "198.51.100.5/24/eth0 (counted as in use: the address is not taken blind)")
     assert d == (False, "vip_probe off")
 
 
@@ -656,3 +658,51 @@ def test_the_runner_keeps_the_vips_of_running_groups(tmp_path):
     w.messages = out["messages"]
     assert out == dict(out, kept=True, other=False, after_close=False), w.text()
     assert sum("VIP 192.0.2.100 had vanished" in t for _l, t in w.messages) == 1, w.text()
+
+
+@needs_netns
+@pytest.mark.integration
+def test_a_probe_that_cannot_be_done_counts_as_in_use_and_is_said_once(tmp_path):
+    """Issue 13, finding 4: an interface that is down, or deleted, when the probe runs gives an
+    ArpError; the address must count as in use (never taken blind), the reason is logged once per
+    episode, and once more when probing works again."""
+    w = World(tmp_path)
+    on_eth0 = Group("node1", [IpRes("192.0.2.100", 24, "eth0")])
+    on_eth1 = Group("node1", [IpRes("192.0.2.110", 24, "eth1")])
+
+    async def body(ns):
+        r = w.runner(on_eth0, on_eth1)
+        out = {"free": await r.probe(on_eth0.key)}
+        helpers.ns_run(ns, "ip link set eth0 down")
+        out["down"] = [await r.probe(on_eth0.key) for _ in range(3)]
+        helpers.ns_run(ns, "ip link set eth0 up")
+        out["up_again"] = await r.probe(on_eth0.key)
+        out["before_delete"] = await r.probe(on_eth1.key)
+        helpers.ns_run(ns, "ip link del eth1")
+        out["deleted"] = [await r.probe(on_eth1.key) for _ in range(2)]
+        out["messages"] = w.messages
+        await r.close()
+        return out
+
+    with helpers.Lan(2) as lan:
+        # an interface that then vanishes (a veth pair inside the namespace: no dummy module needed)
+        helpers.ns_run(lan.nodes[1], "ip link add eth1 type veth peer name eth1p")
+        helpers.ns_run(lan.nodes[1], "ip link set eth1p up")
+        helpers.ns_run(lan.nodes[1], "ip link set eth1 up")
+        out = lan.call(1, body, lan.nodes[1])
+    w.messages = out["messages"]
+    assert out["free"] == (False, "nobody answered for 192.0.2.100")
+    for in_use, detail in out["down"]:
+        assert in_use, detail
+        assert "cannot probe 192.0.2.100 on eth0: cannot send ARP on eth0: the interface is down" in detail
+        assert detail.endswith("(counted as in use: the address is not taken blind)")
+    assert out["up_again"] == (False, "nobody answered for 192.0.2.100")
+    assert out["before_delete"] == (False, "nobody answered for 192.0.2.110")
+    for in_use, detail in out["deleted"]:
+        assert in_use and "eth1" in detail, detail
+    errors = [t for lvl, t in w.messages if lvl == "error" and "could not be done" in t]
+    # one line for the down episode of eth0, one for eth1 (its own group and reason)
+    assert len(errors) == 2, w.text()
+    assert "ARP probe of resource group IPaddr::192.0.2.100 could not be done: cannot probe 192.0.2.100 on eth0: " \
+           "cannot send ARP on eth0: the interface is down" in errors[0]
+    assert sum("ARP probe of resource group IPaddr::192.0.2.100 works again" in t for _l, t in w.messages) == 1
