@@ -50,14 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging on stderr")
 
 
+class CannotStart(Exception):
+    """An adapter could not be opened; the message says which and why (logged as critical, exit 1)."""
+
+
 class Daemon:
     def __init__(self, cfg: Any, args: argparse.Namespace) -> None:
         self.cfg = cfg
         self.args = args
+        self.realtime = cfg.realtime if args.realtime is None else args.realtime
         self.state_dir = args.state_dir or cfg.state_dir
         self.socket_path = args.socket or cfg.control_socket
         self.serials: List[Any] = []
         self.udp_links: List[Any] = []
+        self.links: List[Any] = []
         self.watchdog: Any = None
         self.gate: Any = None
         self.notifier: Any = None
@@ -136,32 +142,71 @@ class Daemon:
         return [g.key for g in self.agent.node.groups if g.state == RUNNING] if self.agent else []
 
     async def main(self) -> int:
-        from hanode.core.node import Node
+        """Open the adapters, run the agent until it has shut down, close everything; the exit code."""
         from hanode.control import ControlServer
+        from hanode.core.node import Node
+        from hanode.generation import peer_generation
         from hanode.notify import SystemdNotifier
-        from hanode.generation import StateError, next_generation, peer_generation
-        from hanode.uart import Serial, SerialException
-        from hanode.watchdog import HealthGate, Watchdog, WatchdogError
+        from hanode.resources import ResourceRunner
         cfg = self.cfg
         self.notifier = SystemdNotifier(log=log)
         log("info", "**************************")
         log("info", "Configuration validated. Starting hanode %s on %s (peer %s)" % (__version__, cfg.me, cfg.peer))
         try:
+            generation = self._open_adapters()
+        except CannotStart as e:
+            log("critical", str(e))
+            self._close_links()
+            return 1
+        runner = ResourceRunner(cfg, log=log)
+        running = runner.active_groups()
+        node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
+                    links=[link.name for link in self.links])
+        self.agent = Agent(node, self.links, runner, log, hooks=self)
+        control = ControlServer(self.socket_path, self.handle, log)
+        try:
+            await control.start()
+        except OSError as e:
+            log("critical", "control socket %s: %s" % (self.socket_path, e))
+            self._close_links()
+            return 1
+        try:
+            await self._run(runner, running, generation)
+        finally:
+            await control.close()
+            await runner.close()
+            if self.watchdog is not None:
+                self.watchdog.close_clean()
+            self._close_links()
+            if not self.shutdown_requested:   # a signal has said STOPPING=1 already
+                self.notifier.stopping()
+        return 0
+
+    def _open_adapters(self) -> int:
+        """Bump the boot generation, open the serial ports, the watchdog and the UDP links, in that
+        order; return the generation. CannotStart says why not."""
+        from hanode.generation import StateError, next_generation
+        from hanode.uart import Serial, SerialException
+        cfg = self.cfg
+        try:
             generation = next_generation(self.state_dir, log)
         except StateError as e:
-            log("critical", str(e))
-            return 1
+            raise CannotStart(str(e))
         for device in cfg.serial:
             try:
                 self.serials.append(Serial(device, cfg.baud, lock_dir=self.args.lock_dir))
             except (SerialException, OSError, ValueError) as e:
-                log("critical", "cannot open serial port: %s" % e)
-                self._close_serials()
-                return 1
+                raise CannotStart("cannot open serial port: %s" % e)
             log("info", "Starting serial heartbeat on tty %s (%d baud)" % (device, cfg.baud))
-        realtime = cfg.realtime if self.args.realtime is None else self.args.realtime
-        if realtime:
+        if self.realtime:
             go_realtime(cfg.rtprio)
+        self._open_watchdog()
+        self.links = [SerialLink(s) for s in self.serials] + self._open_udp_links()
+        return generation
+
+    def _open_watchdog(self) -> None:
+        from hanode.watchdog import HealthGate, Watchdog, WatchdogError
+        cfg = self.cfg
         self.gate = HealthGate(max_lateness_ms=max(200, cfg.deadtime_ms // 2),
                                max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
         if cfg.watchdog:
@@ -170,53 +215,36 @@ class Daemon:
                 self.watchdog.open()
             except WatchdogError as e:
                 log("error", str(e))
-        from hanode.resources import ResourceRunner
-        runner = ResourceRunner(cfg, log=log)
-        running = runner.active_groups()
-        links: List[Any] = [SerialLink(s) for s in self.serials]
-        if cfg.ucast:
-            from hanode.udp import links_for
-            from hanode.vip import configured_ipv4
-            try:
-                udp_links, notes = links_for(cfg.ucast, cfg.udpport, configured_ipv4())
-            except OSError as e:
-                log("critical", str(e.strerror or e))
-                self._close_serials()
-                return 1
-            for note in notes:
-                log("info", note)
-            for link in udp_links:
-                log("info", "Starting ucast heartbeat on %s to %s:%d" % (link.dev, link.peer, link.port))
-            links += udp_links
-            self.udp_links = udp_links
-        node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
-                    links=[link.name for link in links])
-        self.agent = agent = Agent(node, links, runner, log, hooks=self)
-        control = ControlServer(self.socket_path, self.handle, log)
+
+    def _open_udp_links(self) -> List[Any]:
+        cfg = self.cfg
+        if not cfg.ucast:
+            return []
+        from hanode.udp import links_for
+        from hanode.vip import configured_ipv4
         try:
-            await control.start()
+            self.udp_links, notes = links_for(cfg.ucast, cfg.udpport, configured_ipv4())
         except OSError as e:
-            log("critical", "control socket %s: %s" % (self.socket_path, e))
-            self._close_serials()
-            return 1
+            raise CannotStart(str(e.strerror or e))
+        for note in notes:
+            log("info", note)
+        for link in self.udp_links:
+            log("info", "Starting ucast heartbeat on %s to %s:%d" % (link.dev, link.peer, link.port))
+        return list(self.udp_links)
+
+    async def _run(self, runner: Any, running: List[str], generation: int) -> None:
+        """Signals, background work (warm-up, mlockall, VIP recheck, companions), then the agent."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, lambda: log(
             "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
         runner.start_warm_up()
-        if realtime:
+        if self.realtime:
             loop.run_in_executor(None, lock_memory)
         runner.keep_vips(self.running_groups)
-        respawner = None
-        # a respawn line naming hanode itself is for the init script (S45hanode supervises us);
-        # starting it here would run a second hanode
-        companions = [(user, argv) for user, argv in cfg.respawn
-                      if not argv or os.path.basename(argv[0]) != "hanode"]
-        if companions:
-            from hanode.respawn import Respawner
-            respawner = Respawner(companions, log)
-            respawner.start()
+        respawner = self._start_companions()
+        agent: Any = self.agent
         run = asyncio.create_task(agent.run(running))
         await asyncio.sleep(0)
         self.notifier.ready(agent.summary())
@@ -226,16 +254,20 @@ class Daemon:
         finally:
             if respawner is not None:
                 await respawner.stop()
-            await control.close()
-            await runner.close()
-            if self.watchdog is not None:
-                self.watchdog.close_clean()
-            self._close_serials()
-            if not self.shutdown_requested:   # a signal has said STOPPING=1 already
-                self.notifier.stopping()
-        return 0
 
-    def _close_serials(self) -> None:
+    def _start_companions(self) -> Any:
+        # a respawn line naming hanode itself is for the init script (S45hanode supervises us);
+        # starting it here would run a second hanode
+        companions = [(user, argv) for user, argv in self.cfg.respawn
+                      if not argv or os.path.basename(argv[0]) != "hanode"]
+        if not companions:
+            return None
+        from hanode.respawn import Respawner
+        respawner = Respawner(companions, log)
+        respawner.start()
+        return respawner
+
+    def _close_links(self) -> None:
         for link in self.udp_links:
             link.close()
         self.udp_links = []

@@ -1,12 +1,35 @@
 """hanode/daemon.py: the composition root stays small, and what it relies on from the config holds.
 
 The daemon wires argv -> config -> adapters -> agent; every OS concern lives in an adapter
-module (logs, realtime, resources, watchdog, notify, control, ...). Its behaviour is tested with real processes in
+module (logs, realtime, resources, watchdog, notify, control, generation, ...). The shape test
+below fails when logic creeps back into it. Its behaviour is tested with real processes in
 tests/test_generation.py, tests/test_security.py and tests/integration/.
 """
+import ast
+import os
+
 from hypothesis import given, settings, strategies as st
 
 from hanode.core.config import ConfigError, parse
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DAEMON = os.path.join(REPO, "hanode", "daemon.py")
+MAX_LINES = 300
+MAX_FUNCTION_LINES = 60
+
+
+def test_daemon_is_only_the_composition_root():
+    with open(DAEMON) as f:
+        text = f.read()
+    lines = text.count("\n")
+    assert lines <= MAX_LINES, "hanode/daemon.py has %d lines (at most %d): move logic to an adapter" % (
+        lines, MAX_LINES)
+    long = ["%s (line %d): %d lines" % (node.name, node.lineno, node.end_lineno - node.lineno + 1)
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, "functions over %d lines in hanode/daemon.py: %s" % (MAX_FUNCTION_LINES, ", ".join(long))
+
 
 AK = "auth 1\n1 sha1 secret\n"
 HR = "node1 192.0.2.100 webapp\n"
