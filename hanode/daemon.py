@@ -10,10 +10,11 @@ watchdog, systemd notification and the control socket.  The agent loop then
 runs until SIGTERM/SIGINT, which releases every group (right to left), tells
 the peer, closes the watchdog with the magic character and exits 0.
 
-The watchdog and systemd's WatchdogSec are petted from the agent's tick only
-while ``HealthGate`` says the loop is on time, the core ticked and the UART is
-open: a wedged agent stops petting and the box is reset, which is what makes
-it safe for the peer to take over a hung node's address.
+The watchdog and systemd's WatchdogSec are petted by ``watchdog.Petter``, a
+task of its own, only while ``HealthGate`` says the loop is on time, the core
+ticked (the agent's ticker reports it) and the UART is open: a wedged agent
+stops petting and the box is reset, which is what makes it safe for the peer
+to take over a hung node's address.
 
 Exit codes follow LSB: 0 clean stop, 1 failure, 6 configuration error.
 """
@@ -65,35 +66,16 @@ class Daemon:
         self.udp_links: List[Any] = []
         self.links: List[Any] = []
         self.watchdog: Any = None
-        self.gate: Any = None
+        self.petter: Any = None
         self.notifier: Any = None
         self.agent: Optional[Agent] = None
         self.started = time.monotonic()
-        self.last_pet_ms = 0
-        self.pet_every_ms = max(100, min(1000, cfg.keepalive_ms))
-        self.unhealthy_reported = False
         self.shutdown_requested = 0
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
-        gate = self.gate
-        gate.note_loop(now, lateness)
-        gate.note_tick(now)
-        gate.uart_ok(all(s.is_open for s in self.serials))
-        if now - self.last_pet_ms < self.pet_every_ms:
-            return
-        healthy, why = gate.healthy(now)
-        if not healthy:
-            if not self.unhealthy_reported:
-                log("error", "not petting the watchdog: %s" % why)
-                self.unhealthy_reported = True
-            return
-        self.unhealthy_reported = False
-        self.last_pet_ms = now
-        if self.watchdog is not None and self.watchdog.enabled:
-            self.watchdog.pet()
-        if self.notifier.watchdog_enabled:
-            self.notifier.watchdog()
+        if self.petter is not None:
+            self.petter.core_ticked(now, lateness)
 
     def on_change(self, summary: str) -> None:
         self.notifier.status(summary)
@@ -205,16 +187,19 @@ class Daemon:
         return generation
 
     def _open_watchdog(self) -> None:
-        from hanode.watchdog import HealthGate, Watchdog, WatchdogError
+        from hanode import aio
+        from hanode.watchdog import HealthGate, Petter, Watchdog, WatchdogError
         cfg = self.cfg
-        self.gate = HealthGate(max_lateness_ms=max(200, cfg.deadtime_ms // 2),
-                               max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
         if cfg.watchdog:
             self.watchdog = Watchdog(cfg.watchdog, cfg.watchdog_timeout_s, required=False, log=log)
             try:
                 self.watchdog.open()
             except WatchdogError as e:
                 log("error", str(e))
+        gate = HealthGate(max_lateness_ms=max(200, cfg.deadtime_ms // 2),
+                          max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
+        self.petter = Petter(gate, self.watchdog, self.notifier, every_ms=max(100, min(1000, cfg.keepalive_ms)),
+                             clock=aio.ticks_ms, uart_ok=lambda: all(s.is_open for s in self.serials), log=log)
 
     def _open_udp_links(self) -> List[Any]:
         cfg = self.cfg
@@ -246,12 +231,16 @@ class Daemon:
         respawner = self._start_companions()
         agent: Any = self.agent
         run = asyncio.create_task(agent.run(running))
+        # the ticker's first round comes at once, well before the first pet is due
+        pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
         await asyncio.sleep(0)
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
             await run
         finally:
+            if pets is not None:
+                pets.cancel()
             if respawner is not None:
                 await respawner.stop()
 

@@ -57,3 +57,44 @@ def test_every_parsed_config_has_a_watchdog_timeout(deadtime_ms, keepalive_ms, w
         assert cfg.watchdog_timeout_s == -(-(deadtime_ms + 10) // 1000)
     else:
         assert cfg.watchdog_timeout_s == timeout_s
+
+
+# ------------------------------------------------------------------ the daemon, for real
+def _frozen_run(tmp_path, extra_ha_cf=""):
+    """`hanode run` (node1, no peer), SIGSTOPped for 1 s once READY, then stopped; its log."""
+    import signal
+    import time
+    from tests.test_generation import make_config_dir, run_daemon, stop_daemon
+    master, slave = os.openpty()
+    try:
+        base = str(tmp_path)
+        ha = make_config_dir(base, os.ttyname(slave))
+        with open(os.path.join(ha, "ha.cf"), "a") as f:
+            f.write(extra_ha_cf)
+        proc, text = run_daemon(base, ha)
+        try:
+            assert "READY" in text, text
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(1.0)
+        finally:
+            assert stop_daemon(proc) == 0
+        with open(os.path.join(base, "ha-log")) as f:
+            return f.read()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_no_watchdog_no_complaint_about_not_petting_it(tmp_path):
+    """Issue 13, finding 12: without a watchdog (and without systemd's), a late loop is not an
+    ERROR about a watchdog nobody configured; with one (a regular file standing in), it is."""
+    text = _frozen_run(tmp_path / "none")
+    assert "not petting the watchdog" not in text, text
+    device = tmp_path / "watchdog-stand-in"
+    device.write_bytes(b"")
+    text = _frozen_run(tmp_path / "file", "watchdog %s\n" % device)
+    assert "ERROR: not petting the watchdog: agent loop late by" in text, text
+    assert device.read_bytes().endswith(b"V") and device.read_bytes().count(b"\0") >= 5
