@@ -191,11 +191,11 @@ class Daemon:
         from hanode.watchdog import HealthGate, Petter, Watchdog, WatchdogError
         cfg = self.cfg
         if cfg.watchdog:
-            self.watchdog = Watchdog(cfg.watchdog, cfg.watchdog_timeout_s, required=False, log=log)
+            self.watchdog = Watchdog(cfg.watchdog, cfg.watchdog_timeout_s, required=cfg.watchdog_required, log=log)
             try:
-                self.watchdog.open()
+                self.watchdog.open()   # without watchdog_required: a warning, and no watchdog
             except WatchdogError as e:
-                log("error", str(e))
+                raise CannotStart("%s; watchdog_required is on: not starting without it" % e)
         gate = HealthGate(max_lateness_ms=max(200, cfg.deadtime_ms // 2),
                           max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
         self.petter = Petter(gate, self.watchdog, self.notifier, every_ms=max(100, min(1000, cfg.keepalive_ms)),

@@ -98,3 +98,27 @@ def test_no_watchdog_no_complaint_about_not_petting_it(tmp_path):
     text = _frozen_run(tmp_path / "file", "watchdog %s\n" % device)
     assert "ERROR: not petting the watchdog: agent loop late by" in text, text
     assert device.read_bytes().endswith(b"V") and device.read_bytes().count(b"\0") >= 5
+
+
+def test_watchdog_required_refuses_to_start_without_the_device(tmp_path):
+    """Issue 13, finding 12: a configured watchdog that is missing is a warning (the box runs
+    without a self-fence) unless `watchdog_required on`, which makes it an error: exit 1, why."""
+    from tests.test_generation import make_config_dir, run_daemon, stop_daemon
+    master, slave = os.openpty()
+    try:
+        for required, expect_rc in (("off", 0), ("on", 1)):
+            base = str(tmp_path / required)
+            ha = make_config_dir(base, os.ttyname(slave))
+            with open(os.path.join(ha, "ha.cf"), "a") as f:
+                f.write("watchdog %s/no-such-watchdog\nwatchdog_required %s\n" % (base, required))
+            proc, text = run_daemon(base, ha)
+            if expect_rc == 0:
+                assert "READY" in text and "continuing without a watchdog" in text, text
+                assert stop_daemon(proc) == 0
+            else:
+                assert proc.wait(10) == 1, text
+                assert ("CRITICAL: Cannot open watchdog device: %s/no-such-watchdog: no such device" % base) in text
+                assert "watchdog_required is on: not starting without it" in text and "READY" not in text, text
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -196,6 +196,7 @@ class Config:
         self.garp_count = 5
         self.garp_interval_ms = 200
         self.watchdog_timeout_s = None
+        self.watchdog_required = False  # on: a watchdog that cannot be opened stops the start
         self.state_dir = "/var/lib/hanode"
         self.control_socket = "/run/hanode/control.sock"
         self.resource_dirs = None
@@ -257,6 +258,7 @@ class Config:
             "auto_failback": self.auto_failback,
             "watchdog": self.watchdog,
             "watchdog_timeout_s": self.watchdog_timeout_s,
+            "watchdog_required": self.watchdog_required,
             "logfile": self.logfile,
             "debugfile": self.debugfile,
             "logfacility": self.logfacility,
@@ -479,6 +481,7 @@ _DIRECTIVES = {
     "garp_count": (_INT, "garp_count", (0, 100)),
     "garp_interval": (_TIME, "garp_interval_ms", None),
     "watchdog_timeout": (_INT, "watchdog_timeout_s", (1, 65535)),
+    "watchdog_required": (_BOOL, "watchdog_required", None),
     "state_dir": (_ABSPATH, "state_dir", None),
     "control_socket": (_ABSPATH, "control_socket", None),
     "resource_dir": (_SPECIAL, None, None),
@@ -935,6 +938,9 @@ class _Parser:
                           "resources up to %d s while the peer takes over after %d ms; Heartbeat uses "
                           "%d s" % (c.watchdog_timeout_s, c.deadtime_ms, c.watchdog_timeout_s,
                                     c.deadtime_ms, default_wd))
+        if c.watchdog_required and c.watchdog is None:
+            self.err(self._line_of("watchdog_required"), "watchdog_required on needs a watchdog to require: "
+                                                         "add 'watchdog /dev/watchdog'")
         if c.resource_dirs is None:
             c.resource_dirs = [self._join(c.config_dir, "resource.d"), "/etc/init.d"]
         for attr, name in (("probe_interval_ms", "probe_interval"), ("garp_interval_ms", "garp_interval"),
