@@ -8,6 +8,7 @@ tests/test_generation.py, tests/test_security.py and tests/integration/.
 import ast
 import os
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from hanode.core.config import ConfigError, parse
@@ -122,3 +123,61 @@ def test_watchdog_required_refuses_to_start_without_the_device(tmp_path):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def _cli_as(user, argv):
+    """Run hanode's CLI (hanode.cli.main) in a forked child that became ``user``; (exit code, stderr)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: become the user, run the command, never return into pytest
+        code = 99
+        try:
+            os.dup2(w, 2)
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            import sys
+            from hanode.cli import main
+            sys.stderr = os.fdopen(2, "w", buffering=1)
+            code = main(argv)
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        err = f.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start the daemon and to become another user")
+def test_status_says_the_daemons_refusal_instead_of_a_keyerror():
+    """Issue 13, finding 12: `hanode status` raised KeyError: 'rscstatus' when the daemon answered
+    {"ok": false, ...}. A real daemon refuses a user other than root (SO_PEERCRED) even when its
+    socket was opened up by mistake: the CLI, run as nobody, must say that answer and exit 4."""
+    import pwd
+    import subprocess
+    import sys
+    from tests.test_generation import make_config_dir, run_daemon, stop_daemon
+    import shutil
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    base = tempfile.mkdtemp(prefix="hanode-status-")   # pytest's tmp_path is not traversable by nobody
+    os.chmod(base, 0o711)
+    master, slave = os.openpty()
+    proc = None
+    try:
+        ha = make_config_dir(base, os.ttyname(slave))
+        proc, text = run_daemon(base, ha)
+        assert "READY" in text, text
+        path = os.path.join(base, "control.sock")
+        os.chmod(path, 0o666)
+        rc, err = _cli_as(nobody, ["status", "--socket", path])
+        assert (rc, err) == (4, "hanode status: the daemon answered: permission denied: only root may control hanode\n")
+        mine = subprocess.run([sys.executable, "-m", "hanode", "status", "--socket", path], capture_output=True,
+                              text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
+        assert mine.returncode == 0 and mine.stdout.startswith("node1 (generation "), mine
+    finally:
+        if proc is not None:
+            stop_daemon(proc)
+        os.close(master)
+        os.close(slave)
+        shutil.rmtree(base, ignore_errors=True)
