@@ -2,7 +2,7 @@
 
 The daemon wires argv -> config -> adapters -> agent; every OS concern lives in an adapter
 module (logs, realtime, resources, watchdog, notify, control, generation, ...). The shape test
-below fails when logic creeps back into it. Its behaviour is tested with real processes in
+below fails when logic creeps back into it; the tests at the end run the daemon for real, as do
 tests/test_generation.py, tests/test_security.py and tests/integration/.
 """
 import ast
