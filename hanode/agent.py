@@ -19,7 +19,7 @@ The loop is written for the asyncio subset that CPython and MicroPython share
   ``async probe(key)`` -> ``(in_use, detail)``
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
-  daemon pets the watchdog there, only while the loop is on time) and
+  daemon tells the watchdog's health gate that the core ticked) and
   ``on_change(status)`` when the node's summary changes (systemd STATUS=).
 
 On Linux the daemon (``hanode.daemon``) supplies the links (``hanode.links``:

@@ -23,6 +23,8 @@ from typing import Any, Callable, Dict, Optional
 
 DEFAULT_SOCKET = "/run/hanode/control.sock"
 MAX_REQUEST = 4096
+EXIT_NOT_RUNNING = 3   # LSB status: program is not running
+EXIT_UNKNOWN = 4       # LSB status: program or service status is unknown
 
 
 # ----------------------------------------------------------------- server side
@@ -133,6 +135,11 @@ def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0) -> Dict[
         raise ControlError("garbled answer from hanode on %s" % path)
 
 
+def is_status(answer: Dict[str, Any]) -> bool:
+    """A status answer, rather than the daemon's refusal ({"ok": false, "message": ...})."""
+    return answer.get("ok") is not False and "rscstatus" in answer
+
+
 def _age(ms: Optional[int]) -> str:
     if ms is None:
         return "never"
@@ -198,10 +205,13 @@ def run(args: argparse.Namespace) -> int:   # status
         st = request("status", args.socket)
     except ControlError as e:
         print("hanode status: %s" % e, file=sys.stderr)
-        return 3   # LSB: not running
+        return EXIT_NOT_RUNNING
     if args.json:
         print(json.dumps(st, indent=2, sort_keys=True))
-    else:
+    if not is_status(st):
+        print("hanode status: the daemon answered: %s" % st.get("message", "no status"), file=sys.stderr)
+        return EXIT_UNKNOWN
+    if not args.json:
         print(format_status(st))
     return 0
 
@@ -211,7 +221,7 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
         answer = request(cmd, args.socket)
     except ControlError as e:
         print("hanode %s: %s" % (cmd, e), file=sys.stderr)
-        return 3
+        return EXIT_NOT_RUNNING
     if not answer.get("ok"):
         print("hanode %s: refused: %s" % (cmd, answer.get("message")), file=sys.stderr)
         return 1
@@ -225,6 +235,9 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
             st = request("status", args.socket)
         except ControlError as e:
             print("hanode %s: %s" % (cmd, e), file=sys.stderr)
+            return 1
+        if not is_status(st):
+            print("hanode %s: the daemon answered: %s" % (cmd, st.get("message", "no status")), file=sys.stderr)
             return 1
         target = st["peer"] if cmd == "standby" else st["me"]
         groups = st["groups"]

@@ -23,17 +23,21 @@ sdnotify (0.3.2) maps ``@name`` to ``\\0name`` in its constructor, but that cons
 uses sdnotify to send. Send errors are logged once and never raised: losing the notification
 socket must not take the HA agent down (systemd's watchdog then restarts it, which is right).
 """
+import collections
 import os
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, List, MutableMapping, Optional
+from typing import Any, Callable, Deque, Dict, MutableMapping, Optional
 
 __all__ = ["SystemdNotifier"]
 
 LogFn = Callable[[str, str], None]
 
 _ENV_KEYS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+# The last messages sent, for debugging: a WATCHDOG=1 goes out every pet, so keeping every one
+# would grow without end on a box that runs for years.
+SENT_KEPT = 32
 
 
 def _stderr_log(level: str, text: str) -> None:
@@ -56,7 +60,8 @@ class SystemdNotifier:
         self.socket_path: Optional[str] = env.get("NOTIFY_SOCKET") or None
         self.watchdog_usec: Optional[int] = None
         self.watchdog_interval_s: Optional[float] = None
-        self.sent: List[str] = []     # every message sent, for `hanode status` and debugging
+        self.sent: Deque[str] = collections.deque(maxlen=SENT_KEPT)   # the latest messages sent
+        self.watchdogs_sent = 0
         self._sock: Any = None
         self._failed = False
         self._last_watchdog: Optional[float] = None
@@ -102,6 +107,7 @@ class SystemdNotifier:
         if not self.watchdog_enabled:
             return False
         if self._send("WATCHDOG=1"):
+            self.watchdogs_sent += 1
             self._last_watchdog = time.monotonic() if now_s is None else now_s
             return True
         return False
@@ -172,4 +178,4 @@ class SystemdNotifier:
         """Plain dict for `hanode status --json`."""
         return {"notify_socket": self.socket_path, "enabled": self.enabled,
                 "watchdog_usec": self.watchdog_usec, "watchdog_interval_s": self.watchdog_interval_s,
-                "mainpid": self.mainpid}
+                "mainpid": self.mainpid, "watchdogs_sent": self.watchdogs_sent}

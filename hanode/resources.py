@@ -48,6 +48,27 @@ background until it closes, so the daemon does not die of SIGPIPE).
 One action at a time per group (an ``asyncio.Lock`` per group key); different
 groups may run concurrently. ``log(level, text)`` receives every message
 (levels: debug, info, warning, error, critical), in Heartbeat's vocabulary.
+
+The runner is the agent's only resource adapter: every action takes a group
+*key* (``acquire``, ``release``, ``probe``, ``status``, ``recheck_vips``) and
+looks the group up once, here. Importing pyroute2 costs 100+ ms, so
+``start_warm_up`` does it in a worker thread while the first heartbeats go
+out, and every action first waits for it (``ready``): a netlink call made on
+the loop thread while the warm-up holds the import lock would stall the loop.
+``active_groups`` (groups whose address is on this box at start: left over by
+a crash) answers without netlink for the same reason.
+
+*Probe.* ``probe(key)`` ARP-probes every VIP of the group at once. Someone
+answering means "in use"; so does a probe that could not be done (interface
+down or gone, no CAP_NET_RAW, an address that resolves to no interface):
+"nobody answered" cannot be told from "nobody was asked", and an address taken
+blind has two holders as soon as the LAN is back. The node retries; the runner
+says why once per episode, and once more when probing works again.
+
+*VIP recheck.* ``keep_vips(running)`` starts the runner's own periodic task:
+every ``VIP_RECHECK_S`` it re-adds and re-announces any VIP missing from a
+group that ``running()`` names (an ``ifdown``/``ifup`` or a DHCP client can
+remove addresses it did not add). ``close`` stops it.
 """
 import asyncio
 import fnmatch
@@ -56,11 +77,12 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 LogFn = Callable[[str, str], None]
 
 DEFAULT_TIMEOUT_MS = 30000
+VIP_RECHECK_S = 5.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Handed down by systemd to the agent; a script must not talk to systemd in the agent's name.
 _PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
@@ -187,12 +209,19 @@ async def _off_loop(fn: Callable[[], Any]) -> Any:
     return await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
+def _import_netlink() -> None:
+    """Import what the first acquire needs (pyroute2 costs 100+ ms), off the loop."""
+    import pyroute2  # noqa: F401
+    import hanode.arp  # noqa: F401
+
+
 class ResourceRunner:
     """Starts, stops and checks the resource groups of a Config (see the module docstring)."""
 
     def __init__(self, config: Any, log: Optional[LogFn] = None, env: Optional[Dict[str, str]] = None, *,
                  stop_retries: int = 3, stop_retry_interval_ms: int = 1000, max_output_lines: int = 200,
-                 max_line_chars: int = 1000, kill_grace_ms: int = 1000, drain_ms: int = 200):
+                 max_line_chars: int = 1000, kill_grace_ms: int = 1000, drain_ms: int = 200,
+                 recheck_s: float = VIP_RECHECK_S):
         self.config = config
         self.log = log or _stderr_log
         self.stop_retries = stop_retries
@@ -201,6 +230,7 @@ class ResourceRunner:
         self.max_line_chars = max_line_chars
         self.kill_grace_ms = kill_grace_ms
         self.drain_ms = drain_ms
+        self.recheck_s = recheck_s
         self.config_dir = getattr(config, "config_dir", None) or "/etc/ha.d"
         dirs = getattr(config, "resource_dirs", None)
         self.resource_dirs: List[str] = list(dirs) if dirs else [os.path.join(self.config_dir, "resource.d"),
@@ -210,11 +240,15 @@ class ResourceRunner:
         self.garp_interval_ms = int(getattr(config, "garp_interval_ms", 200))
         self.me = getattr(config, "me", None) or socket.gethostname().lower()
         self.env = self._base_env(env)
+        self._groups: Dict[str, Any] = {g.key: g for g in getattr(config, "groups", [])}
         self._locks: Dict[str, asyncio.Lock] = {}
         self._held: set = set()
         self._vips: Dict[str, Any] = {}
         self._garp: Dict[str, "asyncio.Task[Any]"] = {}
         self._lingering: Dict[int, "asyncio.Future[None]"] = {}  # pipes still held by scripts' children
+        self._warm: Optional["asyncio.Future[None]"] = None
+        self._recheck: Optional["asyncio.Task[None]"] = None
+        self._probe_trouble: Dict[str, str] = {}  # group key -> why its last probe could not be done
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -250,13 +284,11 @@ class ResourceRunner:
             env.update(extra)
         return env
 
-    def _group(self, group: Any) -> Any:
-        if hasattr(group, "resources"):
-            return group
-        for g in getattr(self.config, "groups", []):
-            if g.key == group:
-                return g
-        raise KeyError("no resource group %r in haresources" % (group,))
+    def _group(self, key: str) -> Any:
+        g = self._groups.get(key)
+        if g is None:
+            raise KeyError("no resource group %r in haresources" % (key,))
+        return g
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -277,8 +309,26 @@ class ResourceRunner:
                 return path
         return None
 
-    def holds(self, group: Any) -> bool:
-        return self._group(group).key in self._held
+    def holds(self, key: str) -> bool:
+        return self._group(key).key in self._held
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def start_warm_up(self) -> None:
+        """Import pyroute2 and the ARP module in a worker thread (see the module docstring)."""
+        self._warm = asyncio.get_running_loop().run_in_executor(None, _import_netlink)
+
+    async def ready(self) -> None:
+        """Wait for the warm-up, if one was started (shielded: a cancelled action must not cancel it)."""
+        if self._warm is not None:
+            await asyncio.shield(self._warm)
+
+    def active_groups(self) -> List[str]:
+        """Keys of the groups whose address is configured on this box right now (left over by a
+        crash). Asked without netlink, so that the first heartbeat need not wait for pyroute2."""
+        from hanode.vip import configured_ipv4
+        here = set(configured_ipv4())
+        return [key for key, g in self._groups.items() if any(r.is_ip and r.ip in here for r in g.resources)]
 
     # -- running scripts ----------------------------------------------------------------------
 
@@ -501,9 +551,10 @@ class ResourceRunner:
 
     # -- groups -------------------------------------------------------------------------------
 
-    async def acquire(self, group: Any) -> Tuple[bool, str]:
+    async def acquire(self, key: str) -> Tuple[bool, str]:
         """Start the group left to right; on a failure stop what was started and return (False, why)."""
-        g = self._group(group)
+        await self.ready()
+        g = self._group(key)
         async with self._lock(g.key):
             self._log("info", "Acquiring resource group: %s" % self._describe(g))
             notes = []
@@ -522,9 +573,10 @@ class ResourceRunner:
             self._log("info", "Resource group %s acquired" % g.key)
             return True, ", ".join(notes)
 
-    async def release(self, group: Any) -> Tuple[bool, str]:
+    async def release(self, key: str) -> Tuple[bool, str]:
         """Stop the group right to left; (False, why) if something may still be running."""
-        g = self._group(group)
+        await self.ready()
+        g = self._group(key)
         async with self._lock(g.key):
             self._log("info", "Releasing resource group: %s" % self._describe(g))
             failures = []
@@ -538,9 +590,10 @@ class ResourceRunner:
             self._log("info", "Resource group %s released" % g.key)
             return True, "released"
 
-    async def status(self, group: Any) -> Dict[str, Any]:
+    async def status(self, key: str) -> Dict[str, Any]:
         """Each resource's state: {"group", "held", "state": all|some|none, "resources": [...]}."""
-        g = self._group(group)
+        await self.ready()
+        g = self._group(key)
         items = []
         from hanode.vip import VipError
         for res in g.resources:
@@ -558,14 +611,15 @@ class ResourceRunner:
         return {"group": g.key, "preferred": g.preferred, "held": g.key in self._held, "state": state,
                 "resources": items}
 
-    async def probe(self, group: Any) -> Tuple[bool, str]:
+    async def probe(self, key: str) -> Tuple[bool, str]:
         """ARP-probe every VIP of the group at once: (in_use, detail) for the core's Probe output.
 
         in_use is True when anyone on the LAN answered for one of the addresses (detail names
-        the address and the MAC). A VIP that cannot be resolved is reported with in_use False:
-        acquiring it would fail anyway, with that same message.
+        the address and the MAC), and when a probe could not be done (see the module docstring):
+        the address is then never taken blind. The reason is logged once per episode.
         """
-        g = self._group(group)
+        await self.ready()
+        g = self._group(key)
         if getattr(self.config, "vip_probe", True) is False:
             return False, "vip_probe off"
         from hanode import arp
@@ -580,7 +634,7 @@ class ResourceRunner:
                 try:
                     vips.append(await _off_loop(self._vip(res).resolve))
                 except (VipError, OSError) as e:
-                    problems.append(str(e))
+                    problems.append("cannot probe %s: %s" % (res.ip, e))
         answers = await asyncio.gather(*(arp.probe(v.dev, v.ip, count, interval, wait) for v in vips),
                                        return_exceptions=True)
         in_use = []
@@ -591,16 +645,31 @@ class ResourceRunner:
                 in_use.append("%s is answered by %s on %s" % (v.ip, a, v.dev))
         for text in in_use:   # the node says it once, loudly; every retry would flood the log
             self._log("debug", "ARP probe: %s" % text)
-        for text in problems:
-            self._log("error", "ARP probe: %s" % text)
+        self._note_probe_trouble(g.key, "; ".join(problems))
+        if problems:
+            return True, "; ".join(in_use + problems) + " (counted as in use: the address is not taken blind)"
         if in_use:
             return True, "; ".join(in_use)
-        return False, "; ".join(problems) if problems else "nobody answered for %s" % (
-            " ".join(v.ip for v in vips) or "(no address)")
+        return False, "nobody answered for %s" % (" ".join(v.ip for v in vips) or "(no address)")
 
-    async def recheck_vips(self, group: Any) -> List[str]:
+    def _note_probe_trouble(self, key: str, why: str) -> None:
+        """Log a probe that could not be done once per episode (and when the reason changes),
+        and once when probing works again: the node retries every few hundred ms."""
+        before = self._probe_trouble.get(key, "")
+        if why and why != before:
+            self._log("error", "ARP probe of resource group %s could not be done: %s; its address counts "
+                      "as in use and is not taken until a probe succeeds (retrying)" % (key, why))
+        elif before and not why:
+            self._log("info", "ARP probe of resource group %s works again" % key)
+        if why:
+            self._probe_trouble[key] = why
+        else:
+            self._probe_trouble.pop(key, None)
+
+    async def recheck_vips(self, key: str) -> List[str]:
         """Re-add and re-announce any VIP of a held group that vanished; return the addresses fixed."""
-        g = self._group(group)
+        await self.ready()
+        g = self._group(key)
         lock = self._lock(g.key)
         if g.key not in self._held or lock.locked():
             return []  # not ours, or an acquire/release is changing it right now
@@ -623,9 +692,31 @@ class ResourceRunner:
                 fixed.append(vip.ip)
         return fixed
 
+    def keep_vips(self, running: Callable[[], Iterable[str]]) -> None:
+        """Start the periodic VIP recheck of the groups ``running()`` names (see the module docstring)."""
+        self._recheck = asyncio.ensure_future(self._recheck_every(running))
+
+    async def _recheck_every(self, running: Callable[[], Iterable[str]]) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_s)
+            for key in running():
+                try:
+                    await self.recheck_vips(key)
+                except Exception as e:   # never let a recheck end the task
+                    self._log("error", "VIP recheck of %s failed: %r" % (key, e))
+
     async def close(self) -> None:
-        """Cancel pending announcements and stop reading leftover pipes (the agent calls this at shutdown)."""
+        """Stop the VIP recheck, cancel pending announcements, stop reading leftover pipes and
+        close the ARP sockets (the daemon calls this at shutdown)."""
         loop = asyncio.get_running_loop()
+        if self._recheck is not None:
+            self._recheck.cancel()
+            await asyncio.gather(self._recheck, return_exceptions=True)
+            self._recheck = None
+        try:
+            await self.ready()
+        except Exception as e:
+            self._log("error", "importing pyroute2 failed: %r (run tools/setup)" % (e,))
         for fd, eof in list(self._lingering.items()):
             loop.remove_reader(fd)
             os.close(fd)
@@ -637,3 +728,5 @@ class ResourceRunner:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._garp.clear()
+        from hanode import arp
+        arp.close_sockets()

@@ -9,12 +9,15 @@ headless box needs: a program that keeps dying is restarted with a growing
 pause (1 s doubling to 60 s, reset after a minute of good running) instead of
 in a tight loop, and every start and exit is logged with the status.  On
 shutdown the children get SIGTERM (then SIGKILL after a grace period), by PID.
+A child runs with the user's identity as a login gives it - uid, primary
+group and supplementary groups (what initgroups(3) sets) - never with any of
+hanode's own root groups.
 """
 import asyncio
 import os
 import pwd
 import signal
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 NO_RESTART = 100
 MIN_PAUSE_S = 1.0
@@ -41,24 +44,30 @@ class Respawner:
         pause = MIN_PAUSE_S
         what = " ".join(argv)
         try:
-            uid = pwd.getpwnam(user).pw_uid
+            entry = pwd.getpwnam(user)
         except KeyError:
             self.log("error", "respawn %s %s: no such user [%s]; not started" % (user, what, user))
             return
+        uid, gid = entry.pw_uid, entry.pw_gid
+        become: Dict[str, Any] = {}
+        if uid != os.getuid():
+            # what initgroups(3) + setgid + setuid do at login, in that order, in the child
+            become = {"user": uid, "group": gid, "extra_groups": os.getgrouplist(user, gid)}
+        else:
+            gid = os.getgid()
         while not self.stopping:
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *argv, user=uid if uid != os.getuid() else None, env=self.env,
-                    stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+                    *argv, env=self.env, stdin=asyncio.subprocess.DEVNULL, start_new_session=True, **become)
             except OSError as e:
                 self.log("error", "respawn %s: cannot start: %s" % (what, e))
                 rc: Optional[int] = None
             else:
                 self.starts += 1
                 self.procs.append(proc)
-                self.log("info", "Starting child client \"%s\" (%d,%d) pid %d" % (what, uid, os.getgid(), proc.pid))
+                self.log("info", "Starting child client \"%s\" (%d,%d) pid %d" % (what, uid, gid, proc.pid))
                 rc = await proc.wait()
                 self.procs.remove(proc)
                 if self.stopping:

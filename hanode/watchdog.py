@@ -29,7 +29,15 @@ writing. A missing or busy device is a warning and a disabled watchdog, or - wit
 ``HealthGate`` is the rule for *when* to pet: only while the agent's loop runs on time, the core's
 ``tick()`` keeps running and the UART is open. A loop that is alive but whose core is wedged, or
 that lost its serial line, must not keep the box from being fenced.
+
+``Petter`` applies the rule. It pets from an asyncio task of its own, so the two facts the gate
+weighs come from two places: the task's own wake-ups say whether the *loop* runs on time (a loop
+that was blocked or starved wakes it late), and the agent's ticker reports each return from the
+core's ``tick()`` through ``core_ticked``. A ticker that died or hangs leaves the tick stale while
+the loop is fine, and the pets stop. With nothing to pet (no device, or it failed, and no systemd
+WatchdogSec) it says nothing: "not petting" is news only where a fence depends on it.
 """
+import asyncio
 import errno
 import fcntl
 import os
@@ -37,10 +45,10 @@ import platform
 import stat
 import struct
 import sys
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 __all__ = [
-    "Watchdog", "WatchdogError", "HealthGate",
+    "Watchdog", "WatchdogError", "HealthGate", "Petter",
     "WDIOC_GETSUPPORT", "WDIOC_GETSTATUS", "WDIOC_GETBOOTSTATUS", "WDIOC_SETOPTIONS",
     "WDIOC_KEEPALIVE", "WDIOC_SETTIMEOUT", "WDIOC_GETTIMEOUT", "WDIOC_GETTIMELEFT",
     "WDIOF_SETTIMEOUT", "WDIOF_MAGICCLOSE", "WDIOF_KEEPALIVEPING",
@@ -313,8 +321,9 @@ class Watchdog:
 class HealthGate:
     """Decides whether the agent may pet the watchdog now.
 
-    The agent reports three facts: each loop iteration and how late it woke (``note_loop``), each
-    call of the core's ``tick()`` (``note_tick``), and whether the UART is open (``uart_ok``).
+    Three facts are reported: each loop iteration and how late it woke (``note_loop``, from the
+    petting task), each return from the core's ``tick()`` (``note_tick``, from the agent's ticker),
+    and whether the UART is open (``uart_ok``).
     ``healthy(now_ms)`` is True only if the last iteration was at most ``max_lateness_ms`` late and
     both the loop and the tick ran within the last ``max_age_ms``. Times are monotonic ms from the
     agent's clock (the gate reads no clock itself, so it is tested with plain numbers).
@@ -360,3 +369,69 @@ class HealthGate:
         if self.need_uart and not self._uart:
             return False, "UART not open"
         return True, "ok"
+
+
+class Petter:
+    """Pets the hardware watchdog and systemd's WatchdogSec every ``every_ms`` from a task of its
+    own, while ``gate`` says healthy (see the module docstring).
+
+    ``clock`` is the agent's monotonic millisecond clock; ``uart_ok()`` says whether every serial
+    port is open; ``notifier`` is a ``hanode.notify.SystemdNotifier`` (or None).
+    """
+
+    def __init__(self, gate: HealthGate, watchdog: Optional[Watchdog], notifier: Any, every_ms: int,
+                 clock: Callable[[], int], uart_ok: Callable[[], bool], log: Optional[LogFn] = None) -> None:
+        self.gate = gate
+        self.watchdog = watchdog
+        self.notifier = notifier
+        self.every_ms = every_ms
+        self.clock = clock
+        self.uart_ok = uart_ok
+        self.log = log or _stderr_log
+        self.refused_since: Optional[int] = None   # start of the current run of refused pets
+        self.refusals = 0
+
+    def targets(self) -> List[str]:
+        """What there is to pet now: the device while it is open, systemd's watchdog while armed."""
+        out = []
+        if self.watchdog is not None and self.watchdog.enabled:
+            out.append(self.watchdog.path)
+        if self.notifier is not None and self.notifier.watchdog_enabled:
+            out.append("systemd WatchdogSec")
+        return out
+
+    def core_ticked(self, now_ms: int, lateness_ms: int = 0) -> None:
+        """The agent's ``on_tick`` hook: the core's ``tick()`` has just returned."""
+        self.gate.note_tick(now_ms)
+
+    def pet_now(self, now_ms: int, lateness_ms: int) -> bool:
+        """One round: note the loop's wake-up, then pet every target if the gate says healthy."""
+        gate = self.gate
+        gate.note_loop(now_ms, lateness_ms)
+        gate.uart_ok(self.uart_ok())
+        targets = self.targets()
+        if not targets:
+            self.refused_since = None
+            return False
+        healthy, why = gate.healthy(now_ms)
+        if not healthy:
+            self.refusals += 1
+            if self.refused_since is None:
+                self.refused_since = now_ms
+                self.log("error", "not petting the watchdog: %s (%s)" % (why, ", ".join(targets)))
+            return False
+        self.refused_since = None
+        if self.watchdog is not None and self.watchdog.enabled:
+            self.watchdog.pet()
+        if self.notifier is not None and self.notifier.watchdog_enabled:
+            self.notifier.watchdog()
+        return True
+
+    async def run(self) -> None:
+        """Pet every ``every_ms`` until cancelled."""
+        expected = self.clock() + self.every_ms
+        while True:
+            await asyncio.sleep(max(0, expected - self.clock()) / 1000.0)
+            now = self.clock()
+            self.pet_now(now, max(0, now - expected))
+            expected = now + self.every_ms

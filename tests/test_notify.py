@@ -196,3 +196,33 @@ def test_environment_is_cleared_only_when_asked():
     assert "NOTIFY_SOCKET" in env
     SystemdNotifier(environ=env)
     assert env == {"PATH": "/bin"}
+
+
+def test_sent_is_bounded_however_long_the_agent_pets(tmp_path):
+    """Issue 13, finding 12: every WATCHDOG=1 was appended to `sent`, forever (a pet a second is
+    31 million entries a year). It keeps the latest SENT_KEPT messages; pets are counted."""
+    import tracemalloc
+    from hanode.notify import SENT_KEPT
+    path = str(tmp_path / "notify.sock")
+    fake = FakeSystemd(path)
+    try:
+        n = SystemdNotifier(environ={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"})
+        assert n.ready("up")
+        for _ in range(1000):
+            assert n.watchdog()
+            fake.drain()
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for _ in range(20000):
+            n.watchdog()
+            fake.drain()
+        grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename")
+                    if s.traceback[0].filename.endswith("notify.py"))
+        tracemalloc.stop()
+        assert n.status("still here")
+        assert len(n.sent) == SENT_KEPT and n.sent[-1] == "STATUS=still here" and n.sent[-2] == "WATCHDOG=1"
+        assert n.watchdogs_sent == 21000 and n.info()["watchdogs_sent"] == 21000
+        assert grown < 10000, grown   # bytes kept by notify.py after 20 000 more pets
+    finally:
+        fake.close()
+        n.close()

@@ -141,7 +141,7 @@ def test_start_left_to_right_stop_right_to_left(tmp_path):
     assert "info: Acquiring resource group: node1 a b::x::y c" in w.text()
     assert "info: Running %s x y start" % os.path.join(w.rd, "b") in w.text()
 
-    ok, detail = run(r.release(g))
+    ok, detail = run(r.release(g.key))
     assert ok, detail
     stops = [c for c in w.calls() if c.endswith(" stop")]
     assert stops == ["c stop", "b x y stop", "a stop"]
@@ -158,7 +158,7 @@ def test_failed_start_rolls_back_what_started(tmp_path):
     g = Group("node1", [Res("a"), Res("b"), Res("c")])
     r = w.runner(g)
 
-    ok, detail = run(r.acquire(g))
+    ok, detail = run(r.acquire(g.key))
     assert not ok
     assert detail.startswith("b: Return code 1 from ")
     assert [c for c in w.calls() if not c.endswith("status")] == ["a start", "b start", "b stop", "a stop"]
@@ -166,7 +166,7 @@ def test_failed_start_rolls_back_what_started(tmp_path):
     assert "c start" not in w.calls() and "c stop" not in w.calls()
     assert "critical: Giving up resources due to failure of b" in w.text()
     assert "b (stderr): b: cannot bind port" in w.text()  # the script's own words reach the log
-    assert not r.holds(g)
+    assert not r.holds(g.key)
 
 
 def test_missing_script_is_reported_and_rolls_back(tmp_path):
@@ -174,7 +174,7 @@ def test_missing_script_is_reported_and_rolls_back(tmp_path):
     write_script(w.rd, "a")
     g = Group("node1", [Res("a"), Res("nosuchd")])
     r = w.runner(g)
-    ok, detail = run(r.acquire(g))
+    ok, detail = run(r.acquire(g.key))
     assert not ok
     assert detail == "nosuchd: Cannot locate resource script nosuchd"
     assert "error: Cannot locate resource script nosuchd" in w.text()
@@ -186,7 +186,7 @@ def test_status_running_skips_start(tmp_path):
     write_script(w.rd, "a")
     open(os.path.join(w.state, "a"), "w").close()  # already running
     g = Group("node1", [Res("a")])
-    ok, detail = run(w.runner(g).acquire(g))
+    ok, detail = run(w.runner(g).acquire(g.key))
     assert ok and "already running" in detail
     assert w.calls() == ["a status"]
 
@@ -214,13 +214,13 @@ def test_status_from_real_scripts(tmp_path, rc, text, running):
     w = World(tmp_path)
     write_script(w.rd, "s", status='echo "%s"; exit %d' % (text, rc))
     g = Group("node1", [Res("s")])
-    st = run(w.runner(g).status(g))
+    st = run(w.runner(g).status(g.key))
     assert st["resources"][0]["running"] is running
     assert st["state"] == ("all" if running else "none")
     # acquire starts it exactly when status says it is not running
     w2 = World(tmp_path / "again")
     write_script(w2.rd, "s", status='echo "%s"; exit %d' % (text, rc))
-    ok, _ = run(w2.runner(g).acquire(g))
+    ok, _ = run(w2.runner(g).acquire(g.key))
     assert ok
     assert ("s start" in w2.calls()) is (not running)
 
@@ -231,7 +231,7 @@ def test_status_reports_some(tmp_path):
     write_script(w.rd, "b")
     open(os.path.join(w.state, "b"), "w").close()
     g = Group("node1", [Res("a"), Res("b"), Res("missing")])
-    st = run(w.runner(g).status(g))
+    st = run(w.runner(g).status(g.key))
     assert [x["running"] for x in st["resources"]] == [False, True, None]
     assert st["state"] == "some"
     assert st["resources"][2]["detail"] == "Cannot locate resource script missing"
@@ -255,7 +255,7 @@ def test_resource_dirs_search_order(tmp_path):
     assert r.locate("nowhere") is None
     assert r.locate("../init.d/both") is None
     g = Group("node1", [Res("only_initd")])
-    ok, _ = run(w.runner(g).acquire(g))
+    ok, _ = run(w.runner(g).acquire(g.key))
     assert ok
     assert "info: Running %s start" % os.path.join(w.initd, "only_initd") in w.text()
 
@@ -277,7 +277,7 @@ def test_heartbeat_environment(tmp_path, monkeypatch):
     out = os.path.join(w.root, "env")
     write_script(w.rd, "envdump", start='env | grep -E "^(HA_|NOTIFY_SOCKET|PATH=)" | sort > "%s"; exit 0' % out)
     g = Group("node1", [Res("envdump")])
-    ok, _ = run(w.runner(g).acquire(g))
+    ok, _ = run(w.runner(g).acquire(g.key))
     assert ok
     env = dict(line.split("=", 1) for line in open(out).read().splitlines())
     assert env["HA_CURHOST"] == "node1"
@@ -298,8 +298,8 @@ def test_stop_is_retried_then_succeeds(tmp_path):
         'if [ $n -lt 3 ]; then exit 1; fi; rm -f "$flag"; exit 0') % (counter, counter))
     g = Group("node1", [Res("flaky")])
     r = w.runner(g)
-    assert run(r.acquire(g))[0]
-    ok, detail = run(r.release(g))
+    assert run(r.acquire(g.key))[0]
+    ok, detail = run(r.release(g.key))
     assert ok, detail
     assert w.text().count("info: Retrying failed stop operation [flaky]") == 2
     assert [c for c in w.calls() if c.endswith("stop")] == ["flaky stop"] * 3
@@ -311,8 +311,8 @@ def test_stop_failing_while_running_is_reported(tmp_path):
     write_script(w.rd, "stuck", stop="exit 1")
     g = Group("node1", [Res("a"), Res("stuck")])
     r = w.runner(g)
-    assert run(r.acquire(g))[0]
-    ok, detail = run(r.release(g))
+    assert run(r.acquire(g.key))[0]
+    ok, detail = run(r.release(g.key))
     assert not ok
     assert "stuck" in detail and "it may still be running" in detail and "3 attempts" in detail
     assert not w.running("a")  # the rest of the group was still stopped
@@ -324,8 +324,8 @@ def test_stop_failing_but_stopped_is_not_lsb_but_ok(tmp_path):
     write_script(w.rd, "sloppy", stop='rm -f "$flag"; exit 1')
     g = Group("node1", [Res("sloppy")])
     r = w.runner(g)
-    assert run(r.acquire(g))[0]
-    ok, detail = run(r.release(g))
+    assert run(r.acquire(g.key))[0]
+    ok, detail = run(r.release(g.key))
     assert ok, detail
     assert "Resource script for sloppy probably not LSB-compliant." in w.text()
     assert "it (sloppy) MUST succeed on a stop when already stopped" in w.text()
@@ -338,9 +338,9 @@ def test_hanging_stop_is_killed_with_its_process_group(tmp_path):
     write_script(w.rd, "hang", stop="trap '' TERM; sleep 60 & echo $! > \"%s\"; wait; exit 0" % child_pid_file)
     g = Group("node1", [Res("hang")])
     r = w.runner(g)
-    assert run(r.acquire(g))[0]
+    assert run(r.acquire(g.key))[0]
     t0 = time.monotonic()
-    ok, detail = run(r.release(g))
+    ok, detail = run(r.release(g.key))
     elapsed = time.monotonic() - t0
     try:
         assert not ok
@@ -366,7 +366,7 @@ def test_hanging_start_times_out_and_rolls_back(tmp_path):
     write_script(w.rd, "slow", start="sleep 60")
     g = Group("node1", [Res("slow")])
     t0 = time.monotonic()
-    ok, detail = run(w.runner(g).acquire(g))
+    ok, detail = run(w.runner(g).acquire(g.key))
     assert not ok and "timed out after 0.3 s" in detail
     assert time.monotonic() - t0 < 2.0
     assert "slow stop" in w.calls()
@@ -384,7 +384,7 @@ def test_daemon_holding_the_pipe_does_not_block(tmp_path):
 
     async def scenario():
         t0 = time.monotonic()
-        ok, _ = await r.acquire(g)
+        ok, _ = await r.acquire(g.key)
         took = time.monotonic() - t0
         await asyncio.sleep(0.8)
         pid = int(open(pid_file).read())
@@ -433,7 +433,7 @@ def test_ten_megabytes_of_output(tmp_path, producer):
         t = asyncio.ensure_future(ticker())
         tracemalloc.start()
         try:
-            res = await r.acquire(g)
+            res = await r.acquire(g.key)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -459,9 +459,9 @@ def test_one_action_at_a_time_per_group(tmp_path):
     r = w.runner(g)
 
     async def both():
-        a = asyncio.ensure_future(r.acquire(g))
+        a = asyncio.ensure_future(r.acquire(g.key))
         await asyncio.sleep(0.05)  # the release is requested while the start runs
-        b = asyncio.ensure_future(r.release(g))
+        b = asyncio.ensure_future(r.release(g.key))
         return await a, await b
     (ok1, _), (ok2, _) = run(both())
     assert ok1 and ok2
@@ -477,7 +477,7 @@ def test_groups_run_concurrently(tmp_path):
     r = w.runner(g1, g2)
 
     async def both():
-        return await asyncio.gather(r.acquire(g1), r.acquire(g2))
+        return await asyncio.gather(r.acquire(g1.key), r.acquire(g2.key))
     t0 = time.monotonic()
     results = run(both())
     assert all(ok for ok, _ in results)
@@ -494,7 +494,7 @@ def test_cannot_exec_is_reported(tmp_path):
     w = World(tmp_path)
     write_script(w.rd, "badshebang", body="#!/nonexistent/interpreter\n")
     g = Group("node1", [Res("badshebang")])
-    ok, detail = run(w.runner(g).acquire(g))
+    ok, detail = run(w.runner(g).acquire(g.key))
     assert not ok and "cannot run" in detail and "badshebang" in detail
 
 
@@ -516,14 +516,14 @@ def test_group_with_vip_in_a_namespace(tmp_path):
         out = {}
         out["acquire"] = await r.acquire(g.key)
         out["present"] = Vip("192.0.2.100").present()
-        out["status"] = await r.status(g)
+        out["status"] = await r.status(g.key)
         Vip("192.0.2.100").remove()   # an interface restart loses the address
-        out["recheck"] = await r.recheck_vips(g)
+        out["recheck"] = await r.recheck_vips(g.key)
         out["present_after_recheck"] = Vip("192.0.2.100").present()
-        out["recheck_again"] = await r.recheck_vips(g)
-        out["release"] = await r.release(g)
+        out["recheck_again"] = await r.recheck_vips(g.key)
+        out["release"] = await r.release(g.key)
         out["present_after_release"] = Vip("192.0.2.100").present()
-        out["recheck_not_held"] = await r.recheck_vips(g)
+        out["recheck_not_held"] = await r.recheck_vips(g.key)
         await r.close()
         out["messages"] = w.messages  # collected in the child: bring them back
         return out
@@ -557,7 +557,7 @@ def test_vip_without_matching_subnet_fails_the_group(tmp_path):
     g = Group("node1", [Res("httpd"), IpRes("198.51.100.9")])
 
     async def body():
-        return await w.runner(g).acquire(g)
+        return await w.runner(g).acquire(g.key)
 
     with helpers.Lan(1) as lan:
         ok, detail = lan.call(0, body)
@@ -606,9 +606,9 @@ def test_probe_group_finds_a_vip_held_elsewhere(tmp_path):
 
     async def body():
         r = w.runner(held, free, unresolvable)
-        out = [await r.probe(held.key), await r.probe(free), await r.probe(unresolvable)]
+        out = [await r.probe(held.key), await r.probe(free.key), await r.probe(unresolvable.key)]
         r.config.vip_probe = False
-        out.append(await r.probe(held))
+        out.append(await r.probe(held.key))
         return out
 
     with helpers.Lan(2) as lan:
@@ -617,5 +617,92 @@ def test_probe_group_finds_a_vip_held_elsewhere(tmp_path):
         mac = lan.mac(0)
     assert a == (True, "192.0.2.101 is answered by %s on eth0" % mac)
     assert b == (False, "nobody answered for 192.0.2.102")
-    assert c == (False, "no interface has a subnet containing 198.51.100.5; give one: 198.51.100.5/24/eth0")
+    # a probe that cannot be done is "in use" (issue 13, finding 4): the address is never taken blind
+    assert c == (True, "cannot probe 198.51.100.5: no interface has a subnet containing 198.51.100.5; give one: "
+                       "198.51.100.5/24/eth0 (counted as in use: the address is not taken blind)")
     assert d == (False, "vip_probe off")
+
+
+
+@needs_netns
+@pytest.mark.integration
+def test_the_runner_keeps_the_vips_of_running_groups(tmp_path):
+    """keep_vips: the runner's own periodic task re-adds a VIP that vanished from a group the node
+    says is running, and leaves alone the groups it does not name."""
+    w = World(tmp_path, recheck_s=0.05)
+    kept = Group("node1", [IpRes("192.0.2.100", 24, "eth0")])
+    other = Group("node1", [IpRes("192.0.2.101", 24, "eth0")])
+
+    async def body():
+        from hanode.vip import Vip
+        r = w.runner(kept, other)
+        assert (await r.acquire(kept.key))[0] and (await r.acquire(other.key))[0]
+        r.keep_vips(lambda: [kept.key])
+        Vip("192.0.2.100").remove()
+        Vip("192.0.2.101").remove()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if Vip("192.0.2.100").present():
+                break
+        await asyncio.sleep(0.2)   # several more rounds
+        out = {"kept": Vip("192.0.2.100").present(), "other": Vip("192.0.2.101").present()}
+        await r.close()
+        Vip("192.0.2.100").remove()
+        await asyncio.sleep(0.2)   # closed: no recheck any more
+        out["after_close"] = Vip("192.0.2.100").present()
+        out["messages"] = w.messages
+        return out
+
+    with helpers.Lan(1) as lan:
+        out = lan.call(0, body)
+    w.messages = out["messages"]
+    assert out == dict(out, kept=True, other=False, after_close=False), w.text()
+    assert sum("VIP 192.0.2.100 had vanished" in t for _l, t in w.messages) == 1, w.text()
+
+
+@needs_netns
+@pytest.mark.integration
+def test_a_probe_that_cannot_be_done_counts_as_in_use_and_is_said_once(tmp_path):
+    """Issue 13, finding 4: an interface that is down, or deleted, when the probe runs gives an
+    ArpError; the address must count as in use (never taken blind), the reason is logged once per
+    episode, and once more when probing works again."""
+    w = World(tmp_path)
+    on_eth0 = Group("node1", [IpRes("192.0.2.100", 24, "eth0")])
+    on_eth1 = Group("node1", [IpRes("192.0.2.110", 24, "eth1")])
+
+    async def body(ns):
+        r = w.runner(on_eth0, on_eth1)
+        out = {"free": await r.probe(on_eth0.key)}
+        helpers.ns_run(ns, "ip link set eth0 down")
+        out["down"] = [await r.probe(on_eth0.key) for _ in range(3)]
+        helpers.ns_run(ns, "ip link set eth0 up")
+        out["up_again"] = await r.probe(on_eth0.key)
+        out["before_delete"] = await r.probe(on_eth1.key)
+        helpers.ns_run(ns, "ip link del eth1")
+        out["deleted"] = [await r.probe(on_eth1.key) for _ in range(2)]
+        out["messages"] = w.messages
+        await r.close()
+        return out
+
+    with helpers.Lan(2) as lan:
+        # an interface that then vanishes (a veth pair inside the namespace: no dummy module needed)
+        helpers.ns_run(lan.nodes[1], "ip link add eth1 type veth peer name eth1p")
+        helpers.ns_run(lan.nodes[1], "ip link set eth1p up")
+        helpers.ns_run(lan.nodes[1], "ip link set eth1 up")
+        out = lan.call(1, body, lan.nodes[1])
+    w.messages = out["messages"]
+    assert out["free"] == (False, "nobody answered for 192.0.2.100")
+    for in_use, detail in out["down"]:
+        assert in_use, detail
+        assert "cannot probe 192.0.2.100 on eth0: cannot send ARP on eth0: the interface is down" in detail
+        assert detail.endswith("(counted as in use: the address is not taken blind)")
+    assert out["up_again"] == (False, "nobody answered for 192.0.2.100")
+    assert out["before_delete"] == (False, "nobody answered for 192.0.2.110")
+    for in_use, detail in out["deleted"]:
+        assert in_use and "eth1" in detail, detail
+    errors = [t for lvl, t in w.messages if lvl == "error" and "could not be done" in t]
+    # one line for the down episode of eth0, one for eth1 (its own group and reason)
+    assert len(errors) == 2, w.text()
+    assert "ARP probe of resource group IPaddr::192.0.2.100 could not be done: cannot probe 192.0.2.100 on eth0: " \
+           "cannot send ARP on eth0: the interface is down" in errors[0]
+    assert sum("ARP probe of resource group IPaddr::192.0.2.100 works again" in t for _l, t in w.messages) == 1

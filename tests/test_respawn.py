@@ -2,6 +2,8 @@
 import asyncio
 import os
 
+import pytest
+
 from hanode import respawn
 from hanode.respawn import Respawner
 
@@ -72,3 +74,53 @@ def test_unknown_user_is_reported_not_started(tmp_path):
     r = run(main())
     assert r.starts == 0
     assert any(lvl == "error" and "no such user" in txt for lvl, txt in logs)
+
+
+def _users_to_become():
+    """nobody, and a user with supplementary groups if this machine has one (e.g. postgres in ssl-cert)."""
+    import grp
+    import pwd
+    names = ["nobody"]
+    for g in grp.getgrall():
+        for member in g.gr_mem:
+            try:
+                pwd.getpwnam(member)
+            except KeyError:
+                continue
+            if member not in names:
+                names.append(member)
+                return names
+    return names
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a child as another user")
+@pytest.mark.parametrize("user", _users_to_become())
+def test_child_gets_the_users_own_groups_not_roots(user):
+    """Issue 13, finding 12: a companion started as <user> had that uid but root's gid and root's
+    supplementary groups. It must have exactly what a login gives the user: its gid and the
+    groups initgroups(3) finds for it."""
+    import pwd
+    import shutil
+    import tempfile
+    entry = pwd.getpwnam(user)
+    d = tempfile.mkdtemp(prefix="hanode-respawn-")   # pytest's tmp_path is closed to other users
+    try:
+        os.chmod(d, 0o777)
+        out = os.path.join(d, "id")
+        script = os.path.join(d, "who.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\n{ id -u; id -g; id -G; } > %s\nexit 100\n" % out)
+        os.chmod(script, 0o755)
+
+        async def main():
+            r = Respawner([(user, [script])], lambda lvl, txt: None)
+            r.start()
+            await asyncio.wait_for(asyncio.gather(*r.tasks), 10)
+
+        run(main())
+        with open(out) as f:
+            uid, gid, groups = f.read().split("\n")[:3]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    assert (int(uid), int(gid)) == (entry.pw_uid, entry.pw_gid)
+    assert sorted(int(g) for g in groups.split()) == sorted(set(os.getgrouplist(user, entry.pw_gid)))

@@ -35,7 +35,7 @@ from hanode.core.auth import Auth
 from hanode.core.config import parse
 from hanode.core.frame import Frame, cobs_encode, encode, pack_body
 from tests.core.sim import HA_CF, Sim
-from tests.test_state import make_config_dir, run_daemon, stop_daemon
+from tests.test_generation import make_config_dir, run_daemon, stop_daemon
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = b"0123456789abcdef0123456789abcdef"      # tests/core/sim.py's authkeys

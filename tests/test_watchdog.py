@@ -1,6 +1,7 @@
 """Tests for hanode.watchdog: real stand-in devices (regular file, FIFO, PTY), real child processes
 killed with real signals, the ioctl numbers checked against the kernel's own header, and - where
 the kernel can give us one - a real watchdog device (always magic-closed, never left armed)."""
+import asyncio
 import errno
 import fcntl
 import glob
@@ -439,6 +440,102 @@ def test_health_gate_drives_petting(tmp_path):
     w.close_clean()
     assert w.pets == 11   # the late wake-up at 1900 ms did not pet
     assert dev.read_bytes() == b"\0" * 11 + b"V"
+
+
+# --- Petter: the gate's two facts come from two tasks ---------------------------------------
+
+def _agent_with_a_core_that_wedges(wedge_after_ms):
+    """A real Agent and Node (no links) whose core's tick() raises after wedge_after_ms: the
+    agent's ticker task dies while the event loop - and every other task - runs on."""
+    from hanode import aio
+    from hanode.agent import Agent
+    from hanode.core.config import parse
+    from hanode.core.node import Node
+    cfg = parse("keepalive 100ms\ndeadtime 500ms\ninitdead 10\nserial /dev/ttyS0\nnode node1 node2\n"
+                "auto_failback on\n", "auth 1\n1 sha1 secret\n", "node1 webapp\n", me="node1")
+    node = Node(cfg, me="node1", generation=1, links=["/dev/ttyS0"])
+    real_tick, t0 = node.tick, aio.ticks_ms()
+
+    def tick(now):
+        if now - t0 > wedge_after_ms:
+            raise RuntimeError("core wedged")
+        return real_tick(now)
+    node.tick = tick
+
+    class NoRunner:
+        pass
+    return Agent(node, [], NoRunner(), lambda level, text: None)
+
+
+def _petting(tmp_path, scenario, run_s):
+    """Run a real agent and a Petter on a regular-file watchdog for run_s; (pet times, log)."""
+    from hanode import aio
+    dev = tmp_path / "watchdog"
+    dev.write_bytes(b"")
+    log = LogRecorder()
+    w = Watchdog(str(dev), 5, log=log)
+    w.open()
+    pets = []
+    real_pet = w.pet
+
+    def pet():
+        pets.append(aio.ticks_ms())
+        return real_pet()
+    w.pet = pet
+    gate = HealthGate(max_lateness_ms=200, max_age_ms=300, need_uart=False)
+    petter = wd.Petter(gate, w, None, every_ms=50, clock=aio.ticks_ms, uart_ok=lambda: True, log=log)
+
+    async def main():
+        agent = scenario()
+        agent.hooks = type("Hooks", (), {"on_tick": staticmethod(petter.core_ticked)})()
+        run = asyncio.ensure_future(agent.run())
+        pet_task = asyncio.ensure_future(petter.run())
+        t0 = aio.ticks_ms()
+        await asyncio.sleep(run_s)
+        pet_task.cancel()
+        run.cancel()
+        await asyncio.gather(pet_task, run, return_exceptions=True)
+        return t0
+
+    t0 = asyncio.run(main())
+    w.close_clean()
+    return [t - t0 for t in pets], log
+
+
+def test_petter_stops_when_the_core_stops_ticking_while_the_loop_runs(tmp_path):
+    """The core's tick() dies at 500 ms; the loop and the petting task run on. Petting stops once
+    the tick is older than max_age (300 ms): by 500 + 300 + one round, and never resumes."""
+    pets, log = _petting(tmp_path, lambda: _agent_with_a_core_that_wedges(500), 1.5)
+    assert len([t for t in pets if t < 500]) >= 5, pets          # healthy: about every 50 ms
+    assert pets and max(pets) <= 500 + 300 + 50 + 30, pets       # then silence for good
+    errors = [t for lvl, t in log.lines if lvl == "error"]
+    assert len(errors) == 1 and "not petting the watchdog: core tick not run for" in errors[0], errors
+
+
+def test_petter_refuses_the_first_pet_after_the_loop_was_blocked(tmp_path):
+    """The core ticks fine, but the event loop is blocked for 400 ms (a synchronous call): the
+    first wake-up after it is 'late' (max 200 ms) and is not a pet; petting then resumes."""
+    def scenario():
+        agent = _agent_with_a_core_that_wedges(10 ** 9)
+        loop = asyncio.get_event_loop()
+        loop.call_later(0.3, time.sleep, 0.4)
+        return agent
+    pets, log = _petting(tmp_path, scenario, 1.2)
+    assert any(t > 800 for t in pets), pets                      # resumed after the block
+    errors = [t for lvl, t in log.lines if lvl == "error"]
+    assert len(errors) == 1 and "not petting the watchdog: agent loop late by" in errors[0], errors
+    gap = max(b - a for a, b in zip(pets, pets[1:]))
+    assert gap >= 400 + 50, pets                                 # no pet in the blocked window or just after
+
+
+def test_petter_says_nothing_when_there_is_nothing_to_pet():
+    """No watchdog device (or it failed) and no systemd WatchdogSec: an unhealthy gate is no news."""
+    log = LogRecorder()
+    gate = HealthGate(max_lateness_ms=100, max_age_ms=300)
+    petter = wd.Petter(gate, None, None, every_ms=100, clock=lambda: 0, uart_ok=lambda: False, log=log)
+    assert petter.targets() == []
+    assert petter.pet_now(5000, 4000) is False
+    assert log.lines == []
 
 
 # --- a real watchdog device in a VM -----------------------------------------------------------

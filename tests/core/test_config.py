@@ -404,6 +404,13 @@ def test_watchdog_timeout_extension():
     find(probs_with("watchdog_timeout 0"), "error", "invalid number [0] for watchdog_timeout", 5)
 
 
+def test_watchdog_required_switch():
+    assert cfg_with("watchdog /dev/watchdog").watchdog_required is False
+    assert cfg_with("watchdog /dev/watchdog", "watchdog_required on").watchdog_required is True
+    find(probs_with("watchdog_required on"), "error", "watchdog_required on needs a watchdog", 5)
+    find(probs_with("watchdog_required maybe"), "error", "watchdog_required", 5)
+
+
 def test_logging_directives():
     cfg = cfg_with("logfile /var/log/ha-log", "debugfile /var/log/ha-debug", "logfacility local0", "debug 3")
     assert cfg.logfile == "/var/log/ha-log" and cfg.debugfile == "/var/log/ha-debug"

@@ -696,3 +696,35 @@ def test_init_script_respawns_hanode_after_kill9():
                 deadline = time.time() + 10
                 while time.time() < deadline and os.path.exists("/proc/%d" % supervisor):
                     time.sleep(0.05)
+
+
+def test_a_probe_that_cannot_run_never_takes_the_vip_blind():
+    """Issue 13, finding 4, on real agents: node2's LAN interface is down when node1 dies, so its
+    ARP probe cannot be sent (ENETDOWN). node2 must not take the VIP blind - it would hold it
+    together with whoever has it once the LAN is back - but keep probing, say why once, and take
+    the VIP at its first probe after the interface comes back."""
+    with new_lab() as lab:
+        start_pair(lab, client=False)
+        t_down = time.time()
+        lab.mark("node2 eth0 down")
+        subprocess.run(["ip", "-n", lab.ns("node2"), "link", "set", "eth0", "down"], check=True)
+        lab.power_off("node1")
+        assert lab.wait_for(lambda: first_log(lab, "node2", "could not be done", t_down) is not None,
+                            DEADTIME_S + LOAD_MARGIN_S + 2) is not None, diag(lab)
+        blind_s = 3.0   # about six probe rounds of node2 (450 ms apart: it is not the preferred node)
+        time.sleep(blind_s)
+        assert first_vip_since(lab, "node2", t_down) is None, why("VIP taken blind", lab=lab)
+        assert count_log(lab, "node2", "could not be done", t_down) == 1, diag(lab)
+        assert lab.status("node2")["groups"][0]["held_by"] in (None, "", "node1"), diag(lab)
+
+        t_up = time.time()
+        lab.mark("node2 eth0 up")
+        subprocess.run(["ip", "-n", lab.ns("node2"), "link", "set", "eth0", "up"], check=True)
+        bound = 2 * PROBE_RETRY_S + 0.05 + PROBE_S + LOAD_MARGIN_S
+        assert lab.wait_for(lambda: first_vip_since(lab, "node2", t_up) is not None, bound + 5) is not None, \
+            "node2 never took the VIP after its LAN came back\n" + diag(lab)
+        taken = first_vip_since(lab, "node2", t_up) - t_up
+        assert taken <= bound, why(taken, bound, lab=lab)
+        assert first_log(lab, "node2", "works again", t_up) is not None, diag(lab)
+        print("\nprobe that cannot run: no VIP on node2 during %.1f s with its LAN down (1 log line); "
+              "taken %.0f ms after the LAN came back (bound %.0f ms)" % (blind_s, taken * 1000, bound * 1000))

@@ -117,6 +117,7 @@ _DIRECTIVES = {
     "garp_count": (_INT, "garp_count", (0, 100)),
     "garp_interval": (_TIME, "garp_interval_ms", None),
     "watchdog_timeout": (_INT, "watchdog_timeout_s", (1, 65535)),
+    "watchdog_required": (_BOOL, "watchdog_required", None),
     "state_dir": (_ABSPATH, "state_dir", None),
     "control_socket": (_ABSPATH, "control_socket", None),
     "resource_dir": (_SPECIAL, None, None),
@@ -565,6 +566,9 @@ class HaCfParser(FileParser):
                           "resources up to %d s while the peer takes over after %d ms; Heartbeat uses "
                           "%d s" % (c.watchdog_timeout_s, c.deadtime_ms, c.watchdog_timeout_s,
                                     c.deadtime_ms, default_wd))
+        if c.watchdog_required and c.watchdog is None:
+            self.err(self._line_of("watchdog_required"), "watchdog_required on needs a watchdog to require: "
+                                                         "add 'watchdog /dev/watchdog'")
         if c.resource_dirs is None:
             c.resource_dirs = default_resource_dirs(c.config_dir)
         for attr, name in (("probe_interval_ms", "probe_interval"), ("garp_interval_ms", "garp_interval"),

@@ -119,6 +119,7 @@ class Config:
         self.garp_count = 5
         self.garp_interval_ms = 200
         self.watchdog_timeout_s = None
+        self.watchdog_required = False  # on: a watchdog that cannot be opened stops the start
         self.state_dir = "/var/lib/hanode"
         self.control_socket = "/run/hanode/control.sock"
         self.resource_dirs = None
@@ -181,6 +182,7 @@ class Config:
             "auto_failback": self.auto_failback,
             "watchdog": self.watchdog,
             "watchdog_timeout_s": self.watchdog_timeout_s,
+            "watchdog_required": self.watchdog_required,
             "logfile": self.logfile,
             "debugfile": self.debugfile,
             "logfacility": self.logfacility,

@@ -1,4 +1,4 @@
-"""Persistent state: our boot generation and the peer's last one.
+"""The boot generation, persisted: ours and the peer's last one.
 
 Theory of operation
 -------------------

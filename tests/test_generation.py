@@ -1,4 +1,4 @@
-"""hanode/state.py: the boot generation that replay protection rests on.
+"""hanode/generation.py: the boot generation that replay protection rests on.
 
 Theory of operation
 -------------------
@@ -21,8 +21,8 @@ import time
 
 import pytest
 
-from hanode import state
-from hanode.state import (GENERATION, MAX_GENERATION, PEER_GENERATION, StateError, next_generation,
+from hanode import generation
+from hanode.generation import (GENERATION, MAX_GENERATION, PEER_GENERATION, StateError, next_generation,
                           peer_generation, save_peer_generation, write_atomically)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,7 +103,7 @@ class Recorder:
             return wrapper
 
         for name in real:
-            monkeypatch.setattr(state.os, name, make(name))
+            monkeypatch.setattr(generation.os, name, make(name))
 
     def describe(self, name, args):
         if name == "open":
