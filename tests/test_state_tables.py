@@ -1,7 +1,7 @@
 """The state tables in the docstrings are the documentation: they must say exactly
 what the code's transition dicts do.  (CPython only: MicroPython drops docstrings.)"""
 
-from hanode.core import arbiter, liveness
+from hanode.core import liveness, ownership
 
 
 def rows(doc, first_word_set):
@@ -13,14 +13,14 @@ def rows(doc, first_word_set):
     return out
 
 
-def test_arbiter_docstring_is_the_transition_table():
-    states = (arbiter.STOPPED, arbiter.PROBING, arbiter.STARTING, arbiter.RUNNING,
-              arbiter.STOPPING, arbiter.STOP_FAILED)
+def test_ownership_docstring_is_the_transition_table():
+    states = (ownership.STOPPED, ownership.PROBING, ownership.STARTING, ownership.RUNNING,
+              ownership.STOPPING, ownership.STOP_FAILED)
     documented = {}
-    for words in rows(arbiter.__doc__, states):
+    for words in rows(ownership.__doc__, states):
         state, event, nxt, output = words[0], words[1], words[2], words[3]
         documented[(state, event)] = (nxt, None if output == "-" else output.lower())
-    assert documented == arbiter.TRANSITIONS
+    assert documented == ownership.TRANSITIONS
 
 
 def test_liveness_docstring_is_the_transition_table():
@@ -31,8 +31,8 @@ def test_liveness_docstring_is_the_transition_table():
 
 
 def test_unlisted_pairs_keep_the_state():
-    g = arbiter.GroupOwnership(type("G", (), {"key": "k"})(), 0)
-    assert g.fire(arbiter.RELEASE) is None and g.state == arbiter.STOPPED
-    g.state = arbiter.STARTING
-    assert g.fire(arbiter.RELEASE) is None and g.state == arbiter.STARTING
+    g = ownership.GroupOwnership(type("G", (), {"key": "k"})(), 0)
+    assert g.fire(ownership.RELEASE) is None and g.state == ownership.STOPPED
+    g.state = ownership.STARTING
+    assert g.fire(ownership.RELEASE) is None and g.state == ownership.STARTING
     assert liveness.step(liveness.UP, liveness.HEARD) == liveness.UP

@@ -16,6 +16,6 @@ Modules:
   auth      authkeys methods: crc, md5, sha1, hmac-sha256 -> tag / verify
   frame     the wire codec: COBS framing, 22-byte status frame, Decoder with replay guard
   liveness  per-link and per-node up/dead/late bookkeeping from keepalive/warntime/deadtime/initdead
-  arbiter   per-group ownership state machine (an explicit transition table)
+  ownership per-group ownership state machine (an explicit transition table)
   node      the whole node: start/receive/tick/completed/probed/standby/takeover/shutdown
 """

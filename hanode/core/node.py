@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-A node keeps three things: what each of its groups is doing (``arbiter``),
+A node keeps three things: what each of its groups is doing (``ownership``),
 whether the peer is alive (``liveness``), and the peer's latest *view* - the
 last authentic status frame it sent (state, flags, which groups it holds and
 wants, and which of our frames it has seen).  On every call it re-derives what
@@ -53,7 +53,7 @@ suspended VM) knows the peer may have taken over meanwhile: it marks itself
 yields every group the peer claims until the peer has heard from it again.
 """
 
-from hanode.core import arbiter
+from hanode.core import ownership
 from hanode.core.auth import Auth
 from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode,
                                STANDBY, TAKEOVER, BUSY, STALE)
@@ -73,9 +73,9 @@ RETRY_MS = 5000          # retry a failed stop, or a failed start while alone, t
 ACK_WINDOW = 128         # ack bytes are 8-bit: an ack older than this many frames is not trusted
 
 _OUTPUTS = {
-    arbiter.DO_ACQUIRE: Acquire,
-    arbiter.DO_RELEASE: Release,
-    arbiter.DO_PROBE: Probe,
+    ownership.DO_ACQUIRE: Acquire,
+    ownership.DO_RELEASE: Release,
+    ownership.DO_PROBE: Probe,
 }
 
 
@@ -111,9 +111,8 @@ class Node:
         self.links = list(links) if links else (list(config.serial) + [dev for dev, _ in config.ucast]
                                                 or ["serial"])
         self.decoders = {}
-        self.groups = [arbiter.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
-        for g in self.groups:
-            g.failed_mark = Mark()
+        self.groups = [ownership.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
+        self.intents = [Intent() for g in self.groups]   # the node's bookkeeping, by group index
         self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
@@ -152,7 +151,7 @@ class Node:
                 # Found active (its address is configured): we may be restarting after a crash.
                 # Count it as ours and run its start again - which skips what is running and
                 # re-announces the address - then the normal rules keep or release it.
-                g.state = arbiter.STARTING
+                g.state = ownership.STARTING
                 out.append(Acquire(g.key))
                 out.append(Log("warning", "Resource group %s found active at start: adopting it" % g.key))
         out.append(Log("info", "Local status now set to: 'up'"))
@@ -181,22 +180,22 @@ class Node:
         out = self._enter(now)
         g = self._group(key)
         before = g.state
-        self._fire(g, arbiter.DONE_OK if ok else arbiter.DONE_FAIL, out)
-        if before == arbiter.STARTING:
+        self._fire(g, ownership.DONE_OK if ok else ownership.DONE_FAIL, out)
+        if before == ownership.STARTING:
             if ok:   # (the runner logs the success in detail)
-                g.failed = False
+                self.intents[g.index].failed = False
                 if not self.live.alive():
                     self.counters["failovers"] += 1
             else:
-                g.failed = True
-                g.failed_mark.arm(self.seq)
-                g.retry_at = now + RETRY_MS
+                self.intents[g.index].failed = True
+                self.intents[g.index].failed_mark.arm(self.seq)
+                self.intents[g.index].retry_at = now + RETRY_MS
                 self.counters["start_failures"] += 1
                 out.append(Log("critical", "Giving up resource group %s due to a failed start; "
                                "%s may take it" % (key, self.peer)))
-        elif before == arbiter.STOPPING:
+        elif before == ownership.STOPPING:
             if not ok:
-                g.retry_at = now + RETRY_MS
+                self.intents[g.index].retry_at = now + RETRY_MS
                 self.counters["stop_failures"] += 1
                 out.append(Log("critical", "Resource group %s failed to stop: it may still be running, "
                                "so %s will not take it; retrying every %d s"
@@ -206,28 +205,28 @@ class Node:
     def probed(self, key, in_use, now, detail=""):
         out = self._enter(now)
         g = self._group(key)
-        if g.state != arbiter.PROBING:
+        if g.state != ownership.PROBING:
             return self._finish(now, out)   # an answer to a probe we no longer care about
         if in_use:
             self.counters["probes_busy"] += 1
-            g.retry_at = now + self._probe_retry_ms(g)
-            self._fire(g, arbiter.PROBE_BUSY, out)
-            g.busy_probes += 1
+            self.intents[g.index].retry_at = now + self._probe_retry_ms(g)
+            self._fire(g, ownership.PROBE_BUSY, out)
+            self.intents[g.index].busy_probes += 1
             # said loudly once, then once a minute: a hung peer without a watchdog would
             # otherwise write a line every probe, for hours
-            if g.busy_probes == 1 or now - g.busy_logged_at >= 60000:
-                g.busy_logged_at = now
+            if self.intents[g.index].busy_probes == 1 or now - self.intents[g.index].busy_logged_at >= 60000:
+                self.intents[g.index].busy_logged_at = now
                 out.append(Log("warning", "Not taking resource group %s: its address answers on the LAN%s "
                                "although %s is silent (serial cable pulled? %s frozen?); probing again "
                                "every %d ms (%d probes so far)"
                                % (key, " (" + detail + ")" if detail else "", self.peer, self.peer,
-                                  self._probe_retry_ms(g), g.busy_probes)))
+                                  self._probe_retry_ms(g), self.intents[g.index].busy_probes)))
         else:
-            if g.busy_probes:
+            if self.intents[g.index].busy_probes:
                 out.append(Log("info", "Resource group %s: its address no longer answers after %d probes; "
-                               "taking it" % (key, g.busy_probes)))
-            g.busy_probes = 0
-            self._fire(g, arbiter.PROBE_FREE, out)
+                               "taking it" % (key, self.intents[g.index].busy_probes)))
+            self.intents[g.index].busy_probes = 0
+            self._fire(g, ownership.PROBE_FREE, out)
         return self._finish(now, out)
 
     def can_standby(self):
@@ -271,8 +270,8 @@ class Node:
         self.standby_mode = False
         self.takeover_request = True
         for g in self.groups:
-            g.failed = False
-            g.retry_at = None
+            self.intents[g.index].failed = False
+            self.intents[g.index].retry_at = None
         out.append(Log("info", "Takeover: " + why))
         return self._finish(now, out)
 
@@ -369,7 +368,7 @@ class Node:
                 self.peer, "" if self.peer_said_goodbye else
                 " (not addressed to this life of ours: its addresses are probed before they are taken)")))
             self._report(self.live.declare_dead(), out)
-        for mark in [self.standby_mark, self.stale_mark] + [g.failed_mark for g in self.groups]:
+        for mark in [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents]:
             mark.update(self.seq, self.gen, f)
         if self.stale and self.stale_mark.seen:
             if not any(g.held() and f.held & g.bit for g in self.groups):
@@ -402,7 +401,7 @@ class Node:
                 self.counters["late_heartbeats"] += 1
             elif event == "peer_up":
                 for g in self.groups:
-                    g.busy_probes = 0     # a new episode gets its own warning
+                    self.intents[g.index].busy_probes = 0     # a new episode gets its own warning
                 if detail == DEAD and returning:
                     out.append(Log("critical", "Cluster node %s returning after partition." % self.peer))
                 out.append(Log("info", "Status update for node %s: status %s"
@@ -423,8 +422,8 @@ class Node:
         self.standby_mode = False
         self.takeover_request = False
         for g in self.groups:
-            g.failed = False
-            g.retry_at = None
+            self.intents[g.index].failed = False
+            self.intents[g.index].retry_at = None
         if not self.shutting_down and any(not g.held() for g in self.groups):
             out.append(Log("info", "Resources being acquired from %s." % self.peer))
             if not self.peer_said_goodbye:
@@ -445,15 +444,15 @@ class Node:
         peer_wants = bool(peer.want & g.bit)
         # the peer saw why we stepped back and still will not run it: better us than nobody
         orphaned = peer.state == ST_ACTIVE and not peer_holds and not peer_wants
-        if g.failed:
+        if self.intents[g.index].failed:
             # retry now and then, only if the peer will not run it.  A peer in standby will, once
             # it sees we don't - so against a standby peer only the preferred node retries (the
             # standby one may be failing too); otherwise the two would take turns wanting it
             preferred = g.group.preferred == self.me
             # ... and when both want it at once, the preferred node keeps wanting, the other yields
             free = peer.state == ST_ACTIVE and not peer_holds and (not peer_wants or preferred)
-            return (free and g.failed_mark.seen and (not peer.flags & STANDBY or preferred)
-                    and (g.retry_at is None or now >= g.retry_at))
+            return (free and self.intents[g.index].failed_mark.seen and (not peer.flags & STANDBY or preferred)
+                    and (self.intents[g.index].retry_at is None or now >= self.intents[g.index].retry_at))
         if self.standby_mode:
             return orphaned and self.standby_mark.seen
         if peer.flags & STANDBY:
@@ -475,34 +474,34 @@ class Node:
     def _peer_agrees(self, g, peer):
         if peer.held & g.bit or peer.want & g.bit:
             return False
-        if g.want_since is not None and self.seq - g.want_since >= ACK_WINDOW:
-            g.want_since = self.seq   # no ack for too long: re-arm on our latest frame, which wants it too
-        return _acked(g.want_since, self.seq, self.gen, peer)
+        if self.intents[g.index].want_since is not None and self.seq - self.intents[g.index].want_since >= ACK_WINDOW:
+            self.intents[g.index].want_since = self.seq   # no ack for too long: re-arm on our latest frame, which wants it too
+        return _acked(self.intents[g.index].want_since, self.seq, self.gen, peer)
 
     def _evaluate(self, now, out):
         peer = self._peer_view()
         for g in self.groups:
-            g.want_now = self._wants(g, peer, now)
-            due = g.retry_at is None or now >= g.retry_at
-            if g.want_now:
-                if g.state in (arbiter.STOPPED, arbiter.STOP_FAILED):
+            self.intents[g.index].wanted = self._wants(g, peer, now)
+            due = self.intents[g.index].retry_at is None or now >= self.intents[g.index].retry_at
+            if self.intents[g.index].wanted:
+                if g.state in (ownership.STOPPED, ownership.STOP_FAILED):
                     if peer is None:
                         if due:
-                            g.retry_at = None
+                            self.intents[g.index].retry_at = None
                             self._fire(g, self._lone_event(g), out)
                     elif self._peer_agrees(g, peer):
-                        g.retry_at = None
-                        self._fire(g, arbiter.ACQUIRE, out)
-            elif g.state in (arbiter.RUNNING, arbiter.PROBING):
-                self._fire(g, arbiter.RELEASE, out)
-            elif g.state == arbiter.STOP_FAILED and due:
-                g.retry_at = now + RETRY_MS
-                self._fire(g, arbiter.RETRY, out)
+                        self.intents[g.index].retry_at = None
+                        self._fire(g, ownership.ACQUIRE, out)
+            elif g.state in (ownership.RUNNING, ownership.PROBING):
+                self._fire(g, ownership.RELEASE, out)
+            elif g.state == ownership.STOP_FAILED and due:
+                self.intents[g.index].retry_at = now + RETRY_MS
+                self._fire(g, ownership.RETRY, out)
 
     def _lone_event(self, g):
         needs_probe = (self.config.vip_probe and not self.peer_said_goodbye
                        and any(r.is_ip for r in g.group.resources))
-        return arbiter.ACQUIRE_LONE if needs_probe else arbiter.ACQUIRE_FREE
+        return ownership.ACQUIRE_LONE if needs_probe else ownership.ACQUIRE_FREE
 
     def _flags(self):
         flags = 0
@@ -521,7 +520,7 @@ class Node:
         for g in self.groups:
             if g.claimed():
                 held |= g.bit
-            if getattr(g, "want_now", False):
+            if self.intents[g.index].wanted:
                 want |= g.bit
         return held, want
 
@@ -529,7 +528,7 @@ class Node:
         if self.stopped:
             return out
         self._evaluate(now, out)
-        if self.shutting_down and not any(g.held() and g.state != arbiter.STOP_FAILED for g in self.groups):
+        if self.shutting_down and not any(g.held() and g.state != ownership.STOP_FAILED for g in self.groups):
             return self._stop(now, out)
         held, want = self._masks()
         view = (self.state, self._flags(), held, want)
@@ -546,10 +545,10 @@ class Node:
         self.seq += 1
         for g in self.groups:
             if want & g.bit:
-                if g.want_since is None:
-                    g.want_since = self.seq
+                if self.intents[g.index].want_since is None:
+                    self.intents[g.index].want_since = self.seq
             else:
-                g.want_since = None
+                self.intents[g.index].want_since = None
         peer = self.peer_frame
         frame = Frame(src=self.my_id, gen=self.gen, seq=self.seq, state=state, flags=flags,
                       ack_gen=(peer.gen & 0xFF) if peer else 0,
@@ -563,7 +562,7 @@ class Node:
 
     def _stop(self, now, out):
         for g in self.groups:
-            if g.state == arbiter.STOP_FAILED:
+            if g.state == ownership.STOP_FAILED:
                 out.append(Log("critical", "Resource group %s could not be stopped: it may still be running"
                                % g.key))
         self.state = ST_SHUTDONE
@@ -578,6 +577,14 @@ class Node:
         return out
 
     # ------------------------------------------------------------------ status
+
+    def held_groups(self):
+        """Keys of the groups this node holds (every ownership state but STOPPED)."""
+        return [g.key for g in self.groups if g.held()]
+
+    def running_groups(self):
+        """Keys of the groups fully started here (ownership.RUNNING): what is safe to recheck."""
+        return [g.key for g in self.groups if g.state == ownership.RUNNING]
 
     def peer_state(self):
         if self.live.peer.state == DEAD:
@@ -616,8 +623,8 @@ class Node:
                 "resources": [r.token for r in g.group.resources],
                 "state": g.state,
                 "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
-                "wanted": bool(getattr(g, "want_now", False)),
-                "failed": g.failed,
+                "wanted": bool(self.intents[g.index].wanted),
+                "failed": self.intents[g.index].failed,
             })
         links = []
         for track in self.live.links:
@@ -655,6 +662,20 @@ class Node:
             "groups": groups,
             "counters": counters,
         }
+
+
+class Intent:
+    """What the node keeps about one group besides its ownership state: whether it wants
+    it, a failed start and whether the peer has seen it, and the retry and probe timers."""
+
+    def __init__(self):
+        self.wanted = False        # our latest evaluation wants it (our frames' want bit)
+        self.failed = False        # our start failed: do not want it while the peer can run it
+        self.failed_mark = Mark()  # has the peer seen the failure?
+        self.want_since = None     # seq of our first frame that wanted it (for the ack rule)
+        self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
+        self.busy_probes = 0       # probes in a row that found the address answered
+        self.busy_logged_at = 0
 
 
 class Mark:

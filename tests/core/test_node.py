@@ -31,6 +31,17 @@ def test_cold_start_preferred_node_takes_its_group():
     assert st["peer_state"] == "active"
 
 
+def test_held_and_running_groups_name_the_keys_by_ownership_state():
+    from hanode.core import ownership
+    sim = cold_start()
+    n1, n2 = sim.box("node1").node, sim.box("node2").node
+    key = n1.groups[0].key
+    assert n1.held_groups() == [key] and n1.running_groups() == [key]
+    assert n2.held_groups() == [] and n2.running_groups() == []
+    assert n1.groups[0].fire(ownership.RELEASE) == ownership.DO_RELEASE   # now stopping: held, not running
+    assert n1.held_groups() == [key] and n1.running_groups() == []
+
+
 def test_power_loss_fails_over_within_deadtime_plus_a_keepalive():
     sim = cold_start()
     sim.run(1000)

@@ -1,5 +1,10 @@
 """Ownership of one resource group on this node: an explicit transition table.
 
+Everything that moves a group's state lives in the table below (h11's rule for
+its state machines); the node's reasons for wanting a group live in
+``wants.py``, and the node's bookkeeping about a group (a failed start, retry
+times, probe counts) lives in the node, not here.
+
 Theory of operation
 -------------------
 Each group on each node is in one of six states.  The node (``node.py``)
@@ -27,6 +32,9 @@ because killing a half-started group would leave it in an unknown state.
     stop_failed  acquire       starting     Acquire   (start skips resources that are running)
     stop_failed  acquire_lone  starting     Acquire   it is ours already: no probe
     stop_failed  acquire_free  starting     Acquire
+
+The state constants are public: adapters compare against them (e.g. the VIP
+recheck looks only at groups in ``RUNNING``) instead of spelling the strings.
 
 A group is *held* in every state but ``stopped``, and *claimed* (its held bit
 set in our frames) in every state but ``stopped`` and ``probing``: while
@@ -79,21 +87,15 @@ BUSY_STATES = (PROBING, STARTING, STOPPING)
 
 
 class GroupOwnership:
-    """One group's state on this node, plus the bookkeeping the node needs."""
+    """One group's state on this node: the table's state and nothing else."""
 
     def __init__(self, group, index):
         self.group = group
         self.key = group.key
         self.index = index
-        self.bit = 1 << index
+        self.bit = 1 << index      # the group's bit in a frame's held/want bytes
         self.state = STOPPED
-        self.failed = False        # our start failed: do not want it while the peer can run it
-        self.failed_mark = None    # node.py sets a Mark: has the peer seen the failure?
-        self.want_since = None     # seq of our first frame that wanted it (for the ack rule)
-        self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
         self.transitions = 0
-        self.busy_probes = 0       # probes in a row that found the address answered
-        self.busy_logged_at = 0
 
     def fire(self, event):
         """Apply an event; return the output name (or None).  Unlisted pairs are ignored."""
