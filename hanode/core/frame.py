@@ -31,15 +31,16 @@ restart are rejected after it.
 import struct
 
 from hanode.core.compat import const
+from hanode.core.limits import ACK_MASK, BODY_LENGTH, GROUP_MASK, MAX_ENCODED
 
 VERSION = const(1)
 TYPE_STATUS = const(0)
 
-# Node states (bits 3-2 of the `who` byte).
-STATE_UP = const(0)
-STATE_ACTIVE = const(1)
-STATE_RELEASING = const(2)
-STATE_SHUTDONE = const(3)
+# Node states (bits 3-2 of the `who` byte): the one definition the node uses too.
+STATE_UP = const(0)          # running, not yet in touch with the peer nor past initdead
+STATE_ACTIVE = const(1)      # in touch with the peer, or the peer is known dead
+STATE_RELEASING = const(2)   # shutting down: releasing everything
+STATE_SHUTDONE = const(3)    # everything released; gone
 STATE_NAMES = ("up", "active", "releasing", "shutdone")
 
 # Flag bits of Frame.flags: Frame.flags is the `who` byte's high nibble
@@ -50,13 +51,8 @@ BUSY = const(0x04)
 STALE = const(0x08)
 FLAG_NAMES = ((STANDBY, "standby"), (TAKEOVER, "takeover"), (BUSY, "busy"), (STALE, "stale"))
 
-BODY_LENGTH = const(14)  # hdr who gen(4) seq(4) ack_gen ack_seq held want
-_BODY_FORMAT = ">BBIIBBBB"
+_BODY_FORMAT = ">BBIIBBBB"  # BODY_LENGTH bytes: hdr who gen(4) seq(4) ack_gen ack_seq held want
 _U32 = 0xFFFFFFFF
-
-# Longest run of bytes without a delimiter the Decoder keeps: the design caps a
-# frame at 32 bytes on the wire (31 encoded + the 0x00); a v1 frame uses 23.
-MAX_ENCODED = const(31)
 
 REASONS = ("garbage", "length", "version", "type", "unknown_key", "bad_tag",
            "replay", "duplicate", "own", "overflow")
@@ -170,10 +166,10 @@ def pack_body(frame, key_index):
     _check("key_index", key_index, 0x0F)
     _check("gen", frame.gen, _U32)
     _check("seq", frame.seq, _U32)
-    _check("ack_gen", frame.ack_gen, 0xFF)
-    _check("ack_seq", frame.ack_seq, 0xFF)
-    _check("held", frame.held, 0xFF)
-    _check("want", frame.want, 0xFF)
+    _check("ack_gen", frame.ack_gen, ACK_MASK)
+    _check("ack_seq", frame.ack_seq, ACK_MASK)
+    _check("held", frame.held, GROUP_MASK)
+    _check("want", frame.want, GROUP_MASK)
     hdr = (VERSION << 6) | (frame.type << 4) | key_index
     who = frame.src | (frame.state << 2) | (frame.flags << 4)
     return struct.pack(_BODY_FORMAT, hdr, who, frame.gen, frame.seq, frame.ack_gen,

@@ -56,21 +56,16 @@ yields every group the peer claims until the peer has heard from it again.
 from hanode.core import ownership
 from hanode.core.auth import Auth
 from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode,
-                               STANDBY, TAKEOVER, BUSY, STALE)
+                               STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
+                               STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
+from hanode.core.limits import ACK_MASK
 from hanode.core.liveness import Liveness, INIT, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
                                  PeerGeneration, Stopped)
 
-# our own state on the wire (frame.state)
-ST_UP = 0          # running, not yet in touch with the peer nor past initdead
-ST_ACTIVE = 1      # in touch with the peer, or the peer is known dead
-ST_RELEASING = 2   # shutting down: releasing everything
-ST_SHUTDONE = 3    # everything released; gone
-STATE_NAMES = ("up", "active", "releasing", "shutdone")
-
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
 RETRY_MS = 5000          # retry a failed stop, or a failed start while alone, this often
-ACK_WINDOW = 128         # ack bytes are 8-bit: an ack older than this many frames is not trusted
+ACK_WINDOW = 128         # ack bytes are 8-bit (ACK_MASK): an ack older than this many frames is not trusted
 
 _OUTPUTS = {
     ownership.DO_ACQUIRE: Acquire,
@@ -83,10 +78,10 @@ def _acked(since_seq, my_seq, my_gen, frame):
     """Did the peer's frame acknowledge one of our frames numbered since_seq or later?"""
     if since_seq is None or frame is None:
         return False
-    if frame.ack_gen != (my_gen & 0xFF):
+    if frame.ack_gen != (my_gen & ACK_MASK):
         return False
     sent_since = my_seq - since_seq
-    acked_since = (frame.ack_seq - since_seq) & 0xFF
+    acked_since = (frame.ack_seq - since_seq) & ACK_MASK
     return sent_since < ACK_WINDOW and acked_since <= sent_since
 
 
@@ -116,7 +111,7 @@ class Node:
         self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
-        self.state = ST_UP
+        self.state = STATE_UP
         self.comm_up = False
         self.standby_mode = False     # we gave everything away (standby, or the peer's takeover)
         self.standby_mark = Mark()    # has the peer seen us in standby?
@@ -279,7 +274,7 @@ class Node:
         out = self._enter(now)
         if not self.shutting_down:
             self.shutting_down = True
-            self.state = ST_RELEASING
+            self.state = STATE_RELEASING
             out.append(Log("info", "Heartbeat shutdown in progress."))
             out.append(Log("info", "Giving up all HA resources."))
         return self._finish(now, out)
@@ -360,10 +355,10 @@ class Node:
             self.standby_mode = False   # the peer went standby after us: somebody has to hold the groups
             out.append(Log("info", "%s went standby: taking all resource groups" % self.peer))
         self.peer_said_goodbye = False   # a goodbye counts only until the peer speaks again
-        if f.state == ST_SHUTDONE:
+        if f.state == STATE_SHUTDONE:
             # trusted (no probe before taking over) only if it acknowledges this life of ours: a
             # goodbye left in the line by the peer before our own restart was not said to us
-            self.peer_said_goodbye = f.ack_gen == (self.gen & 0xFF) and f.ack_gen != 0
+            self.peer_said_goodbye = f.ack_gen == (self.gen & ACK_MASK) and f.ack_gen != 0
             out.append(Log("info", "Received shutdown notice from '%s'.%s" % (
                 self.peer, "" if self.peer_said_goodbye else
                 " (not addressed to this life of ours: its addresses are probed before they are taken)")))
@@ -381,8 +376,8 @@ class Node:
 
     def _comm_now_up(self, out):
         self.comm_up = True
-        if self.state == ST_UP:
-            self.state = ST_ACTIVE
+        if self.state == STATE_UP:
+            self.state = STATE_ACTIVE
             out.append(Log("info", "Comm_now_up(): updating status to active"))
             out.append(Log("info", "Local status now set to: 'active'"))
 
@@ -438,19 +433,19 @@ class Node:
             return False
         if peer is None:
             return self.comm_up      # peer dead: everything; never heard: nothing until initdead
-        if peer.state >= ST_RELEASING:
+        if peer.state >= STATE_RELEASING:
             return True
         peer_holds = bool(peer.held & g.bit)
         peer_wants = bool(peer.want & g.bit)
         # the peer saw why we stepped back and still will not run it: better us than nobody
-        orphaned = peer.state == ST_ACTIVE and not peer_holds and not peer_wants
+        orphaned = peer.state == STATE_ACTIVE and not peer_holds and not peer_wants
         if self.intents[g.index].failed:
             # retry now and then, only if the peer will not run it.  A peer in standby will, once
             # it sees we don't - so against a standby peer only the preferred node retries (the
             # standby one may be failing too); otherwise the two would take turns wanting it
             preferred = g.group.preferred == self.me
             # ... and when both want it at once, the preferred node keeps wanting, the other yields
-            free = peer.state == ST_ACTIVE and not peer_holds and (not peer_wants or preferred)
+            free = peer.state == STATE_ACTIVE and not peer_holds and (not peer_wants or preferred)
             return (free and self.intents[g.index].failed_mark.seen and (not peer.flags & STANDBY or preferred)
                     and (self.intents[g.index].retry_at is None or now >= self.intents[g.index].retry_at))
         if self.standby_mode:
@@ -469,7 +464,7 @@ class Node:
             if self.config.auto_failback == "off":
                 return True
             return not peer_wants
-        return peer.state == ST_ACTIVE and not peer_wants and not peer_holds
+        return peer.state == STATE_ACTIVE and not peer_wants and not peer_holds
 
     def _peer_agrees(self, g, peer):
         if peer.held & g.bit or peer.want & g.bit:
@@ -551,8 +546,8 @@ class Node:
                 self.intents[g.index].want_since = None
         peer = self.peer_frame
         frame = Frame(src=self.my_id, gen=self.gen, seq=self.seq, state=state, flags=flags,
-                      ack_gen=(peer.gen & 0xFF) if peer else 0,
-                      ack_seq=(peer.seq & 0xFF) if peer else 0,
+                      ack_gen=(peer.gen & ACK_MASK) if peer else 0,
+                      ack_seq=(peer.seq & ACK_MASK) if peer else 0,
                       held=held, want=want)
         out.append(Send(encode(frame, self.auth)))
         self.counters["frames_sent"] += 1
@@ -565,7 +560,7 @@ class Node:
             if g.state == ownership.STOP_FAILED:
                 out.append(Log("critical", "Resource group %s could not be stopped: it may still be running"
                                % g.key))
-        self.state = ST_SHUTDONE
+        self.state = STATE_SHUTDONE
         held, want = self._masks()
         view = (self.state, self._flags(), held, 0)
         for _ in range(2):   # a goodbye is worth a second copy on a noisy line
