@@ -55,7 +55,7 @@ yields every group the peer claims until the peer has heard from it again.
 
 from hanode.core import ownership
 from hanode.core.auth import Auth
-from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode,
+from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK
@@ -128,7 +128,7 @@ class Node:
         self.sent_view = None
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
-            "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
+            "own": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
             "peer_restarts": 0, "probes_busy": 0, "start_failures": 0, "stop_failures": 0,
         }
 
@@ -159,7 +159,7 @@ class Node:
         link = link or self.links[0]
         decoder = self.decoders.get(link)
         if decoder is None:
-            decoder = self.decoders[link] = Decoder(self.auth, None, self.my_id)
+            decoder = self.decoders[link] = Decoder(self.auth)
         for frame in decoder.feed(data):
             self._on_frame(frame, link, now, out)
         return self._finish(now, out)
@@ -320,15 +320,18 @@ class Node:
         return self.peer_frame if self.live.alive() else None
 
     def _on_frame(self, f, link, now, out):
+        if f.src == self.my_id:
+            self.counters["own"] += 1       # our own frame echoed back by the link
+            return
         if f.src != self.peer_id:
             self.counters["unknown_src"] += 1
             return
         verdict = self.guard.check(f.src, f.gen, f.seq)
-        if verdict == "replay":
+        if verdict == REPLAY:
             self.counters["replay"] += 1
             return
-        events = self.live.heard(link, now, verdict == "new")
-        if verdict != "new":
+        events = self.live.heard(link, now, verdict == NEW)
+        if verdict != NEW:
             self.counters["duplicate"] += 1
             self._report(events, out)
             return
@@ -629,7 +632,7 @@ class Node:
         for decoder in self.decoders.values():
             for reason, count in decoder.counters.items():
                 dropped[reason] = dropped.get(reason, 0) + count
-        for reason in ("replay", "duplicate", "unknown_src"):
+        for reason in ("replay", "duplicate", "own", "unknown_src"):
             dropped[reason] = dropped.get(reason, 0) + self.counters[reason]
         counters = dict(self.counters)
         counters["dropped"] = dropped

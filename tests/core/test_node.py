@@ -298,6 +298,28 @@ def test_replayed_frames_are_dropped():
     assert n2.node.status()["counters"]["dropped"]["replay"] == before + 5
 
 
+def test_one_replay_guard_for_all_links_judges_duplicates_and_echoes():
+    # The same frame over serial and UDP: delivered once, but both links count as heard.
+    # Our own frame echoed back is dropped as "own".  The node judges; decoders only decode.
+    sim = cold_start()
+    n1, n2 = sim.box("node1").node, sim.box("node2").node
+    out = n1.tick(sim.now + n1.config.keepalive_ms)
+    sent = [o.data for o in out if o.kind == "send"]
+    assert len(sent) == 1
+    now = sim.now + n1.config.keepalive_ms
+    before = dict(n2.status()["counters"]["dropped"])
+    received = n2.counters["frames_received"]
+    n2.receive(sent[0], now, "/dev/ttyS0")
+    n2.receive(sent[0], now + 1, "eth1")
+    n2.receive(sent[0], now + 2, "/dev/ttyS0")
+    dropped = n2.status()["counters"]["dropped"]
+    assert n2.counters["frames_received"] == received + 1
+    assert dropped["duplicate"] == before["duplicate"] + 2
+    assert [t.last_heard for t in n2.live.links if t.name == "eth1"] == [now + 1]
+    n1.receive(sent[0], now + 3)
+    assert n1.status()["counters"]["dropped"]["own"] == 1
+
+
 def test_status_dict_shape():
     sim = cold_start()
     st = sim.box("node1").node.status()
