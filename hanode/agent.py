@@ -26,6 +26,7 @@ init-script adapters; the MicroPython tests supply in-memory ones.
 """
 
 from hanode import aio
+from hanode.core import status
 
 
 class SerialLink:
@@ -110,12 +111,7 @@ class Agent:
 
     def summary(self):
         """One line for systemd's STATUS= and the logs: role and peer state."""
-        node = self.node
-        held = [g.key for g in node.groups if g.held()]
-        role = node.rscstatus()
-        return "%s: %s, holds %s; peer %s %s" % (
-            node.me, ("standby" if node.standby_mode else role), (" ".join(held) or "nothing"),
-            node.peer, node.peer_state())
+        return status.summary(self.node)
 
     async def _perform(self, kind, key):
         self.actions_running += 1

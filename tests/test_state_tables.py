@@ -1,7 +1,7 @@
 """The state tables in the docstrings are the documentation: they must say exactly
 what the code's transition dicts do.  (CPython only: MicroPython drops docstrings.)"""
 
-from hanode.core import liveness, ownership
+from hanode.core import liveness, ownership, wants
 
 
 def rows(doc, first_word_set):
@@ -36,3 +36,26 @@ def test_unlisted_pairs_keep_the_state():
     g.state = ownership.STARTING
     assert g.fire(ownership.RELEASE) is None and g.state == ownership.STARTING
     assert liveness.step(liveness.UP, liveness.HEARD) == liveness.UP
+
+
+def test_wants_docstring_is_the_event_table():
+    documented = {}
+    for words in rows(wants.__doc__, (wants.YES, wants.NO)):
+        wish, state, peer, when, event = words[:5]
+        documented[(wish, state, peer)] = (when, event)
+    assert documented == wants.TRANSITIONS
+
+
+def test_wants_event_follows_the_table_and_its_conditions():
+    def never():
+        raise AssertionError("agreed() asked although the row does not need it")
+    ev = wants.event
+    assert ev(True, ownership.STOPPED, False, True, never, ownership.ACQUIRE_LONE) == ownership.ACQUIRE_LONE
+    assert ev(True, ownership.STOPPED, False, False, never, ownership.ACQUIRE_LONE) is None
+    assert ev(True, ownership.STOPPED, True, True, lambda: True, "x") == ownership.ACQUIRE
+    assert ev(True, ownership.STOPPED, True, True, lambda: False, "x") is None
+    assert ev(False, ownership.RUNNING, True, False, never, "x") == ownership.RELEASE
+    assert ev(False, ownership.STOP_FAILED, False, True, never, "x") == ownership.RETRY
+    assert ev(False, ownership.STOP_FAILED, False, False, never, "x") is None
+    for state in (ownership.STARTING, ownership.RUNNING, ownership.STOPPING, ownership.PROBING):
+        assert ev(True, state, True, True, never, "x") is None      # busy, or already where wanted

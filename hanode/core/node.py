@@ -9,28 +9,10 @@ wants, and which of our frames it has seen).  On every call it re-derives what
 it *wants* from that view, feeds the difference into each group's transition
 table, and sends its own view every keepalive and at once when it changed.
 
-What a node wants (per group), the peer being alive - the first row that applies:
-
-    situation                                    preferred node        other node
-    -------------------------------------------  --------------------  ----------------------------
-    we are shutting down                         no                    no
-    peer releasing everything (shutting down)    yes                   yes
-    our start of it failed                       only if the peer has seen that and still neither
-                                                 holds nor wants it (and, the peer being in standby,
-                                                 only on the preferred node); every 5 s at most
-    we are in standby                            only if the peer has seen that and still neither
-                                                 holds nor wants it (somebody has to run it)
-    peer in standby                              yes                   yes
-    we were stalled (stale), peer holds it       no                    no
-    auto_failback on (and legacy)                yes                   keep it while the preferred
-                                                                       node does not want it; pick
-                                                                       it up only if that node is
-                                                                       active and neither holds nor
-                                                                       wants it
-    auto_failback off                            yes, unless the       keep it if we hold it; pick
-                                                 other node holds it   it up as above
-    both hold it (a healed split brain)          keep it               release it, unless the
-                                                                       preferred node is stale
+What a node wants of each group, and which ownership event that fires, is
+``wants.py`` (two tables); the acknowledgement rule both rest on is
+``acks.py``; the status view (``status()``, cl_status's ``rscstatus``) is
+``status.py``.
 
 Standby is sticky (``standby()``, or the peer's ``takeover()``) until our own
 ``takeover()``, the peer going standby after us, the peer's death, or a
@@ -39,13 +21,11 @@ restart: auto_failback does not undo an operator's standby.
 With the peer dead every group is wanted (failover); with the peer never heard
 nothing is wanted until initdead has run out.
 
-The hand-over rule (release before acquire): with the peer alive a group is
-started only when the peer's latest frame acknowledges one of our frames that
-already wanted it, and shows the peer neither holding nor wanting it.  The
-other node gives way to the preferred one, so wants never deadlock.  With the
-peer dead, a group with an address is first probed on the LAN (``Probe``) and
-taken only if nobody answers for it - a pulled serial cable with both boxes
-alive must not put the VIP on two boxes.
+With the peer alive a group is started only when the peer has acknowledged
+that we want it and neither holds nor wants it (release before acquire).
+With the peer dead, a group with an address is first probed on the LAN
+(``Probe``) and taken only if nobody answers for it - a pulled serial cable
+with both boxes alive must not put the VIP on two boxes.
 
 A node whose own calls stop for longer than the dead time (a frozen process, a
 suspended VM) knows the peer may have taken over meanwhile: it marks itself
@@ -53,36 +33,25 @@ suspended VM) knows the peer may have taken over meanwhile: it marks itself
 yields every group the peer claims until the peer has heard from it again.
 """
 
-from hanode.core import ownership
+from hanode.core import ownership, status, wants
+from hanode.core.acks import Mark
 from hanode.core.auth import Auth
 from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK
-from hanode.core.liveness import Liveness, INIT, DEAD
+from hanode.core.liveness import Liveness, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
                                  PeerGeneration, Stopped)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
-RETRY_MS = 5000          # retry a failed stop, or a failed start while alone, this often
-ACK_WINDOW = 128         # ack bytes are 8-bit (ACK_MASK): an ack older than this many frames is not trusted
+RETRY_MS = wants.RETRY_MS
 
 _OUTPUTS = {
     ownership.DO_ACQUIRE: Acquire,
     ownership.DO_RELEASE: Release,
     ownership.DO_PROBE: Probe,
 }
-
-
-def _acked(since_seq, my_seq, my_gen, frame):
-    """Did the peer's frame acknowledge one of our frames numbered since_seq or later?"""
-    if since_seq is None or frame is None:
-        return False
-    if frame.ack_gen != (my_gen & ACK_MASK):
-        return False
-    sent_since = my_seq - since_seq
-    acked_since = (frame.ack_seq - since_seq) & ACK_MASK
-    return sent_since < ACK_WINDOW and acked_since <= sent_since
 
 
 class Node:
@@ -107,7 +76,7 @@ class Node:
                                                 or ["serial"])
         self.decoders = {}
         self.groups = [ownership.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
-        self.intents = [Intent() for g in self.groups]   # the node's bookkeeping, by group index
+        self.intents = [wants.Intent() for g in self.groups]   # the node's bookkeeping, by group index
         self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
@@ -315,7 +284,7 @@ class Node:
         base = max(self.config.keepalive_ms, 200)
         return base if g.group.preferred == self.me else base * 2 + 50
 
-    def _peer_view(self):
+    def peer_view(self):
         """The peer's latest frame while it is alive, else None."""
         return self.peer_frame if self.live.alive() else None
 
@@ -431,75 +400,24 @@ class Node:
     def _on_silence(self, now, out):
         self._report(self.live.check(now), out)
 
-    def _wants(self, g, peer, now):
-        if self.shutting_down:
-            return False
-        if peer is None:
-            return self.comm_up      # peer dead: everything; never heard: nothing until initdead
-        if peer.state >= STATE_RELEASING:
-            return True
-        peer_holds = bool(peer.held & g.bit)
-        peer_wants = bool(peer.want & g.bit)
-        # the peer saw why we stepped back and still will not run it: better us than nobody
-        orphaned = peer.state == STATE_ACTIVE and not peer_holds and not peer_wants
-        if self.intents[g.index].failed:
-            # retry now and then, only if the peer will not run it.  A peer in standby will, once
-            # it sees we don't - so against a standby peer only the preferred node retries (the
-            # standby one may be failing too); otherwise the two would take turns wanting it
-            preferred = g.group.preferred == self.me
-            # ... and when both want it at once, the preferred node keeps wanting, the other yields
-            free = peer.state == STATE_ACTIVE and not peer_holds and (not peer_wants or preferred)
-            return (free and self.intents[g.index].failed_mark.seen and (not peer.flags & STANDBY or preferred)
-                    and (self.intents[g.index].retry_at is None or now >= self.intents[g.index].retry_at))
-        if self.standby_mode:
-            return orphaned and self.standby_mark.seen
-        if peer.flags & STANDBY:
-            return True
-        if self.stale and peer_holds:
-            return False
-        if g.group.preferred == self.me:
-            if self.config.auto_failback == "off":
-                return g.held() or not peer_holds
-            return True
-        if g.held():
-            if peer_holds:
-                return bool(peer.flags & STALE)   # split brain healed: the preferred node keeps it
-            if self.config.auto_failback == "off":
-                return True
-            return not peer_wants
-        return peer.state == STATE_ACTIVE and not peer_wants and not peer_holds
-
-    def _peer_agrees(self, g, peer):
-        if peer.held & g.bit or peer.want & g.bit:
-            return False
-        if self.intents[g.index].want_since is not None and self.seq - self.intents[g.index].want_since >= ACK_WINDOW:
-            self.intents[g.index].want_since = self.seq   # no ack for too long: re-arm on our latest frame, which wants it too
-        return _acked(self.intents[g.index].want_since, self.seq, self.gen, peer)
-
     def _evaluate(self, now, out):
-        peer = self._peer_view()
+        peer = self.peer_view()
         for g in self.groups:
-            self.intents[g.index].wanted = self._wants(g, peer, now)
-            due = self.intents[g.index].retry_at is None or now >= self.intents[g.index].retry_at
-            if self.intents[g.index].wanted:
-                if g.state in (ownership.STOPPED, ownership.STOP_FAILED):
-                    if peer is None:
-                        if due:
-                            self.intents[g.index].retry_at = None
-                            self._fire(g, self._lone_event(g), out)
-                    elif self._peer_agrees(g, peer):
-                        self.intents[g.index].retry_at = None
-                        self._fire(g, ownership.ACQUIRE, out)
-            elif g.state in (ownership.RUNNING, ownership.PROBING):
-                self._fire(g, ownership.RELEASE, out)
-            elif g.state == ownership.STOP_FAILED and due:
-                self.intents[g.index].retry_at = now + RETRY_MS
-                self._fire(g, ownership.RETRY, out)
-
-    def _lone_event(self, g):
-        needs_probe = (self.config.vip_probe and not self.peer_said_goodbye
-                       and any(r.is_ip for r in g.group.resources))
-        return ownership.ACQUIRE_LONE if needs_probe else ownership.ACQUIRE_FREE
+            intent = self.intents[g.index]
+            intent.wanted = wants.wanted(
+                g, intent, peer, now, me=self.me, auto_failback=self.config.auto_failback,
+                shutting_down=self.shutting_down, comm_up=self.comm_up, standby=self.standby_mode,
+                standby_seen=self.standby_mark.seen, stale=self.stale)
+            event = wants.event(intent.wanted, g.state, peer is not None, intent.due(now),
+                                lambda: wants.peer_agrees(g, intent, peer, self.seq, self.gen),
+                                wants.lone_event(g, self.config.vip_probe, self.peer_said_goodbye))
+            if event is None:
+                continue
+            if event == ownership.RETRY:
+                intent.retry_at = now + RETRY_MS
+            elif event != ownership.RELEASE:
+                intent.retry_at = None
+            self._fire(g, event, out)
 
     def _flags(self):
         flags = 0
@@ -585,117 +503,16 @@ class Node:
         return [g.key for g in self.groups if g.state == ownership.RUNNING]
 
     def peer_state(self):
-        if self.live.peer.state == DEAD:
-            return "dead"
-        if self.live.peer.state == INIT or self.peer_frame is None:
-            return "init"
-        return STATE_NAMES[self.peer_frame.state]
+        """The peer as cl_status names it: dead, init, or its frame's state."""
+        return status.peer_state(self)
 
     def rscstatus(self):
         """cl_status rscstatus: local, foreign, all, none or transition."""
-        if any(g.busy() for g in self.groups):
-            return "transition"
-        local = [g for g in self.groups if g.group.preferred == self.me]
-        foreign = [g for g in self.groups if g.group.preferred != self.me]
-        has_local = bool(local) and all(g.held() for g in local)
-        has_foreign = bool(foreign) and all(g.held() for g in foreign)
-        if has_local and has_foreign:
-            return "all"
-        if has_local:
-            return "local"
-        if has_foreign:
-            return "foreign"
-        return "none"
+        return status.rscstatus(self)
 
     def status(self):
-        now = self.now if self.now is not None else 0
-        peer = self._peer_view()
-        groups = []
-        for g in self.groups:
-            mine = g.claimed()
-            theirs = bool(peer and peer.held & g.bit)
-            holders = [n for n, h in ((self.me, mine), (self.peer, theirs)) if h]
-            groups.append({
-                "key": g.key,
-                "preferred": g.group.preferred,
-                "resources": [r.token for r in g.group.resources],
-                "state": g.state,
-                "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
-                "wanted": bool(self.intents[g.index].wanted),
-                "failed": self.intents[g.index].failed,
-            })
-        links = []
-        for track in self.live.links:
-            age = track.age(now)
-            links.append({"name": track.name, "state": track.state, "last_heard_ms": age})
-        dropped = {}
-        for decoder in self.decoders.values():
-            for reason, count in decoder.counters.items():
-                dropped[reason] = dropped.get(reason, 0) + count
-        for reason in ("replay", "duplicate", "own", "unknown_src"):
-            dropped[reason] = dropped.get(reason, 0) + self.counters[reason]
-        counters = dict(self.counters)
-        counters["dropped"] = dropped
-        if self.config.auto_failback == "off":
-            on_return = "groups stay where they are when %s returns" % self.peer
-        else:
-            on_return = "groups preferred by %s go back to it when it returns" % self.peer
-        return {
-            "me": self.me,
-            "peer": self.peer,
-            "generation": self.gen,
-            "state": STATE_NAMES[self.state],
-            "standby": self.standby_mode,
-            "takeover_requested": self.takeover_request,
-            "stale": self.stale,
-            "peer_state": self.peer_state(),
-            "peer_generation": self.peer_frame.gen if self.peer_frame else None,
-            "peer_standby": bool(peer and peer.flags & STANDBY),
-            "peer_busy": bool(peer and peer.flags & BUSY),
-            "peer_last_heard_ms": self.live.peer.age(now),
-            "rscstatus": self.rscstatus(),
-            "auto_failback": self.config.auto_failback,
-            "on_peer_return": on_return,
-            "links": links,
-            "groups": groups,
-            "counters": counters,
-        }
-
-
-class Intent:
-    """What the node keeps about one group besides its ownership state: whether it wants
-    it, a failed start and whether the peer has seen it, and the retry and probe timers."""
-
-    def __init__(self):
-        self.wanted = False        # our latest evaluation wants it (our frames' want bit)
-        self.failed = False        # our start failed: do not want it while the peer can run it
-        self.failed_mark = Mark()  # has the peer seen the failure?
-        self.want_since = None     # seq of our first frame that wanted it (for the ack rule)
-        self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
-        self.busy_probes = 0       # probes in a row that found the address answered
-        self.busy_logged_at = 0
-
-
-class Mark:
-    """Remembers whether the peer has acknowledged one of our frames sent
-    after some change (standby, a failed start, a stall): only then does its
-    view say anything about that change."""
-
-    def __init__(self):
-        self.since = None
-        self.seen = False
-
-    def arm(self, seq):
-        self.since = seq + 1     # the next frame we send
-        self.seen = False
-
-    def update(self, seq, gen, frame):
-        if self.since is None or self.seen:
-            return
-        if _acked(self.since, seq, gen, frame):
-            self.seen = True
-        elif seq - self.since >= ACK_WINDOW:
-            self.since = seq     # unacknowledged for too long: re-arm on our latest frame
+        """The whole node as a plain dict (the control socket's status)."""
+        return status.status(self)
 
 
 def _view_of(f):
