@@ -96,6 +96,12 @@ class Pair(RuleBasedStateMachine):
         # must keep the VIP single through every fault
         assert self.sim.doubles_ms == 0, (self.sim.box("node1").log_text(), self.sim.box("node2").log_text())
 
+    @invariant()
+    def every_event_has_a_row_in_its_table(self):
+        # the sim's adapters report in turn: an unlisted transition here is a core bug
+        for box in self.sim.boxes.values():
+            assert box.node.status()["counters"]["unlisted_transitions"] == 0, box.log_text()
+
     @precondition(lambda self: any(self.alive(n) for n in ("node1", "node2")))
     @rule()
     def settle(self):

@@ -30,12 +30,20 @@ def test_liveness_docstring_is_the_transition_table():
     assert documented == liveness.TRANSITIONS
 
 
-def test_unlisted_pairs_keep_the_state():
+def test_unlisted_pairs_keep_the_state_and_are_counted():
     g = ownership.GroupOwnership(type("G", (), {"key": "k"})(), 0)
     assert g.fire(ownership.RELEASE) is None and g.state == ownership.STOPPED
-    g.state = ownership.STARTING
+    assert g.unlisted == 1
+    assert g.fire(ownership.ADOPT) == ownership.DO_ACQUIRE and g.state == ownership.STARTING
     assert g.fire(ownership.RELEASE) is None and g.state == ownership.STARTING
+    assert g.unlisted == 2 and g.transitions == 1
     assert liveness.step(liveness.UP, liveness.HEARD) == liveness.UP
+    assert liveness.step(liveness.DEAD, liveness.SILENT) is None
+    live = liveness.Liveness("node2", ["ttyS0"], 100, 300, 500, 2000)
+    live.start(0)
+    assert live.declare_dead() == [("peer_dead", False)] and live.unlisted == 0
+    assert live.declare_dead() == [] and live.unlisted == 1      # dead already: no row
+    assert live.peer.state == liveness.DEAD
 
 
 def test_wants_docstring_is_the_event_table():

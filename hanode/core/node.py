@@ -115,8 +115,7 @@ class Node:
                 # Found active (its address is configured): we may be restarting after a crash.
                 # Count it as ours and run its start again - which skips what is running and
                 # re-announces the address - then the normal rules keep or release it.
-                g.state = ownership.STARTING
-                out.append(Acquire(g.key))
+                self._fire(g, ownership.ADOPT, out)
                 out.append(Log("warning", "Resource group %s found active at start: adopting it" % g.key))
         out.append(Log("info", "Local status now set to: 'up'"))
         return self._finish(now, out)
@@ -274,9 +273,13 @@ class Node:
         raise KeyError("no resource group %r" % (key,))
 
     def _fire(self, g, event, out):
+        state, unlisted = g.state, g.unlisted
         action = g.fire(event)
         if action is not None:
             out.append(_OUTPUTS[action](g.key))
+        elif g.unlisted != unlisted:
+            out.append(Log("warning", "Resource group %s: event %s in state %s is not in the ownership "
+                           "table; ignored (counted as unlisted_transitions)" % (g.key, event, state)))
 
     def _probe_retry_ms(self, g):
         # Two nodes that each think the other dead probe at once and see each other's probe

@@ -76,6 +76,9 @@ def _counters(node):
         dropped[reason] = dropped.get(reason, 0) + node.counters[reason]
     counters = dict(node.counters)
     counters["dropped"] = dropped
+    # events a transition table has no row for (ownership, liveness): each one is a bug or an
+    # adapter reporting out of turn, so it is shown rather than silently ignored
+    counters["unlisted_transitions"] = node.live.unlisted + sum(g.unlisted for g in node.groups)
     return counters
 
 

@@ -320,6 +320,24 @@ def test_one_replay_guard_for_all_links_judges_duplicates_and_echoes():
     assert n1.status()["counters"]["dropped"]["own"] == 1
 
 
+def test_an_out_of_turn_report_is_counted_and_logged_not_ignored():
+    # The runner reports a group done twice (a bug in an adapter): the ownership table has
+    # no row for done_ok in state running, so the state stays and the pair is counted.
+    sim = cold_start()
+    box = sim.box("node1")
+    n1 = box.node
+    key = n1.groups[0].key
+    assert n1.status()["counters"]["unlisted_transitions"] == 0
+    out = n1.completed(key, True, sim.now)
+    assert n1.groups[0].state == "running"
+    assert n1.status()["counters"]["unlisted_transitions"] == 1
+    assert [o.text for o in out if o.kind == "log" and "not in the ownership table" in o.text] == [
+        "Resource group %s: event done_ok in state running is not in the ownership table; "
+        "ignored (counted as unlisted_transitions)" % key]
+    sim.run(2000)    # the pair carries on as before
+    assert sim.holders() == ["node1"] and n1.status()["counters"]["unlisted_transitions"] == 1
+
+
 def test_status_dict_shape():
     sim = cold_start()
     st = sim.box("node1").node.status()
