@@ -67,3 +67,26 @@ def test_wants_event_follows_the_table_and_its_conditions():
     assert ev(False, ownership.STOP_FAILED, False, False, never, "x") is None
     for state in (ownership.STARTING, ownership.RUNNING, ownership.STOPPING, ownership.PROBING):
         assert ev(True, state, True, True, never, "x") is None      # busy, or already where wanted
+
+
+def test_docs_states_md_collects_the_same_tables():
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "states.md")
+    with open(path) as f:
+        doc = f.read()
+    documented = {}
+    for words in rows(doc, (liveness.INIT, liveness.UP, liveness.DEAD)):
+        if words[1] in (liveness.HEARD, liveness.SILENT, liveness.GOODBYE):
+            documented[(words[0], words[1])] = words[2]
+    assert documented == liveness.TRANSITIONS
+    states = (ownership.STOPPED, ownership.PROBING, ownership.STARTING, ownership.RUNNING,
+              ownership.STOPPING, ownership.STOP_FAILED)
+    documented = {}
+    for words in rows(doc, states):
+        if len(words) >= 4:
+            documented[(words[0], words[1])] = (words[2], None if words[3] == "-" else words[3].lower())
+    assert documented == ownership.TRANSITIONS
+    documented = {}
+    for words in rows(doc, (wants.YES, wants.NO)):
+        documented[(words[0], words[1], words[2])] = (words[3], words[4])
+    assert documented == wants.TRANSITIONS
