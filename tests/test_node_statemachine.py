@@ -89,6 +89,15 @@ class Pair(RuleBasedStateMachine):
         if self.alive(name):
             box.handle(box.node.shutdown(self.sim.now))
 
+    @rule(name=NODES)
+    def shutdown_whose_stop_fails(self, name):
+        """issue 13 finding 2: the goodbye then still sets the group's held bit; the peer must
+        treat it as a death (probe first), never take the group blind."""
+        box = self.sim.boxes[name]
+        if self.alive(name):
+            box.fail_stop = {KEY}
+            box.handle(box.node.shutdown(self.sim.now))
+
     # -------------------------------------------------------------- invariants
     @invariant()
     def never_two_holders_with_the_lan_up(self):

@@ -88,6 +88,7 @@ class Node:
         self.stale = False
         self.stale_mark = Mark()      # has the peer heard from us since the stall?
         self.peer_said_goodbye = False
+        self.goodbye_held = 0         # held bits of that goodbye: groups it admits it still holds
         self.shutting_down = False
         self.stopped = False
         self.now = None
@@ -330,13 +331,25 @@ class Node:
             self.standby_mode = False   # the peer went standby after us: somebody has to hold the groups
             out.append(Log("info", "%s went standby: taking all resource groups" % self.peer))
         self.peer_said_goodbye = False   # a goodbye counts only until the peer speaks again
+        self.goodbye_held = 0
         if f.state == STATE_SHUTDONE:
             # trusted (no probe before taking over) only if it acknowledges this life of ours: a
             # goodbye left in the line by the peer before our own restart was not said to us
             self.peer_said_goodbye = f.ack_gen == (self.gen & ACK_MASK) and f.ack_gen != 0
+            # a goodbye that still sets a held bit admits a group it could not stop: that group
+            # may still run there, so it is taken exactly as from a dead peer (probed first)
+            self.goodbye_held = f.held
             out.append(Log("info", "Received shutdown notice from '%s'.%s" % (
                 self.peer, "" if self.peer_said_goodbye else
                 " (not addressed to this life of ours: its addresses are probed before they are taken)")))
+            for g in self.groups:
+                if f.held & g.bit:
+                    out.append(Log("warning", "%s said goodbye but still holds resource group %s (its stop "
+                                   "failed?): %s, as if %s had died" % (
+                                       self.peer, g.key, "probing it before taking it"
+                                       if self._lone_event(g) == ownership.ACQUIRE_LONE else
+                                       "taking it without a probe (no address to probe, or vip_probe off)",
+                                       self.peer)))
             self._report(self.live.declare_dead(), out)
         for mark in [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents]:
             mark.update(self.seq, self.gen, f)
@@ -379,9 +392,18 @@ class Node:
             elif event == "peer_dead":
                 self._on_peer_dead(detail, out)
 
+    def _trusts_goodbye(self, g):
+        """Did the peer say goodbye to us, having released ``g``?  Then ``g`` needs no probe."""
+        return self.peer_said_goodbye and not self.goodbye_held & g.bit
+
+    def _lone_event(self, g):
+        return wants.lone_event(g, self.config.vip_probe, self._trusts_goodbye(g))
+
     def _on_peer_dead(self, never_heard, out):
-        if self.peer_said_goodbye:
+        if self.peer_said_goodbye and not self.goodbye_held:
             out.append(Log("info", "%s shut down cleanly" % self.peer))
+        elif self.goodbye_held:
+            out.append(Log("warning", "%s shut down without releasing everything" % self.peer))
         elif never_heard:
             out.append(Log("warning", "node %s: is dead (not heard within initdead %d ms)"
                            % (self.peer, self.config.initdead_ms)))
@@ -396,7 +418,7 @@ class Node:
             self.intents[g.index].retry_at = None
         if not self.shutting_down and any(not g.held() for g in self.groups):
             out.append(Log("info", "Resources being acquired from %s." % self.peer))
-            if not self.peer_said_goodbye:
+            if not all(self._trusts_goodbye(g) for g in self.groups):
                 out.append(Log("warning", "No STONITH device configured: the watchdog on %s and the ARP "
                                "probe before each address are what keep the groups single" % self.peer))
 
@@ -413,7 +435,7 @@ class Node:
                 standby_seen=self.standby_mark.seen, stale=self.stale)
             event = wants.event(intent.wanted, g.state, peer is not None, intent.due(now),
                                 lambda: wants.peer_agrees(g, intent, peer, self.seq, self.gen),
-                                wants.lone_event(g, self.config.vip_probe, self.peer_said_goodbye))
+                                self._lone_event(g))
             if event is None:
                 continue
             if event == ownership.RETRY:

@@ -49,8 +49,9 @@ fires only when its condition holds:
     no      stop_failed  any    due     retry    a failed stop is retried every 5 s
 
 ``lone`` is ``acquire_lone`` (probe the LAN first) when the group has an
-address, the probe is on and the peer did not say goodbye, else
-``acquire_free``.  Every other joint state fires nothing: the group is where
+address, the probe is on and the peer did not say goodbye having released the
+group (a goodbye that still sets its held bit admits a failed stop: it counts
+as a death), else ``acquire_free``.  Every other joint state fires nothing: the group is where
 the wish wants it, or busy (starting, stopping, probing while wanted), and the
 node asks again on its next evaluation.
 
@@ -160,9 +161,10 @@ def peer_agrees(own, intent, peer, seq, gen):
     return acked(intent.want_since, seq, gen, peer)
 
 
-def lone_event(own, vip_probe, peer_said_goodbye):
-    """Peer dead: probe the LAN first if the group has an address and nobody said goodbye."""
-    needs_probe = (vip_probe and not peer_said_goodbye
+def lone_event(own, vip_probe, released_in_goodbye):
+    """Peer dead: probe the LAN first if the group has an address, unless the peer's goodbye
+    to us showed it released."""
+    needs_probe = (vip_probe and not released_in_goodbye
                    and any(r.is_ip for r in own.group.resources))
     return ownership.ACQUIRE_LONE if needs_probe else ownership.ACQUIRE_FREE
 

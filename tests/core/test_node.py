@@ -418,3 +418,37 @@ def test_a_goodbye_from_a_previous_life_is_not_trusted():
     sim.run(2000)
     assert sim.holders() == ["node1"]
     assert sim.doubles_ms == 0
+
+
+def test_a_goodbye_that_admits_a_held_group_is_probed_like_a_death():
+    # issue 13 finding 2: node1's stop fails during its shutdown, so its goodbye still sets the
+    # group's held bit.  node2 must not take the group blind (it may still run on node1): it
+    # probes first, exactly as if node1 had died, and the probe finds the address answering.
+    sim = cold_start(deadtime="10", warntime="5", initdead="20", keepalive="1")
+    n1, n2 = sim.box("node1"), sim.box("node2")
+    key = n1.node.groups[0].key
+    n1.fail_stop.add(key)
+    n1.handle(n1.node.shutdown(sim.now))
+    assert sim.run_until(lambda: n1.stopped, 3000) is not None
+    sim.run(3000)
+    assert sim.doubles_ms == 0, (n1.log_text(), n2.log_text())
+    assert sim.holders() == ["node1"]               # still up there: nobody else takes it
+    log = n2.log_text()
+    assert "Received shutdown notice from 'node1'." in log
+    assert ("node1 said goodbye but still holds resource group %s (its stop failed?): probing "
+            "it before taking it, as if node1 had died" % key) in log, log
+    assert "Not taking resource group %s: its address answers on the LAN" % key in log
+    assert n2.node.status()["counters"]["probes_busy"] >= 1
+
+
+def test_a_goodbye_that_admits_a_held_group_is_taken_once_the_address_is_free():
+    # ... and once the address stops answering (node1 powered off), node2 takes it.
+    sim = cold_start(deadtime="10", warntime="5", initdead="20", keepalive="1")
+    n1 = sim.box("node1")
+    n1.fail_stop.add(n1.node.groups[0].key)
+    n1.handle(n1.node.shutdown(sim.now))
+    assert sim.run_until(lambda: n1.stopped, 3000) is not None
+    sim.run(500)
+    sim.power_off("node1")
+    assert sim.run_until(lambda: sim.holders() == ["node2"], 5000) is not None
+    assert sim.doubles_ms == 0
