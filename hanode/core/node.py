@@ -46,6 +46,11 @@ from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
 RETRY_MS = wants.RETRY_MS
+# An echo of our own frame comes back within a frame time or two, so it repeats one of our
+# last few frames; a frame with our id and generation that does not is another box's.  (A twin
+# booted later sees our sequence numbers before it sends them itself, so at least one of two
+# same-generation twins always notices, however long this window.)
+ECHO_FRAMES = 8
 
 _OUTPUTS = {
     ownership.DO_ACQUIRE: Acquire,
@@ -89,6 +94,9 @@ class Node:
         self.stale_mark = Mark()      # has the peer heard from us since the stall?
         self.peer_said_goodbye = False
         self.goodbye_held = 0         # held bits of that goodbye: groups it admits it still holds
+        self.identity_conflict = None # another box uses our node id: {link, their_generation, since_ms}
+        self.recent_sent = []         # fields of our last ECHO_FRAMES frames: what an echo may repeat
+        self.started_at = None
         self.shutting_down = False
         self.stopped = False
         self.now = None
@@ -98,7 +106,7 @@ class Node:
         self.sent_view = None
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
-            "own": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
+            "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
             "peer_restarts": 0, "probes_busy": 0, "start_failures": 0, "stop_failures": 0,
         }
 
@@ -109,6 +117,7 @@ class Node:
         (e.g. the VIP is configured): they are adopted (Acquire again, which is
         idempotent), then kept or released by the normal rules."""
         out = self._enter(now)
+        self.started_at = now
         self.live.start(now)
         out.append(Log("info", "Heartbeat generation: %d" % self.gen))
         for g in self.groups:
@@ -294,7 +303,12 @@ class Node:
 
     def _on_frame(self, f, link, now, out):
         if f.src == self.my_id:
-            self.counters["own"] += 1       # our own frame echoed back by the link
+            leftover = f.gen < self.gen and (self.started_at is None
+                                             or now - self.started_at <= self.config.deadtime_ms)
+            if leftover or (f.gen == self.gen and f.fields() in self.recent_sent):
+                self.counters["own"] += 1   # our own frame echoed back, or left in the line by our last life
+            else:
+                self._on_identity_conflict(f, link, now, out)
             return
         if f.src != self.peer_id:
             self.counters["unknown_src"] += 1
@@ -357,6 +371,22 @@ class Node:
             if not any(g.held() and f.held & g.bit for g in self.groups):
                 self.stale = False
                 out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
+
+    def _on_identity_conflict(self, f, link, now, out):
+        """An authentic frame with our id that we did not just send: our generation with a
+        sequence or content that is not one of our last frames, a newer generation, or an older
+        one still arriving a dead time after our start (our last life's frames are gone by then).
+        Another box has our name (an identity file copied to both boxes)."""
+        self.counters["identity_conflicts"] += 1
+        if self.identity_conflict is not None:
+            return
+        self.identity_conflict = {"link": link, "their_generation": f.gen, "since_ms": now}
+        out.append(Log("critical", "Another box also calls itself %s: authentic frames with our node id "
+                       "from another boot (generation %d; ours is %d) arrive on %s. Give each box its own "
+                       "node name (hanode --node, or the hostname; the image reads it from "
+                       "/data/etc/identity) - one of the names in ha.cf's node lines (%s) - and restart "
+                       "hanode there. Taking no resource group meanwhile."
+                       % (self.me, f.gen, self.gen, link, ", ".join(self.config.nodes))))
 
     def _go_standby(self):
         self.standby_mode = True
@@ -431,7 +461,8 @@ class Node:
             intent = self.intents[g.index]
             intent.wanted = wants.wanted(
                 g, intent, peer, now, me=self.me, auto_failback=self.config.auto_failback,
-                shutting_down=self.shutting_down, comm_up=self.comm_up, standby=self.standby_mode,
+                shutting_down=self.shutting_down, identity_conflict=self.identity_conflict is not None,
+                comm_up=self.comm_up, standby=self.standby_mode,
                 standby_seen=self.standby_mark.seen, stale=self.stale)
             event = wants.event(intent.wanted, g.state, peer is not None, intent.due(now),
                                 lambda: wants.peer_agrees(g, intent, peer, self.seq, self.gen),
@@ -496,6 +527,9 @@ class Node:
                       ack_seq=(peer.seq & ACK_MASK) if peer else 0,
                       held=held, want=want)
         out.append(Send(encode(frame, self.auth)))
+        self.recent_sent.append(frame.fields())
+        if len(self.recent_sent) > ECHO_FRAMES:
+            self.recent_sent.pop(0)
         self.counters["frames_sent"] += 1
         self.last_send = now
         self.next_send = now + self.config.keepalive_ms

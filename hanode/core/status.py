@@ -44,8 +44,8 @@ def rscstatus(node):
 
 def summary(node):
     """One line for systemd's STATUS= and the logs: role and peer state."""
-    return "%s: %s, holds %s; peer %s %s" % (
-        node.me, ("standby" if node.standby_mode else rscstatus(node)),
+    return "%s: %s%s, holds %s; peer %s %s" % (
+        node.me, ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "", ("standby" if node.standby_mode else rscstatus(node)),
         (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node))
 
 
@@ -99,6 +99,7 @@ def status(node):
         "standby": node.standby_mode,
         "takeover_requested": node.takeover_request,
         "stale": node.stale,
+        "identity_conflict": dict(node.identity_conflict) if node.identity_conflict else None,
         "peer_state": peer_state(node),
         "peer_generation": node.peer_frame.gen if node.peer_frame else None,
         "peer_standby": bool(peer and peer.flags & STANDBY),

@@ -13,6 +13,7 @@ What a node wants (per group), the peer being alive - the first row that applies
     situation                                    preferred node        other node
     -------------------------------------------  --------------------  ----------------------------
     we are shutting down                         no                    no
+    another box uses our node name               keep what we hold, take nothing
     peer releasing everything (shutting down)    yes                   yes
     our start of it failed                       only if the peer has seen that and still neither
                                                  holds nor wants it (and, the peer being in standby,
@@ -109,12 +110,14 @@ class Intent:
         return self.retry_at is None or now >= self.retry_at
 
 
-def wanted(own, intent, peer, now, me, auto_failback, shutting_down, comm_up,
-           standby, standby_seen, stale):
+def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_conflict,
+           comm_up, standby, standby_seen, stale):
     """Does this node want the group (``own``: its GroupOwnership)?  ``peer`` is the
     peer's latest frame while it is alive, else None (see the first table)."""
     if shutting_down:
         return False
+    if identity_conflict:
+        return own.held()   # take nothing: the box with our name may be running it
     if peer is None:
         return comm_up      # peer dead: everything; never heard: nothing until initdead
     if peer.state >= STATE_RELEASING:
