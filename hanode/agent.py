@@ -13,7 +13,8 @@ at its timeout), never a heartbeat.
 The loop is written for the asyncio subset that CPython and MicroPython share
 (``hanode.aio``), with its collaborators passed in:
 
-- ``links``: objects with ``name``, ``async read() -> bytes`` and ``write(data)``
+- ``links``: objects of the link protocol (``hanode.links``): ``name``,
+  ``async read() -> bytes`` and ``write(data)``
 - ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)`` and
   ``async probe(key)`` -> ``(in_use, detail)``
 - ``log(level, text)``
@@ -21,36 +22,13 @@ The loop is written for the asyncio subset that CPython and MicroPython share
   daemon pets the watchdog there, only while the loop is on time) and
   ``on_change(status)`` when the node's summary changes (systemd STATUS=).
 
-On Linux the daemon (``hanode.daemon``) supplies the UART, netlink, ARP and
-init-script adapters; the MicroPython tests supply in-memory ones.
+On Linux the daemon (``hanode.daemon``) supplies the links (``hanode.links``:
+serial and UDP), netlink, ARP and init-script adapters; the MicroPython tests
+supply in-memory ones, or the same serial link on MicroPython's UART shim.
 """
 
 from hanode import aio
 from hanode.core import status
-
-
-class SerialLink:
-    """A serial port (hanode.uart.Serial or anything with the same surface) as an agent link."""
-
-    def __init__(self, serial, name=None):
-        self.serial = serial
-        self.name = name or serial.port
-        # a 24-byte frame takes 12.5 ms at 19200 baud and arrives a few bytes at a time
-        self.frame_ms = max(1, 24 * 10 * 1000 // (getattr(serial, "baudrate", 19200) or 19200) + 1)
-
-    async def read(self):
-        data = await aio.read_ready(self.serial, 256)
-        if data and not data.endswith(b"\x00"):
-            # wait for the rest of the frame and read it at once: one wake-up a frame instead of
-            # one every few bytes (idle CPU), at the cost of at most one frame time of latency
-            await aio.sleep_ms(self.frame_ms)
-            data += self.serial.read(256) or b""
-        return data
-
-    def write(self, data):
-        # a frame still queued in the kernel is stale: replace it rather than queue behind it
-        writer = getattr(self.serial, "write_latest", None) or self.serial.write
-        writer(data)
 
 
 class Agent:

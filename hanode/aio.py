@@ -72,26 +72,27 @@ async def wait_for_ms(awaitable, ms):
 TimeoutError = asyncio.TimeoutError
 
 
-async def read_ready(obj, n=256):
-    """Wait until obj (a file-like object with fileno() on CPython, a pollable
-    stream such as machine.UART on MicroPython) is readable, then read up to n
-    bytes without blocking.  Returns b"" when nothing was there after all."""
+async def readable(stream):
+    """Wait until ``stream`` has bytes to read (or has hung up: the read says which).
+
+    ``stream`` is what a link's port hands out as its ``stream``: an fd on
+    CPython, and on MicroPython a native stream (``machine.UART``, a tty's
+    file, a socket), the only kind its ``select.poll`` takes - a Python object
+    with ``fileno()`` will not do there.  The caller reads afterwards, through
+    its own port object, so hang-ups and partial frames are handled in one
+    place on both interpreters."""
     if MICROPYTHON:
-        reader = getattr(obj, "_aio_reader", None)
-        if reader is None:
-            reader = obj._aio_reader = asyncio.StreamReader(obj)
-        data = await reader.read(n)
-        return data or b""
+        # Stream.read(0) polls the stream, then reads zero bytes: a pure wait on
+        # MicroPython's public asyncio surface
+        await asyncio.StreamReader(stream).read(0)
+        return
     loop = asyncio.get_event_loop()
-    fd = obj.fileno()
     ready = loop.create_future()
-    loop.add_reader(fd, _set_once, ready)
+    loop.add_reader(stream, _set_once, ready)
     try:
         await ready
     finally:
-        loop.remove_reader(fd)
-    data = obj.read(n)
-    return data or b""
+        loop.remove_reader(stream)
 
 
 def _set_once(future):

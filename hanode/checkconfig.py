@@ -11,13 +11,21 @@ frame takes on the serial line, after how many missed heartbeats the peer is
 declared dead, which group starts what in which order, and what happens when the
 preferred node comes back.  ``--json`` gives the same as one JSON object for
 scripts.  Exit status: 0 usable (warnings allowed), 1 not usable.
+
+Two checks go further than ``hanode run``'s (it must start where they would not
+pass): what the files name must exist on this machine (resource scripts,
+executable; serial ports; interfaces) unless ``--files-only`` is given, and a
+published example key is refused, not just warned about (the factory image ships
+one so that it boots; its agent says so in its log).  Output into a pipe that
+closes early (``| head``) ends quietly.
 """
 import argparse
 import json
+import os
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-from hanode.configdir import DEFAULT_DIR, check_dir, default_node_name
+from hanode.configdir import DEFAULT_DIR, check_dir, default_node_name, find_script
 from hanode.core.config import FRAME_WIRE_BYTES, FRAME_WIRE_BYTES_CRC, Config
 
 
@@ -28,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="check as this node (default: uname -n, as Heartbeat does)")
     parser.add_argument("--json", action="store_true",
                         help='print {"ok": ..., "problems": [...], "config": ...} instead of text')
+    parser.add_argument("--files-only", action="store_true",
+                        help="check the three files only, not whether this machine has the resource scripts, "
+                             "serial ports and interfaces they name (e.g. when checking a box's files elsewhere)")
 
 
 def _secs(ms: int) -> str:
@@ -44,8 +55,11 @@ def _frame_ms(cfg: Config) -> float:
     return frame * 10 * 1000.0 / cfg.baud  # 8N1: ten bit times per byte
 
 
-def summary(cfg: Config) -> List[str]:
-    """The effective values, each with what it means in practice."""
+def summary(cfg: Config, scripts: Optional[Dict[str, str]] = None) -> List[str]:
+    """The effective values, each with what it means in practice.
+
+    ``scripts``: resource script name -> the file the agent runs (when this machine was checked).
+    """
     out = []
     me, peer = cfg.me, cfg.peer
     if me and peer:
@@ -123,7 +137,9 @@ def summary(cfg: Config) -> List[str]:
                         how += ", broadcast %s" % r.broadcast
                     how += " via %s" % r.script
                 else:
-                    how = "%s %sstart|stop|status, found in %s" % (r.script, "".join(a + " " for a in r.args), where)
+                    found = (scripts or {}).get(r.script)
+                    how = "%s %sstart|stop|status, %s" % (r.script, "".join(a + " " for a in r.args),
+                                                          "run as " + found if found else "looked up in " + where)
                 out.append("             %d) %-22s %s" % (j + 1, r.token, how))
     else:
         out.append("Groups    none")
@@ -139,9 +155,21 @@ def summary(cfg: Config) -> List[str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def located_scripts(cfg: Config) -> Dict[str, str]:
+    found = {}
+    for g in cfg.groups:
+        for r in g.resources:
+            if not r.is_ip:
+                path, _ = find_script(cfg.resource_dirs or [], r.script)
+                if path:
+                    found[r.script] = path
+    return found
+
+
+def report(args: argparse.Namespace) -> int:
     node: Optional[str] = args.node.lower() if args.node else default_node_name()
-    cfg, problems = check_dir(args.config_dir, node)
+    system = not args.files_only
+    cfg, problems = check_dir(args.config_dir, node, system=system)
     if args.json:
         print(json.dumps({"ok": cfg is not None,
                           "problems": [p.to_dict() for p in problems],
@@ -159,11 +187,27 @@ def run(args: argparse.Namespace) -> int:
     if cfg is None:
         print("%s as node %s: NOT usable (%s); hanode would refuse to start" % (args.config_dir, node, counts))
         return 1
-    print("%s as node %s: usable (%s)" % (args.config_dir, node, counts))
+    print("%s as node %s: usable (%s)%s" % (args.config_dir, node, counts,
+                                            "" if system else "; this machine not checked (--files-only)"))
     print()
-    for line in summary(cfg):
+    for line in summary(cfg, located_scripts(cfg) if system else None):
         print(line)
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """The report; a reader that goes away early (``| head``) ends it quietly with the same status."""
+    try:
+        code = report(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would print a traceback, then fail again flushing stdout at exit: point stdout at
+        # /dev/null instead (the documented way, "Note on SIGPIPE" in the signal module's docs)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
+    return code
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -11,9 +11,19 @@ a file that cannot be read, and Heartbeat's permission rule for the key file
 ``ConfigError`` (or one ``check-config`` run) lists everything.  A file that
 cannot be read is passed to the parser as None so the user sees why it is
 missing, not a cascade of errors about its absent contents.
+
+``check_dir(..., system=True)`` (what ``hanode check-config`` asks for) also
+checks what a usable configuration names on this machine, each problem at the
+line that names it: a resource script that is missing or not executable, a
+serial device that does not exist, an interface (IPaddr's ``/iface``, a
+``ucast`` device) that does not exist.  Each of these makes the agent fail at
+the moment it needs the thing (a group that cannot start, a link that cannot
+open), so check-config reports them as errors.  ``hanode run`` does not make
+these checks: a device or interface may appear after the agent starts.
 """
 import errno
 import os
+import socket
 import stat
 from typing import List, Optional, Tuple
 
@@ -64,8 +74,79 @@ def keyfile_problem(path: str) -> Optional[Problem]:
     return None
 
 
-def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None) -> Tuple[Optional[Config], List[Problem]]:
-    """Like ``load`` but returns ``(config or None, problems)`` instead of raising."""
+def find_script(dirs: List[str], name: str) -> Tuple[Optional[str], Optional[str]]:
+    """``(path, None)``: the first regular executable file ``name`` in ``dirs`` (the one the agent
+    runs); ``(None, path)``: none is, but this one exists without the execute bit; else (None, None)."""
+    not_executable = None
+    for d in dirs:
+        path = os.path.join(d, name)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path, None
+            not_executable = not_executable or path
+    return None, not_executable
+
+
+def _interface_exists(name: str) -> bool:
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def system_problems(cfg: Config) -> List[Problem]:
+    """What the configuration names on this machine and is not there (see the module docstring)."""
+    ha_cf, _, haresources = cfg.paths
+    problems: List[Problem] = []
+    for dev in cfg.serial:
+        line = cfg.lines.get(("serial", dev), 0)
+        try:
+            mode = os.stat(dev).st_mode
+        except OSError as e:
+            problems.append(Problem(ha_cf, line, "serial port [%s]: %s; hanode could not open its heartbeat "
+                                                 "link (see 'ls -l /dev/ttyS* /dev/ttyUSB*' for the ports "
+                                                 "this machine has)" % (dev, os.strerror(e.errno))))
+            continue
+        if not stat.S_ISCHR(mode):
+            problems.append(Problem(ha_cf, line, "serial port [%s] is not a character device (a serial port "
+                                                 "is, e.g. /dev/ttyS0)" % dev))
+    for dev, _peer in cfg.ucast:
+        if not _interface_exists(dev):
+            problems.append(Problem(ha_cf, cfg.lines.get(("ucast", dev), 0),
+                                    "ucast interface [%s] does not exist on this machine; hanode could not "
+                                    "send heartbeats on it (see 'ip link' for the interfaces)" % dev))
+    where = " or ".join(cfg.resource_dirs or [])
+    for g in cfg.groups:
+        for r in g.resources:
+            if r.is_ip:
+                if r.dev and not _interface_exists(r.dev):
+                    problems.append(Problem(haresources, g.line,
+                                            "resource [%s]: interface [%s] does not exist on this machine; "
+                                            "hanode could not add %s, so the group could not start (see "
+                                            "'ip link' for the interfaces)" % (r.token, r.dev, r.ip)))
+                continue
+            path, not_executable = find_script(cfg.resource_dirs or [], r.script)
+            if path is not None:
+                continue
+            if not_executable is not None:
+                message = ("resource [%s]: %s is not executable, so the group could not start; "
+                           "fix: chmod +x %s" % (r.token, not_executable, not_executable))
+            else:
+                message = ("resource [%s]: no script named %s in %s, so the group could not start; install "
+                           "it or fix the name (resource_dir in ha.cf sets where scripts are looked up)"
+                           % (r.token, r.script, where))
+            problems.append(Problem(haresources, g.line, message))
+    return problems
+
+
+def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None,
+              system: bool = False) -> Tuple[Optional[Config], List[Problem]]:
+    """Like ``load`` but returns ``(config or None, problems)`` instead of raising.
+
+    ``system`` (check-config): also check, on this machine, what a usable configuration names
+    (``system_problems``), and refuse a published example key instead of warning about it.
+    """
     if me is None:
         me = default_node_name()
     paths = tuple(os.path.join(config_dir, name) for name in FILES)
@@ -82,7 +163,9 @@ def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None) -> Tuple[
             early.append(bad_mode)
     haresources = _read(paths[2], False, early)
     cfg, problems = check(ha_cf, authkeys, haresources, me=me, paths=paths,
-                          config_dir=os.path.abspath(config_dir))
+                          config_dir=os.path.abspath(config_dir), refuse_example_keys=system)
+    if system and cfg is not None and not early:
+        problems = problems + system_problems(cfg)
     # keep file order: each file's own problems (cannot open, permissions) first
     order = {p: i for i, p in enumerate(paths)}
     merged = sorted(early + problems, key=lambda p: (order.get(p.path, 0), p.line))

@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 ``run`` loads /etc/ha.d (every problem reported at once; nothing starts on an
-error), bumps and persists the boot generation, opens every ``serial`` port
-exclusively, and only then builds the adapters: the resource runner (init
-scripts, and VIPs through netlink with gratuitous ARP), the ARP probe, the
-watchdog, systemd notification and the control socket.  The agent loop then
+error), opens every ``serial`` port exclusively, bumps and persists the boot
+generation (a start refused a port burns none), and only then builds the
+adapters: the resource runner (init scripts, and VIPs through netlink with
+gratuitous ARP), the ARP probe, the watchdog, systemd notification and the
+control socket.  The agent loop then
 runs until SIGTERM/SIGINT, which releases every group (right to left), tells
 the peer, closes the watchdog with the magic character and exits 0.
 
@@ -30,7 +31,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 from hanode import __version__
-from hanode.agent import Agent, SerialLink
+from hanode.agent import Agent
+from hanode.links import SerialLink
 
 EXIT_CONFIG = 6
 LOG = logging.getLogger("hanode")
@@ -300,11 +302,6 @@ class Daemon:
         self.notifier = SystemdNotifier(log=log)
         log("info", "**************************")
         log("info", "Configuration validated. Starting hanode %s on %s (peer %s)" % (__version__, cfg.me, cfg.peer))
-        try:
-            generation = next_generation(self.state_dir, log)
-        except StateError as e:
-            log("critical", str(e))
-            return 1
         for device in cfg.serial:
             try:
                 self.serials.append(Serial(device, cfg.baud, lock_dir=self.args.lock_dir))
@@ -313,6 +310,12 @@ class Daemon:
                 self._close_serials()
                 return 1
             log("info", "Starting serial heartbeat on tty %s (%d baud)" % (device, cfg.baud))
+        try:   # only once the ports are ours: a start that fails on a lock burns no generation
+            generation = next_generation(self.state_dir, log)
+        except StateError as e:
+            log("critical", str(e))
+            self._close_serials()
+            return 1
         realtime = cfg.realtime if self.args.realtime is None else self.args.realtime
         if realtime:
             go_realtime(cfg.rtprio)
@@ -327,12 +330,16 @@ class Daemon:
                 log("error", str(e))
         runner = LinuxRunner(cfg)
         running = runner.active_groups()
-        links: List[Any] = [SerialLink(s) for s in self.serials]
+        # self.serials become the links: a hung-up port is reopened by its link, not by a restart
+        lock_dir = self.args.lock_dir
+        self.serials = [SerialLink(s, log=log, reopen=lambda port=s.port: Serial(port, cfg.baud, lock_dir=lock_dir))
+                        for s in self.serials]
+        links: List[Any] = list(self.serials)
         if cfg.ucast:
-            from hanode.udp import links_for
+            from hanode.links import ucast_links
             from hanode.vip import configured_ipv4
             try:
-                udp_links, notes = links_for(cfg.ucast, cfg.udpport, configured_ipv4())
+                udp_links, notes = ucast_links(cfg.ucast, cfg.udpport, configured_ipv4(), log)
             except OSError as e:
                 log("critical", str(e.strerror or e))
                 self._close_serials()

@@ -5,15 +5,19 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 
 from hanode.checkconfig import summary
+from hanode.configdir import check_dir
+from hanode.core.config.authkeys import EXAMPLE_KEYS
 from hanode.core.config import parse
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 TIGHT_KEY = (EXAMPLES / "tight" / "authkeys").read_text().split()[-1]
+FRESH_KEY = "5c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f"   # what the user makes with openssl rand
 
 
 def hanode(*args: str) -> subprocess.CompletedProcess:
@@ -22,11 +26,37 @@ def hanode(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+SERIAL: List[str] = []   # this test's serial port: a real PTY (the files name /dev/ttyS0)
+
+
+@pytest.fixture(autouse=True)
+def serial_port():
+    master, slave = os.openpty()
+    SERIAL[:] = [os.ttyname(slave)]
+    yield SERIAL[0]
+    os.close(master)
+    os.close(slave)
+
+
 def example(name: str, tmp_path: Path, mode: int = 0o600) -> Path:
+    """An example made ready for this machine, as a user would: its own key, its serial port, and
+    the httpd script its haresources names."""
     d = tmp_path / name
     shutil.copytree(EXAMPLES / name, d)
+    keys = (d / "authkeys").read_text()
+    if name == "tight":
+        keys = keys.replace(TIGHT_KEY, FRESH_KEY)
+    (d / "authkeys").write_text(keys)
     os.chmod(d / "authkeys", mode)
+    (d / "ha.cf").write_text((d / "ha.cf").read_text().replace("/dev/ttyS0", SERIAL[0]))
+    (d / "resource.d").mkdir()
+    script(d / "resource.d" / "httpd")
     return d
+
+
+def script(path: Path, mode: int = 0o755) -> None:
+    path.write_text("#!/bin/sh\nexit 0\n")
+    os.chmod(path, mode)
 
 
 def test_classic_is_usable_and_explained(tmp_path):
@@ -37,7 +67,7 @@ def test_classic_is_usable_and_explained(tmp_path):
     assert "%s:6: warning: auth method crc authenticates nothing" % (d / "authkeys") in out
     assert "usable (0 errors, 1 warning)" in out
     assert "node1 (this node, wire id 0) and node2 (peer, wire id 1)" in out
-    assert "serial /dev/ttyS0 at 19200 baud 8N1: a 20-byte frame takes 10.4 ms" in out  # crc frames are shorter
+    assert "serial %s at 19200 baud 8N1: a 20-byte frame takes 10.4 ms" % SERIAL[0] in out  # crc frames are shorter
     for fragment in ("keepalive    1000 ms", "warntime     5000 ms", "deadtime    15000 ms", "initdead    60000 ms",
                      "after 15 s of silence", "wait up to 60 s"):
         assert fragment in out, fragment
@@ -47,7 +77,7 @@ def test_classic_is_usable_and_explained(tmp_path):
     first = [i for i, ln in enumerate(lines) if "1) 192.0.2.100" in ln]
     second = [i for i, ln in enumerate(lines) if "2) httpd" in ln]
     assert first and second and first[0] < second[0]  # start order
-    assert "%s/resource.d then /etc/init.d" % d in out
+    assert "httpd start|stop|status, run as %s/resource.d/httpd" % d in out
     assert "Failback  on: a group goes back to its preferred node" in out
 
 
@@ -160,3 +190,147 @@ def test_summary_spells_out_the_media_and_failback_modes():
         assert "address 192.0.2.5/24 on eth0, label eth0:3 via IPaddr2" in text
         assert "svc x y start|stop|status" in text
         assert "b (this node, wire id 1) and a (peer, wire id 0)" in text
+
+
+def test_a_typo_makes_the_config_unusable(tmp_path):
+    # issue 13 finding 9: 'deadtim 500ms' left the default 30 s dead time in force, with a warning
+    d = example("tight", tmp_path)
+    lines = (d / "ha.cf").read_text().splitlines()
+    line = [i for i, text in enumerate(lines) if text.startswith("deadtime ")][0] + 1
+    lines[line - 1] = "deadtim 500ms"
+    (d / "ha.cf").write_text("\n".join(lines) + "\n")
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 1, r.stdout
+    assert ("%s:%d: error: unknown directive [deadtim] - did you mean [deadtime]?" % (d / "ha.cf", line)
+            in r.stdout), r.stdout
+    assert "NOT usable (" in r.stdout and "Timing" not in r.stdout
+
+
+def test_an_unprobed_group_on_a_serial_only_pair_is_warned_about(tmp_path):
+    # issue 13 finding 8: a group without an address is never probed
+    d = example("tight", tmp_path)
+    (d / "haresources").write_text("node1 192.0.2.100 httpd\nnode2 nfsserver\n")
+    script(d / "resource.d" / "nfsserver")
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 0, r.stdout
+    assert ("%s:2: warning: group [nfsserver] has no IP address, so nothing can probe whether the silent peer "
+            "still runs it" % (d / "haresources")) in r.stdout, r.stdout
+    assert "usable (0 errors, 1 warning)" in r.stdout
+    with open(d / "ha.cf", "a") as f:
+        f.write("ucast lo 192.0.2.2\n")
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 0 and "no IP address" not in r.stdout, r.stdout
+
+
+def test_what_the_files_name_must_exist_on_this_machine(tmp_path):
+    # issue 13 finding 7: a missing or non-executable script made both boxes fail the group's start
+    # in turn (VIP ping-pong) while check-config said "found"; likewise a missing port or interface
+    d = example("tight", tmp_path)
+    os.chmod(d / "resource.d" / "httpd", 0o644)
+    (d / "resource.d" / "lister").write_text("#!/bin/sh\n")
+    (d / "haresources").write_text("node1 192.0.2.100 httpd\n"
+                                   "node2 IPaddr::192.0.2.101/24/nosuch0:1 mailer\n"
+                                   "node2 IPaddr2::192.0.2.102/24/lo lister\n")
+    not_a_port = tmp_path / "ttyS9"
+    not_a_port.write_text("")
+    ha_cf = (d / "ha.cf").read_text()
+    ha_cf += "serial %s\nserial %s\nucast nosuch1 192.0.2.2\nucast lo 192.0.2.3\n" % (tmp_path / "ttyUSB7",
+                                                                                         not_a_port)
+    (d / "ha.cf").write_text(ha_cf)
+    n = len(ha_cf.splitlines())
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 1, r.stdout
+    ha, hr = d / "ha.cf", d / "haresources"
+    expected = [
+        "%s:%d: error: serial port [%s]: No such file or directory; hanode could not open its heartbeat link"
+        % (ha, n - 3, tmp_path / "ttyUSB7"),
+        "%s:%d: error: serial port [%s] is not a character device" % (ha, n - 2, not_a_port),
+        "%s:%d: error: ucast interface [nosuch1] does not exist on this machine" % (ha, n - 1),
+        "%s:1: error: resource [httpd]: %s is not executable, so the group could not start; fix: chmod +x %s"
+        % (hr, d / "resource.d" / "httpd", d / "resource.d" / "httpd"),
+        "%s:2: error: resource [IPaddr::192.0.2.101/24/nosuch0:1]: interface [nosuch0] does not exist on "
+        "this machine; hanode could not add 192.0.2.101" % hr,
+        "%s:2: error: resource [mailer]: no script named mailer in %s/resource.d or /etc/init.d, so the group "
+        "could not start" % (hr, d),
+        "%s:3: error: resource [lister]: %s is not executable" % (hr, d / "resource.d" / "lister"),
+    ]
+    errors = [ln for ln in r.stdout.splitlines() if ": error: " in ln]
+    assert len(errors) == len(expected), r.stdout
+    for want, got in zip(expected, errors):
+        assert got.startswith(want), (want, got)
+    assert "NOT usable (7 errors" in r.stdout and "found in" not in r.stdout
+    # the files alone are fine: --files-only says so, and that the machine was not checked
+    r = hanode("--config-dir", str(d), "--node", "node1", "--files-only")
+    assert r.returncode == 0, r.stdout
+    assert "usable (0 errors, 0 warnings); this machine not checked (--files-only)" in r.stdout
+    assert "httpd start|stop|status, looked up in %s/resource.d then /etc/init.d" % d in r.stdout
+
+
+def test_the_agent_does_not_make_the_machine_checks(tmp_path):
+    # hanode run reads the same files; a device or interface may appear after it starts
+    d = example("tight", tmp_path)
+    os.unlink(d / "resource.d" / "httpd")
+    cfg, problems = check_dir(str(d), "node1")
+    assert cfg is not None and problems == []
+    cfg, problems = check_dir(str(d), "node1", system=True)
+    assert cfg is None and [(p.path, p.line) for p in problems] == [(str(d / "haresources"), 4)]  # the group
+
+
+def published_keys() -> List[str]:
+    """Every key written in an authkeys file shipped with hanode (examples/, the image's board/)."""
+    keys = []
+    for base in ("examples", "board"):
+        for root, _, files in os.walk(REPO / base):
+            for name in files:
+                if name != "authkeys":
+                    continue
+                for line in (Path(root) / name).read_text().splitlines():
+                    words = line.split("#")[0].split()
+                    if len(words) == 3 and words[0].isdigit():
+                        keys.append(words[2])
+    return keys
+
+
+def test_every_published_key_is_known():
+    keys = published_keys()
+    assert "example-pair-key-change-me" in keys and TIGHT_KEY in keys, keys
+    assert sorted(set(keys) - set(EXAMPLE_KEYS)) == []
+
+
+def test_the_factory_image_key_is_refused_with_how_to_make_one(tmp_path):
+    # issue 13 finding 12: the image's example key was accepted as if it were a secret
+    d = example("tight", tmp_path)
+    factory = REPO / "board" / "qemu-x86_64" / "data" / "etc" / "ha.d" / "authkeys"
+    shutil.copy(factory, d / "authkeys")
+    os.chmod(d / "authkeys", 0o600)
+    r = hanode("--config-dir", str(d), "--node", "node1")
+    assert r.returncode == 1, r.stdout
+    path = d / "authkeys"
+    assert ("%s:3: error: key 1 is the published example key of the factory image" % path) in r.stdout
+    assert ("printf 'auth 1\\n1 hmac-sha256 %%s\\n' \"$(openssl rand -hex 32)\" > %s; chmod 600 %s"
+            % (path, path)) in r.stdout, r.stdout
+    assert "example-pair-key-change-me" not in r.stdout      # the key itself is never printed
+    # the agent still starts (the factory image ships this key), and says why it should not
+    cfg, problems = check_dir(str(d), "node1")
+    assert cfg is not None and [p.level for p in problems] == ["warning"]
+    assert "published example key" in problems[0].message
+    # the made key is accepted
+    made = subprocess.run(["sh", "-c", problems[0].message.split("other: ")[1]], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert hanode("--config-dir", str(d), "--node", "node1").returncode == 0
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    # issue 13 finding 12: 'hanode check-config | head' ended in a BrokenPipeError traceback
+    d = example("classic", tmp_path)
+    for extra in ((), ("--json",)):
+        proc = subprocess.Popen([sys.executable, "-m", "hanode", "check-config", "--config-dir", str(d),
+                                 "--node", "node1", *extra], cwd=str(REPO), env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()          # like head after its lines, before the report is written
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 1 and err == "", err
+    r = subprocess.run("%s -m hanode check-config --config-dir %s --node node1 | head -n 2"
+                       % (sys.executable, d), shell=True, cwd=str(REPO), capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert r.stderr == "" and len(r.stdout.splitlines()) == 2, r

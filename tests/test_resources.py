@@ -574,7 +574,7 @@ def test_with_the_real_config_parser(tmp_path):
     w = World(tmp_path)
     write_script(w.rd, "webapp")
     ha_cf = "keepalive 1\ndeadtime 10\ninitdead 20\nserial /dev/ttyS0\nnode node1 node2\nauto_failback on\n"
-    ha_cf += "garp_count 1\nresource_dirs %s %s\n" % (w.rd, w.initd)
+    ha_cf += "garp_count 1\nresource_dir %s %s\n" % (w.rd, w.initd)
     authkeys = "auth 1\n1 sha1 secret\n"
     haresources = "node1 IPaddr::192.0.2.100/24/eth0:1 webapp::8080\n"
     cfg = config.parse(ha_cf, authkeys, haresources, me="node1", config_dir=w.root)

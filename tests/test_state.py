@@ -352,13 +352,18 @@ def test_daemon_generation_survives_restarts_and_a_corrupt_file_is_said_clearly(
 
 def test_daemon_refuses_to_start_when_the_generation_cannot_be_persisted(tmp_path):
     base = str(tmp_path)
-    ha = make_config_dir(base, "/dev/null")
+    master, slave = os.openpty()   # the port opens first: a start refused a port burns no generation
+    ha = make_config_dir(base, os.ttyname(slave))
     blocker = tmp_path / "state"
     blocker.write_text("")       # state_dir is a regular file: nothing can be created under it
     with open(os.path.join(ha, "ha.cf"), "a") as f:
         f.write("state_dir %s\n" % (blocker / "sub"))
-    proc, text = run_daemon(base, ha)
-    assert proc.wait(20) == 1, text
+    try:
+        proc, text = run_daemon(base, ha)
+        assert proc.wait(20) == 1, text
+    finally:
+        os.close(slave)
+        os.close(master)
     assert "cannot persist the boot generation" in text and "refusing to start" in text
     assert "Traceback" not in text
 

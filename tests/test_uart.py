@@ -1,4 +1,4 @@
-"""hanode.uart.Serial on real PTYs from the null-modem simulator, on both backends.
+"""hanode.uart.Serial (the POSIX backend) on real PTYs from the null-modem simulator.
 
 The second opener is a real process; lock holders are real (live or exited)
 processes; permission is checked with a real effective-uid switch.
@@ -15,13 +15,10 @@ import time
 
 import pytest
 
-from hanode import uart
 from hanode.nullmodem import NullModem
-from hanode.uart import Serial, SerialException
+from hanode.uart import Serial, SerialException, lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKENDS = ["termios", pytest.param("pyserial", marks=pytest.mark.skipif(
-    uart._pyserial is None, reason="pyserial not installed"))]
 
 
 @pytest.fixture
@@ -52,12 +49,11 @@ def read_for(ser, n, timeout):
     return bytes(out)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_every_byte_value_passes_unchanged_both_ways(cable, lockdir, backend):
+def test_every_byte_value_passes_unchanged_both_ways(cable, lockdir):
     a, b = cable.paths
     data = bytes(range(256)) * 2  # includes ^C, ^S/^Q, CR, LF, 0x7f, 0xff: nothing may be translated
-    with Serial(a, lock_dir=lockdir, backend=backend) as sa, \
-            Serial(b, lock_dir=lockdir, backend=backend, timeout=2.0) as sb:
+    with Serial(a, lock_dir=lockdir) as sa, \
+            Serial(b, lock_dir=lockdir, timeout=2.0) as sb:
         assert sa.write(data) == len(data)
         assert sb.read(len(data)) == data  # timeout=2.0: read waits for all of it
         back = data[::-1]
@@ -66,10 +62,9 @@ def test_every_byte_value_passes_unchanged_both_ways(cable, lockdir, backend):
         assert sa.in_waiting == 0 and sb.in_waiting == 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("baud", [19200, 115200])
-def test_line_is_raw_8n1_without_flow_control(cable, lockdir, backend, baud):
-    with Serial(cable.paths[0], baudrate=baud, lock_dir=lockdir, backend=backend) as s:
+def test_line_is_raw_8n1_without_flow_control(cable, lockdir, baud):
+    with Serial(cable.paths[0], baudrate=baud, lock_dir=lockdir) as s:
         iflag, oflag, cflag, lflag, ispeed, ospeed, cc = termios.tcgetattr(s.fileno())
         for flag in ("ICRNL", "INLCR", "IGNCR", "ISTRIP", "IXON", "IXOFF", "IXANY", "BRKINT", "INPCK", "PARMRK"):
             assert not iflag & getattr(termios, flag), flag
@@ -107,22 +102,21 @@ def test_lock_file_is_hdb_and_removed_on_close(cable, lockdir):
 
 
 def test_default_lock_directory(cable):
-    system = [d for d in uart.LOCK_DIRS if os.path.isdir(d)]
+    system = [d for d in lock.LOCK_DIRS if os.path.isdir(d)]
     if not system:
         pytest.skip("no /var/lock or /run/lock here")
     with Serial(cable.paths[0]) as s:
         assert os.path.dirname(s.lock_path) == system[0] and os.path.exists(s.lock_path)
-        lock = s.lock_path
-    assert not os.path.exists(lock)
+        path = s.lock_path
+    assert not os.path.exists(path)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_second_opener_process_is_refused_naming_the_holder(cable, lockdir, backend):
+def test_second_opener_process_is_refused_naming_the_holder(cable, lockdir):
     port = cable.paths[0]
-    with Serial(port, lock_dir=lockdir, backend=backend):
+    with Serial(port, lock_dir=lockdir):
         code = ("import sys\nfrom hanode.uart import Serial, SerialException\n"
-                "try:\n    Serial(%r, lock_dir=%r, backend=%r)\n"
-                "except SerialException as e:\n    print(e); sys.exit(3)\n") % (port, lockdir, backend)
+                "try:\n    Serial(%r, lock_dir=%r)\n"
+                "except SerialException as e:\n    print(e); sys.exit(3)\n") % (port, lockdir)
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert out.returncode == 3, out.stderr
     assert port in out.stdout and "PID %d" % os.getpid() in out.stdout
@@ -146,7 +140,7 @@ def test_second_open_in_the_same_process_is_refused(cable, lockdir):
 
 def test_stale_lock_is_removed(cable, lockdir):
     port = cable.paths[0]
-    path = os.path.join(lockdir, uart._lock_name(port))
+    path = os.path.join(lockdir, lock.lock_name(port))
     for stale in (b"%10d\n" % dead_pid(), b"garbage\n", b""):
         with open(path, "wb") as f:
             f.write(stale)
@@ -157,13 +151,31 @@ def test_stale_lock_is_removed(cable, lockdir):
         assert not os.path.exists(path)
 
 
+# A process that opens the port (as minicom or getty would), takes its UUCP lock, says so, and
+# then sleeps - or exits at once, left unreaped by us: a zombie, as a killed agent is until reaped.
+HOLDER = ("import os, sys, time\n"
+          "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)\n"
+          "with open(sys.argv[2], 'w') as f:\n    f.write('%10d\\n' % os.getpid())\n"
+          "print('holding', flush=True)\n"
+          "time.sleep(float(sys.argv[3]))\n")
+
+
+def start_holder(port, path, seconds):
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, port, path, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "holding\n"
+    return p
+
+
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0].decode()
+
+
 def test_lock_held_by_a_live_process_is_refused(cable, lockdir):
     port = cable.paths[0]
-    path = os.path.join(lockdir, uart._lock_name(port))
-    holder = subprocess.Popen(["sleep", "30"])
+    path = os.path.join(lockdir, lock.lock_name(port))
+    holder = start_holder(port, path, 30)
     try:
-        with open(path, "w") as f:
-            f.write("%10d\n" % holder.pid)
         with pytest.raises(SerialException) as e:
             Serial(port, lock_dir=lockdir)
         assert str(e.value) == "serial port %s is locked by PID %d (lock file %s)" % (port, holder.pid, path)
@@ -173,6 +185,42 @@ def test_lock_held_by_a_live_process_is_refused(cable, lockdir):
         holder.wait()
     with Serial(port, lock_dir=lockdir):  # and once that process is gone the port opens
         pass
+
+
+def test_lock_of_a_zombie_is_taken_over(cable, lockdir):
+    # issue 13 finding 10: kill(pid, 0) succeeds on a zombie, so a restart right after
+    # `kill -9` of the agent was refused until the parent reaped it
+    port = cable.paths[0]
+    path = os.path.join(lockdir, lock.lock_name(port))
+    zombie = start_holder(port, path, 0)
+    try:
+        deadline = time.monotonic() + 5
+        while proc_state(zombie.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc_state(zombie.pid) == "Z"          # exited, not reaped: a real zombie
+        os.kill(zombie.pid, 0)                        # ...which kill(pid, 0) still finds
+        with Serial(port, lock_dir=lockdir) as s:
+            assert s.lock_path == path
+            with open(path, "rb") as f:
+                assert f.read() == b"%10d\n" % os.getpid()
+    finally:
+        zombie.wait()
+
+
+def test_lock_naming_a_process_without_the_port_is_taken_over(cable, lockdir):
+    # the PID in a stale lock file now belongs to an unrelated, running process
+    port = cable.paths[0]
+    path = os.path.join(lockdir, lock.lock_name(port))
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        with open(path, "w") as f:
+            f.write("%10d\n" % other.pid)
+        with Serial(port, lock_dir=lockdir) as s:
+            assert s.lock_path == path
+        assert other.poll() is None    # it was running all along
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_errors_name_the_device(tmp_path):
@@ -186,8 +234,8 @@ def test_errors_name_the_device(tmp_path):
         Serial(str(regular))
     with pytest.raises(SerialException, match="not a character device"):
         Serial(str(tmp_path))
-    with pytest.raises(ValueError, match="backend must be 'termios' or 'pyserial'"):
-        Serial(missing, backend="usb")
+    with pytest.raises(SerialException, match="serial port /dev/null is not a serial line"):
+        Serial("/dev/null", lock_dir="")   # a character device, but no tty: no termios traceback
 
 
 def test_permission_denied_names_the_device(lockdir):
@@ -322,16 +370,179 @@ def test_micropython_import_is_guarded():
     assert out.stdout.splitlines() == ["19200", "error: serial port '1': this MicroPython port has no machine.UART"]
 
 
-def test_works_without_pyserial(cable, lockdir):
-    # A fresh interpreter where `import serial` fails, as on a box without the extra.
+def test_no_pyserial_needed(cable, lockdir):
+    # The port is termios alone: a box without pyserial (or with a broken one) opens it.
     code = ("import sys\nsys.modules['serial'] = None\nimport hanode.uart as u\n"
-            "assert u._pyserial is None\n"
-            "s = u.Serial(%r, lock_dir=%r)\nprint(s.backend)\ns.write(b'no pyserial')\ns.close()\n"
-            "try:\n    u.Serial(%r, backend='pyserial')\nexcept u.SerialException as e:\n    print(e)\n"
-            ) % (cable.paths[0], lockdir, cable.paths[0])
+            "s = u.Serial(sys.argv[1], lock_dir=sys.argv[2])\ns.write(b'no pyserial')\ns.close()\n")
     with Serial(cable.paths[1], lock_dir=lockdir) as peer:
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20)
+        out = subprocess.run([sys.executable, "-c", code, cable.paths[0], lockdir], cwd=ROOT,
+                             capture_output=True, text=True, timeout=20)
         assert out.returncode == 0, out.stderr
         assert read_for(peer, 11, 1.0) == b"no pyserial"
-    lines = out.stdout.splitlines()
-    assert lines[0] == "termios" and "pyserial is not installed" in lines[1] and cable.paths[0] in lines[1]
+
+
+def generation_of(text):
+    assert "READY: generation " in text, text
+    return int(text.split("READY: generation ")[1].split(",")[0])
+
+
+def test_restart_half_a_second_after_kill_9_and_a_refused_start_burns_no_generation(cable, tmp_path):
+    from test_state import make_config_dir, run_daemon, stop_daemon   # `hanode run` as node1, lock dir = base
+    base, port = str(tmp_path), cable.paths[0]
+    ha = make_config_dir(base, port)
+    first, text = run_daemon(base, ha)
+    gen = generation_of(text)
+    first.kill()                 # SIGKILL, and not reaped: a zombie still named in the lock file
+    time.sleep(0.5)
+    assert proc_state(first.pid) == "Z"
+    second, text = run_daemon(base, ha)
+    try:
+        assert generation_of(text) == gen + 1, text
+    finally:
+        assert stop_daemon(second) == 0
+        first.wait()
+    # a live holder refuses the next start, which must not consume a generation
+    holder = start_holder(port, os.path.join(base, lock.lock_name(port)), 30)
+    try:
+        refused, text = run_daemon(base, ha)
+        assert refused.wait(20) == 1
+        assert "serial port %s is locked by PID %d" % (port, holder.pid) in text, text
+    finally:
+        holder.kill()
+        holder.wait()
+    third, text = run_daemon(base, ha)
+    try:
+        assert generation_of(text) == gen + 2, text
+    finally:
+        assert stop_daemon(third) == 0
+
+
+def cook(port):
+    """Leave the line as someone else might have: everything a heartbeat line must not have."""
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
+        iflag |= termios.ICRNL | termios.IGNCR | termios.INLCR | termios.IXON | termios.IXOFF | termios.ISTRIP
+        cflag |= termios.CSTOPB | termios.CRTSCTS | termios.PARENB
+        lflag |= termios.ICANON | termios.ECHO | termios.ISIG
+        cc[termios.VMIN], cc[termios.VTIME] = 1, 5
+        termios.tcsetattr(fd, termios.TCSANOW, [iflag, oflag | termios.OPOST | termios.ONLCR, cflag, lflag,
+                                                termios.B9600, termios.B9600, cc])
+    finally:
+        os.close(fd)
+
+
+def test_micropython_backend_sets_the_same_line_as_posix(cable, lockdir):
+    # The unix port's termios exports no flag constants; mpy.py uses asm-generic's numbers.
+    # From the same cooked line, it must leave what the POSIX backend leaves, read back from the kernel.
+    mp = shutil.which("micropython")
+    if mp is None:
+        pytest.fail("the `micropython` command is missing: run tools/setup --test")
+    port = cable.paths[0]
+    cook(port)
+    code = ("import time\nfrom hanode.uart import Serial\ns = Serial(%r, 19200)\nprint('open')\n"
+            "time.sleep(2)\n") % port
+    proc = subprocess.Popen([mp, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, MICROPYPATH=ROOT + os.pathsep + ".frozen"))
+    try:
+        assert proc.stdout.readline() == b"open\n", proc.stdout.read()
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            mpy_line = termios.tcgetattr(fd)
+        finally:
+            os.close(fd)
+    finally:
+        proc.kill()
+        proc.wait()
+    cook(port)
+    with Serial(port, lock_dir=lockdir) as s:
+        posix_line = termios.tcgetattr(s.fileno())
+    for i, name in enumerate(("iflag", "oflag", "cflag", "lflag", "ispeed", "ospeed")):
+        assert (name, mpy_line[i]) == (name, posix_line[i] if name != "oflag" else posix_line[i] & ~termios.ONLCR)
+    assert [mpy_line[6][i] for i in (termios.VMIN, termios.VTIME)] == [0, 0]
+
+
+# The serial link over hanode.uart, under either interpreter: waits for b"one", then - after the
+# device has gone and come back under the same name - for b"two".
+LINK_SCRIPT = """import sys
+from hanode import aio
+from hanode.links import SerialLink
+from hanode.uart import Serial
+
+def log(level, text):
+    print(level + ": " + text)
+
+async def main(path):
+    link = SerialLink(Serial(path, lock_dir=""), log=log, reopen=lambda: Serial(path, lock_dir=""))
+    got = b""
+    for word in (b"one", b"two"):
+        while word + b"\\x00" not in got:
+            got += await link.read()
+        print("got " + word.decode())
+    link.close()
+
+aio.run(main(sys.argv[1]))
+"""
+
+
+def interpreter(name):
+    if name == "cpython":
+        return [sys.executable], dict(os.environ, PYTHONPATH=ROOT)
+    mp = shutil.which("micropython")
+    if mp is None:
+        pytest.fail("the `micropython` command is missing: run tools/setup --test")
+    return [mp], dict(os.environ, MICROPYPATH=ROOT + os.pathsep + ".frozen")
+
+
+def say_until(port, word, proc, timeout):
+    """Send word + 0x00 every 50 ms until the script prints "got <word>"; its output lines meanwhile."""
+    lines = []
+    done = threading.Event()
+
+    def reader():
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("got " + word):
+                done.set()
+                return
+        done.set()
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    with Serial(port, lock_dir="") as s:
+        deadline = time.monotonic() + timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            s.write(word.encode() + b"\x00")
+            done.wait(0.05)
+    t.join(1)
+    return lines
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_serial_link_reopens_a_device_that_hung_up_and_came_back(tmp_path, runtime):
+    from hanode.links import REOPEN_MAX_MS
+    from hanode.nullmodem import PtyEndpoint
+    names = [str(tmp_path / "ttyA"), str(tmp_path / "ttyB")]
+    argv, env = interpreter(runtime)
+    cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()
+    proc = subprocess.Popen(argv + ["-c", LINK_SCRIPT, names[0]], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        lines = say_until(names[1], "one", proc, 20)
+        assert lines[-1:] == ["got one"], lines
+        cable.close()     # hang-up: the PTYs and their names are gone
+        time.sleep(3.0)   # the link's retries have slowed to their cap meanwhile
+        cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()
+        back = time.monotonic()
+        lines += say_until(names[1], "two", proc, 20)
+        took = time.monotonic() - back
+        assert lines[-1:] == ["got two"], lines
+        assert len([x for x in lines if "serial link %s lost" % names[0] in x]) == 1, lines   # said once
+        assert len([x for x in lines if "serial link %s reopened" % names[0] in x]) == 1, lines
+        assert took < REOPEN_MAX_MS / 1000 + 0.5, took
+        assert proc.wait(10) == 0, lines
+        print(runtime, "back %.2f s after the device returned;" % took, [x for x in lines if "lost" in x])
+    finally:
+        cable.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

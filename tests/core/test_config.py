@@ -129,7 +129,7 @@ def test_all_problems_of_all_three_files_are_raised_together():
         assert got == sorted(got, key=lambda t: (["ha.cf", "authkeys", "haresources"].index(t[0]), t[1]))
         find(e.problems, "error", "invalid baud rate [12345]", 1)
         find(e.problems, "error", "Dead time [3000 ms] is too small compared to keepalive [2000 ms]", 5)
-        find(e.problems, "warning", "unknown directive [bogus]", 6)
+        find(e.problems, "error", "unknown directive [bogus]", 6)
         find(e.problems, "error", "Auth method [crc] doesn't use a key", 2, "authkeys")
         find(e.problems, "error", "Auth method [sha1] requires a key", 3, "authkeys")
         find(e.problems, "error", "Auth Key [7] not found", 1, "authkeys")
@@ -141,9 +141,9 @@ def test_all_problems_of_all_three_files_are_raised_together():
 
 
 def test_only_warnings_do_not_raise_and_are_kept():
-    cfg = parse(HA + "frobnicate 1\n", AK, HR, me="node1")
+    cfg = parse(HA + "bcast eth1\n", AK, HR, me="node1")
     assert [p.line for p in cfg.warnings] == [5]
-    assert "frobnicate" in cfg.warnings[0].message
+    assert "bcast" in cfg.warnings[0].message
 
 
 def test_paths_name_the_files_in_messages():
@@ -172,12 +172,48 @@ def test_directive_names_are_case_insensitive():
     assert cfg_with("KeepAlive 2").keepalive_ms == 2000
 
 
-def test_unknown_directive_is_a_warning_with_line_and_suggestion():
-    probs = probs_with("deadtme 10")
-    p = find(probs, "warning", "unknown directive [deadtme]", 5)
-    assert "did you mean [deadtime]" in p.message and "Heartbeat would refuse" in p.message
-    assert "hanode ignores" in p.message
-    assert errors(HA + "deadtme 10\n") == []
+def test_a_typo_of_a_directive_is_an_error_that_names_the_directive():
+    # finding 9: 'deadtim 500ms' used to leave the default 30 s dead time in force with a warning
+    for typo, meant in [("deadtim 500ms", "deadtime"), ("deadtme 10", "deadtime"), ("keepalvie 1", "keepalive"),
+                        ("auto_failbak on", "auto_failback"), ("Warntme 5", "warntime")]:
+        p = find(probs_with(typo), "error", "unknown directive [%s]" % typo.split()[0], 5)
+        assert "did you mean [%s]?" % meant in p.message, p
+        assert "Heartbeat refuses it too: Illegal directive" in p.message, p
+        assert check(HA + typo + "\n", AK, HR, me="node1")[0] is None
+
+
+def test_a_far_off_unknown_directive_is_an_error_too():
+    # Heartbeat's parse_config counts every unknown directive as an error and does not start
+    p = find(probs_with("frobnicate 1"), "error", "unknown directive [frobnicate]", 5)
+    assert "did you mean" not in p.message and "neither Heartbeat nor hanode has it" in p.message
+
+
+def test_a_garbled_line_is_an_error():
+    p = find(probs_with("deadtime=500ms"), "error", "[deadtime=500ms] is not a directive", 5)
+    assert "'deadtime 500ms'" in p.message
+    p = find(probs_with("keepalive:2"), "error", "[keepalive:2] is not a directive", 5)
+    assert "'keepalive 2'" in p.message
+    p = find(probs_with("\x01\x02garbage 5"), "error", "garbled line: [\\x01\\x02garbage]", 5)
+    assert "letters, digits and '_'" in p.message
+    # a very long word is cut in the message, and still costs no more than a short one to judge
+    p = find(probs_with("x" * 4000), "error", "unknown directive [" + "x" * 40 + "...]", 5)
+
+
+def test_a_group_without_an_address_on_a_serial_only_pair_is_warned_about():
+    # issue 13 finding 8: nothing probes such a group, so a pulled cable runs it on both boxes
+    hr = "node1 192.0.2.100 httpd\nnode2 nfs::/srv\nnode2 IPaddr::192.0.2.101 db\n"
+    probs = problems(hr=hr)
+    p = find(probs, "warning", "group [nfs::/srv] has no IP address", 2, "haresources")
+    assert "both start the group" in p.message
+    assert "'ucast <interface> <peer address>'" in p.message and "'node2 192.0.2.100 nfs::/srv'" in p.message
+    assert len(probs) == 1      # the groups with an address are probed: no warning for them
+    # a LAN path (ucast) keeps the pair in touch when the cable is pulled: no warning
+    assert problems(ha=HA + "ucast eth1 192.0.2.2\n", hr=hr) == []
+    # without ha.cf the media are unknown: no guess
+    assert check(None, AK, hr, me="node1")[1] == []
+    # a line with an error gets that error only
+    got = [(p.line, p.level) for p in problems(hr="node1 x\nnode1 x\nnode3 y\nnode1 z 192.0.2.300\n")]
+    assert got == [(1, "warning"), (2, "error"), (3, "error"), (4, "error")], got
 
 
 def test_directive_without_value_is_an_error():
@@ -807,6 +843,16 @@ def _example(name):
     return texts
 
 
+def test_a_published_key_is_warned_about_or_refused():
+    # issue 13 finding 12: the factory image's key authenticates nothing (everyone has a copy)
+    ak = "auth 2\n2 sha1 example-pair-key-change-me\n"
+    p = find(problems(ak=ak), "warning", "key 2 is the published example key of the factory image", 2, "authkeys")
+    assert "printf 'auth 2\\n2 sha1 %s\\n'" in p.message and "example-pair-key-change-me" not in p.message
+    cfg, probs = check(HA, ak, HR, me="node1", refuse_example_keys=True)
+    assert cfg is None and [(q.level, q.line) for q in probs] == [("error", 2)]
+    assert check(HA, AK, HR, me="node1", refuse_example_keys=True)[1] == []
+
+
 def test_classic_example_parses_with_only_the_crc_warning():
     cfg = parse(*_example("classic"), me="node1")
     assert [p.message.split(":")[0] for p in cfg.warnings] == ["auth method crc authenticates nothing"]
@@ -816,9 +862,11 @@ def test_classic_example_parses_with_only_the_crc_warning():
     assert [(g.preferred, [r.token for r in g.resources]) for g in cfg.groups] == [("node1", ["192.0.2.100", "httpd"])]
 
 
-def test_tight_example_parses_clean():
+def test_tight_example_parses_clean_but_for_its_published_key():
     cfg = parse(*_example("tight"), me="node2")
-    assert cfg.warnings == []
+    assert [(p.path, p.line) for p in cfg.warnings] == [("/etc/ha.d/authkeys", 5)]
+    assert "key 1 is the published example key of examples/tight/authkeys" in cfg.warnings[0].message
+    assert "openssl rand -hex 32" in cfg.warnings[0].message
     assert (cfg.keepalive_ms, cfg.warntime_ms, cfg.deadtime_ms, cfg.initdead_ms) == (100, 300, 500, 10000)
     assert cfg.auth_method() == "hmac-sha256" and len(cfg.auth_keys[1].key) >= 32
     assert cfg.peer == "node1"

@@ -30,7 +30,7 @@ _PLAIN = []
 
 
 def _uninstrumented_suggestions():
-    """Give config.py its own _edit_distance back, compiled without coverage hooks.
+    """Give hacf.py its own edit_distance back, compiled without coverage hooks.
 
     Every unknown directive is compared with every known one (the did-you-mean
     hint); instrumented, that inner loop makes a random ha.cf cost ~100 ms and the
@@ -39,11 +39,12 @@ def _uninstrumented_suggestions():
     """
     if _PLAIN:
         return
-    import hanode.core.config as config
-    namespace = {"__name__": "hanode.core.config_plain"}
-    with open(config.__file__) as f:
-        exec(compile(f.read(), config.__file__, "exec"), namespace)
-    config._edit_distance = namespace["_edit_distance"]
+    import hanode.core.config.hacf as hacf
+    import hanode.core.config.values as values
+    namespace = {"__name__": "hanode.core.config.values_plain"}
+    with open(values.__file__) as f:
+        exec(compile(f.read(), values.__file__, "exec"), namespace)
+    hacf.edit_distance = namespace["edit_distance"]
     _PLAIN.append(True)
 
 

@@ -1,0 +1,279 @@
+"""The agent's links - the serial heartbeat and the UDP path - as the loop sees them.
+
+Theory of operation
+-------------------
+``hanode.agent.Agent`` knows a link by this protocol and nothing else:
+
+- ``name``: the name the core's liveness tracks it under (the port, or the
+  interface of a ``ucast`` line);
+- ``async read() -> bytes``: the next bytes from the peer (``b""`` is allowed:
+  nothing usable this time);
+- ``write(data)``: send one frame now, or drop it; an ``OSError`` is counted
+  and logged by the agent, never fatal;
+- ``close()``.
+
+Both wait for input the same way: ``aio.readable(port.stream)`` (an fd on
+CPython, a native stream on MicroPython), then a non-blocking read through
+their own port object.  This module runs on MicroPython as well (the serial
+link is the one a board uses; the UDP link needs ``SO_BINDTODEVICE``, Linux).
+
+The UDP path (ha.cf ``ucast <dev> <peer>``) carries exactly the frames the
+serial port carries, one frame per datagram, to ``<peer>:udpport`` through
+``<dev>`` (SO_BINDTODEVICE, so the path is the one the line names).  The core
+treats it as one more link: the peer is alive while any link delivers, and
+duplicates (the same frame over both paths) only refresh the link they came
+in on.  Heartbeat lets both nodes share one ha.cf by ignoring a ucast to one
+of the box's own addresses; so does hanode.  Datagrams from any address other
+than the configured peer are ignored before they reach the decoder.
+"""
+
+from hanode import aio
+
+try:
+    from typing import List, Tuple
+except ImportError:   # MicroPython: annotations only
+    pass
+
+FRAME_BYTES = 24     # the longest heartbeat frame on the wire (docs/protocol.md)
+DATAGRAM_MAX = 2048
+_UDP_DEAD_PATH = (100, 101, 111, 113)   # ENETDOWN, ENETUNREACH, ECONNREFUSED, EHOSTUNREACH
+_UDP_DEVICE_GONE = (19, 6)              # ENODEV, ENXIO: the bound interface was deleted
+# a lost port or interface is tried again after 100 ms, 200, 400, 800, then every second:
+# back within a second of its return, for one open() or socket() a second while it is away
+REOPEN_FIRST_MS = 100
+REOPEN_MAX_MS = 1000
+
+
+class Backoff:
+    """When to try a lost port again: REOPEN_FIRST_MS, doubling, at most REOPEN_MAX_MS apart."""
+
+    def __init__(self):
+        self.attempts = 0
+
+    def next_ms(self):
+        self.attempts += 1
+        return min(REOPEN_MAX_MS, REOPEN_FIRST_MS << min(self.attempts - 1, 8))
+
+    def reset(self):
+        self.attempts = 0
+
+
+def _quiet(log):
+    return log if log is not None else (lambda level, text: None)
+
+
+class SerialLink:
+    """A serial port (``hanode.uart.Serial`` or anything with its surface) as a link.
+
+    ``reopen``: a function that opens the port again.  When a read finds the
+    device gone (hang-up: the USB adapter unplugged, the PTY's other side
+    closed, the node removed), the link says so once, closes the port (and
+    its lock), and tries ``reopen`` on the ``Backoff`` schedule until it
+    works; meanwhile reads return nothing and frames are dropped, so the
+    core marks the link dead after deadtime as for a pulled cable, and up
+    again at the first frame once the port is back.  Without ``reopen`` a
+    lost port raises, as before.
+    """
+
+    def __init__(self, serial, name=None, reopen=None, log=None):
+        self.serial = serial
+        self.name = name or serial.port
+        self.reopen = reopen
+        self.log = _quiet(log)
+        self.backoff = Backoff()
+        self.lost_at_ms = None
+        self.reopened = 0
+        self._replaced_before = 0
+        self._closed = False
+        # a frame takes 12.5 ms at 19200 baud and arrives a few bytes at a time
+        self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // (getattr(serial, "baudrate", 19200) or 19200) + 1)
+
+    @property
+    def is_open(self):
+        """In service: the port is open, or being reopened after a hang-up (False once closed)."""
+        return not self._closed
+
+    @property
+    def replaced(self):
+        return self._replaced_before + (self.serial.replaced if self.serial is not None else 0)
+
+    async def read(self):
+        if self.serial is None:
+            await aio.sleep_ms(self.backoff.next_ms())
+            self._try_reopen()
+            return b""
+        try:
+            await aio.readable(self.serial.stream)
+            data = self.serial.read(256)
+            if data and not data.endswith(b"\x00"):
+                # wait for the rest of the frame and read it at once: one wake-up a frame instead
+                # of one every few bytes (idle CPU), at most one frame time of latency
+                await aio.sleep_ms(self.frame_ms)
+                data += self.serial.read(256) or b""
+        except OSError as e:
+            if self.reopen is None:
+                raise
+            self._lost(e)
+            return b""
+        return data
+
+    def _lost(self, error):
+        self.lost_at_ms = aio.ticks_ms()
+        self.log("error", "serial link %s lost: %s; link down, reopening it (after %d ms, doubling to %d ms)"
+                 % (self.name, error, REOPEN_FIRST_MS, REOPEN_MAX_MS))
+        self._replaced_before += self.serial.replaced
+        try:
+            self.serial.close()
+        except OSError:
+            pass
+        self.serial = None
+
+    def _try_reopen(self):
+        try:
+            self.serial = self.reopen()
+        except (OSError, ValueError):
+            return   # still gone: said once already, tried again on the schedule
+        self.reopened += 1
+        self.log("info", "serial link %s reopened %d ms after it was lost (%d attempts)"
+                 % (self.name, aio.ticks_diff(aio.ticks_ms(), self.lost_at_ms), self.backoff.attempts))
+        self.backoff.reset()
+
+    def write(self, data):
+        if self.serial is not None:   # while the port is gone the frame is lost, as on a pulled cable
+            # a frame still queued in the kernel is stale: replace it rather than queue behind it
+            self.serial.write_latest(data)
+
+    def close(self):
+        self._closed = True
+        if self.serial is not None:
+            self.serial.close()
+
+
+class UdpLink:
+    """One ``ucast <dev> <peer>`` line: datagrams to and from the peer through ``dev``.
+
+    A socket bound to an interface (SO_BINDTODEVICE) is bound to its index:
+    when the interface is deleted, every send fails with ENODEV, and it stays
+    so after an interface of the same name comes back.  The first such send
+    says so once, wakes the reader, and the link binds a new socket on the
+    ``Backoff`` schedule until the interface is there again.  An interface
+    that only goes down and up needs nothing (sends fail with ENETDOWN
+    meanwhile, which is a dead path for now, like a pulled cable).  CPython
+    only (SO_BINDTODEVICE, the event loop's add_reader).
+    """
+
+    def __init__(self, dev: str, peer: str, port: int, log=None) -> None:
+        self.dev = dev
+        self.peer = peer
+        self.port = port
+        self.name = dev
+        self.ignored = 0
+        self.log = _quiet(log)
+        self.backoff = Backoff()
+        self.gone_at_ms = None
+        self.rebound = 0
+        self._wake = None
+        self.sock = self._bind()
+
+    def _bind(self):
+        import socket
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        dev, peer, port = self.dev, self.peer, self.port
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode() + b"\0")
+        except OSError as e:
+            sock.close()
+            raise OSError(e.errno, "ucast %s %s: cannot bind to interface %s: %s" % (dev, peer, dev, e.strerror))
+        sock.setblocking(False)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError as e:
+            sock.close()
+            raise OSError(e.errno, "ucast %s %s: cannot bind UDP port %d: %s" % (dev, peer, port, e.strerror))
+        return sock
+
+    async def read(self) -> bytes:
+        if self.gone_at_ms is not None:
+            if self.sock is not None:   # closed here, not in write(): the loop may be watching it
+                self.sock.close()
+                self.sock = None
+            await aio.sleep_ms(self.backoff.next_ms())
+            self._try_rebind()
+            return b""
+        import asyncio
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        fd = self.sock.fileno()
+        self._wake = lambda: ready.done() or ready.set_result(None)
+        loop.add_reader(fd, self._wake)
+        try:
+            await ready
+        finally:
+            self._wake = None
+            loop.remove_reader(fd)
+        if self.gone_at_ms is not None:   # woken by write(): the interface went
+            return b""
+        return self.recv()
+
+    def recv(self) -> bytes:
+        """One datagram from the peer (b"" for anything else or nothing)."""
+        try:
+            data, (addr, _) = self.sock.recvfrom(DATAGRAM_MAX)
+        except (BlockingIOError, InterruptedError):
+            return b""
+        if addr != self.peer:
+            self.ignored += 1
+            return b""
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.gone_at_ms is not None:
+            return   # the interface is away: the frame is lost, as on a pulled cable
+        try:
+            self.sock.sendto(data, (self.peer, self.port))
+        except (BlockingIOError, InterruptedError):
+            pass   # a full socket buffer drops this beat; the next one is due in a keepalive
+        except OSError as e:
+            if e.errno in _UDP_DEVICE_GONE:
+                self._gone(e)
+            elif e.errno not in _UDP_DEAD_PATH:   # unreachable peer, link down: the path is dead for now
+                raise
+
+    def _gone(self, error: OSError) -> None:
+        self.gone_at_ms = aio.ticks_ms()
+        self.log("error", "ucast %s %s: interface %s gone (%s); link down, binding again (after %d ms,"
+                 " doubling to %d ms)" % (self.dev, self.peer, self.dev, error.strerror, REOPEN_FIRST_MS, REOPEN_MAX_MS))
+        if self._wake is not None:
+            self._wake()   # the reader closes the socket and binds again
+
+    def _try_rebind(self) -> None:
+        try:
+            self.sock = self._bind()
+        except OSError:
+            return
+        self.rebound += 1
+        self.log("info", "ucast %s %s: interface %s back, link rebound %d ms after it went (%d attempts)"
+                 % (self.dev, self.peer, self.dev, aio.ticks_diff(aio.ticks_ms(), self.gone_at_ms),
+                    self.backoff.attempts))
+        self.gone_at_ms = None
+        self.backoff.reset()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def ucast_links(ucast: "List[Tuple[str, str]]", port: int, own_addresses: "List[str]",
+                log=None) -> "Tuple[List[UdpLink], List[str]]":
+    """The UDP links for the ucast lines, skipping those aimed at this box itself.
+    Returns (links, notes) where notes say what was skipped."""
+    links, notes = [], []
+    for dev, peer in ucast:
+        if peer in own_addresses:
+            notes.append("ucast %s %s: that is this box's own address; ignored (the same ha.cf serves both nodes)"
+                         % (dev, peer))
+            continue
+        links.append(UdpLink(dev, peer, port, log))
+    return links, notes
