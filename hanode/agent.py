@@ -28,6 +28,7 @@ supply in-memory ones, or the same serial link on MicroPython's UART shim.
 """
 
 from hanode import aio
+from hanode.core import status
 
 
 class Agent:
@@ -88,12 +89,7 @@ class Agent:
 
     def summary(self):
         """One line for systemd's STATUS= and the logs: role and peer state."""
-        node = self.node
-        held = [g.key for g in node.groups if g.held()]
-        role = node.rscstatus()
-        return "%s: %s, holds %s; peer %s %s" % (
-            node.me, ("standby" if node.standby_mode else role), (" ".join(held) or "nothing"),
-            node.peer, node.peer_state())
+        return status.summary(self.node)
 
     async def _perform(self, kind, key):
         self.actions_running += 1

@@ -153,6 +153,11 @@ def format_status(st: Dict[str, Any]) -> str:
     role = "standby" if st.get("standby") else st["rscstatus"]
     lines.append("%s (generation %s): %s, resources: %s%s" % (
         st["me"], st["generation"], st["state"], role, ", STALE (own loop stalled)" if st.get("stale") else ""))
+    conflict = st.get("identity_conflict")
+    if conflict:
+        lines.append("CONFLICT: another box also calls itself %s (its generation %s, on %s): give each "
+                     "box its own node name; taking no resource group meanwhile" % (
+                         st["me"], conflict["their_generation"], conflict["link"]))
     lines.append("peer %s (generation %s): %s, last heard %s" % (
         st["peer"], st.get("peer_generation") or "-", st["peer_state"], _age(st.get("peer_last_heard_ms"))))
     lines.append("")

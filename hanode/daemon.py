@@ -29,8 +29,6 @@ from typing import Any, Dict, List, Optional
 
 from hanode import __version__
 from hanode.agent import Agent
-# the ownership state of a group whose resources all run (hanode.core.ownership after the core's rename)
-from hanode.core.arbiter import RUNNING
 from hanode.links import SerialLink
 from hanode.logs import log, setup_logging
 from hanode.realtime import go_realtime, lock_memory
@@ -122,7 +120,7 @@ class Daemon:
 
     def running_groups(self) -> List[str]:
         """Keys of the groups the node says are running: the ones whose VIPs the runner keeps."""
-        return [g.key for g in self.agent.node.groups if g.state == RUNNING] if self.agent else []
+        return self.agent.node.running_groups() if self.agent else []
 
     async def main(self) -> int:
         """Open the adapters, run the agent until it has shut down, close everything; the exit code."""

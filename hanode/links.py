@@ -28,13 +28,13 @@ than the configured peer are ignored before they reach the decoder.
 """
 
 from hanode import aio
+from hanode.core.limits import DEFAULT_BAUD, FRAME_WIRE_BYTES as FRAME_BYTES  # the longest frame
 
 try:
     from typing import List, Tuple
 except ImportError:   # MicroPython: annotations only
     pass
 
-FRAME_BYTES = 24     # the longest heartbeat frame on the wire (docs/protocol.md)
 DATAGRAM_MAX = 2048
 _UDP_DEAD_PATH = (100, 101, 111, 113)   # ENETDOWN, ENETUNREACH, ECONNREFUSED, EHOSTUNREACH
 _UDP_DEVICE_GONE = (19, 6)              # ENODEV, ENXIO: the bound interface was deleted
@@ -86,7 +86,7 @@ class SerialLink:
         self._replaced_before = 0
         self._closed = False
         # a frame takes 12.5 ms at 19200 baud and arrives a few bytes at a time
-        self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // (getattr(serial, "baudrate", 19200) or 19200) + 1)
+        self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // (getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD) + 1)
 
     @property
     def is_open(self):

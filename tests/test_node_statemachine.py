@@ -89,12 +89,27 @@ class Pair(RuleBasedStateMachine):
         if self.alive(name):
             box.handle(box.node.shutdown(self.sim.now))
 
+    @rule(name=NODES)
+    def shutdown_whose_stop_fails(self, name):
+        """issue 13 finding 2: the goodbye then still sets the group's held bit; the peer must
+        treat it as a death (probe first), never take the group blind."""
+        box = self.sim.boxes[name]
+        if self.alive(name):
+            box.fail_stop = {KEY}
+            box.handle(box.node.shutdown(self.sim.now))
+
     # -------------------------------------------------------------- invariants
     @invariant()
     def never_two_holders_with_the_lan_up(self):
         # the LAN is up throughout: the probe and the hand-over rule together
         # must keep the VIP single through every fault
         assert self.sim.doubles_ms == 0, (self.sim.box("node1").log_text(), self.sim.box("node2").log_text())
+
+    @invariant()
+    def every_event_has_a_row_in_its_table(self):
+        # the sim's adapters report in turn: an unlisted transition here is a core bug
+        for box in self.sim.boxes.values():
+            assert box.node.status()["counters"]["unlisted_transitions"] == 0, box.log_text()
 
     @precondition(lambda self: any(self.alive(n) for n in ("node1", "node2")))
     @rule()

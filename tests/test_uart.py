@@ -387,7 +387,7 @@ def generation_of(text):
 
 
 def test_restart_half_a_second_after_kill_9_and_a_refused_start_burns_no_generation(cable, tmp_path):
-    from test_state import make_config_dir, run_daemon, stop_daemon   # `hanode run` as node1, lock dir = base
+    from test_generation import make_config_dir, run_daemon, stop_daemon   # `hanode run` as node1, lock dir = base
     base, port = str(tmp_path), cable.paths[0]
     ha = make_config_dir(base, port)
     first, text = run_daemon(base, ha)

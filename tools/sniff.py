@@ -79,7 +79,7 @@ class Link:
         self.guard = ReplayGuard()
         self.buf = bytearray()
         self.discarding = False
-        self.counters = dict.fromkeys(REASONS, 0)
+        self.counters = dict.fromkeys(REASONS + (wire.DUPLICATE, wire.REPLAY), 0)
         self.frames = 0
         self.frame_bytes = 0
         self.wire_bytes = 0
@@ -145,7 +145,10 @@ class Link:
         return Record(t, self.name, size, verdict, frame)
 
     def drops(self) -> Dict[str, int]:
-        counters = self.decoder.counters if self.decoder is not None else self.counters
+        # the decoder counts what it could not decode; duplicates and replays are judged here
+        counters = dict(self.counters)
+        if self.decoder is not None:
+            counters.update(self.decoder.counters)
         return dict((k, v) for k, v in counters.items() if v)
 
 

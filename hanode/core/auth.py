@@ -22,12 +22,9 @@ counts it as "unknown_key".
 """
 
 from hanode.core.compat import Hmac, compare_digest, crc32
-
-METHODS = ("crc", "md5", "sha1", "hmac-sha256")
-
-MAC_TAG_LENGTH = 8
-CRC_TAG_LENGTH = 4
-MAX_INDEX = 15  # the frame header has 4 bits for it (Heartbeat's MAXAUTH is 16)
+from hanode.core.limits import AUTH_METHODS as METHODS
+from hanode.core.limits import CRC_TAG_LENGTH, MAC_TAG_LENGTH
+from hanode.core.limits import MAX_AUTH_INDEX as MAX_INDEX  # Heartbeat's MAXAUTH is 16
 
 _HASH_OF = {"md5": "md5", "sha1": "sha1", "hmac-sha256": "sha256"}
 

@@ -14,32 +14,33 @@ value wrap (MicroPython's struct wraps silently).
 
 ``Decoder`` is one link's receive side.  ``feed(chunk)`` takes whatever the
 link delivered - half a frame, three frames, noise - and returns the frames
-that are well-formed, carry a valid tag, are not our own echoed back, and are
-newer than anything accepted before from that sender.  Everything else is
-dropped and counted by reason in ``counters``; nothing on this path raises.
-The buffer is bounded: more than ``MAX_ENCODED`` bytes without a delimiter
-cannot be a frame, so they are thrown away up to the next 0x00 ("overflow").
+that are well-formed and carry a valid tag.  Everything else is dropped and
+counted by reason in ``counters``; nothing on this path raises.  The buffer is
+bounded: more than ``MAX_ENCODED`` bytes without a delimiter cannot be a
+frame, so they are thrown away up to the next 0x00 ("overflow").
 
-``ReplayGuard`` keeps the last accepted (gen, seq) per sender.  One guard is
-shared by all of a node's Decoders, so the same frame arriving over a second
-link is recognised as a duplicate: it still proves that link works
-(``Decoder.heard``) but is not delivered twice.  ``set_floor`` lets the agent
-restore a peer's persisted generation so frames recorded before our own
-restart are rejected after it.
+The decoder only decodes: who sent a frame and whether it is new is the
+node's judgement (``node.py``), made once for all links with one
+``ReplayGuard``.  The guard keeps the last accepted (gen, seq) per sender, so
+the same frame arriving over a second link is recognised as a duplicate (it
+still proves that link works) and an old frame played back as a replay;
+``set_floor`` lets the agent restore a peer's persisted generation so frames
+recorded before our own restart are rejected after it.
 """
 
 import struct
 
 from hanode.core.compat import const
+from hanode.core.limits import ACK_MASK, BODY_LENGTH, GROUP_MASK, MAX_ENCODED
 
 VERSION = const(1)
 TYPE_STATUS = const(0)
 
-# Node states (bits 3-2 of the `who` byte).
-STATE_UP = const(0)
-STATE_ACTIVE = const(1)
-STATE_RELEASING = const(2)
-STATE_SHUTDONE = const(3)
+# Node states (bits 3-2 of the `who` byte): the one definition the node uses too.
+STATE_UP = const(0)          # running, not yet in touch with the peer nor past initdead
+STATE_ACTIVE = const(1)      # in touch with the peer, or the peer is known dead
+STATE_RELEASING = const(2)   # shutting down: releasing everything
+STATE_SHUTDONE = const(3)    # everything released; gone
 STATE_NAMES = ("up", "active", "releasing", "shutdone")
 
 # Flag bits of Frame.flags: Frame.flags is the `who` byte's high nibble
@@ -50,17 +51,13 @@ BUSY = const(0x04)
 STALE = const(0x08)
 FLAG_NAMES = ((STANDBY, "standby"), (TAKEOVER, "takeover"), (BUSY, "busy"), (STALE, "stale"))
 
-BODY_LENGTH = const(14)  # hdr who gen(4) seq(4) ack_gen ack_seq held want
-_BODY_FORMAT = ">BBIIBBBB"
+_BODY_FORMAT = ">BBIIBBBB"  # BODY_LENGTH bytes: hdr who gen(4) seq(4) ack_gen ack_seq held want
 _U32 = 0xFFFFFFFF
 
-# Longest run of bytes without a delimiter the Decoder keeps: the design caps a
-# frame at 32 bytes on the wire (31 encoded + the 0x00); a v1 frame uses 23.
-MAX_ENCODED = const(31)
+# Why the Decoder dropped bytes (its counters' keys).
+REASONS = ("garbage", "length", "version", "type", "unknown_key", "bad_tag", "overflow")
 
-REASONS = ("garbage", "length", "version", "type", "unknown_key", "bad_tag",
-           "replay", "duplicate", "own", "overflow")
-
+# ReplayGuard verdicts (the node's judgement of an authentic frame).
 NEW = "new"
 DUPLICATE = "duplicate"
 REPLAY = "replay"
@@ -170,10 +167,10 @@ def pack_body(frame, key_index):
     _check("key_index", key_index, 0x0F)
     _check("gen", frame.gen, _U32)
     _check("seq", frame.seq, _U32)
-    _check("ack_gen", frame.ack_gen, 0xFF)
-    _check("ack_seq", frame.ack_seq, 0xFF)
-    _check("held", frame.held, 0xFF)
-    _check("want", frame.want, 0xFF)
+    _check("ack_gen", frame.ack_gen, ACK_MASK)
+    _check("ack_seq", frame.ack_seq, ACK_MASK)
+    _check("held", frame.held, GROUP_MASK)
+    _check("want", frame.want, GROUP_MASK)
     hdr = (VERSION << 6) | (frame.type << 4) | key_index
     who = frame.src | (frame.state << 2) | (frame.flags << 4)
     return struct.pack(_BODY_FORMAT, hdr, who, frame.gen, frame.seq, frame.ack_gen,
@@ -281,9 +278,9 @@ def decode_one(payload, auth):
 class ReplayGuard:
     """Last accepted (gen, seq) per sender id, plus an optional generation floor.
 
-    ``check`` classifies, ``commit`` records; the Decoder does both, so callers
-    normally only touch ``set_floor`` (at start, from the persisted peer
-    generation) and ``last`` (to persist it).
+    ``check`` classifies, ``commit`` records (the node does both for every
+    authentic frame); ``set_floor`` is set at start from the persisted peer
+    generation.
     """
 
     def __init__(self):
@@ -331,26 +328,18 @@ class ReplayGuard:
 
 
 class Decoder:
-    """One link's receive side: bytes in, new authentic frames out.
+    """One link's receive side: bytes in, authentic frames out.
 
-    ``Decoder(auth, guard=None, me=None)``: ``guard`` is the node's shared
-    ReplayGuard (a private one if None); ``me`` is this node's id, so our own
-    frames echoed back by the link are dropped ("own").
-
-    After ``feed``: ``counters`` (reason -> frames dropped, every reason
-    present), ``accepted`` (frames returned so far) and ``heard`` (authentic
-    frames from another node, accepted or duplicate: the link works).
+    ``Decoder(auth)``.  After ``feed``: ``counters`` (reason -> frames dropped,
+    every reason present) and ``accepted`` (authentic frames returned so far).
     """
 
-    def __init__(self, auth, guard=None, me=None):
+    def __init__(self, auth):
         self.auth = auth
-        self.guard = ReplayGuard() if guard is None else guard
-        self.me = me
         self.counters = {}
         for reason in REASONS:
             self.counters[reason] = 0
         self.accepted = 0
-        self.heard = 0
         self._buf = bytearray()
         self._discarding = False
         self.resynced = 0   # frames recovered from behind noise or a half frame
@@ -406,7 +395,7 @@ class Decoder:
         """Noise on the line, or the half frame a cut left, ends up in front of the next frame
         (there is no leading delimiter: 24 bytes on the wire).  Every status frame has a fixed
         COBS length, so try the tail of the run as a frame before giving it up.  Returns True
-        if a frame was found (accepted, or dropped as own/duplicate/replay)."""
+        if a frame was found."""
         for size in self._sizes:
             if len(payload) > size:
                 frame, reason = decode_one(payload[len(payload) - size:], self.auth)
@@ -425,17 +414,5 @@ class Decoder:
         self._accept(frame, out)
 
     def _accept(self, frame, out):
-        if frame.src == self.me:
-            self.counters["own"] += 1
-            return
-        verdict = self.guard.check(frame.src, frame.gen, frame.seq)
-        if verdict == NEW:
-            self.guard.commit(frame.src, frame.gen, frame.seq)
-            self.accepted += 1
-            self.heard += 1
-            out.append(frame)
-        elif verdict == DUPLICATE:
-            self.counters["duplicate"] += 1
-            self.heard += 1
-        else:
-            self.counters["replay"] += 1
+        self.accepted += 1
+        out.append(frame)

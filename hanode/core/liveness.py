@@ -11,14 +11,18 @@ has been silent that long.  Before the peer was ever heard the limit is
 Late heartbeats are judged on receipt: an interval above ``warntime`` is
 reported with how late it was.
 
-The states move only along this table; every other (state, event) pair keeps
-the state.  It is the whole documentation of the peer's life cycle:
+The states move only along this table.  It is the whole documentation of the
+peer's life cycle; a (state, event) pair it does not list keeps the state and
+is counted in ``unlisted`` (shown in the node's status):
 
     state   event    next    (for a link and for the peer alike)
     -----   ------   ----
     init    heard    up
     init    silent   dead     (initdead ran out: peer never heard)
+    init    goodbye  dead     (the peer's first frame was its shutdown notice)
+    up      heard    up       (the normal case: a frame refreshes the timers)
     up      silent   dead     (deadtime without a frame)
+    up      goodbye  dead     (a clean shutdown: dead without waiting)
     dead    heard    up       (peer back: restarted, or a healed partition)
 
 ``grace(now)`` restarts every silence timer: the node calls it when its own
@@ -32,18 +36,22 @@ DEAD = "dead"
 
 HEARD = "heard"
 SILENT = "silent"
+GOODBYE = "goodbye"
 
 TRANSITIONS = {
     (INIT, HEARD): UP,
     (INIT, SILENT): DEAD,
+    (INIT, GOODBYE): DEAD,
+    (UP, HEARD): UP,
     (UP, SILENT): DEAD,
+    (UP, GOODBYE): DEAD,
     (DEAD, HEARD): UP,
 }
 
 
 def step(state, event):
-    """Next state for (state, event); unlisted pairs keep the state."""
-    return TRANSITIONS.get((state, event), state)
+    """Next state for (state, event), or None when the table has no such row."""
+    return TRANSITIONS.get((state, event))
 
 
 class Track:
@@ -72,6 +80,17 @@ class Liveness:
         self.last_status = None  # time of the previous new status frame (for late-heartbeat reports)
         self.late = 0
         self.deaths = 0
+        self.unlisted = 0   # events that came in a state the table has no row for
+
+    def _move(self, track, event):
+        """Apply ``event`` to ``track`` by the table; return the previous state if it changed."""
+        previous = track.state
+        nxt = step(previous, event)
+        if nxt is None:
+            self.unlisted += 1
+            return None
+        track.state = nxt
+        return previous if nxt != previous else None
 
     def start(self, now):
         for track in [self.peer] + self.links:
@@ -94,8 +113,7 @@ class Liveness:
         link = self.link(link_name)
         link.last_heard = now
         link.since = now
-        if step(link.state, HEARD) != link.state:
-            link.state = step(link.state, HEARD)
+        if self._move(link, HEARD) is not None:
             events.append(("link_up", link.name))
         if not new_frame:
             return events
@@ -107,9 +125,8 @@ class Liveness:
         self.last_status = now
         self.peer.last_heard = now
         self.peer.since = now
-        if step(self.peer.state, HEARD) != self.peer.state:
-            previous = self.peer.state
-            self.peer.state = step(self.peer.state, HEARD)
+        previous = self._move(self.peer, HEARD)
+        if previous is not None:
             events.append(("peer_up", previous))
         return events
 
@@ -121,19 +138,18 @@ class Liveness:
         events = []
         for link in self.links:
             if link.state != DEAD and now - link.since > self.limit(link):
-                link.state = step(link.state, SILENT)
+                self._move(link, SILENT)
                 events.append(("link_dead", link.name))
         peer = self.peer
         if peer.state != DEAD and now - peer.since > self.limit(peer):
-            peer.state = step(peer.state, SILENT)
+            self._move(peer, SILENT)
             self.deaths += 1
             events.append(("peer_dead", peer.last_heard is None))
         return events
 
     def declare_dead(self):
         """The peer said goodbye (a clean shutdown): dead without waiting."""
-        if self.peer.state != DEAD:
-            self.peer.state = DEAD
+        if self._move(self.peer, GOODBYE) is not None:
             return [("peer_dead", False)]
         return []
 

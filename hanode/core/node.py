@@ -2,35 +2,17 @@
 
 Theory of operation
 -------------------
-A node keeps three things: what each of its groups is doing (``arbiter``),
+A node keeps three things: what each of its groups is doing (``ownership``),
 whether the peer is alive (``liveness``), and the peer's latest *view* - the
 last authentic status frame it sent (state, flags, which groups it holds and
 wants, and which of our frames it has seen).  On every call it re-derives what
 it *wants* from that view, feeds the difference into each group's transition
 table, and sends its own view every keepalive and at once when it changed.
 
-What a node wants (per group), the peer being alive - the first row that applies:
-
-    situation                                    preferred node        other node
-    -------------------------------------------  --------------------  ----------------------------
-    we are shutting down                         no                    no
-    peer releasing everything (shutting down)    yes                   yes
-    our start of it failed                       only if the peer has seen that and still neither
-                                                 holds nor wants it (and, the peer being in standby,
-                                                 only on the preferred node); every 5 s at most
-    we are in standby                            only if the peer has seen that and still neither
-                                                 holds nor wants it (somebody has to run it)
-    peer in standby                              yes                   yes
-    we were stalled (stale), peer holds it       no                    no
-    auto_failback on (and legacy)                yes                   keep it while the preferred
-                                                                       node does not want it; pick
-                                                                       it up only if that node is
-                                                                       active and neither holds nor
-                                                                       wants it
-    auto_failback off                            yes, unless the       keep it if we hold it; pick
-                                                 other node holds it   it up as above
-    both hold it (a healed split brain)          keep it               release it, unless the
-                                                                       preferred node is stale
+What a node wants of each group, and which ownership event that fires, is
+``wants.py`` (two tables); the acknowledgement rule both rest on is
+``acks.py``; the status view (``status()``, cl_status's ``rscstatus``) is
+``status.py``.
 
 Standby is sticky (``standby()``, or the peer's ``takeover()``) until our own
 ``takeover()``, the peer going standby after us, the peer's death, or a
@@ -39,13 +21,11 @@ restart: auto_failback does not undo an operator's standby.
 With the peer dead every group is wanted (failover); with the peer never heard
 nothing is wanted until initdead has run out.
 
-The hand-over rule (release before acquire): with the peer alive a group is
-started only when the peer's latest frame acknowledges one of our frames that
-already wanted it, and shows the peer neither holding nor wanting it.  The
-other node gives way to the preferred one, so wants never deadlock.  With the
-peer dead, a group with an address is first probed on the LAN (``Probe``) and
-taken only if nobody answers for it - a pulled serial cable with both boxes
-alive must not put the VIP on two boxes.
+With the peer alive a group is started only when the peer has acknowledged
+that we want it and neither holds nor wants it (release before acquire).
+With the peer dead, a group with an address is first probed on the LAN
+(``Probe``) and taken only if nobody answers for it - a pulled serial cable
+with both boxes alive must not put the VIP on two boxes.
 
 A node whose own calls stop for longer than the dead time (a frozen process, a
 suspended VM) knows the peer may have taken over meanwhile: it marks itself
@@ -53,41 +33,30 @@ suspended VM) knows the peer may have taken over meanwhile: it marks itself
 yields every group the peer claims until the peer has heard from it again.
 """
 
-from hanode.core import arbiter
+from hanode.core import ownership, status, wants
+from hanode.core.acks import Mark
 from hanode.core.auth import Auth
-from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode,
-                               STANDBY, TAKEOVER, BUSY, STALE)
-from hanode.core.liveness import Liveness, INIT, DEAD
+from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
+                               STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
+                               STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
+from hanode.core.limits import ACK_MASK
+from hanode.core.liveness import Liveness, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
                                  PeerGeneration, Stopped)
 
-# our own state on the wire (frame.state)
-ST_UP = 0          # running, not yet in touch with the peer nor past initdead
-ST_ACTIVE = 1      # in touch with the peer, or the peer is known dead
-ST_RELEASING = 2   # shutting down: releasing everything
-ST_SHUTDONE = 3    # everything released; gone
-STATE_NAMES = ("up", "active", "releasing", "shutdone")
-
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
-RETRY_MS = 5000          # retry a failed stop, or a failed start while alone, this often
-ACK_WINDOW = 128         # ack bytes are 8-bit: an ack older than this many frames is not trusted
+RETRY_MS = wants.RETRY_MS
+# An echo of our own frame comes back within a frame time or two, so it repeats one of our
+# last few frames; a frame with our id and generation that does not is another box's.  (A twin
+# booted later sees our sequence numbers before it sends them itself, so at least one of two
+# same-generation twins always notices, however long this window.)
+ECHO_FRAMES = 8
 
 _OUTPUTS = {
-    arbiter.DO_ACQUIRE: Acquire,
-    arbiter.DO_RELEASE: Release,
-    arbiter.DO_PROBE: Probe,
+    ownership.DO_ACQUIRE: Acquire,
+    ownership.DO_RELEASE: Release,
+    ownership.DO_PROBE: Probe,
 }
-
-
-def _acked(since_seq, my_seq, my_gen, frame):
-    """Did the peer's frame acknowledge one of our frames numbered since_seq or later?"""
-    if since_seq is None or frame is None:
-        return False
-    if frame.ack_gen != (my_gen & 0xFF):
-        return False
-    sent_since = my_seq - since_seq
-    acked_since = (frame.ack_seq - since_seq) & 0xFF
-    return sent_since < ACK_WINDOW and acked_since <= sent_since
 
 
 class Node:
@@ -111,13 +80,12 @@ class Node:
         self.links = list(links) if links else (list(config.serial) + [dev for dev, _ in config.ucast]
                                                 or ["serial"])
         self.decoders = {}
-        self.groups = [arbiter.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
-        for g in self.groups:
-            g.failed_mark = Mark()
+        self.groups = [ownership.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
+        self.intents = [wants.Intent() for g in self.groups]   # the node's bookkeeping, by group index
         self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
-        self.state = ST_UP
+        self.state = STATE_UP
         self.comm_up = False
         self.standby_mode = False     # we gave everything away (standby, or the peer's takeover)
         self.standby_mark = Mark()    # has the peer seen us in standby?
@@ -125,6 +93,10 @@ class Node:
         self.stale = False
         self.stale_mark = Mark()      # has the peer heard from us since the stall?
         self.peer_said_goodbye = False
+        self.goodbye_held = 0         # held bits of that goodbye: groups it admits it still holds
+        self.identity_conflict = None # another box uses our node id: {link, their_generation, since_ms}
+        self.recent_sent = []         # fields of our last ECHO_FRAMES frames: what an echo may repeat
+        self.started_at = None
         self.shutting_down = False
         self.stopped = False
         self.now = None
@@ -134,7 +106,7 @@ class Node:
         self.sent_view = None
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
-            "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
+            "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
             "peer_restarts": 0, "probes_busy": 0, "start_failures": 0, "stop_failures": 0,
         }
 
@@ -145,6 +117,7 @@ class Node:
         (e.g. the VIP is configured): they are adopted (Acquire again, which is
         idempotent), then kept or released by the normal rules."""
         out = self._enter(now)
+        self.started_at = now
         self.live.start(now)
         out.append(Log("info", "Heartbeat generation: %d" % self.gen))
         for g in self.groups:
@@ -152,8 +125,7 @@ class Node:
                 # Found active (its address is configured): we may be restarting after a crash.
                 # Count it as ours and run its start again - which skips what is running and
                 # re-announces the address - then the normal rules keep or release it.
-                g.state = arbiter.STARTING
-                out.append(Acquire(g.key))
+                self._fire(g, ownership.ADOPT, out)
                 out.append(Log("warning", "Resource group %s found active at start: adopting it" % g.key))
         out.append(Log("info", "Local status now set to: 'up'"))
         return self._finish(now, out)
@@ -165,7 +137,7 @@ class Node:
         link = link or self.links[0]
         decoder = self.decoders.get(link)
         if decoder is None:
-            decoder = self.decoders[link] = Decoder(self.auth, None, self.my_id)
+            decoder = self.decoders[link] = Decoder(self.auth)
         for frame in decoder.feed(data):
             self._on_frame(frame, link, now, out)
         return self._finish(now, out)
@@ -181,22 +153,22 @@ class Node:
         out = self._enter(now)
         g = self._group(key)
         before = g.state
-        self._fire(g, arbiter.DONE_OK if ok else arbiter.DONE_FAIL, out)
-        if before == arbiter.STARTING:
+        self._fire(g, ownership.DONE_OK if ok else ownership.DONE_FAIL, out)
+        if before == ownership.STARTING:
             if ok:   # (the runner logs the success in detail)
-                g.failed = False
+                self.intents[g.index].failed = False
                 if not self.live.alive():
                     self.counters["failovers"] += 1
             else:
-                g.failed = True
-                g.failed_mark.arm(self.seq)
-                g.retry_at = now + RETRY_MS
+                self.intents[g.index].failed = True
+                self.intents[g.index].failed_mark.arm(self.seq)
+                self.intents[g.index].retry_at = now + RETRY_MS
                 self.counters["start_failures"] += 1
                 out.append(Log("critical", "Giving up resource group %s due to a failed start; "
                                "%s may take it" % (key, self.peer)))
-        elif before == arbiter.STOPPING:
+        elif before == ownership.STOPPING:
             if not ok:
-                g.retry_at = now + RETRY_MS
+                self.intents[g.index].retry_at = now + RETRY_MS
                 self.counters["stop_failures"] += 1
                 out.append(Log("critical", "Resource group %s failed to stop: it may still be running, "
                                "so %s will not take it; retrying every %d s"
@@ -206,28 +178,28 @@ class Node:
     def probed(self, key, in_use, now, detail=""):
         out = self._enter(now)
         g = self._group(key)
-        if g.state != arbiter.PROBING:
+        if g.state != ownership.PROBING:
             return self._finish(now, out)   # an answer to a probe we no longer care about
         if in_use:
             self.counters["probes_busy"] += 1
-            g.retry_at = now + self._probe_retry_ms(g)
-            self._fire(g, arbiter.PROBE_BUSY, out)
-            g.busy_probes += 1
+            self.intents[g.index].retry_at = now + self._probe_retry_ms(g)
+            self._fire(g, ownership.PROBE_BUSY, out)
+            self.intents[g.index].busy_probes += 1
             # said loudly once, then once a minute: a hung peer without a watchdog would
             # otherwise write a line every probe, for hours
-            if g.busy_probes == 1 or now - g.busy_logged_at >= 60000:
-                g.busy_logged_at = now
+            if self.intents[g.index].busy_probes == 1 or now - self.intents[g.index].busy_logged_at >= 60000:
+                self.intents[g.index].busy_logged_at = now
                 out.append(Log("warning", "Not taking resource group %s: its address answers on the LAN%s "
                                "although %s is silent (serial cable pulled? %s frozen?); probing again "
                                "every %d ms (%d probes so far)"
                                % (key, " (" + detail + ")" if detail else "", self.peer, self.peer,
-                                  self._probe_retry_ms(g), g.busy_probes)))
+                                  self._probe_retry_ms(g), self.intents[g.index].busy_probes)))
         else:
-            if g.busy_probes:
+            if self.intents[g.index].busy_probes:
                 out.append(Log("info", "Resource group %s: its address no longer answers after %d probes; "
-                               "taking it" % (key, g.busy_probes)))
-            g.busy_probes = 0
-            self._fire(g, arbiter.PROBE_FREE, out)
+                               "taking it" % (key, self.intents[g.index].busy_probes)))
+            self.intents[g.index].busy_probes = 0
+            self._fire(g, ownership.PROBE_FREE, out)
         return self._finish(now, out)
 
     def can_standby(self):
@@ -271,8 +243,8 @@ class Node:
         self.standby_mode = False
         self.takeover_request = True
         for g in self.groups:
-            g.failed = False
-            g.retry_at = None
+            self.intents[g.index].failed = False
+            self.intents[g.index].retry_at = None
         out.append(Log("info", "Takeover: " + why))
         return self._finish(now, out)
 
@@ -280,7 +252,7 @@ class Node:
         out = self._enter(now)
         if not self.shutting_down:
             self.shutting_down = True
-            self.state = ST_RELEASING
+            self.state = STATE_RELEASING
             out.append(Log("info", "Heartbeat shutdown in progress."))
             out.append(Log("info", "Giving up all HA resources."))
         return self._finish(now, out)
@@ -311,9 +283,13 @@ class Node:
         raise KeyError("no resource group %r" % (key,))
 
     def _fire(self, g, event, out):
+        state, unlisted = g.state, g.unlisted
         action = g.fire(event)
         if action is not None:
             out.append(_OUTPUTS[action](g.key))
+        elif g.unlisted != unlisted:
+            out.append(Log("warning", "Resource group %s: event %s in state %s is not in the ownership "
+                           "table; ignored (counted as unlisted_transitions)" % (g.key, event, state)))
 
     def _probe_retry_ms(self, g):
         # Two nodes that each think the other dead probe at once and see each other's probe
@@ -321,20 +297,28 @@ class Node:
         base = max(self.config.keepalive_ms, 200)
         return base if g.group.preferred == self.me else base * 2 + 50
 
-    def _peer_view(self):
+    def peer_view(self):
         """The peer's latest frame while it is alive, else None."""
         return self.peer_frame if self.live.alive() else None
 
     def _on_frame(self, f, link, now, out):
+        if f.src == self.my_id:
+            leftover = f.gen < self.gen and (self.started_at is None
+                                             or now - self.started_at <= self.config.deadtime_ms)
+            if leftover or (f.gen == self.gen and f.fields() in self.recent_sent):
+                self.counters["own"] += 1   # our own frame echoed back, or left in the line by our last life
+            else:
+                self._on_identity_conflict(f, link, now, out)
+            return
         if f.src != self.peer_id:
             self.counters["unknown_src"] += 1
             return
         verdict = self.guard.check(f.src, f.gen, f.seq)
-        if verdict == "replay":
+        if verdict == REPLAY:
             self.counters["replay"] += 1
             return
-        events = self.live.heard(link, now, verdict == "new")
-        if verdict != "new":
+        events = self.live.heard(link, now, verdict == NEW)
+        if verdict != NEW:
             self.counters["duplicate"] += 1
             self._report(events, out)
             return
@@ -361,20 +345,48 @@ class Node:
             self.standby_mode = False   # the peer went standby after us: somebody has to hold the groups
             out.append(Log("info", "%s went standby: taking all resource groups" % self.peer))
         self.peer_said_goodbye = False   # a goodbye counts only until the peer speaks again
-        if f.state == ST_SHUTDONE:
+        self.goodbye_held = 0
+        if f.state == STATE_SHUTDONE:
             # trusted (no probe before taking over) only if it acknowledges this life of ours: a
             # goodbye left in the line by the peer before our own restart was not said to us
-            self.peer_said_goodbye = f.ack_gen == (self.gen & 0xFF) and f.ack_gen != 0
+            self.peer_said_goodbye = f.ack_gen == (self.gen & ACK_MASK) and f.ack_gen != 0
+            # a goodbye that still sets a held bit admits a group it could not stop: that group
+            # may still run there, so it is taken exactly as from a dead peer (probed first)
+            self.goodbye_held = f.held
             out.append(Log("info", "Received shutdown notice from '%s'.%s" % (
                 self.peer, "" if self.peer_said_goodbye else
                 " (not addressed to this life of ours: its addresses are probed before they are taken)")))
+            for g in self.groups:
+                if f.held & g.bit:
+                    out.append(Log("warning", "%s said goodbye but still holds resource group %s (its stop "
+                                   "failed?): %s, as if %s had died" % (
+                                       self.peer, g.key, "probing it before taking it"
+                                       if self._lone_event(g) == ownership.ACQUIRE_LONE else
+                                       "taking it without a probe (no address to probe, or vip_probe off)",
+                                       self.peer)))
             self._report(self.live.declare_dead(), out)
-        for mark in [self.standby_mark, self.stale_mark] + [g.failed_mark for g in self.groups]:
+        for mark in [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents]:
             mark.update(self.seq, self.gen, f)
         if self.stale and self.stale_mark.seen:
             if not any(g.held() and f.held & g.bit for g in self.groups):
                 self.stale = False
                 out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
+
+    def _on_identity_conflict(self, f, link, now, out):
+        """An authentic frame with our id that we did not just send: our generation with a
+        sequence or content that is not one of our last frames, a newer generation, or an older
+        one still arriving a dead time after our start (our last life's frames are gone by then).
+        Another box has our name (an identity file copied to both boxes)."""
+        self.counters["identity_conflicts"] += 1
+        if self.identity_conflict is not None:
+            return
+        self.identity_conflict = {"link": link, "their_generation": f.gen, "since_ms": now}
+        out.append(Log("critical", "Another box also calls itself %s: authentic frames with our node id "
+                       "from another boot (generation %d; ours is %d) arrive on %s. Give each box its own "
+                       "node name (hanode --node, or the hostname; the image reads it from "
+                       "/data/etc/identity) - one of the names in ha.cf's node lines (%s) - and restart "
+                       "hanode there. Taking no resource group meanwhile."
+                       % (self.me, f.gen, self.gen, link, ", ".join(self.config.nodes))))
 
     def _go_standby(self):
         self.standby_mode = True
@@ -382,8 +394,8 @@ class Node:
 
     def _comm_now_up(self, out):
         self.comm_up = True
-        if self.state == ST_UP:
-            self.state = ST_ACTIVE
+        if self.state == STATE_UP:
+            self.state = STATE_ACTIVE
             out.append(Log("info", "Comm_now_up(): updating status to active"))
             out.append(Log("info", "Local status now set to: 'active'"))
 
@@ -402,7 +414,7 @@ class Node:
                 self.counters["late_heartbeats"] += 1
             elif event == "peer_up":
                 for g in self.groups:
-                    g.busy_probes = 0     # a new episode gets its own warning
+                    self.intents[g.index].busy_probes = 0     # a new episode gets its own warning
                 if detail == DEAD and returning:
                     out.append(Log("critical", "Cluster node %s returning after partition." % self.peer))
                 out.append(Log("info", "Status update for node %s: status %s"
@@ -410,9 +422,18 @@ class Node:
             elif event == "peer_dead":
                 self._on_peer_dead(detail, out)
 
+    def _trusts_goodbye(self, g):
+        """Did the peer say goodbye to us, having released ``g``?  Then ``g`` needs no probe."""
+        return self.peer_said_goodbye and not self.goodbye_held & g.bit
+
+    def _lone_event(self, g):
+        return wants.lone_event(g, self.config.vip_probe, self._trusts_goodbye(g))
+
     def _on_peer_dead(self, never_heard, out):
-        if self.peer_said_goodbye:
+        if self.peer_said_goodbye and not self.goodbye_held:
             out.append(Log("info", "%s shut down cleanly" % self.peer))
+        elif self.goodbye_held:
+            out.append(Log("warning", "%s shut down without releasing everything" % self.peer))
         elif never_heard:
             out.append(Log("warning", "node %s: is dead (not heard within initdead %d ms)"
                            % (self.peer, self.config.initdead_ms)))
@@ -423,86 +444,36 @@ class Node:
         self.standby_mode = False
         self.takeover_request = False
         for g in self.groups:
-            g.failed = False
-            g.retry_at = None
+            self.intents[g.index].failed = False
+            self.intents[g.index].retry_at = None
         if not self.shutting_down and any(not g.held() for g in self.groups):
             out.append(Log("info", "Resources being acquired from %s." % self.peer))
-            if not self.peer_said_goodbye:
+            if not all(self._trusts_goodbye(g) for g in self.groups):
                 out.append(Log("warning", "No STONITH device configured: the watchdog on %s and the ARP "
                                "probe before each address are what keep the groups single" % self.peer))
 
     def _on_silence(self, now, out):
         self._report(self.live.check(now), out)
 
-    def _wants(self, g, peer, now):
-        if self.shutting_down:
-            return False
-        if peer is None:
-            return self.comm_up      # peer dead: everything; never heard: nothing until initdead
-        if peer.state >= ST_RELEASING:
-            return True
-        peer_holds = bool(peer.held & g.bit)
-        peer_wants = bool(peer.want & g.bit)
-        # the peer saw why we stepped back and still will not run it: better us than nobody
-        orphaned = peer.state == ST_ACTIVE and not peer_holds and not peer_wants
-        if g.failed:
-            # retry now and then, only if the peer will not run it.  A peer in standby will, once
-            # it sees we don't - so against a standby peer only the preferred node retries (the
-            # standby one may be failing too); otherwise the two would take turns wanting it
-            preferred = g.group.preferred == self.me
-            # ... and when both want it at once, the preferred node keeps wanting, the other yields
-            free = peer.state == ST_ACTIVE and not peer_holds and (not peer_wants or preferred)
-            return (free and g.failed_mark.seen and (not peer.flags & STANDBY or preferred)
-                    and (g.retry_at is None or now >= g.retry_at))
-        if self.standby_mode:
-            return orphaned and self.standby_mark.seen
-        if peer.flags & STANDBY:
-            return True
-        if self.stale and peer_holds:
-            return False
-        if g.group.preferred == self.me:
-            if self.config.auto_failback == "off":
-                return g.held() or not peer_holds
-            return True
-        if g.held():
-            if peer_holds:
-                return bool(peer.flags & STALE)   # split brain healed: the preferred node keeps it
-            if self.config.auto_failback == "off":
-                return True
-            return not peer_wants
-        return peer.state == ST_ACTIVE and not peer_wants and not peer_holds
-
-    def _peer_agrees(self, g, peer):
-        if peer.held & g.bit or peer.want & g.bit:
-            return False
-        if g.want_since is not None and self.seq - g.want_since >= ACK_WINDOW:
-            g.want_since = self.seq   # no ack for too long: re-arm on our latest frame, which wants it too
-        return _acked(g.want_since, self.seq, self.gen, peer)
-
     def _evaluate(self, now, out):
-        peer = self._peer_view()
+        peer = self.peer_view()
         for g in self.groups:
-            g.want_now = self._wants(g, peer, now)
-            due = g.retry_at is None or now >= g.retry_at
-            if g.want_now:
-                if g.state in (arbiter.STOPPED, arbiter.STOP_FAILED):
-                    if peer is None:
-                        if due:
-                            g.retry_at = None
-                            self._fire(g, self._lone_event(g), out)
-                    elif self._peer_agrees(g, peer):
-                        g.retry_at = None
-                        self._fire(g, arbiter.ACQUIRE, out)
-            elif g.state in (arbiter.RUNNING, arbiter.PROBING):
-                self._fire(g, arbiter.RELEASE, out)
-            elif g.state == arbiter.STOP_FAILED and due:
-                g.retry_at = now + RETRY_MS
-                self._fire(g, arbiter.RETRY, out)
-
-    def _lone_event(self, g):
-        needs_probe = (self.config.vip_probe and not self.peer_said_goodbye
-                       and any(r.is_ip for r in g.group.resources))
-        return arbiter.ACQUIRE_LONE if needs_probe else arbiter.ACQUIRE_FREE
+            intent = self.intents[g.index]
+            intent.wanted = wants.wanted(
+                g, intent, peer, now, me=self.me, auto_failback=self.config.auto_failback,
+                shutting_down=self.shutting_down, identity_conflict=self.identity_conflict is not None,
+                comm_up=self.comm_up, standby=self.standby_mode,
+                standby_seen=self.standby_mark.seen, stale=self.stale)
+            event = wants.event(intent.wanted, g.state, peer is not None, intent.due(now),
+                                lambda: wants.peer_agrees(g, intent, peer, self.seq, self.gen),
+                                self._lone_event(g))
+            if event is None:
+                continue
+            if event == ownership.RETRY:
+                intent.retry_at = now + RETRY_MS
+            elif event != ownership.RELEASE:
+                intent.retry_at = None
+            self._fire(g, event, out)
 
     def _flags(self):
         flags = 0
@@ -521,7 +492,7 @@ class Node:
         for g in self.groups:
             if g.claimed():
                 held |= g.bit
-            if getattr(g, "want_now", False):
+            if self.intents[g.index].wanted:
                 want |= g.bit
         return held, want
 
@@ -529,7 +500,7 @@ class Node:
         if self.stopped:
             return out
         self._evaluate(now, out)
-        if self.shutting_down and not any(g.held() and g.state != arbiter.STOP_FAILED for g in self.groups):
+        if self.shutting_down and not any(g.held() and g.state != ownership.STOP_FAILED for g in self.groups):
             return self._stop(now, out)
         held, want = self._masks()
         view = (self.state, self._flags(), held, want)
@@ -546,16 +517,19 @@ class Node:
         self.seq += 1
         for g in self.groups:
             if want & g.bit:
-                if g.want_since is None:
-                    g.want_since = self.seq
+                if self.intents[g.index].want_since is None:
+                    self.intents[g.index].want_since = self.seq
             else:
-                g.want_since = None
+                self.intents[g.index].want_since = None
         peer = self.peer_frame
         frame = Frame(src=self.my_id, gen=self.gen, seq=self.seq, state=state, flags=flags,
-                      ack_gen=(peer.gen & 0xFF) if peer else 0,
-                      ack_seq=(peer.seq & 0xFF) if peer else 0,
+                      ack_gen=(peer.gen & ACK_MASK) if peer else 0,
+                      ack_seq=(peer.seq & ACK_MASK) if peer else 0,
                       held=held, want=want)
         out.append(Send(encode(frame, self.auth)))
+        self.recent_sent.append(frame.fields())
+        if len(self.recent_sent) > ECHO_FRAMES:
+            self.recent_sent.pop(0)
         self.counters["frames_sent"] += 1
         self.last_send = now
         self.next_send = now + self.config.keepalive_ms
@@ -563,10 +537,10 @@ class Node:
 
     def _stop(self, now, out):
         for g in self.groups:
-            if g.state == arbiter.STOP_FAILED:
+            if g.state == ownership.STOP_FAILED:
                 out.append(Log("critical", "Resource group %s could not be stopped: it may still be running"
                                % g.key))
-        self.state = ST_SHUTDONE
+        self.state = STATE_SHUTDONE
         held, want = self._masks()
         view = (self.state, self._flags(), held, 0)
         for _ in range(2):   # a goodbye is worth a second copy on a noisy line
@@ -579,104 +553,25 @@ class Node:
 
     # ------------------------------------------------------------------ status
 
+    def held_groups(self):
+        """Keys of the groups this node holds (every ownership state but STOPPED)."""
+        return [g.key for g in self.groups if g.held()]
+
+    def running_groups(self):
+        """Keys of the groups fully started here (ownership.RUNNING): what is safe to recheck."""
+        return [g.key for g in self.groups if g.state == ownership.RUNNING]
+
     def peer_state(self):
-        if self.live.peer.state == DEAD:
-            return "dead"
-        if self.live.peer.state == INIT or self.peer_frame is None:
-            return "init"
-        return STATE_NAMES[self.peer_frame.state]
+        """The peer as cl_status names it: dead, init, or its frame's state."""
+        return status.peer_state(self)
 
     def rscstatus(self):
         """cl_status rscstatus: local, foreign, all, none or transition."""
-        if any(g.busy() for g in self.groups):
-            return "transition"
-        local = [g for g in self.groups if g.group.preferred == self.me]
-        foreign = [g for g in self.groups if g.group.preferred != self.me]
-        has_local = bool(local) and all(g.held() for g in local)
-        has_foreign = bool(foreign) and all(g.held() for g in foreign)
-        if has_local and has_foreign:
-            return "all"
-        if has_local:
-            return "local"
-        if has_foreign:
-            return "foreign"
-        return "none"
+        return status.rscstatus(self)
 
     def status(self):
-        now = self.now if self.now is not None else 0
-        peer = self._peer_view()
-        groups = []
-        for g in self.groups:
-            mine = g.claimed()
-            theirs = bool(peer and peer.held & g.bit)
-            holders = [n for n, h in ((self.me, mine), (self.peer, theirs)) if h]
-            groups.append({
-                "key": g.key,
-                "preferred": g.group.preferred,
-                "resources": [r.token for r in g.group.resources],
-                "state": g.state,
-                "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
-                "wanted": bool(getattr(g, "want_now", False)),
-                "failed": g.failed,
-            })
-        links = []
-        for track in self.live.links:
-            age = track.age(now)
-            links.append({"name": track.name, "state": track.state, "last_heard_ms": age})
-        dropped = {}
-        for decoder in self.decoders.values():
-            for reason, count in decoder.counters.items():
-                dropped[reason] = dropped.get(reason, 0) + count
-        for reason in ("replay", "duplicate", "unknown_src"):
-            dropped[reason] = dropped.get(reason, 0) + self.counters[reason]
-        counters = dict(self.counters)
-        counters["dropped"] = dropped
-        if self.config.auto_failback == "off":
-            on_return = "groups stay where they are when %s returns" % self.peer
-        else:
-            on_return = "groups preferred by %s go back to it when it returns" % self.peer
-        return {
-            "me": self.me,
-            "peer": self.peer,
-            "generation": self.gen,
-            "state": STATE_NAMES[self.state],
-            "standby": self.standby_mode,
-            "takeover_requested": self.takeover_request,
-            "stale": self.stale,
-            "peer_state": self.peer_state(),
-            "peer_generation": self.peer_frame.gen if self.peer_frame else None,
-            "peer_standby": bool(peer and peer.flags & STANDBY),
-            "peer_busy": bool(peer and peer.flags & BUSY),
-            "peer_last_heard_ms": self.live.peer.age(now),
-            "rscstatus": self.rscstatus(),
-            "auto_failback": self.config.auto_failback,
-            "on_peer_return": on_return,
-            "links": links,
-            "groups": groups,
-            "counters": counters,
-        }
-
-
-class Mark:
-    """Remembers whether the peer has acknowledged one of our frames sent
-    after some change (standby, a failed start, a stall): only then does its
-    view say anything about that change."""
-
-    def __init__(self):
-        self.since = None
-        self.seen = False
-
-    def arm(self, seq):
-        self.since = seq + 1     # the next frame we send
-        self.seen = False
-
-    def update(self, seq, gen, frame):
-        if self.since is None or self.seen:
-            return
-        if _acked(self.since, seq, gen, frame):
-            self.seen = True
-        elif seq - self.since >= ACK_WINDOW:
-            self.since = seq     # unacknowledged for too long: re-arm on our latest frame
+        """The whole node as a plain dict (the control socket's status)."""
+        return status.status(self)
 
 
 def _view_of(f):

@@ -15,7 +15,7 @@ by ``resync`` (a 0x00, the COBS delimiter) which ends the truncated frame at
 the receiver instead of letting it swallow the new one.
 """
 
-VALID_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800)  # Heartbeat's list
+from hanode.core.limits import BAUD_RATES as VALID_BAUDS  # Heartbeat's list, as ha.cf's check
 
 HANGUP_TEXT = "hung up (readable but no data: device removed or the other end closed?)"
 

@@ -252,7 +252,7 @@ def test_the_frame_after_a_half_written_one_survives():
     from hanode.core.frame import Decoder, Frame, encode
     auth = Auth(1, {1: ("hmac-sha256", b"0123456789abcdef0123456789abcdef")})
     first, second = Frame(src=0, gen=1, seq=1), Frame(src=0, gen=1, seq=2)
-    dec = Decoder(auth, me=1)
+    dec = Decoder(auth)
     dec.feed(encode(first, auth)[:11])          # the cable was pulled mid-frame, then plugged back
     assert dec.feed(encode(second, auth)) == [second]
 

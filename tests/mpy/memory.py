@@ -43,8 +43,9 @@ def note(name, value):
 
 
 base = used()
-for modname in ("asyncio", "hanode.core.compat", "hanode.core.outputs", "hanode.core.liveness",
-                "hanode.core.arbiter", "hanode.core.auth", "hanode.core.frame",
+for modname in ("asyncio", "hanode.core.compat", "hanode.core.limits", "hanode.core.outputs",
+                "hanode.core.liveness", "hanode.core.ownership", "hanode.core.auth", "hanode.core.frame",
+                "hanode.core.acks", "hanode.core.wants", "hanode.core.status",
                 "hanode.core.config", "hanode.core.node", "hanode.aio", "hanode.agent"):
     before = used()
     __import__(modname)

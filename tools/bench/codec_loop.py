@@ -7,7 +7,8 @@ repository root, ``MICROPYPATH=.:.frozen micropython tools/bench/codec_loop.py
 SECONDS``) it times, for an 8-byte HMAC-SHA256 tag and for crc: ``encode``
 (pack, tag, COBS, delimiter), ``decode_one`` (COBS, parse, verify), the round
 trip of both, and the receive path a real link uses - ``Decoder.feed`` of a
-freshly encoded frame with a new sequence number (replay guard included).
+freshly encoded frame with a new sequence number, judged by the ReplayGuard
+as the node does.
 Each is run in batches until SECONDS have passed and reported as operations
 per second, printed as one JSON line.  Only what both interpreters share is
 used here (no typing, perf_counter only when ticks_us is missing).
@@ -22,7 +23,7 @@ except ImportError:   # started from elsewhere: the repository is three levels u
     sys.path.insert(0, __file__.rsplit("/", 1)[0] + "/../..")
 
 from hanode.core.auth import Auth
-from hanode.core.frame import Decoder, Frame, encode, decode_one
+from hanode.core.frame import NEW, Decoder, Frame, ReplayGuard, encode, decode_one
 
 if hasattr(time, "ticks_us"):
     def _now_us():
@@ -59,7 +60,8 @@ def measure(method, seconds):
     wire = encode(frame, auth)
     payload = wire[:-1]
     sender = Frame(src=1, gen=7, seq=1, state=1, held=1, want=1)
-    decoder = Decoder(auth, me=0)
+    decoder = Decoder(auth)
+    guard = ReplayGuard()
 
     def enc():
         encode(frame, auth)
@@ -76,8 +78,10 @@ def measure(method, seconds):
 
     def feed():
         sender.seq += 1
-        if len(decoder.feed(encode(sender, auth))) != 1:
+        got = decoder.feed(encode(sender, auth))
+        if len(got) != 1 or guard.check(got[0].src, got[0].gen, got[0].seq) != NEW:
             raise ValueError("frame not accepted")
+        guard.commit(got[0].src, got[0].gen, got[0].seq)
 
     out = {}
     for name, fn in (("encode", enc), ("decode_verify", dec), ("roundtrip", both), ("feed_roundtrip", feed)):

@@ -1,21 +1,17 @@
 """The parsed configuration: ``Config`` and its parts, plain objects, no parsing here.
 
-The limits below are what the wire format and Heartbeat allow; the file parsers
-import them from here, so each is defined once.
+The limits the wire format and Heartbeat fix (baud rates, auth methods and key
+index, groups, frame bytes) are defined once in ``hanode/core/limits.py``, shared
+with the codec and the UART; the file parsers import them from here.
 """
 
 from hanode.core.config.values import join_path
+from hanode.core.limits import (AUTH_METHODS, BAUD_RATES, DEFAULT_BAUD, FRAME_WIRE_BYTES,  # noqa: F401
+                                FRAME_WIRE_BYTES_CRC, MAX_AUTH_INDEX, MAX_GROUPS)
 
-BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
-AUTH_METHODS = ("crc", "md5", "sha1", "hmac-sha256")
-MAX_AUTH_INDEX = 15  # the frame header has 4 bits for it (docs/protocol.md)
-MAX_GROUPS = 8  # the frame's held/want fields are one byte each
 MIN_KEY_BYTES = 16
 # The media hanode actually sends on; the others are read (Heartbeat counts them) but unused.
 USABLE_MEDIA = ("serial", "ucast")
-# One status frame on the wire including its delimiter (docs/protocol.md): crc tags are shorter.
-FRAME_WIRE_BYTES = 24
-FRAME_WIRE_BYTES_CRC = 20
 DEFAULT_PATHS = ("/etc/ha.d/ha.cf", "/etc/ha.d/authkeys", "/etc/ha.d/haresources")
 
 
@@ -88,7 +84,7 @@ class Config:
         self.warntime_ms = None  # deadtime/2 unless given
         self.initdead_ms = None  # Heartbeat's rule unless given
         # media
-        self.baud = 19200
+        self.baud = DEFAULT_BAUD
         self.serial = []
         self.udpport = 694
         self.bcast = []

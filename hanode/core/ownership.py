@@ -1,20 +1,28 @@
 """Ownership of one resource group on this node: an explicit transition table.
 
+Everything that moves a group's state lives in the table below (h11's rule for
+its state machines); the node's reasons for wanting a group live in
+``wants.py``, and the node's bookkeeping about a group (a failed start, retry
+times, probe counts) lives in the node, not here.
+
 Theory of operation
 -------------------
 Each group on each node is in one of six states.  The node (``node.py``)
 decides *what* it wants (from haresources, auto_failback, standby/takeover and
 what the peer says) and turns that into events; this table alone decides what
-happens next and which action the agent must perform.  Pairs that are not in
-the table are ignored: e.g. a release asked for while a start is still running
-waits for the start to finish (the node asks again on its next evaluation),
-because killing a half-started group would leave it in an unknown state.
+happens next and which action the agent must perform.  The node fires only
+pairs that are listed (``wants.py`` says which, e.g. a release waits for a
+start in progress to finish, because killing a half-started group would leave
+it in an unknown state).  A pair that is not listed keeps the state and is
+counted (``unlisted``, in the node's status) and logged: it means an adapter
+reported something twice or out of turn, and must not pass unnoticed.
 
     state        event         next         output
     -----------  ------------  -----------  -------
     stopped      acquire       starting     Acquire   peer agreed (acknowledged, not holding, not wanting)
     stopped      acquire_lone  probing      Probe     peer dead: first make sure nobody answers for the VIP
     stopped      acquire_free  starting     Acquire   peer dead and no probe needed (no VIP, probe off, clean goodbye)
+    stopped      adopt         starting     Acquire   found active at our start (a restart after a crash): start it again
     probing      probe_free    starting     Acquire
     probing      probe_busy    stopped      -         someone else has the VIP: retry later
     probing      release       stopped      -         no longer wanted; the probe's answer will be ignored
@@ -27,6 +35,9 @@ because killing a half-started group would leave it in an unknown state.
     stop_failed  acquire       starting     Acquire   (start skips resources that are running)
     stop_failed  acquire_lone  starting     Acquire   it is ours already: no probe
     stop_failed  acquire_free  starting     Acquire
+
+The state constants are public: adapters compare against them (e.g. the VIP
+recheck looks only at groups in ``RUNNING``) instead of spelling the strings.
 
 A group is *held* in every state but ``stopped``, and *claimed* (its held bit
 set in our frames) in every state but ``stopped`` and ``probing``: while
@@ -45,6 +56,7 @@ STOP_FAILED = "stop_failed"
 ACQUIRE = "acquire"
 ACQUIRE_LONE = "acquire_lone"
 ACQUIRE_FREE = "acquire_free"
+ADOPT = "adopt"
 PROBE_FREE = "probe_free"
 PROBE_BUSY = "probe_busy"
 RELEASE = "release"
@@ -61,6 +73,7 @@ TRANSITIONS = {
     (STOPPED, ACQUIRE): (STARTING, DO_ACQUIRE),
     (STOPPED, ACQUIRE_LONE): (PROBING, DO_PROBE),
     (STOPPED, ACQUIRE_FREE): (STARTING, DO_ACQUIRE),
+    (STOPPED, ADOPT): (STARTING, DO_ACQUIRE),
     (PROBING, PROBE_FREE): (STARTING, DO_ACQUIRE),
     (PROBING, PROBE_BUSY): (STOPPED, None),
     (PROBING, RELEASE): (STOPPED, None),
@@ -79,26 +92,23 @@ BUSY_STATES = (PROBING, STARTING, STOPPING)
 
 
 class GroupOwnership:
-    """One group's state on this node, plus the bookkeeping the node needs."""
+    """One group's state on this node: the table's state and nothing else."""
 
     def __init__(self, group, index):
         self.group = group
         self.key = group.key
         self.index = index
-        self.bit = 1 << index
+        self.bit = 1 << index      # the group's bit in a frame's held/want bytes
         self.state = STOPPED
-        self.failed = False        # our start failed: do not want it while the peer can run it
-        self.failed_mark = None    # node.py sets a Mark: has the peer seen the failure?
-        self.want_since = None     # seq of our first frame that wanted it (for the ack rule)
-        self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
         self.transitions = 0
-        self.busy_probes = 0       # probes in a row that found the address answered
-        self.busy_logged_at = 0
+        self.unlisted = 0          # events that came in a state the table has no row for
 
     def fire(self, event):
-        """Apply an event; return the output name (or None).  Unlisted pairs are ignored."""
+        """Apply an event; return the output name (or None).  An unlisted pair keeps
+        the state and is counted in ``unlisted``."""
         entry = TRANSITIONS.get((self.state, event))
         if entry is None:
+            self.unlisted += 1
             return None
         self.state, output = entry
         self.transitions += 1

@@ -1,0 +1,114 @@
+"""The node as others see it: the status dict, cl_status's answers, the one-line summary.
+
+Theory of operation
+-------------------
+Read-only views over a ``Node``: nothing here changes the node or feeds its
+state machines, so the control socket, systemd's STATUS= line and the tests
+can ask as often as they like.  Names follow Heartbeat's ``cl_status`` where
+it has one (``rscstatus``: local, foreign, all, none, transition; the peer's
+status: dead, init, up, active, releasing, shutdone).
+"""
+
+from hanode.core.frame import BUSY, STANDBY, STATE_NAMES
+from hanode.core.liveness import DEAD, INIT
+
+# The counters the node keeps for frames it judged and dropped (the decoders count the rest).
+NODE_DROPS = ("replay", "duplicate", "own", "unknown_src")
+
+
+def peer_state(node):
+    """cl_status nodestatus of the peer: dead, init, or the state its latest frame gives."""
+    if node.live.peer.state == DEAD:
+        return "dead"
+    if node.live.peer.state == INIT or node.peer_frame is None:
+        return "init"
+    return STATE_NAMES[node.peer_frame.state]
+
+
+def rscstatus(node):
+    """cl_status rscstatus: local, foreign, all, none or transition."""
+    if any(g.busy() for g in node.groups):
+        return "transition"
+    local = [g for g in node.groups if g.group.preferred == node.me]
+    foreign = [g for g in node.groups if g.group.preferred != node.me]
+    has_local = bool(local) and all(g.held() for g in local)
+    has_foreign = bool(foreign) and all(g.held() for g in foreign)
+    if has_local and has_foreign:
+        return "all"
+    if has_local:
+        return "local"
+    if has_foreign:
+        return "foreign"
+    return "none"
+
+
+def summary(node):
+    """One line for systemd's STATUS= and the logs: role and peer state."""
+    return "%s: %s%s, holds %s; peer %s %s" % (
+        node.me, ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "", ("standby" if node.standby_mode else rscstatus(node)),
+        (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node))
+
+
+def _groups(node, peer):
+    groups = []
+    for g in node.groups:
+        intent = node.intents[g.index]
+        theirs = bool(peer and peer.held & g.bit)
+        holders = [n for n, h in ((node.me, g.claimed()), (node.peer, theirs)) if h]
+        groups.append({
+            "key": g.key,
+            "preferred": g.group.preferred,
+            "resources": [r.token for r in g.group.resources],
+            "state": g.state,
+            "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
+            "wanted": bool(intent.wanted),
+            "failed": intent.failed,
+        })
+    return groups
+
+
+def _counters(node):
+    dropped = {}
+    for decoder in node.decoders.values():
+        for reason, count in decoder.counters.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    for reason in NODE_DROPS:
+        dropped[reason] = dropped.get(reason, 0) + node.counters[reason]
+    counters = dict(node.counters)
+    counters["dropped"] = dropped
+    # events a transition table has no row for (ownership, liveness): each one is a bug or an
+    # adapter reporting out of turn, so it is shown rather than silently ignored
+    counters["unlisted_transitions"] = node.live.unlisted + sum(g.unlisted for g in node.groups)
+    return counters
+
+
+def status(node):
+    """The whole node as a plain dict (the control socket's ``status``)."""
+    now = node.now if node.now is not None else 0
+    peer = node.peer_view()
+    links = [{"name": t.name, "state": t.state, "last_heard_ms": t.age(now)} for t in node.live.links]
+    if node.config.auto_failback == "off":
+        on_return = "groups stay where they are when %s returns" % node.peer
+    else:
+        on_return = "groups preferred by %s go back to it when it returns" % node.peer
+    return {
+        "me": node.me,
+        "peer": node.peer,
+        "generation": node.gen,
+        "state": STATE_NAMES[node.state],
+        "standby": node.standby_mode,
+        "takeover_requested": node.takeover_request,
+        "stale": node.stale,
+        "identity_conflict": dict(node.identity_conflict) if node.identity_conflict else None,
+        "peer_state": peer_state(node),
+        "peer_generation": node.peer_frame.gen if node.peer_frame else None,
+        "peer_standby": bool(peer and peer.flags & STANDBY),
+        "peer_busy": bool(peer and peer.flags & BUSY),
+        "peer_last_heard_ms": node.live.peer.age(now),
+        "rscstatus": rscstatus(node),
+        "auto_failback": node.config.auto_failback,
+        "on_peer_return": on_return,
+        "links": links,
+        "groups": _groups(node, peer),
+        "counters": _counters(node),
+    }
