@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Fresh interpreters (the bench's warm bytecode cache, so no compiler memory)
+Fresh interpreters (the bench's warm bytecode cache, so no compiler memory;
+``-S``, so no ``.pth`` file of the build machine is in the figures)
 import the agent's run path one layer at a time, cumulatively, and after each
 layer read their own ``/proc/self/smaps_rollup`` (RSS, PSS, USS = private
 clean + private dirty) and ``/proc/self/status`` (VmLck, threads).  Each
@@ -42,7 +43,7 @@ LADDER = [
     ("+ hanode.core (config, frame, auth, node)", ["hanode.core.node", "hanode.core.config", "hanode.core.auth"]),
     ("+ hanode.daemon (agent, uart, resources ...)", ["hanode.daemon"]),
     ("+ pyroute2 (netlink for the VIP)", ["pyroute2"]),
-    ("+ hanode.vip, hanode.arp", ["hanode.vip", "hanode.arp"]),
+    ("+ hanode.vip, hanode.arp", ["hanode.vip", "hanode.arp"]),   # index 7: the whole run path
     # the agent runs 3 threads; under mlockall each default (8 MB) stack is faulted in whole
     ("+ 2 idle threads, default stacks", ["!threads"]),
     ("+ 2 idle threads, 256 KB stacks", ["!small-threads"]),
@@ -61,7 +62,7 @@ SINGLES = [
 ]
 
 PROBE = r'''
-import ctypes, json, sys
+import sys
 def rollup():
     out = {}
     for line in open("/proc/self/smaps_rollup"):
@@ -73,17 +74,20 @@ def rollup():
         if k in ("VmLck", "Threads"):
             out[k] = int(rest.split()[0])
     out["Uss"] = out.pop("Private_Clean") + out.pop("Private_Dirty")
+    out["modules"] = len(sys.modules)
     return out
-args = json.loads(sys.argv[1])
-if args["nossl"]:
+# argv: lock|nolock, ssl|nossl, the layers as JSON (read after the bare measurement: json is a layer too)
+if sys.argv[2] == "nossl":
     sys.modules["ssl"] = None     # "import ssl" raises ImportError, as on a build without OpenSSL
     sys.modules["_ssl"] = None
-if args["lock"]:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mlockall(1 | 2) != 0:
+if sys.argv[1] == "lock":
+    import ctypes
+    if ctypes.CDLL(None, use_errno=True).mlockall(1 | 2) != 0:
         raise SystemExit("mlockall failed: errno %d" % ctypes.get_errno())
+bare = rollup()
+import ctypes, json
 res = []
-for label, mods in args["layers"]:
+for label, mods in json.loads(sys.argv[3]):
     for m in mods:
         if m == "!one-arena":
             ctypes.CDLL(None).mallopt(-8, 1)   # M_ARENA_MAX: threads share the main arena
@@ -96,9 +100,8 @@ for label, mods in args["layers"]:
             threading.stack_size(0)
         else:
             __import__(m)
-    r = rollup()
+    r = bare if not res and not mods else rollup()
     r["label"] = label
-    r["modules"] = len(sys.modules)
     res.append(r)
 print(json.dumps(res))
 '''
@@ -119,13 +122,33 @@ def minimal_dir(ctx: Context) -> Optional[str]:
     return target if r.returncode == 0 and os.path.isdir(os.path.join(target, "pyroute2")) else None
 
 
+def other_interpreter() -> Optional[str]:
+    """The distribution's python3 of the same version, if this one is another build (pyenv, venv):
+    the interpreter's own build changes the floor by megabytes."""
+    want = "python%d.%d" % sys.version_info[:2]
+    path = os.path.join("/usr/bin", want)
+    if os.path.exists(path) and os.path.realpath(path) != os.path.realpath(sys.executable):
+        return path
+    return None
+
+
 def probe(ctx: Context, layers: List[Any], lock: bool = False, nossl: bool = False,
-          path: Optional[str] = None) -> List[Dict[str, Any]]:
+          path: Optional[str] = None, python: str = sys.executable) -> List[Dict[str, Any]]:
+    import pyroute2
     env = dict(os.environ)
     env.update(ctx.agent_env())
-    env["PYTHONPATH"] = os.pathsep.join(([path] if path else []) + [REPO_ROOT])
-    arg = json.dumps({"layers": layers, "lock": lock, "nossl": nossl})
-    r = subprocess.run([sys.executable, "-c", PROBE, arg], env=env, capture_output=True, text=True, timeout=120)
+    # -S: no site module, so no .pth file of this machine (editable-install finders, CA bundles:
+    # ~70 modules, ~5 MB) in the figures; the libraries come from PYTHONPATH instead, for another
+    # interpreter of the same version too (pyroute2 is pure Python)
+    site = os.path.dirname(os.path.dirname(pyroute2.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(([path] if path else []) + [REPO_ROOT, site])
+    argv = [python, "-S", "-c", PROBE, "lock" if lock else "nolock", "nossl" if nossl else "ssl", json.dumps(layers)]
+    if (python, path) not in ctx.cache:
+        # once per interpreter: its bytecode into the bench's cache prefix (else the probe compiles
+        # every module it imports and measures the compiler)
+        subprocess.run(argv, env=env, capture_output=True, timeout=120)
+        ctx.cache[(python, path)] = {}
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         lines = r.stderr.strip().splitlines()
         raise RuntimeError("import fails: %s" % (lines[-1] if lines else "exit status %d" % r.returncode))
@@ -139,7 +162,7 @@ def _mb(kb: Optional[int]) -> str:
 def run(ctx: Context) -> Dict[str, Any]:
     from importlib.metadata import version
     ctx.say("memory: import ladder, realtime off and on")
-    off = probe(ctx, LADDER)
+    off = probe(ctx, LADDER + [(label, mods) for label, mods in SINGLES if not any(m.startswith("-") for m in mods)])[:len(LADDER)]
     on = probe(ctx, LADDER, lock=True)
     rows = []
     prev = None
@@ -175,6 +198,17 @@ def run(ctx: Context) -> Dict[str, Any]:
         rows.append([s["label"] + " alone", _mb(s["rss_kb"]), "+" + _mb(s["rss_kb"] - base["Rss"]),
                      _mb(s["pss_kb"]), _mb(s["uss_kb"]), str(s["modules"]), _mb(s["locked_rss_kb"]),
                      _mb(s["vmlck_kb"])])
+    other = other_interpreter()
+    if other:
+        ctx.say("memory: the same ladder under %s" % other)
+        o_off = probe(ctx, LADDER, python=other)
+        o_on = probe(ctx, LADDER, lock=True, python=other)
+        for i in (0, 7, len(LADDER) - 1):
+            a, b = o_off[i], o_on[i]
+            rows.append(["[%s] %s" % (other, a["label"]), _mb(a["Rss"]), "", _mb(a["Pss"]), _mb(a["Uss"]),
+                         str(a["modules"]), _mb(b["Rss"]), _mb(b["VmLck"])])
+    else:
+        o_off = o_on = []
     notes = [
         "realtime on = mlockall(MCL_CURRENT|MCL_FUTURE) before the imports: every page of every mapping "
         "(libraries whole, heap, the 8 MB main stack's touched part) is faulted in and counted in RSS; "
@@ -183,7 +217,7 @@ def run(ctx: Context) -> Dict[str, Any]:
     return {
         "title": TITLE,
         "machine": machine_line(ctx.machine),
-        "method": ("Fresh CPython interpreters (warm bytecode cache) import the run path layer by layer, "
+        "method": ("Fresh CPython interpreters (warm bytecode cache, -S: no site .pth files) import the run path layer by layer, "
                    "cumulatively, and read /proc/self/smaps_rollup (RSS, PSS, USS = private clean + dirty) "
                    "and /proc/self/status (VmLck) after each layer; once as realtime off and once after "
                    "mlockall(MCL_CURRENT|MCL_FUTURE) as realtime on does. Then single imports on a bare "
@@ -194,5 +228,6 @@ def run(ctx: Context) -> Dict[str, Any]:
         "notes": notes,
         "ladder": {"off": off, "on": on},
         "singles": singles,
+        "other_interpreter": {"python": other, "off": o_off, "on": o_on} if other else None,
         "pyroute2_minimal_dir": mini,
     }
