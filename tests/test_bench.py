@@ -56,12 +56,14 @@ def check_figure(fig):
 
 
 def check_memory(fig):
-    off, on = fig["ladder"]["off"], fig["ladder"]["on"]
-    assert len(off) == len(on) >= 2
-    for a, b in zip(off, on):
+    off, on, onfault = fig["ladder"]["off"], fig["ladder"]["on"], fig["ladder"]["onfault"]
+    assert len(off) == len(on) == len(onfault) >= 2
+    for a, b, c in zip(off, on, onfault):
         # USS <= PSS <= RSS by definition; mlockall locks (at least) what is resident
         assert 0 < a["Uss"] <= a["Pss"] <= a["Rss"], a
         assert a["VmLck"] == 0 and b["VmLck"] >= b["Rss"] * 0.9, (a, b)
+        # MCL_ONFAULT locks pages as they are touched: never more resident than faulting in all
+        assert c["VmLck"] > 0 and c["Rss"] <= b["Rss"] + 1024, (b, c)
     assert [r["modules"] for r in off] == sorted(r["modules"] for r in off), "the ladder is cumulative"
     assert off[-1]["Rss"] > off[0]["Rss"]
     for single in fig["singles"]:
@@ -98,6 +100,27 @@ def test_heartbeat_gets_the_labs_ha_cf_without_hanodes_extensions():
     assert words[:5] == ["keepalive", "deadtime", "serial", "baud", "node"]
     assert not set(words) & set(HANODE_ONLY)
     assert "use_logd no" in out and "crm no" in out
+
+
+def test_heartbeat_messages_are_cut_from_the_cable_log(tmp_path):
+    """Heartbeat's text messages (>>> ... <<<) split across log chunks and preceded by line junk."""
+    from types import SimpleNamespace
+    from tools.bench.common import BYTE_TIME_MS
+    from tools.bench.heartbeat_peer import hb_cable_frames
+    msg = b">>>\nt=status\nst=active\nsrc=node1\nseq=ab\n<<<\n"
+    chunks = [(100.0, "a>b", b"\x00junk" + msg[:10]), (100.1, "a>b", msg[10:] + msg[:5]), (100.2, "b>a", msg),
+              (100.3, "a>b", msg[5:])]
+    with open(tmp_path / "cable.log", "w") as f:
+        f.write(json.dumps({"t": 99.0, "event": "start"}) + "\n")
+        for t, d, data in chunks:
+            f.write(json.dumps({"t": t, "dir": d, "data": data.hex()}) + "\n")
+    frames = hb_cable_frames(SimpleNamespace(workdir=str(tmp_path)))
+    assert [(m["type"], m["src"], m["bytes"], m["junk"]) for m in frames["a>b"]] == \
+        [("status", "node1", len(msg), 5), ("status", "node1", len(msg), 0)]
+    # the message ended with the last byte of the second chunk, 5 bytes before that chunk's own end
+    assert abs(frames["a>b"][0]["t"] - (100.1 - 5 * BYTE_TIME_MS / 1000)) < 1e-9
+    assert len(frames["b>a"]) == 1 and frames["b>a"][0]["t"] == 100.2
+    assert hb_cable_frames(SimpleNamespace(workdir=str(tmp_path)), since=100.25)["a>b"][0]["t"] == 100.3
 
 
 @pytest.mark.integration

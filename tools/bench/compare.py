@@ -274,47 +274,43 @@ def settle(lab: Lab, timeout: float) -> Optional[float]:
     return wait_for(one, timeout)
 
 
-def hung_node(peer: Peer, lab: Lab, hold_s: float) -> Dict[str, Any]:
-    """node1's daemon processes SIGSTOPped (its resources keep running), SIGCONT after hold_s."""
-    pids = peer.pids(lab, "node1")
+def fault(peer: Peer, lab: Lab, hold_s: float, begin: Callable[[], Any], end: Callable[[], Any]) -> Dict[str, Any]:
+    """A fault with both boxes alive: begin(), hold_s, end(); then until one node serves again."""
     mark = time.time()
-    for p in pids:
-        os.kill(p, signal.SIGSTOP)
+    begin()
     try:
         time.sleep(hold_s)
     finally:
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-    resumed = time.time()
+        end()
+    ended = time.time()
     settled = settle(lab, SETTLE_S)
     time.sleep(1.0)
+    now = time.time()
     return {"hold_s": hold_s, "detect_ms": _ms(peer.dead_at(lab, "node2", mark), mark),
             "vip_on_node2_ms": _ms(held_since(lab, "node2", mark), mark),
             "double_vip_ms": _double_ms(lab, mark), "outage_ms": _outage_ms(lab, mark),
-            "settled_after_resume_ms": _ms(settled, resumed) if settled else None,
-            "holder_after": [n for n in NODES if lab.vip_intervals(n) and lab.vip_intervals(n)[-1][1] >= time.time() - 0.1]}
+            "settled_after_end_ms": _ms(settled, ended) if settled else None,
+            "holder_after": [n for n in NODES if lab.vip_intervals(n) and lab.vip_intervals(n)[-1][1] >= now - 0.1]}
+
+
+def _signal_all(pids: List[int], sig: int) -> None:
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def hung_node(peer: Peer, lab: Lab, hold_s: float) -> Dict[str, Any]:
+    """node1's daemon processes SIGSTOPped (its resources keep running), SIGCONT after hold_s."""
+    pids = peer.pids(lab, "node1")
+    return fault(peer, lab, hold_s, lambda: _signal_all(pids, signal.SIGSTOP), lambda: _signal_all(pids, signal.SIGCONT))
 
 
 def pulled_cable(peer: Peer, lab: Lab, hold_s: float) -> Dict[str, Any]:
     """The serial cable cut with both boxes alive, reconnected after hold_s."""
     assert lab.cable is not None
-    mark = time.time()
-    lab.cable.cut()
-    try:
-        time.sleep(hold_s)
-    finally:
-        lab.cable.reconnect()
-    rejoined = time.time()
-    settled = settle(lab, SETTLE_S)
-    time.sleep(1.0)
-    return {"hold_s": hold_s, "detect_ms": _ms(peer.dead_at(lab, "node2", mark), mark),
-            "vip_on_node2_ms": _ms(held_since(lab, "node2", mark), mark),
-            "double_vip_ms": _double_ms(lab, mark), "outage_ms": _outage_ms(lab, mark),
-            "settled_after_reconnect_ms": _ms(settled, rejoined) if settled else None,
-            "holder_after": [n for n in NODES if lab.vip_intervals(n) and lab.vip_intervals(n)[-1][1] >= time.time() - 0.1]}
+    return fault(peer, lab, hold_s, lab.cable.cut, lab.cable.reconnect)
 
 
 def with_lab(peer: Peer, timing: Dict[str, str], realtime: bool, interval: float,

@@ -236,35 +236,21 @@ class HeartbeatLab(Lab):
 def hb_cable_frames(lab: Lab, since: float = 0.0, until: float = float("inf")) -> Dict[str, List[Dict[str, Any]]]:
     """Heartbeat's messages on each direction of the cable: time the last byte left the line,
     bytes on the wire (">>>\\n" to "<<<\\n"), message type (t=) and source (src=)."""
-    import json
-    from tools.bench.common import BYTE_TIME_MS
+    from tools.bench.common import byte_time, cable_chunks
     out: Dict[str, List[Dict[str, Any]]] = {"a>b": [], "b>a": []}
     pending = {"a>b": bytearray(), "b>a": bytearray()}
-    try:
-        f = open(os.path.join(lab.workdir, "cable.log"))
-    except OSError:
-        return out
-    with f:
-        for line in f:
-            if '"data"' not in line:
-                continue
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e["t"] > until + 1.0:
-                break
-            data = bytes.fromhex(e["data"])
-            buf = pending[e["dir"]]
-            for i, byte in enumerate(data):
-                buf.append(byte)
-                if buf.endswith(MSG_END):
-                    start = buf.rfind(MSG_START)
-                    end = e["t"] - (len(data) - 1 - i) * BYTE_TIME_MS / 1000.0
-                    if start >= 0 and since <= end <= until:
-                        fields = dict(kv.split(b"=", 1) for kv in bytes(buf[start + 4:-4]).split(b"\n") if b"=" in kv)
-                        out[e["dir"]].append({"t": end, "bytes": len(buf) - start, "junk": start,
-                                              "type": fields.get(b"t", b"").decode(errors="replace"),
-                                              "src": fields.get(b"src", b"").decode(errors="replace")})
-                    buf.clear()
+    for t, d, data in cable_chunks(lab, until):
+        buf = pending[d]
+        for i, byte in enumerate(data):
+            buf.append(byte)
+            if buf.endswith(MSG_END):
+                start = buf.rfind(MSG_START)
+                end = byte_time(t, data, i)
+                if start >= 0 and since <= end <= until:
+                    body = bytes(buf[start + len(MSG_START):-len(MSG_END)])
+                    fields = dict(kv.split(b"=", 1) for kv in body.split(b"\n") if b"=" in kv)
+                    out[d].append({"t": end, "bytes": len(buf) - start, "junk": start,
+                                   "type": fields.get(b"t", b"").decode(errors="replace"),
+                                   "src": fields.get(b"src", b"").decode(errors="replace")})
+                buf.clear()
     return out

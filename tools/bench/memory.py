@@ -49,6 +49,9 @@ LADDER = [
     ("+ 2 idle threads, 256 KB stacks", ["!small-threads"]),
 ]
 SINGLES = [
+    ("ctypes", ["ctypes"]),
+    ("logging.handlers", ["logging.handlers"]),
+    ("argparse", ["argparse"]),
     ("ssl", ["ssl"]),
     ("asyncio", ["asyncio"]),
     ("asyncio without ssl (ssl blocked)", ["-nossl", "asyncio"]),
@@ -80,9 +83,10 @@ def rollup():
 if sys.argv[2] == "nossl":
     sys.modules["ssl"] = None     # "import ssl" raises ImportError, as on a build without OpenSSL
     sys.modules["_ssl"] = None
-if sys.argv[1] == "lock":
+if sys.argv[1] != "nolock":
     import ctypes
-    if ctypes.CDLL(None, use_errno=True).mlockall(1 | 2) != 0:
+    # MCL_CURRENT | MCL_FUTURE, and MCL_ONFAULT (Linux 4.4): lock pages as they are touched only
+    if ctypes.CDLL(None, use_errno=True).mlockall(1 | 2 | (4 if sys.argv[1] == "onfault" else 0)) != 0:
         raise SystemExit("mlockall failed: errno %d" % ctypes.get_errno())
 bare = rollup()
 import ctypes, json
@@ -132,7 +136,7 @@ def other_interpreter() -> Optional[str]:
     return None
 
 
-def probe(ctx: Context, layers: List[Any], lock: bool = False, nossl: bool = False,
+def probe(ctx: Context, layers: List[Any], lock: Any = False, nossl: bool = False,
           path: Optional[str] = None, python: str = sys.executable) -> List[Dict[str, Any]]:
     import pyroute2
     env = dict(os.environ)
@@ -142,7 +146,7 @@ def probe(ctx: Context, layers: List[Any], lock: bool = False, nossl: bool = Fal
     # interpreter of the same version too (pyroute2 is pure Python)
     site = os.path.dirname(os.path.dirname(pyroute2.__file__))
     env["PYTHONPATH"] = os.pathsep.join(([path] if path else []) + [REPO_ROOT, site])
-    argv = [python, "-S", "-c", PROBE, "lock" if lock else "nolock", "nossl" if nossl else "ssl", json.dumps(layers)]
+    argv = [python, "-S", "-c", PROBE, lock if isinstance(lock, str) else "lock" if lock else "nolock", "nossl" if nossl else "ssl", json.dumps(layers)]
     if (python, path) not in ctx.cache:
         # once per interpreter: its bytecode into the bench's cache prefix (else the probe compiles
         # every module it imports and measures the compiler)
@@ -164,11 +168,13 @@ def run(ctx: Context) -> Dict[str, Any]:
     ctx.say("memory: import ladder, realtime off and on")
     off = probe(ctx, LADDER + [(label, mods) for label, mods in SINGLES if not any(m.startswith("-") for m in mods)])[:len(LADDER)]
     on = probe(ctx, LADDER, lock=True)
+    onfault = probe(ctx, LADDER, lock="onfault")
     rows = []
     prev = None
-    for a, b in zip(off, on):
+    for a, b, c in zip(off, on, onfault):
         rows.append([a["label"], _mb(a["Rss"]), "+" + _mb(a["Rss"] - prev["Rss"]) if prev else "",
-                     _mb(a["Pss"]), _mb(a["Uss"]), str(a["modules"]), _mb(b["Rss"]), _mb(b["VmLck"])])
+                     _mb(a["Pss"]), _mb(a["Uss"]), str(a["modules"]), _mb(b["Rss"]), _mb(b["VmLck"]),
+                     "%s / %s" % (_mb(c["Rss"]), _mb(c["VmLck"]))])
         prev = a
     singles = []
     base = off[0]
@@ -193,11 +199,11 @@ def run(ctx: Context) -> Dict[str, Any]:
                         "modules": r["modules"], "locked_rss_kb": rl["Rss"], "vmlck_kb": rl["VmLck"]})
     for s in singles:
         if "error" in s:
-            rows.append([s["label"] + " alone", s["error"], "", "", "", "", "", ""])
+            rows.append([s["label"] + " alone", s["error"], "", "", "", "", "", "", ""])
             continue
         rows.append([s["label"] + " alone", _mb(s["rss_kb"]), "+" + _mb(s["rss_kb"] - base["Rss"]),
                      _mb(s["pss_kb"]), _mb(s["uss_kb"]), str(s["modules"]), _mb(s["locked_rss_kb"]),
-                     _mb(s["vmlck_kb"])])
+                     _mb(s["vmlck_kb"]), ""])
     other = other_interpreter()
     if other:
         ctx.say("memory: the same ladder under %s" % other)
@@ -206,13 +212,15 @@ def run(ctx: Context) -> Dict[str, Any]:
         for i in (0, 7, len(LADDER) - 1):
             a, b = o_off[i], o_on[i]
             rows.append(["[%s] %s" % (other, a["label"]), _mb(a["Rss"]), "", _mb(a["Pss"]), _mb(a["Uss"]),
-                         str(a["modules"]), _mb(b["Rss"]), _mb(b["VmLck"])])
+                         str(a["modules"]), _mb(b["Rss"]), _mb(b["VmLck"]), ""])
     else:
         o_off = o_on = []
     notes = [
         "realtime on = mlockall(MCL_CURRENT|MCL_FUTURE) before the imports: every page of every mapping "
         "(libraries whole, heap, the 8 MB main stack's touched part) is faulted in and counted in RSS; "
         "the difference between the two RSS columns is what locking costs at that layer",
+        "MCL_ONFAULT (Linux 4.4) locks a page when it is first touched instead of faulting in whole "
+        "mappings: the last column is what realtime on would cost locked that way",
     ]
     return {
         "title": TITLE,
@@ -224,9 +232,10 @@ def run(ctx: Context) -> Dict[str, Any]:
                    "interpreter, pyroute2-minimal from a private pip --target directory; 'ssl blocked' "
                    "= sys.modules['ssl'] = None, as on a Python built without OpenSSL. MB = MiB."),
         "table": {"columns": ["layer (cumulative) / single import", "RSS MB", "delta RSS", "PSS MB", "USS MB",
-                              "modules", "RSS MB, mlockall", "VmLck MB"], "rows": rows},
+                              "modules", "RSS MB, mlockall", "VmLck MB",
+                              "RSS / VmLck MB, mlockall MCL_ONFAULT"], "rows": rows},
         "notes": notes,
-        "ladder": {"off": off, "on": on},
+        "ladder": {"off": off, "on": on, "onfault": onfault},
         "singles": singles,
         "other_interpreter": {"python": other, "off": o_off, "on": o_on} if other else None,
         "pyroute2_minimal_dir": mini,
