@@ -26,7 +26,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from tools.bench import FIGURES
 from tools.bench.common import REPO_ROOT, Context, machine_line
@@ -111,6 +111,10 @@ print(json.dumps(res))
 '''
 
 
+# (cache prefix, interpreter, extra path) whose bytecode is in that prefix already
+WARMED: Set[Tuple[str, str, Optional[str]]] = set()
+
+
 def minimal_dir(ctx: Context) -> Optional[str]:
     """A private directory holding pyroute2-minimal of the installed pyroute2's release."""
     import pyroute2   # noqa: F401  (for its version)
@@ -147,11 +151,11 @@ def probe(ctx: Context, layers: List[Any], lock: Any = False, nossl: bool = Fals
     site = os.path.dirname(os.path.dirname(pyroute2.__file__))
     env["PYTHONPATH"] = os.pathsep.join(([path] if path else []) + [REPO_ROOT, site])
     argv = [python, "-S", "-c", PROBE, lock if isinstance(lock, str) else "lock" if lock else "nolock", "nossl" if nossl else "ssl", json.dumps(layers)]
-    if (python, path) not in ctx.cache:
+    if (ctx.pycache, python, path) not in WARMED:
         # once per interpreter: its bytecode into the bench's cache prefix (else the probe compiles
         # every module it imports and measures the compiler)
         subprocess.run(argv, env=env, capture_output=True, timeout=120)
-        ctx.cache[(python, path)] = {}
+        WARMED.add((ctx.pycache, python, path))
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         lines = r.stderr.strip().splitlines()
