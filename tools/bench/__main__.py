@@ -42,6 +42,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--compare-heartbeat", action="store_true",
                    help="run hanode and Heartbeat 3.0.6 side by side (figures compare and memory; ~15 min, "
                         "--quick ~3 min); Heartbeat from tools/setup --test")
+    p.add_argument("--all", action="store_true",
+                   help="every figure: the default run and the Heartbeat comparison (~30 min); with "
+                        "--write-readme --write-docs it regenerates everything the docs quote")
     p.add_argument("--write-readme", nargs="?", const=README, metavar="FILE",
                    help="replace the generated comparison section of the README (default %(const)s) with this "
                         "run's compare figure (needs compare in the run)")
@@ -58,6 +61,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         if unknown or not names:
             p.error("--only: unknown figure %s (choose from %s)" % (", ".join(unknown) or "''", ",".join(ORDER)))
         args.names = [n for n in ORDER if n in names]
+    elif args.all:
+        args.names = list(ORDER)
     elif args.compare_heartbeat:
         args.names = ["compare", "memory"]
     else:
