@@ -19,8 +19,15 @@ if TOP not in sys.path:
 
 from qemuvm import Box  # noqa: E402
 
-BOARD = "qemu-x86_64"
-IMAGE_DIR = os.path.join(TOP, "output", BOARD)
+BOARD = "qemu-x86_64"          # the reference board
+ARM_BOARD = "qemu-sabrelite"   # the 32-bit ARM board (i.MX6, armhf)
+
+
+def image_dir_of(board: str) -> str:
+    return os.path.join(TOP, "output", board)
+
+
+IMAGE_DIR = image_dir_of(BOARD)
 
 # step name -> seconds, in the order measured (printed by conftest's pytest_terminal_summary)
 TIMES: List[Tuple[str, float]] = []
