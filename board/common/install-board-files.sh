@@ -15,11 +15,13 @@ cp -a "$BOARD_DIR/data" "$TARGET/usr/share/hanode/factory"
 # Heartbeat (and hanode) refuse an authkeys readable by others: git does not keep modes
 chmod 600 "$TARGET/usr/share/hanode/factory/etc/ha.d/authkeys"
 
+# "name param=value ..." lines of the list become /etc/modules.options (S05modules passes them)
+sed 's/#.*//' "$BOARD_DIR/modules" | awk 'NF > 1 { print }' >"$TARGET/etc/modules.options"
 KVER=$(ls "$TARGET/lib/modules" 2>/dev/null | head -n 1)
 : >"$TARGET/etc/modules.order"
 if [ -n "$KVER" ]; then
 	depmod -b "$TARGET" "$KVER"
-	for m in $(sed 's/#.*//' "$BOARD_DIR/modules"); do
+	for m in $(sed 's/#.*//' "$BOARD_DIR/modules" | awk 'NF { print $1 }'); do
 		modprobe -d "$TARGET" -S "$KVER" --show-depends "$m" ||
 			{ echo "install-board-files.sh: kernel $KVER has no module $m (board/$(basename "$BOARD_DIR")/modules)" >&2; exit 1; }
 	done | awk '$1 == "insmod" { print $2 }' | sed "s|^$TARGET||; s|^/usr/lib/|/lib/|" | awk '!seen[$0]++' \

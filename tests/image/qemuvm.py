@@ -41,6 +41,9 @@ QEMU_IMG = shutil.which("qemu-img") or "qemu-img"
 ACCEL = os.environ.get("HANODE_QEMU_ACCEL", "tcg")
 # the first line every boot prints at loglevel=4 (S05modules, early in rcS), bootloader or not
 BOOT_LINE = "Loading kernel modules"
+# without a bootloader banner, the first sign of a new boot is the kernel's first console line
+# (timestamped 0.000000: at loglevel=4 there is one on both boards), else S05modules' line
+KERNEL_FIRST_LINE = r"\[\s*0\.000000\]|" + BOOT_LINE
 
 
 def linux_partition(disk: str) -> Optional[Tuple[int, int]]:
@@ -132,7 +135,10 @@ class Box:
                 "-chardev", "socket,id=cable,path=%s,server=on,wait=off" % self.cable_socket,
                 "-serial", "chardev:cable",
                 "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
-                "-drive", "file=%s,if=none,id=sd,format=qcow2,cache=writeback" % self.overlay,
+                # writethrough: QEMU's SD card model gets no flush from the guest, so with writeback
+                # the qcow2 overlay's own metadata would stay in QEMU's memory and a power cut
+                # (SIGKILL) would lose every write; a card's writes reach its flash by themselves
+                "-drive", "file=%s,if=none,id=sd,format=qcow2,cache=writethrough" % self.overlay,
                 "-device", "sd-card,drive=sd", "-action", "watchdog=reset",
                 "-netdev", "dgram,id=lan,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s"
                 % (self.lan_local, self.lan_remote),
@@ -307,7 +313,7 @@ class Box:
     def expect_reboot(self, timeout: float) -> None:
         """Wait for the box to come back through its firmware: the bootloader's banner (SeaBIOS
         prints nothing on a serial-only machine), or the kernel's first line with -kernel."""
-        self.expect(r"SYSLINUX \d" if self.boot == "disk" else BOOT_LINE, timeout)
+        self.expect(r"SYSLINUX \d" if self.boot == "disk" else KERNEL_FIRST_LINE, timeout)
 
     def wait_shell(self, timeout: float) -> float:
         """Wait until the console shell answers; returns seconds since power-on."""
