@@ -111,6 +111,8 @@ def _mixed_pair_story(pair: Pair) -> None:
     x86.power_on()
     for b in (arm, x86):
         record("mixed 1. %s (%s): power-on -> shell" % (b.name, b.board), b.wait_shell(BOOT_TIMEOUT * 2))
+    wait_for("the armhf box to hold the VIP with the web service running",
+             lambda: holds_vip(arm) and web_running(arm), READY_TIMEOUT * 2)
     wait_for("the armhf box to hold the group with its peer up", lambda: settled(arm, "node1"), READY_TIMEOUT * 2)
     record("mixed 1. armhf: power-on -> READY (peer up, group held)", time.monotonic() - arm.powered_on_at)
     wait_for("the x86_64 box to see node1 holding", lambda: settled(x86, "node1"), READY_TIMEOUT)
@@ -148,7 +150,8 @@ def _mixed_pair_story(pair: Pair) -> None:
     wait_for("the pair to be whole again", lambda: settled(arm, "node1") and settled(x86, "node1"),
              READY_TIMEOUT * 2)
     record("mixed 4. armhf watchdog reset -> pair whole again", time.monotonic() - t_hang)
-    assert not holds_vip(x86) and fetch_vip(x86) == "node1"
+    wait_for("the x86_64 box to release the VIP", lambda: not holds_vip(x86) and not web_running(x86), 60)
+    assert fetch_vip(x86) == "node1"
     gen_reset = generation(arm)
     assert gen_reset > gen_failback, (gen_failback, gen_reset)
     note("mixed: armhf boot generation %d, %d after power cycle, %d after watchdog reset"
