@@ -16,6 +16,11 @@ hanode.ip=192.0.2.11/24``), exactly as a technician would on a real box.  After 
 the prompt comes back and is answered again by the same thread, so a reset box boots as itself.
 (``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: faster, no bootloader.)
 
+``board="qemu-sabrelite"`` is the 32-bit ARM box instead (``qemu-system-arm -M sabrelite``,
+512 MB): the cable on UART1, the console on UART2, the imx2 watchdog, the FEC on the same LAN,
+the SD card image as an ``sd-card``; it always boots -kernel/-dtb/-initrd (QEMU has no model of
+the board's boot flash), and a boot is counted from S05modules' line instead of a prompt.
+
 ``expect()`` waits for a regular expression in the console output after a cursor and moves the
 cursor past the match; ``sh()`` runs one shell command and returns its output and status, found
 between markers that the shell prints but its echo cannot contain (``printf '%s%s'`` splits them).
