@@ -25,12 +25,6 @@ mcopy -i "$BIN/boot.vfat" "$BIN/zImage" "$BIN/imx6q-sabrelite.dtb" "$BIN/rootfs.
 mmd -i "$BIN/boot.vfat" ::/extlinux
 mcopy -i "$BIN/boot.vfat" "$BOARD_DIR/extlinux.conf" ::/extlinux/extlinux.conf
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cp -a "$BOARD_DIR/data" "$tmp/root"
-chmod 600 "$tmp/root/etc/ha.d/authkeys"
-genimage --config "$BOARD_DIR/genimage.cfg" --rootpath "$tmp/root" --tmppath "$tmp/genimage" \
-	--inputpath "$BIN" --outputpath "$BIN" >"$tmp/genimage.log" 2>&1 ||
-	{ cat "$tmp/genimage.log" >&2; exit 1; }
+"$BOARD_DIR/../common/genimage-with-data.sh" "$BIN" "$BOARD_DIR"
 # a real card is bigger anyway; QEMU's SD model refuses a size that is not a power of two
 truncate -s 128M "$BIN/sdcard.img"
