@@ -42,10 +42,23 @@ def rscstatus(node):
     return "none"
 
 
+def alarms(node, times=True):
+    """What an operator must act on, one sentence each (also at the head of ``summary``, there
+    without the count-down, so that systemd's STATUS= does not change every second)."""
+    out = []
+    for g in node.groups:
+        intent = node.intents[g.index]
+        if intent.escalated:
+            out.append("%s failed to stop %d times: it may still run here and %s may not take it "
+                       "(stop_failure escalation)" % (g.key, intent.stop_failures, node.peer))
+    return out
+
+
 def summary(node):
-    """One line for systemd's STATUS= and the logs: role and peer state."""
-    return "%s: %s%s, holds %s; peer %s %s" % (
-        node.me, ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "", ("standby" if node.standby_mode else rscstatus(node)),
+    """One line for systemd's STATUS= and the logs: alarms, role and peer state."""
+    return "%s: %s%s%s, holds %s; peer %s %s" % (
+        node.me, "".join("ALARM: %s; " % a for a in alarms(node, times=False)),
+        ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "", ("standby" if node.standby_mode else rscstatus(node)),
         (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node))
 
 
@@ -63,6 +76,8 @@ def _groups(node, peer):
             "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
             "wanted": bool(intent.wanted),
             "failed": intent.failed,
+            "stop_failures": intent.stop_failures,
+            "escalated": intent.escalated,
         })
     return groups
 
@@ -100,6 +115,7 @@ def status(node):
         "takeover_requested": node.takeover_request,
         "stale": node.stale,
         "identity_conflict": dict(node.identity_conflict) if node.identity_conflict else None,
+        "alarms": alarms(node),
         "peer_state": peer_state(node),
         "peer_generation": node.peer_frame.gen if node.peer_frame else None,
         "peer_standby": bool(peer and peer.flags & STANDBY),

@@ -47,7 +47,11 @@ fires only when its condition holds:
     yes     stop_failed  alive  agreed  acquire
     no      probing      any    always  release  no longer wanted: the probe's answer will be ignored
     no      running      any    always  release
-    no      stop_failed  any    due     retry    a failed stop is retried every 5 s
+    no      stop_failed  any    due     retry    a failed stop is retried every 5 s; after
+                                                 STOP_RETRIES retries the node escalates (and
+                                                 retries once a minute from then on)
+                                                 (``Escalate``: the agent fences, blocks or
+                                                 reboots, as ha.cf's ``stop_failure`` says)
 
 ``lone`` is ``acquire_lone`` (probe the LAN first) when the group has an
 address, the probe is on and the peer did not say goodbye having released the
@@ -81,6 +85,12 @@ ALWAYS = "always"
 LONE = "lone"   # acquire_lone or acquire_free: see lone_event()
 
 RETRY_MS = 5000   # retry a failed stop, or a failed start while alone, this often
+# A failed release is retried this many times (RETRY_MS apart) before the node escalates.  The
+# runner already runs a failing stop script 4 times 1 s apart in each release, so the first
+# failure plus one retry is ~11 s for a script that fails at once: Heartbeat's ResourceManager
+# retries 10 times 1 s apart and then reboots.
+STOP_RETRIES = 1
+QUIET_STOP_RETRY_MS = 60000   # after escalating, the release is still retried, this often
 
 TRANSITIONS = {
     (YES, ownership.STOPPED, DEAD): (DUE, LONE),
@@ -105,6 +115,8 @@ class Intent:
         self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
         self.busy_probes = 0       # probes in a row that found the address answered
         self.busy_logged_at = 0
+        self.stop_failures = 0     # failed stops in a row (the first and its retries)
+        self.escalated = False     # STOP_RETRIES retries failed too: the agent was told to escalate
 
     def due(self, now):
         return self.retry_at is None or now >= self.retry_at
