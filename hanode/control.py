@@ -174,7 +174,7 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("")
     lines.append("%-20s %-10s %-10s %-12s %s" % ("GROUP", "PREFERRED", "HELD BY", "STATE", "RESOURCES"))
     for g in st["groups"]:
-        state = g["state"] + (" (failed)" if g.get("failed") else "")
+        state = g["state"] + (" (given up)" if g.get("gave_up") else " (failed)" if g.get("failed") else "")
         lines.append("%-20s %-10s %-10s %-12s %s" % (
             g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
     lines.append("")

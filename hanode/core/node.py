@@ -159,16 +159,11 @@ class Node:
         intent = self.intents[g.index]
         if before == ownership.STARTING:
             if ok:   # (the runner logs the success in detail)
-                intent.failed = False
+                intent.clear_start_failures()
                 if not self.live.alive():
                     self.counters["failovers"] += 1
             else:
-                intent.failed = True
-                intent.failed_mark.arm(self.seq)
-                intent.retry_at = now + RETRY_MS
-                self.counters["start_failures"] += 1
-                out.append(Log("critical", "Giving up resource group %s due to a failed start; "
-                               "%s may take it" % (key, self.peer)))
+                self._start_failed(g, intent, now, out)
         elif before == ownership.STOPPING:
             if ok:
                 intent.stop_failures = 0
@@ -176,6 +171,26 @@ class Node:
             else:
                 self._stop_failed(g, intent, now, out)
         return self._finish(now, out)
+
+    def _start_failed(self, g, intent, now, out):
+        """Back off (doubling, capped) so that two boxes that both fail a start do not hand the
+        group back and forth for ever; give it up after START_ROUNDS failures here."""
+        intent.failed = True
+        intent.failed_mark.arm(self.seq)
+        intent.start_failures += 1
+        delay = wants.start_retry_ms(intent.start_failures)
+        intent.retry_at = now + delay
+        self.counters["start_failures"] += 1
+        if intent.start_failures >= wants.START_ROUNDS:
+            intent.gave_up = True
+            out.append(Log("critical", "ALARM: resource group %s failed to start %d times here: giving it "
+                           "up on %s until an operator acts (fix the cause, then 'hanode takeover' or "
+                           "'hanode standby' on either box, or restart hanode)"
+                           % (g.key, intent.start_failures, self.me)))
+        else:
+            out.append(Log("critical", "Giving up resource group %s due to a failed start (%d of %d here); "
+                           "%s may take it; retrying here in %d s at the earliest"
+                           % (g.key, intent.start_failures, wants.START_ROUNDS, self.peer, delay // 1000)))
 
     def _stop_failed(self, g, intent, now, out):
         """Retry STOP_RETRIES times, then escalate (Heartbeat reboots, Pacemaker fences or blocks):
@@ -256,6 +271,7 @@ class Node:
             return self._finish(now, out)
         self._go_standby()
         self.takeover_request = False
+        self._operator_acted()
         out.append(Log("info", "Going standby: " + why))
         return self._finish(now, out)
 
@@ -267,9 +283,7 @@ class Node:
             return self._finish(now, out)
         self.standby_mode = False
         self.takeover_request = True
-        for g in self.groups:
-            self.intents[g.index].failed = False
-            self.intents[g.index].retry_at = None
+        self._operator_acted()
         out.append(Log("info", "Takeover: " + why))
         return self._finish(now, out)
 
@@ -361,6 +375,9 @@ class Node:
             self._comm_now_up(out)
         if previous is None or _view_of(previous) != _view_of(f):
             self.next_send = now   # answer at once: the peer may be waiting for our ack
+        operator_flags = f.flags & (STANDBY | TAKEOVER)
+        if operator_flags and not (previous and previous.flags & operator_flags == operator_flags):
+            self._operator_acted()   # an operator acted on the peer: our given-up groups get a new chance
         if f.flags & TAKEOVER and not self.standby_mode:
             self._go_standby()
             out.append(Log("info", "%s wants to take over: giving it all resource groups" % self.peer))
@@ -412,6 +429,11 @@ class Node:
                        "/data/etc/identity) - one of the names in ha.cf's node lines (%s) - and restart "
                        "hanode there. Taking no resource group meanwhile."
                        % (self.me, f.gen, self.gen, link, ", ".join(self.config.nodes))))
+
+    def _operator_acted(self):
+        """takeover or standby, here or on the peer: start afresh for groups whose starts failed."""
+        for intent in self.intents:
+            intent.clear_start_failures()
 
     def _go_standby(self):
         self.standby_mode = True

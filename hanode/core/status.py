@@ -11,6 +11,7 @@ status: dead, init, up, active, releasing, shutdone).
 
 from hanode.core.frame import BUSY, STANDBY, STATE_NAMES
 from hanode.core.liveness import DEAD, INIT
+from hanode.core.wants import START_ROUNDS
 
 # The counters the node keeps for frames it judged and dropped (the decoders count the rest).
 NODE_DROPS = ("replay", "duplicate", "own", "unknown_src")
@@ -51,6 +52,16 @@ def alarms(node, times=True):
         if intent.escalated:
             out.append("%s failed to stop %d times: it may still run here and %s may not take it "
                        "(stop_failure escalation)" % (g.key, intent.stop_failures, node.peer))
+        if intent.gave_up:
+            out.append("%s failed to start %d times here: given up until 'hanode takeover' or "
+                       "'hanode standby' (either box) or a restart" % (g.key, intent.start_failures))
+        elif intent.start_failures and not times:
+            out.append("%s failed to start %d of %d times here; backing off"
+                       % (g.key, intent.start_failures, START_ROUNDS))
+        elif intent.start_failures:
+            wait = 0 if intent.retry_at is None or node.now is None else max(0, intent.retry_at - node.now)
+            out.append("%s failed to start %d of %d times here; next try here in %d s at the earliest"
+                       % (g.key, intent.start_failures, START_ROUNDS, (wait + 999) // 1000))
     return out
 
 
@@ -76,6 +87,8 @@ def _groups(node, peer):
             "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
             "wanted": bool(intent.wanted),
             "failed": intent.failed,
+            "start_failures": intent.start_failures,
+            "gave_up": intent.gave_up,
             "stop_failures": intent.stop_failures,
             "escalated": intent.escalated,
         })

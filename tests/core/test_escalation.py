@@ -1,14 +1,15 @@
-"""Issue 13 finding 3 on the simulated pair: a stop that keeps failing escalates within a stated
-time, and the peer takes over once the box is reset.
+"""Issue 13 findings 3 and 7 on the simulated pair: a stop that keeps failing escalates within a
+stated time, and a start that fails on both boxes backs off and is given up instead of ping-ponging.
 
 The escalation itself (stop petting the watchdog, run the reboot command, or block) is the
 agent's; here the node's ``Escalate`` output is the event, and a "reset" is the sim's power-off.
 """
-from hanode.core import wants
+from hanode.core import status, wants
 from tests.core.sim import Sim
 
 KEY = "192.0.2.100"
 MINUTE_MS = 60000
+LONG_TICK_MS = 20   # ten simulated minutes at a 20 ms tick (a fifth of keepalive): fast enough
 
 
 def cold_start(**kwargs):
@@ -118,3 +119,63 @@ def test_a_stop_that_works_on_a_retry_does_not_escalate():
     n1.fail_stop.discard(KEY)
     assert sim.run_until(lambda: sim.holders() == ["node2"] and sim.settled(), 10000) is not None
     assert n1.escalations == [] and n1.node.status()["alarms"] == []
+
+
+# --------------------------------------------------------- finding 7: both boxes fail a start
+def test_start_retry_backs_off_doubling_up_to_the_cap():
+    delays = [wants.start_retry_ms(n) for n in range(1, 9)]
+    assert delays[:4] == [5000, 10000, 20000, 40000]
+    assert max(delays) == wants.START_BACKOFF_CAP_MS == delays[-1]
+
+
+def test_both_boxes_failing_a_start_is_bounded_and_given_up_until_an_operator_acts():
+    sim = Sim(tick_ms=LONG_TICK_MS)
+    sim.power_on("node1")
+    sim.power_on("node2")
+    n1, n2 = sim.box("node1"), sim.box("node2")
+    n1.fail_start.add(KEY)
+    n2.fail_start.add(KEY)
+    sim.run(10 * MINUTE_MS)
+    starts = n1.starts + n2.starts
+    # before the fix: one start every ~5 s on each box, about 240 in 10 minutes
+    assert starts <= 2 * wants.START_ROUNDS, (n1.starts, n2.starts)
+    assert n1.starts == n2.starts == wants.START_ROUNDS
+    assert sim.holders() == []
+    for box in (n1, n2):
+        st = box.node.status()
+        assert st["groups"][0]["gave_up"] and st["groups"][0]["start_failures"] == wants.START_ROUNDS
+        assert any("failed to start 5 times here" in a for a in st["alarms"]), st["alarms"]
+        assert status.summary(box.node).startswith("%s: ALARM: %s failed to start" % (box.name, KEY))
+        assert "giving it up on %s until an operator acts" % box.name in box.log_text()
+    # the operator fixes the script and takes over on node1: it runs there, and stays
+    n1.fail_start.clear()
+    n2.fail_start.clear()
+    n1.handle(n1.node.takeover(sim.now))
+    assert sim.run_until(lambda: sim.holders() == ["node1"] and sim.settled(), 10000) is not None
+    sim.run(3000)
+    assert sim.holders() == ["node1"] and sim.doubles_ms == 0
+    assert n1.node.status()["alarms"] == [] and n2.node.status()["alarms"] == []
+
+
+def test_standby_on_the_other_box_also_clears_it():
+    sim = Sim(tick_ms=LONG_TICK_MS)
+    sim.power_on("node1")
+    sim.power_on("node2")
+    n1, n2 = sim.box("node1"), sim.box("node2")
+    n1.fail_start.add(KEY)
+    n2.fail_start.add(KEY)
+    sim.run(10 * MINUTE_MS)
+    assert sim.holders() == []
+    n1.fail_start.clear()
+    n2.handle(n2.node.standby(sim.now))   # on node2: "node1 should run it"
+    assert sim.run_until(lambda: sim.holders() == ["node1"] and sim.settled(), 15000) is not None
+
+
+def test_a_lone_box_failing_a_start_backs_off_too():
+    sim = Sim(tick_ms=LONG_TICK_MS)
+    sim.power_on("node1")
+    n1 = sim.box("node1")
+    n1.fail_start.add(KEY)
+    sim.run(10 * MINUTE_MS)
+    assert n1.starts == wants.START_ROUNDS, n1.starts
+    assert n1.node.status()["groups"][0]["gave_up"]
