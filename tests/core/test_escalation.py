@@ -128,7 +128,8 @@ def test_start_retry_backs_off_doubling_up_to_the_cap():
     assert max(delays) == wants.START_BACKOFF_CAP_MS == delays[-1]
 
 
-def test_both_boxes_failing_a_start_is_bounded_and_given_up_until_an_operator_acts():
+def both_failing_for_ten_minutes():
+    """A pair whose start script is broken on both boxes, ten simulated minutes on."""
     sim = Sim(tick_ms=LONG_TICK_MS)
     sim.power_on("node1")
     sim.power_on("node2")
@@ -136,6 +137,11 @@ def test_both_boxes_failing_a_start_is_bounded_and_given_up_until_an_operator_ac
     n1.fail_start.add(KEY)
     n2.fail_start.add(KEY)
     sim.run(10 * MINUTE_MS)
+    return sim, n1, n2
+
+
+def test_both_boxes_failing_a_start_is_bounded_and_given_up_until_an_operator_acts():
+    sim, n1, n2 = both_failing_for_ten_minutes()
     starts = n1.starts + n2.starts
     # before the fix: one start every ~5 s on each box, about 240 in 10 minutes
     assert starts <= 2 * wants.START_ROUNDS, (n1.starts, n2.starts)
@@ -158,13 +164,7 @@ def test_both_boxes_failing_a_start_is_bounded_and_given_up_until_an_operator_ac
 
 
 def test_standby_on_the_other_box_also_clears_it():
-    sim = Sim(tick_ms=LONG_TICK_MS)
-    sim.power_on("node1")
-    sim.power_on("node2")
-    n1, n2 = sim.box("node1"), sim.box("node2")
-    n1.fail_start.add(KEY)
-    n2.fail_start.add(KEY)
-    sim.run(10 * MINUTE_MS)
+    sim, n1, n2 = both_failing_for_ten_minutes()
     assert sim.holders() == []
     n1.fail_start.clear()
     n2.handle(n2.node.standby(sim.now))   # on node2: "node1 should run it"
