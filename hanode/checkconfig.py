@@ -53,12 +53,13 @@ def _plural(n: int, word: str) -> str:
 def _stop_failure_text(cfg: Config) -> str:
     """What ha.cf's stop_failure does (issue 13 finding 3), for the explanation."""
     from hanode.core import wants
+    from hanode.core.config.model import STOP_FAILURE_FENCE, STOP_FAILURE_REBOOT
     tries = "a stop that still fails after %d release%s %d s apart (each runs the script up to 4 times)" % (
         wants.STOP_RETRIES + 1, "s" if wants.STOP_RETRIES else "", wants.RETRY_MS // 1000)
-    if cfg.stop_failure == "fence":
+    if cfg.stop_failure == STOP_FAILURE_FENCE:
         return ("fence: %s stops the watchdog pets, so the box resets within %d s and the peer takes over "
                 "(Heartbeat reboots here; Pacemaker fences)" % (tries, cfg.watchdog_timeout_s))
-    if cfg.stop_failure == "reboot":
+    if cfg.stop_failure == STOP_FAILURE_REBOOT:
         return "reboot: %s runs %s" % (tries, " ".join(cfg.reboot_command))
     return ("block: %s leaves the group unserved, alarmed in status, until it stops or an operator acts "
             "(Pacemaker's on-fail=block without fencing; set 'watchdog' or 'stop_failure reboot')" % tries)

@@ -36,6 +36,7 @@ yields every group the peer claims until the peer has heard from it again.
 from hanode.core import ownership, status, wants
 from hanode.core.acks import Mark
 from hanode.core.auth import Auth
+from hanode.core.config.model import STOP_FAILURE_FENCE
 from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
@@ -207,7 +208,7 @@ class Node:
             intent.retry_at = now + wants.QUIET_STOP_RETRY_MS   # said once; keep trying, quietly
             return
         intent.escalated = True
-        self.self_fencing = self.config.stop_failure == "fence"   # the agent says if it cannot
+        self.self_fencing = self.config.stop_failure == STOP_FAILURE_FENCE   # the agent says if it cannot
         self.counters["escalations"] += 1
         reason = ("ALARM: resource group %s failed to stop %d times: it may still be running here, so %s "
                   "will not take it; Resource STOP failure, escalating (ha.cf stop_failure)"
