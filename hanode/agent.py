@@ -19,8 +19,13 @@ The loop is written for the asyncio subset that CPython and MicroPython share
   ``async probe(key)`` -> ``(in_use, detail)``
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
-  daemon tells the watchdog's health gate that the core ticked) and
-  ``on_change(status)`` when the node's summary changes (systemd STATUS=).
+  daemon tells the watchdog's health gate that the core ticked),
+  ``on_change(status)`` when the node's summary changes (systemd STATUS=),
+  ``on_peer_generation(gen)`` and ``async save_generation(gen) -> (ok, detail)``
+  (persist the peer's and our own generation; without the latter a rejoin's
+  new generation is used unsaved: there is no state to keep it in)
+- ``entropy(n) -> bytes`` (optional, default ``os.urandom``): the nonce of a
+  rejoin challenge; the core never makes randomness itself
 
 On Linux the daemon (``hanode.daemon``) supplies the links (``hanode.links``:
 serial and UDP), netlink, ARP and init-script adapters; the MicroPython tests
@@ -32,7 +37,7 @@ from hanode.core import status
 
 
 class Agent:
-    def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None):
+    def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None, entropy=None):
         self.node = node
         self.links = links
         self.runner = runner
@@ -42,6 +47,7 @@ class Agent:
         self.tick_ms = tick_ms or max(5, min(50, keepalive // 4))
         self.clock = clock or aio.ticks_ms
         self.hooks = hooks
+        self.entropy = entropy or _urandom
         self.stopped = aio.Event()
         self.is_stopped = False
         self.tasks = []
@@ -70,6 +76,11 @@ class Agent:
             elif kind == "stopped":
                 self.is_stopped = True
                 self.stopped.set()
+            elif kind == "need_nonce":
+                self.dispatch(self.node.nonce(self.entropy(4), self.clock()))
+            elif kind == "new_generation":
+                self.tasks = [t for t in self.tasks if not t.done()]
+                self.tasks.append(aio.create_task(self._save_generation(o.generation)))
             elif kind == "peer_generation" and self.hooks is not None:
                 hook = getattr(self.hooks, "on_peer_generation", None)
                 if hook:
@@ -112,6 +123,18 @@ class Agent:
                 self.dispatch(self.node.completed(key, ok, now))
         finally:
             self.actions_running -= 1
+
+    async def _save_generation(self, generation):
+        hook = getattr(self.hooks, "save_generation", None) if self.hooks is not None else None
+        ok, detail = True, ""
+        if hook is not None:
+            try:
+                ok, detail = await hook(generation)
+            except aio.CancelledError:
+                raise
+            except Exception as e:   # the node must hear back either way
+                ok, detail = False, repr(e)
+        self.dispatch(self.node.generation_saved(generation, ok, self.clock(), detail))
 
     # ------------------------------------------------------------------- tasks
     async def _reader(self, link):
@@ -174,3 +197,8 @@ class Agent:
         ok, why = self.node.can_takeover()
         self.dispatch(self.node.takeover(self.clock()))
         return ok, why
+
+
+def _urandom(n):
+    import os
+    return os.urandom(n)

@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from hanode import __version__
 from hanode.agent import Agent
@@ -83,6 +83,12 @@ class Daemon:
     def on_peer_generation(self, generation: int) -> None:
         from hanode.generation import save_peer_generation
         save_peer_generation(self.state_dir, generation, log)
+
+    async def save_generation(self, generation: int) -> Tuple[bool, str]:
+        """Persist the generation a rejoin jumps to, off the loop (it fsyncs twice)."""
+        from hanode.generation import save_generation
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, save_generation, self.state_dir, generation, log)
 
     # ---- control socket
     def handle(self, cmd: str) -> Dict[str, Any]:

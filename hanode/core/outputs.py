@@ -79,3 +79,21 @@ class Stopped(Output):
     """Shutdown finished: every group is released and the peer has been told."""
     kind = "stopped"
     fields = ()
+
+
+class NeedNonce(Output):
+    """Give the node a fresh random 32-bit nonce (``Node.nonce``): it is about to
+    challenge a peer whose frames are below their generation floor.  The core never
+    makes randomness itself."""
+    kind = "need_nonce"
+    fields = ()
+
+
+class NewGeneration(Output):
+    """The peer challenged our generation (we lost our state): persist this one as our
+    boot generation, then report with ``Node.generation_saved`` - it is used only once saved."""
+    kind = "new_generation"
+    fields = ("generation",)
+
+    def __init__(self, generation):
+        self.generation = generation
