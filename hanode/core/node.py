@@ -44,7 +44,7 @@ from hanode.core.frame import (Decoder, Frame, Control, ReplayGuard, encode, NEW
                                TYPE_STATUS, TYPE_CHALLENGE, TYPE_REJOIN,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
-from hanode.core.limits import ACK_MASK
+from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES
 from hanode.core.liveness import Liveness, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
                                  PeerGeneration, Stopped, NeedNonce, NewGeneration)
@@ -109,6 +109,7 @@ class Node:
         self.last_call = None
         self.last_send = None
         self.next_send = None
+        self.hold_until = None        # a challenge/rejoin frame is on the wire until then (_sent_control)
         self.sent_view = None
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
@@ -249,10 +250,11 @@ class Node:
         out.append(Send(encode(Control(type=TYPE_REJOIN, src=self.my_id, target=self.peer_id, gen=self.gen,
                                        seq=self.seq, floor_gen=pending[2], floor_seq=pending[3],
                                        nonce=pending[1]), self.auth)))
+        self._sent_control(now)
         out.append(Log("warning", "Rejoining %s with boot generation %d (was %d): it refused our frames "
                        "as older than its floor for us, so this box's state was lost (replaced, "
                        "reflashed, or /data not persistent?)" % (self.peer, generation, old)))
-        self.next_send = now    # our status frames with the new generation, at once
+        self.next_send = now    # our status frames with the new generation, once the REJOIN is out
         return self._finish(now, out)
 
     def can_standby(self):
@@ -480,10 +482,16 @@ class Node:
         out.append(Send(encode(Control(type=TYPE_CHALLENGE, src=self.my_id, target=self.peer_id,
                                        gen=self.gen, seq=self.seq, floor_gen=r.episode["floor"][0],
                                        floor_seq=r.episode["floor"][1], nonce=r.sent_nonce), self.auth)))
+        self._sent_control(now)
         self.counters["challenges_sent"] += 1
         r.episode["challenges"] += 1
         r.last_challenge_ms = now
         r.challenge_due = False
+
+    def _sent_control(self, now):
+        """A serial link replaces a frame still queued in the kernel by the next one (a stale status
+        frame is worth nothing; links.py): hold our next status frame until this one is out."""
+        self.hold_until = now + CONTROL_WIRE_BYTES * 10000 // self.config.baud + 1
 
     def _on_control(self, f, now, out):
         """A challenge or rejoin frame (rejoin.py)."""
@@ -683,6 +691,8 @@ class Node:
             soon = now if self.last_send is None else max(now, self.last_send + MIN_FRAME_GAP_MS)
             if self.next_send is None or soon < self.next_send:
                 self.next_send = soon
+        if self.hold_until is not None and self.next_send is not None and self.next_send < self.hold_until:
+            self.next_send = self.hold_until
         if self.next_send is None or now >= self.next_send:
             self._send(now, view, out)
         return out

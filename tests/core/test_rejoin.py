@@ -269,3 +269,40 @@ def test_a_generation_that_cannot_be_saved_is_not_used():
     n1.handle = original                                         # the disk is back: the next challenge works
     assert sim.run_until(lambda: rejoined(sim), 3000) is not None
 
+
+
+def test_no_status_frame_follows_a_control_frame_before_it_is_on_the_wire():
+    """The serial link replaces a frame still queued in the kernel by the next one (links.py):
+    a status frame written right behind a REJOIN or CHALLENGE would wipe it out."""
+    sim = cold_start()
+    lose_state_while_down(sim)
+    sent = []
+    n2 = sim.box("node2")
+    original2 = n2.handle
+
+    def handle2(outputs):
+        for o in outputs:
+            if o.kind == "send":
+                sent.append((sim.now, "node2", frame_type(o.data)))
+        original2(outputs)
+    n2.handle = handle2
+    sim.power_on("node1", forget=True)
+    n1 = sim.box("node1")
+    original1 = n1.handle
+
+    def handle1(outputs):
+        for o in outputs:
+            if o.kind == "send":
+                sent.append((sim.now, "node1", frame_type(o.data)))
+        original1(outputs)
+    n1.handle = handle1
+    assert sim.run_until(lambda: rejoined(sim), 5000) is not None
+    wire_ms = 32 * 10000 // 19200 + 1
+    kinds = set()
+    for i, (at, who, kind) in enumerate(sent):
+        if kind == 0:
+            continue
+        kinds.add(kind)
+        after = [t for t, w, k in sent[i + 1:] if w == who]
+        assert not after or after[0] - at >= wire_ms, (sent[i:i + 3], wire_ms)
+    assert kinds == set([TYPE_CHALLENGE, TYPE_REJOIN])
