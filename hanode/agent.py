@@ -15,8 +15,9 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 
 - ``links``: objects of the link protocol (``hanode.links``): ``name``,
   ``async read() -> bytes`` and ``write(data)``
-- ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)`` and
-  ``async probe(key)`` -> ``(in_use, detail)``
+- ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)``,
+  ``async probe(key)`` -> ``(in_use, detail)`` and, optionally,
+  ``async announce(key)`` (gratuitous ARP for a group we keep)
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
   daemon tells the watchdog's health gate that the core ticked),
@@ -76,6 +77,9 @@ class Agent:
             elif kind == "stopped":
                 self.is_stopped = True
                 self.stopped.set()
+            elif kind == "announce" and hasattr(self.runner, "announce"):
+                self.tasks = [t for t in self.tasks if not t.done()]
+                self.tasks.append(aio.create_task(self._announce(o.group)))
             elif kind == "need_nonce":
                 self.dispatch(self.node.nonce(self.entropy(4), self.clock()))
             elif kind == "new_generation":
@@ -123,6 +127,14 @@ class Agent:
                 self.dispatch(self.node.completed(key, ok, now))
         finally:
             self.actions_running -= 1
+
+    async def _announce(self, key):
+        try:
+            await self.runner.announce(key)
+        except aio.CancelledError:
+            raise
+        except Exception as e:   # an announcement is a courtesy to the clients: say it, go on
+            self.log("error", "announce of %s failed: %r" % (key, e))
 
     async def _save_generation(self, generation):
         hook = getattr(self.hooks, "save_generation", None) if self.hooks is not None else None

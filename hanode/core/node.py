@@ -47,7 +47,7 @@ from hanode.core.frame import (Decoder, Frame, Control, ReplayGuard, encode, NEW
 from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES
 from hanode.core.liveness import Liveness, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
-                                 PeerGeneration, Stopped, NeedNonce, NewGeneration)
+                                 PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
 RETRY_MS = wants.RETRY_MS
@@ -397,6 +397,7 @@ class Node:
                 self.counters["peer_restarts"] += 1
                 out.append(Log("info", "Heartbeat restart on node %s" % self.peer))
         self.peer_frame = f
+        self._announce_kept(previous, f, out)
         self._report(events, out, returning=previous is not None and previous.gen == f.gen)
         if not self.comm_up:
             self._comm_now_up(out)
@@ -437,6 +438,18 @@ class Node:
             if not any(g.held() and f.held & g.bit for g in self.groups):
                 self.stale = False
                 out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
+
+    def _announce_kept(self, previous, f, out):
+        """The peer released a group we hold and run (a healed split brain with vip_probe off, a
+        hand-over): clients that learned its MAC for the address must hear ours again.  (Its held
+        bit in the last frame of an earlier life says nothing: that life ended.)"""
+        if previous is None or previous.gen != f.gen:
+            return
+        for g in self.groups:
+            if previous.held & g.bit and not f.held & g.bit and g.state == ownership.RUNNING:
+                out.append(Log("info", "%s released resource group %s, which we hold: announcing its "
+                               "addresses again" % (self.peer, g.key)))
+                out.append(Announce(g.key))
 
     def _peer_floor(self):
         """(gen, seq): the newest frame of the peer we accepted, or (persisted floor, 0)."""

@@ -97,3 +97,14 @@ class NewGeneration(Output):
 
     def __init__(self, generation):
         self.generation = generation
+
+
+class Announce(Output):
+    """Announce the group's addresses again (gratuitous ARP, garp_count x garp_interval): we
+    keep the group and the peer just released it (a healed split brain, a hand-over), so
+    clients that learned the peer's MAC for them must hear ours.  Nothing to report back."""
+    kind = "announce"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
