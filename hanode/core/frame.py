@@ -75,7 +75,24 @@ DUPLICATE = "duplicate"
 REPLAY = "replay"
 
 
-class Frame:
+class _ByFields:
+    """Equal when of the same class and ``fields()`` match (what goes on the wire)."""
+
+    def __eq__(self, other):
+        if not isinstance(other, self.__class__):
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    def __ne__(self, other):  # MicroPython does not derive != from ==
+        result = self.__eq__(other)
+        if result is NotImplemented:
+            return result
+        return not result
+
+    __hash__ = None  # mutable
+
+
+class Frame(_ByFields):
     """One status frame: the sender's whole view (see docs/protocol.md).
 
     Plain attributes; nothing is checked until ``encode``.  ``key_index`` is
@@ -129,19 +146,6 @@ class Frame:
             return STATE_NAMES[self.state]
         return "state%r" % (self.state,)
 
-    def __eq__(self, other):
-        if not isinstance(other, Frame):
-            return NotImplemented
-        return self.fields() == other.fields()
-
-    def __ne__(self, other):  # MicroPython does not derive != from ==
-        result = self.__eq__(other)
-        if result is NotImplemented:
-            return result
-        return not result
-
-    __hash__ = None  # mutable
-
     def __repr__(self):
         return ("Frame(src=%r, gen=%r, seq=%r, state=%r, flags=%s, ack_gen=%r, ack_seq=%r,"
                 " held=%s, want=%s, type=%r, key_index=%r)"
@@ -157,7 +161,7 @@ class Frame:
             _hex(self.held), _hex(self.want))
 
 
-class Control:
+class Control(_ByFields):
     """A challenge (``TYPE_CHALLENGE``) or rejoin (``TYPE_REJOIN``) frame.
 
     ``src`` sends it to ``target``; ``gen``/``seq`` are the sender's, in the same
@@ -182,19 +186,6 @@ class Control:
     def fields(self):
         return (self.type, self.src, self.target, self.gen, self.seq, self.floor_gen, self.floor_seq,
                 self.nonce)
-
-    def __eq__(self, other):
-        if not isinstance(other, Control):
-            return NotImplemented
-        return self.fields() == other.fields()
-
-    def __ne__(self, other):  # MicroPython does not derive != from ==
-        result = self.__eq__(other)
-        if result is NotImplemented:
-            return result
-        return not result
-
-    __hash__ = None  # mutable
 
     def __repr__(self):
         return ("Control(type=%r, src=%r, target=%r, gen=%r, seq=%r, floor_gen=%r, floor_seq=%r, "
@@ -239,18 +230,18 @@ def pack_body(frame, key_index):
                        frame.ack_seq, frame.held, frame.want)
 
 
+_CONTROL_LIMITS = (("src", 3), ("target", 3), ("gen", _U32), ("seq", _U32), ("floor_gen", _U32),
+                   ("floor_seq", _U32), ("nonce", _U32))
+
+
 def pack_control(frame, key_index):
     """The 22 untagged body bytes of the Control ``frame``."""
+    _check("type", frame.type, 3)
     if frame.type not in (TYPE_CHALLENGE, TYPE_REJOIN):
         raise ValueError("control frame type=%r is not %d or %d" % (frame.type, TYPE_CHALLENGE, TYPE_REJOIN))
-    _check("src", frame.src, 3)
-    _check("target", frame.target, 3)
     _check("key_index", key_index, 0x0F)
-    _check("gen", frame.gen, _U32)
-    _check("seq", frame.seq, _U32)
-    _check("floor_gen", frame.floor_gen, _U32)
-    _check("floor_seq", frame.floor_seq, _U32)
-    _check("nonce", frame.nonce, _U32)
+    for name, high in _CONTROL_LIMITS:
+        _check(name, getattr(frame, name), high)
     hdr = (VERSION << 6) | (frame.type << 4) | key_index
     return struct.pack(_CONTROL_FORMAT, hdr, frame.src | (frame.target << 2), frame.gen, frame.seq,
                        frame.floor_gen, frame.floor_seq, frame.nonce)

@@ -4,30 +4,13 @@ Simulated pair, simulated clock; also run under MicroPython (tools/mpytest).
 """
 
 from tests.core.sim import Sim
+from tests.core.util import record, settled_pair
 
 GROUP = "192.0.2.100"   # preferred by node1
 
 
-def record(box, kind):
-    """(time, output) of every output of ``kind`` the box emits from now on."""
-    seen = []
-    original = box.handle
-
-    def handle(outputs):
-        for o in outputs:
-            if o.kind == kind:
-                seen.append((box.sim.now, o))
-        original(outputs)
-    box.handle = handle
-    return seen
-
-
 def cold_start(**kwargs):
-    sim = Sim(**kwargs)
-    sim.power_on("node1")
-    sim.power_on("node2")
-    assert sim.run_until(lambda: sim.settled(), 5000) is not None
-    return sim
+    return settled_pair(Sim(**kwargs))
 
 
 def test_keeper_announces_once_when_a_healed_split_brain_is_resolved():

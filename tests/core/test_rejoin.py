@@ -8,6 +8,7 @@ own restarts, as the daemon's state directory does.
 """
 
 from tests.core.sim import Sim
+from tests.core.util import record, settled_pair
 from hanode.core.auth import Auth
 from hanode.core.frame import (Control, Decoder, Frame, TYPE_CHALLENGE, TYPE_REJOIN, cobs_decode,
                                decode_one, encode)
@@ -20,24 +21,17 @@ GROUP = "192.0.2.100"   # preferred by node1
 def cold_start():
     sim = Sim()
     sim.persist_floors = True
-    sim.power_on("node1")
-    sim.power_on("node2")
-    assert sim.run_until(lambda: sim.settled(), 5000) is not None
-    return sim
+    return settled_pair(sim)
 
 
-def tap(box):
-    """Every frame the box sends from now on (a tap on the cable)."""
-    captured = []
-    original = box.handle
+class tap:
+    """Every frame the box sends from now on (a tap on the cable), as a list of bytes."""
 
-    def handle(outputs):
-        for o in outputs:
-            if o.kind == "send":
-                captured.append(o.data)
-        original(outputs)
-    box.handle = handle
-    return captured
+    def __init__(self, box):
+        self.sent = record(box)
+
+    def __iter__(self):
+        return iter([o.data for _, o in self.sent])
 
 
 def frame_type(data):
@@ -276,33 +270,35 @@ def test_no_status_frame_follows_a_control_frame_before_it_is_on_the_wire():
     a status frame written right behind a REJOIN or CHALLENGE would wipe it out."""
     sim = cold_start()
     lose_state_while_down(sim)
-    sent = []
-    n2 = sim.box("node2")
-    original2 = n2.handle
-
-    def handle2(outputs):
-        for o in outputs:
-            if o.kind == "send":
-                sent.append((sim.now, "node2", frame_type(o.data)))
-        original2(outputs)
-    n2.handle = handle2
+    sent2 = record(sim.box("node2"))
     sim.power_on("node1", forget=True)
-    n1 = sim.box("node1")
-    original1 = n1.handle
-
-    def handle1(outputs):
-        for o in outputs:
-            if o.kind == "send":
-                sent.append((sim.now, "node1", frame_type(o.data)))
-        original1(outputs)
-    n1.handle = handle1
+    sent1 = record(sim.box("node1"))
     assert sim.run_until(lambda: rejoined(sim), 5000) is not None
     wire_ms = 32 * 10000 // 19200 + 1
     kinds = set()
-    for i, (at, who, kind) in enumerate(sent):
-        if kind == 0:
-            continue
-        kinds.add(kind)
-        after = [t for t, w, k in sent[i + 1:] if w == who]
-        assert not after or after[0] - at >= wire_ms, (sent[i:i + 3], wire_ms)
+    for sent in (sent1, sent2):          # each box's frames in the order it wrote them
+        frames = [(t, frame_type(o.data)) for t, o in sent]
+        for k in range(len(frames) - 1):
+            at, kind = frames[k]
+            if kind != 0:
+                kinds.add(kind)
+                assert frames[k + 1][0] - at >= wire_ms, (frames[k:k + 2], wire_ms)
     assert kinds == set([TYPE_CHALLENGE, TYPE_REJOIN])
+
+
+def test_control_encode_rejects_out_of_range_fields():
+    from tests.core.util import raises
+    auth = Auth(1, {1: ("hmac-sha256", b"k")})
+    for name, high in (("src", 3), ("target", 3), ("gen", 0xFFFFFFFF), ("seq", 0xFFFFFFFF),
+                       ("floor_gen", 0xFFFFFFFF), ("floor_seq", 0xFFFFFFFF), ("nonce", 0xFFFFFFFF),
+                       ("type", 2)):
+        for bad in (-1, high + 1, True, None):
+            c = Control()
+            setattr(c, name, bad)
+            assert raises(ValueError, encode, c, auth), (name, bad)
+        c = Control()
+        setattr(c, name, high)
+        encode(c, auth)
+    c = Control()
+    c.type = 0
+    assert raises(ValueError, encode, c, auth)
