@@ -302,3 +302,23 @@ def test_control_encode_rejects_out_of_range_fields():
     c = Control()
     c.type = 0
     assert raises(ValueError, encode, c, auth)
+
+
+def test_the_box_without_state_may_be_the_one_holding_the_groups_when_it_is_challenged():
+    """node2 (holding a floor for node1) is off while node1, wiped, comes back and takes its
+    group; node2 then returns with its persisted floor: node1 jumps while running the group,
+    and nothing moves twice."""
+    sim = cold_start()
+    lose_state_while_down(sim, restarts=1)
+    sim.power_off("node2")
+    sim.power_on("node1", forget=True)
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 5000) is not None
+    n1 = sim.box("node1")
+    assert n1.node.gen == 1
+    sim.power_on("node2")                                        # floor 2 for node1, from its state dir
+    assert sim.box("node2").node.guard.floor(0) == 2
+    assert sim.run_until(lambda: rejoined(sim), 3000) is not None
+    assert n1.node.gen == 2 + rejoin.REJOIN_JUMP
+    sim.run(3000)
+    assert sim.holders() == ["node1"] and sim.doubles_ms == 0 and sim.settled()
+    assert n1.node.counters["generation_jumps"] == 1
