@@ -212,5 +212,10 @@ class Agent:
 
 
 def _urandom(n):
+    """n random bytes: os.urandom, or on a MicroPython port without it the random module
+    (seeded from the hardware RNG where the port has one)."""
     import os
-    return os.urandom(n)
+    if hasattr(os, "urandom"):
+        return os.urandom(n)
+    import random
+    return bytes([random.getrandbits(8) for _ in range(n)])
