@@ -446,7 +446,7 @@ def _wait(lab, predicate, timeout, what):
 
 @pytest.mark.integration
 def test_real_pair_rejects_replayed_and_forged_frames_from_a_cable_tap():
-    from hanode.lab import Lab, LabError
+    from hanode.lab.bed import Lab, LabError
     try:
         lab = Lab(timing="tight")
         lab.__enter__()
@@ -525,5 +525,5 @@ def test_real_pair_rejects_replayed_and_forged_frames_from_a_cable_tap():
 
 
 def lab_key():
-    from hanode.lab import KEY as LAB_KEY
+    from hanode.lab.bed import KEY as LAB_KEY
     return LAB_KEY.encode()

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from hanode import uart
-from hanode.nullmodem import NullModem
+from hanode.lab.cable import NullModem
 from hanode.uart import Serial, SerialException
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

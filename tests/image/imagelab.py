@@ -41,7 +41,7 @@ class Pair:
     """Two boxes on one LAN and one null-modem cable."""
 
     def __init__(self, image: str, boot: str = "disk") -> None:
-        from hanode.nullmodem import NullModem, UnixSocketEndpoint
+        from hanode.lab.cable import NullModem, UnixSocketEndpoint
 
         self.dir = tempfile.mkdtemp(prefix="hnimg%d-" % os.getpid())
         lan1 = os.path.join(self.dir, "lan1.sock")

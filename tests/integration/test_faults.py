@@ -7,12 +7,12 @@ Two test beds, named in every test and in the matrix:
 - **sim** - tests/core/sim.py's simulated pair (two real ``Node`` objects, a
   simulated clock and line), extended here by ``LineSim`` with the line faults
   the plain sim lacks: a real bit error rate (geometric gaps between flipped
-  bits, as hanode.nullmodem draws them), bursts of noise bytes that can land
+  bits, as hanode.lab.cable draws them), bursts of noise bytes that can land
   inside a frame, latency jitter that never reorders bytes, and a cut that
   leaves the frame on the wire half-delivered.  It is deterministic and runs
   simulated hours in seconds, so it carries the statistics: long runs at the
   classic timing, sweeps of the power-loss instant, many flapping cycles;
-- **lab** - ``hanode.lab.Lab``: real ``hanode run`` processes in network
+- **lab** - ``hanode.lab.bed.Lab``: real ``hanode run`` processes in network
   namespaces on a bridge, the paced 19200-baud null-modem between real PTYs,
   real VIPs watched through netlink, real init scripts.  It runs a short,
   representative form of each fault (marked ``integration``).
@@ -344,7 +344,7 @@ LAB_SLACK_S = 2.0      # added to protocol bounds on the lab (2 shared cores, ot
 
 
 def make_lab(**kwargs):
-    from hanode.lab import Lab, LabError
+    from hanode.lab.bed import Lab, LabError
     lab = Lab(**kwargs)
     try:
         lab.__enter__()

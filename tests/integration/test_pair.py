@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Each test builds its own ``hanode.lab.Lab`` (``with pair(...) as lab:``, so the
+Each test builds its own ``hanode.lab.bed.Lab`` (``with pair(...) as lab:``, so the
 namespaces, PTYs and every process it started are gone afterwards, also on
 failure): namespaces node1, node2 and client on a private bridge (192.0.2.0/24
 only), a 19200-baud null-modem between two PTYs, per-node /etc/ha.d with VIP
@@ -29,7 +29,7 @@ import time
 import pytest
 
 from hanode.control import ControlError, request
-from hanode.lab import KEY, TIMINGS, VIP, WEBAPP, Lab
+from hanode.lab.bed import KEY, TIMINGS, VIP, WEBAPP, Lab
 
 pytestmark = pytest.mark.integration
 

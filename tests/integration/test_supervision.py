@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Each test builds its own ``hanode.lab.Lab`` (namespaces node1/node2/client on a private bridge,
+Each test builds its own ``hanode.lab.bed.Lab`` (namespaces node1/node2/client on a private bridge,
 a 19200-baud null-modem between two PTYs, real ``hanode run`` processes) and always tears it
 down (``with Lab(...)``). The faults are the real ones: SIGSTOP/SIGCONT/SIGKILL of the agent's
 PID, and a "reset" that is the lab's power-off (every process in the namespace SIGKILLed, the
@@ -36,7 +36,7 @@ from typing import Any, List, Optional, Tuple
 
 import pytest
 
-from hanode.lab import Lab, NODES
+from hanode.lab.bed import Lab, NODES
 
 pytestmark = pytest.mark.integration
 

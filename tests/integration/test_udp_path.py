@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from hanode.lab import Lab, ADDRS
+from hanode.lab.bed import Lab, ADDRS
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The figures measure real agents: ``Pair`` wraps a ``hanode.lab.Lab`` (three
+The figures measure real agents: ``Pair`` wraps a ``hanode.lab.bed.Lab`` (three
 namespaces on a private bridge, the paced 19200-baud null-modem between two
 PTYs, ``hanode run`` on both nodes) without changing it.  It starts both
 agents, waits until node1 holds the VIP, and then measures ``window``s: a
@@ -43,7 +43,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from hanode.lab import NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
+from hanode.lab.bed import NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
 
 LOG_LINE_TIME = "%Y/%m/%d_%H:%M:%S"
 BYTE_TIME_MS = 10 * 1000.0 / 19200   # one 8N1 byte at 19200 baud

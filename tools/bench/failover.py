@@ -35,7 +35,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.lab import Watcher
+from hanode.lab.bed import Watcher
 
 from tools.bench import FIGURES
 from tools.bench.common import (BenchError, Context, Pair, TIMINGS, VIP, cable_frames, dist, first_line,

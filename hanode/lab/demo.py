@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Builds a ``hanode.lab.Lab`` (three network namespaces on a private bridge,
+Builds a ``hanode.lab.bed.Lab`` (three network namespaces on a private bridge,
 a 19200-baud null-modem between two PTYs, per-node /etc/ha.d, a web service
 init script), starts ``hanode run`` on both nodes and an HTTP client that
 GETs the VIP every 100 ms, then tells the story: cold start (node1 serves),
@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.lab import Lab, LabError, NODES, VIP
+from hanode.lab.bed import Lab, LabError, NODES, VIP
 
 LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
 INTERESTING = ("is dead", "acquired", "released", "Heartbeat restart", "Not taking", "READY",

@@ -9,7 +9,7 @@ need, and always tears it down (``with Lab() as lab:``):
   one veth into a fourth namespace ``<prefix>-lan`` that holds a bridge: the
   LAN touches no host interface and has no route out.  Addresses come from
   192.0.2.0/24 only (nodes .11/.12, client .20, VIP .100);
-- the serial cable: a ``hanode.nullmodem.NullModem`` between two PTYs at
+- the serial cable: a ``hanode.lab.cable.NullModem`` between two PTYs at
   19200 baud, with a byte log, reachable as ``<workdir>/<node>/ttyS0``;
 - per-node Heartbeat configuration (``ha.cf``, ``authkeys`` mode 600,
   ``haresources``) and a ``webapp`` init script in ``resource.d`` that serves
@@ -37,7 +37,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.nullmodem import NullModem, PtyEndpoint
+from hanode.lab.cable import NullModem, PtyEndpoint
 
 NODES = ("node1", "node2")
 ADDRS = {"node1": "192.0.2.11", "node2": "192.0.2.12", "client": "192.0.2.20"}
@@ -540,4 +540,5 @@ class Lab:
 
 
 def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # hanode/lab/bed.py -> the directory holding the hanode package
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
