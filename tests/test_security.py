@@ -525,5 +525,5 @@ def test_real_pair_rejects_replayed_and_forged_frames_from_a_cable_tap():
 
 
 def lab_key():
-    from hanode.lab.bed import KEY as LAB_KEY
+    from hanode.lab.presets import KEY as LAB_KEY
     return LAB_KEY.encode()

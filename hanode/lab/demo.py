@@ -13,7 +13,6 @@ measured summary.  Everything is torn down on success, failure and Ctrl-C.
 """
 import argparse
 import json
-import re
 import signal
 import sys
 import time
@@ -21,7 +20,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from hanode.lab.bed import Lab, LabError, NODES, VIP
 
-LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
 INTERESTING = ("is dead", "acquired", "released", "Heartbeat restart", "Not taking", "READY",
                "returning after partition", "Received shutdown notice", "stalled")
 
@@ -62,12 +60,9 @@ class Story:
 def _log_events(lab: Lab) -> List[Tuple[float, str]]:
     events = []
     for node in NODES:
-        for line in lab.log_text(node).splitlines():
-            m = LOG_LINE.match(line)
-            if not m or not any(word in m.group(3) for word in INTERESTING):
-                continue
-            stamp = time.mktime(time.strptime(m.group(1)[:19], "%Y/%m/%d_%H:%M:%S")) + int(m.group(1)[20:]) / 1000
-            events.append((stamp, "%s: %s" % (node, m.group(3))))
+        for stamp, _level, text in lab.log_lines(node):
+            if any(word in text for word in INTERESTING):
+                events.append((stamp, "%s: %s" % (node, text)))
     return events
 
 

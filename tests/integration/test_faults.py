@@ -33,11 +33,12 @@ import time
 
 import pytest
 
+from hanode.lab.presets import TIMINGS
 from tests.core.sim import Sim
 
 GROUP = "192.0.2.100"
-CLASSIC = dict(keepalive="1", warntime="5", deadtime="15", initdead="60", tick_ms=50)
-TIGHT = dict(keepalive="100ms", warntime="300ms", deadtime="500ms", initdead="2", tick_ms=5)
+CLASSIC = dict(TIMINGS["classic"], tick_ms=50)
+TIGHT = dict(TIMINGS["tight"], initdead="2", tick_ms=5)
 MINUTE = 60 * 1000
 HOUR = 60 * MINUTE
 
@@ -299,8 +300,7 @@ def test_sim_flapping_cable_with_the_lan_down_too_heals_every_time():
 
 # ====================================================================== sim: power loss mid hand-over
 def _handover_sim(action_ms):
-    sim = LineSim(seed=4, action_ms=action_ms, tick_ms=5, keepalive="100ms", warntime="300ms",
-                  deadtime="500ms", initdead="2")
+    sim = LineSim(seed=4, action_ms=action_ms, **TIGHT)
     sim.power_on("node1")
     sim.power_on("node2")
     assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 10000) is not None

@@ -29,7 +29,8 @@ import time
 import pytest
 
 from hanode.control import ControlError, request
-from hanode.lab.bed import KEY, TIMINGS, VIP, WEBAPP, Lab
+from hanode.lab.bed import VIP, WEBAPP, Lab
+from hanode.lab.presets import KEY, TIMINGS
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,6 @@ protocol's own figure plus an explicit margin for scheduling noise (LOAD_MARGIN_
 failure means hanode was late by more than a loaded machine explains.
 """
 import os
-import re
 import select
 import shutil
 import signal
@@ -54,7 +53,6 @@ CLIENT_INTERVAL_S = 0.2
 FROZEN_DOUBLE_S = 0.5     # probe off: how long node1 stays frozen after node2 has taken the VIP
 DIAG_LINES = int(os.environ.get("HANODE_TEST_DIAG_LINES", "40"))
 
-LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
 _labs = 0
 
 
@@ -77,14 +75,7 @@ def new_lab(**kwargs: Any) -> Lab:
 # ------------------------------------------------------------------ observing
 def log_events(lab: Lab, node: str) -> List[Tuple[float, str, str]]:
     """(epoch seconds, level, text) of every line of the node's log (all its runs)."""
-    events = []
-    for line in lab.log_text(node).splitlines():
-        m = LOG_LINE.match(line)
-        if m:
-            stamp = (time.mktime(time.strptime(m.group(1)[:19], "%Y/%m/%d_%H:%M:%S"))
-                     + int(m.group(1)[20:]) / 1000.0)
-            events.append((stamp, m.group(2), m.group(3)))
-    return events
+    return lab.log_lines(node)
 
 
 def first_log(lab: Lab, node: str, text: str, since: float = 0.0) -> Optional[float]:
