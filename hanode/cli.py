@@ -16,7 +16,8 @@ SUBCOMMANDS = [
     ("standby", "hanode.control", "give all resource groups to the peer (Heartbeat's hb_standby)"),
     ("takeover", "hanode.control", "take all resource groups from the peer (Heartbeat's hb_takeover)"),
     ("check-config", "hanode.checkconfig", "check /etc/ha.d (ha.cf, authkeys, haresources) and report every problem"),
-    ("demo", "hanode.lab.demo", "two nodes in network namespaces over a simulated 19200-baud null-modem: failover and failback"),
+    ("demo", "hanode.lab.demo",
+     "two nodes in network namespaces over a simulated 19200-baud null-modem: failover and failback"),
 ]
 
 

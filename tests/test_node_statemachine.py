@@ -127,5 +127,6 @@ class Pair(RuleBasedStateMachine):
                                  bound) is not None, "auto_failback on: the group belongs on " + preferred
 
 
-Pair.TestCase.settings = settings(max_examples=int(os.environ.get("HANODE_STATEFUL_EXAMPLES", "300")), stateful_step_count=40, deadline=None)
+Pair.TestCase.settings = settings(max_examples=int(os.environ.get("HANODE_STATEFUL_EXAMPLES", "300")),
+                                  stateful_step_count=40, deadline=None)
 TestPair = Pair.TestCase

@@ -79,7 +79,8 @@ def write_script(directory, name, start=START_OK, stop=STOP_OK, status=STATUS_LS
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, name)
     with open(path, "w") as f:
-        f.write(body if body is not None else LSB.replace("@START@", start).replace("@STOP@", stop).replace("@STATUS@", status))
+        f.write(body if body is not None
+                else LSB.replace("@START@", start).replace("@STOP@", stop).replace("@STATUS@", status))
     os.chmod(path, mode)
     return path
 

@@ -455,8 +455,10 @@ def test_real_pair_rejects_replayed_and_forged_frames_from_a_cable_tap():
     try:
         lab.start("node1")
         lab.start("node2")
-        settled = lambda: _status(lab, "node2")["groups"][0]["held_by"] == "node1" and \
-            _status(lab, "node1")["groups"][0]["state"] == "running"
+        def settled() -> bool:
+            return (_status(lab, "node2")["groups"][0]["held_by"] == "node1"
+                    and _status(lab, "node1")["groups"][0]["state"] == "running")
+
         _wait(lab, settled, 30, "cold start")
         time.sleep(1.0)
         old = [f for f in cable_frames(lab) if len(f) == 24][-10:]

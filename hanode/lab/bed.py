@@ -68,7 +68,7 @@ http.server.HTTPServer(("0.0.0.0", 80), H).serve_forever()
     echo $! > "$PIDFILE"
     # ready when the port answers (the server takes ~50 ms to start)
     i=0; while [ $i -lt 100 ]; do
-        if @PYTHON@ -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); s.connect(("127.0.0.1",80))' 2>/dev/null; then exit 0; fi
+        if @PYTHON@ -c 'import socket; socket.create_connection(("127.0.0.1", 80), 0.2)' 2>/dev/null; then exit 0; fi
         i=$((i+1)); sleep 0.02
     done
     echo "webapp did not start"; exit 1 ;;
@@ -282,7 +282,8 @@ class Lab:
         out = open(os.path.join(d, "stderr.log"), "ab")
         env_extra = env or {}
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([_repo_root()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([_repo_root()] + inherited)
         env.pop("NOTIFY_SOCKET", None)
         env.update(env_extra)
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -365,7 +365,8 @@ def test_own_frames_dropped_before_replay_guard():
 def test_replay_duplicate_and_generation_reset():
     auth = _mac()
     dec = Decoder(auth, me=1)
-    feed = lambda gen, seq: dec.feed(encode(_frame(gen=gen, seq=seq), auth))
+    def feed(gen, seq):
+        return dec.feed(encode(_frame(gen=gen, seq=seq), auth))
     assert len(feed(5, 100)) == 1
     assert feed(5, 100) == [] and dec.counters["duplicate"] == 1
     assert feed(5, 99) == [] and dec.counters["replay"] == 1

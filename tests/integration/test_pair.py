@@ -165,7 +165,8 @@ def webapp_with(start_prefix="", stop_suffix=""):
     if start_prefix:
         text = text.replace("start)\n", "start)\n" + start_prefix, 1)
     if stop_suffix:
-        text = text.replace('rm -f "$PIDFILE"; fi\n    exit 0 ;;', 'rm -f "$PIDFILE"; fi\n' + stop_suffix + "    exit 0 ;;", 1)
+        text = text.replace('rm -f "$PIDFILE"; fi\n    exit 0 ;;',
+                            'rm -f "$PIDFILE"; fi\n' + stop_suffix + "    exit 0 ;;", 1)
     assert text != WEBAPP, "the lab's webapp script changed shape; update webapp_with()"
     return text
 

@@ -368,7 +368,8 @@ def test_reset_of_the_frozen_node_lets_the_peer_take_over():
         bound = DEADTIME_S + PROBE_RETRY_S + PROBE_S + LOAD_MARGIN_S
         assert takeover <= bound, why(takeover, bound, lab=lab)
         assert double_ms_since(lab, t_stop) == 0.0, diag(lab)
-        assert first_log(lab, "node2", "acquired", t_reset) is not None or lab.status("node2")["groups"][0]["held_by"] == "node2"
+        assert (first_log(lab, "node2", "acquired", t_reset) is not None
+                or lab.status("node2")["groups"][0]["held_by"] == "node2")
         print("\nreset of frozen node1: node2's VIP %.0f ms after the reset (bound %.0f ms), served %.0f ms "
               "after; %.0f ms after the freeze; double VIP 0 ms"
               % (takeover * 1000, bound * 1000, (t_served - t_reset) * 1000, (t_vip - t_stop) * 1000))

@@ -371,7 +371,8 @@ def lab_auth(lab: Lab) -> Any:
     return Auth.from_config(cfg)
 
 
-def cable_frames(lab: Lab, auth: Any, since: float = 0.0, until: float = math.inf) -> Dict[str, List[Tuple[float, int, str]]]:
+def cable_frames(lab: Lab, auth: Any, since: float = 0.0,
+                 until: float = math.inf) -> Dict[str, List[Tuple[float, int, str]]]:
     """Frames on each direction of the cable: (time the 0x00 left the line, bytes, verdict).
 
     Verdict is "ok" or decode_one's reason ("bad_tag", "garbage", ...).  a>b is
@@ -526,7 +527,8 @@ class Pair:
                 "wakeups_per_s": round((wk1 - wk0) / span, 1) if wk0 is not None and wk1 is not None else None,
                 "reads_per_s": round((rd1 - rd0) / span, 1) if rd0 is not None and rd1 is not None else None,
                 "cpu_pct": round((ns1 - ns0) / 1e9 / span * 100, 3) if ns0 is not None and ns1 is not None else None,
-                "cpu_pct_stat": round((tk1 - tk0) / clk / span * 100, 3) if tk0 is not None and tk1 is not None else None,
+                "cpu_pct_stat": (round((tk1 - tk0) / clk / span * 100, 3)
+                                 if tk0 is not None and tk1 is not None else None),
                 "rss_kb": mem.get(n, {}).get("VmRSS"), "hwm_kb": mem.get(n, {}).get("VmHWM"),
                 "rss_anon_kb": mem.get(n, {}).get("RssAnon"), "threads": mem.get(n, {}).get("Threads"),
             }
