@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Two test beds, named in every test and in the matrix:
 
-- **sim** - tests/core/sim.py's simulated pair (two real ``Node`` objects, a
+- **sim** - tests/support/sim.py's simulated pair (two real ``Node`` objects, a
   simulated clock and line), extended here by ``LineSim`` with the line faults
   the plain sim lacks: a real bit error rate (geometric gaps between flipped
   bits, as hanode.lab.cable draws them), bursts of noise bytes that can land
@@ -34,7 +34,7 @@ import time
 import pytest
 
 from hanode.lab.presets import TIMINGS
-from tests.core.sim import Sim
+from tests.support.sim import Sim
 
 GROUP = "192.0.2.100"
 CLASSIC = dict(TIMINGS["classic"], tick_ms=50)

@@ -7,7 +7,7 @@ import os
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.core.sim import Sim
+from tests.support.sim import Sim
 
 NODES = st.sampled_from(["node1", "node2"])
 KEY = "192.0.2.100"

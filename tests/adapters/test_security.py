@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Two levels, as in docs/faults.md:
 
-- the simulated pair (tests/core/sim.py: two real ``Node`` objects on a
+- the simulated pair (tests/support/sim.py: two real ``Node`` objects on a
   simulated clock and line) for the statistics-free logic: frames captured
   from the line and fed back minutes later, after the peer rebooted, after we
   rebooted (the persisted generation floor), and forged frames of every kind
@@ -34,11 +34,11 @@ import pytest
 from hanode.core.auth import Auth
 from hanode.core.config import parse
 from hanode.core.frame import Frame, cobs_encode, encode, pack_body
-from tests.core.sim import HA_CF, Sim
-from tests.test_state import make_config_dir, run_daemon, stop_daemon
+from tests.support.sim import HA_CF, Sim
+from tests.adapters.test_state import make_config_dir, run_daemon, stop_daemon
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEY = b"0123456789abcdef0123456789abcdef"      # tests/core/sim.py's authkeys
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KEY = b"0123456789abcdef0123456789abcdef"      # tests/support/sim.py's authkeys
 GROUP = "192.0.2.100"
 ST_SHUTDONE = 3
 

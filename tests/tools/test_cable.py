@@ -19,7 +19,7 @@ import pytest
 from hanode.lab.cable import NullModem, NullModemError, PtyEndpoint, UnixSocketEndpoint
 
 BT = 10 / 19200  # seconds per byte at 19200 8N1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def open_end(path):

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from hanode.configdir import check_dir, load
 from hanode.core.config import ConfigError, Problem, check, parse_time_ms
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 

@@ -11,7 +11,7 @@ import pytest
 from hanode.checkconfig import summary
 from hanode.core.config import parse
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 TIGHT_KEY = (EXAMPLES / "tight" / "authkeys").read_text().split()[-1]
 

@@ -19,7 +19,7 @@ from hanode import uart
 from hanode.lab.cable import NullModem
 from hanode.uart import Serial, SerialException
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BACKENDS = ["termios", pytest.param("pyserial", marks=pytest.mark.skipif(
     uart._pyserial is None, reason="pyserial not installed"))]
 

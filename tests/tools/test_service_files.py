@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = os.path.join(REPO, "packaging", "hanode.service")
 SCRIPT = os.path.join(REPO, "packaging", "S45hanode")
 README = os.path.join(REPO, "packaging", "README.md")

@@ -22,7 +22,7 @@ import pytest
 from hanode import watchdog as wd
 from hanode.watchdog import HealthGate, Watchdog, WatchdogError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class LogRecorder:
