@@ -146,7 +146,8 @@ def summary(cfg: Config, scripts: Optional[Dict[str, str]] = None) -> List[str]:
                         how += " on %s" % r.dev
                     if r.prefixlen is None or not r.dev:
                         how += " (%s from the route to it)" % " and ".join(
-                            [w for w, known in (("prefix", r.prefixlen is not None), ("interface", r.dev)) if not known])
+                            [w for w, known in (("prefix", r.prefixlen is not None), ("interface", r.dev))
+                             if not known])
                     if r.label:
                         how += ", label %s" % r.label
                     if r.broadcast:

@@ -86,7 +86,8 @@ class SerialLink:
         self._replaced_before = 0
         self._closed = False
         # a frame takes 12.5 ms at 19200 baud and arrives a few bytes at a time
-        self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // (getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD) + 1)
+        baud = getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD
+        self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // baud + 1)
 
     @property
     def is_open(self):
@@ -243,7 +244,8 @@ class UdpLink:
     def _gone(self, error: OSError) -> None:
         self.gone_at_ms = aio.ticks_ms()
         self.log("error", "ucast %s %s: interface %s gone (%s); link down, binding again (after %d ms,"
-                 " doubling to %d ms)" % (self.dev, self.peer, self.dev, error.strerror, REOPEN_FIRST_MS, REOPEN_MAX_MS))
+                 " doubling to %d ms)"
+                 % (self.dev, self.peer, self.dev, error.strerror, REOPEN_FIRST_MS, REOPEN_MAX_MS))
         if self._wake is not None:
             self._wake()   # the reader closes the socket and binds again
 

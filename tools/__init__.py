@@ -1,5 +1,5 @@
-"""Developer tools for hanode: the null-modem simulator CLI, the frame sniffer, benchmarks.
+"""Developer tools for hanode: the frame sniffer, benchmarks (the cable is ``python -m hanode.lab``).
 
-Run them as modules from the source tree: ``python -m tools.nullmodem --help``,
-``python -m tools.sniff --help``.
+Run them as modules from the source tree: ``python -m tools.sniff --help``,
+``python -m tools.bench --help``.
 """

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 The input is a stream of timed chunks per direction: the JSON lines that
-``hanode.nullmodem`` logs (``{"t", "dir", "data"}``; events such as
+``hanode.lab.cable`` logs (``{"t", "dir", "data"}``; events such as
 ``cut``/``reconnect`` are shown in place), or what arrives on ``--port``.
 Each direction is split on the 0x00 delimiter exactly as the receiving node
 does, and every delimited payload is decoded with ``hanode.core.frame``'s
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "per frame its time, direction, size on the wire, sender, generation, sequence, state and "
                     "flags, held/want bitmaps and acknowledgement; then frames per direction, bytes per "
                     "frame, line utilisation and drops by reason.")
-    p.add_argument("log", nargs="?", help="nullmodem log file (--log of tools.nullmodem), '-' for stdin")
+    p.add_argument("log", nargs="?", help="nullmodem log file (--log of python -m hanode.lab), '-' for stdin")
     p.add_argument("--port", help="read a live serial port instead (e.g. /dev/ttyS1)")
     p.add_argument("--duration", type=float, help="with --port: stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--baud", type=int, help="line speed for utilisation (default: from the log, else 19200)")

@@ -15,6 +15,17 @@ mkdir -p "$TARGET/var/log"
 # The web service is a resource that hanode starts: make sure no S-link starts it at boot too.
 rm -f "$TARGET"/etc/init.d/S*webdemo*
 chmod 755 "$TARGET"/etc/init.d/*
+# The appliance carries no simulator: hanode/lab (the null-modem cable, the namespace test bed,
+# `hanode demo`) is for development machines.  Wherever the Python package landed (image/build:
+# dist-packages; Buildroot's python-package: python3.X/site-packages), drop it and its lines in
+# the wheel's RECORD, so the installed file list stays true.
+for site in "$TARGET"/usr/lib/python3*/dist-packages "$TARGET"/usr/lib/python3*/site-packages; do
+	[ -d "$site/hanode" ] || continue
+	rm -rf "$site/hanode/lab"
+	for record in "$site"/hanode-*.dist-info/RECORD; do
+		if [ -f "$record" ]; then sed -i '\|^hanode/lab/|d' "$record"; fi
+	done
+done
 # FHS's /var/run is /run (S45hanode keeps its pid file there)
 rm -rf "$TARGET/var/run"
 ln -s /run "$TARGET/var/run"

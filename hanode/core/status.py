@@ -69,7 +69,8 @@ def summary(node):
     """One line for systemd's STATUS= and the logs: alarms, role and peer state."""
     return "%s: %s%s%s, holds %s; peer %s %s" % (
         node.me, "".join("ALARM: %s; " % a for a in alarms(node, times=False)),
-        ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "", ("standby" if node.standby_mode else rscstatus(node)),
+        ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "",
+        ("standby" if node.standby_mode else rscstatus(node)),
         (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node))
 
 

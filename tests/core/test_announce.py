@@ -3,7 +3,7 @@
 Simulated pair, simulated clock; also run under MicroPython (tools/mpytest).
 """
 
-from tests.core.sim import Sim
+from tests.support.sim import Sim
 from tests.core.util import record, settled_pair
 
 GROUP = "192.0.2.100"   # preferred by node1

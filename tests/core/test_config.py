@@ -443,7 +443,8 @@ def test_logging_directives():
 
 def test_respawn_and_failfast():
     cfg = cfg_with("respawn hacluster /usr/lib/heartbeat/ipfail", "respawn root /usr/bin/mon -f /etc/mon.cf")
-    assert cfg.respawn == [("hacluster", ["/usr/lib/heartbeat/ipfail"]), ("root", ["/usr/bin/mon", "-f", "/etc/mon.cf"])]
+    assert cfg.respawn == [("hacluster", ["/usr/lib/heartbeat/ipfail"]),
+                           ("root", ["/usr/bin/mon", "-f", "/etc/mon.cf"])]
     find(cfg.warnings, "warning", "respawn of ipfail", 5)
     assert len(cfg.warnings) == 1
     find(probs_with("respawn hacluster"), "error", "respawn needs a user and a program", 5)
@@ -588,7 +589,8 @@ def test_keepalive_must_be_positive():
 
 
 def test_initdead_must_not_be_below_deadtime():
-    p = find(probs_with("deadtime 20", "initdead 15"), "error", "Initial dead time [15000 ms] is smaller than deadtime [20000 ms]", 6)
+    p = find(probs_with("deadtime 20", "initdead 15"), "error",
+             "Initial dead time [15000 ms] is smaller than deadtime [20000 ms]", 6)
     assert "at least deadtime" in p.message
 
 
@@ -696,13 +698,15 @@ def test_method_names_are_case_insensitive():
 # ----------------------------------------------------------------------------- haresources
 
 def test_groups_keys_and_preferred_nodes():
-    hr = "# web\nNODE1 192.0.2.100 httpd\n\nnode2   IPaddr::192.0.2.101/24/eth0   Filesystem::/dev/sda1::/data::ext3  mysql\n"
+    hr = ("# web\nNODE1 192.0.2.100 httpd\n\n"
+          "node2   IPaddr::192.0.2.101/24/eth0   Filesystem::/dev/sda1::/data::ext3  mysql\n")
     cfg = parse(HA, AK, hr, me="node1")
     assert [(g.preferred, g.key, g.line) for g in cfg.groups] == [
         ("node1", "192.0.2.100", 2), ("node2", "IPaddr::192.0.2.101/24/eth0", 4)]
     assert cfg.group("192.0.2.100") is cfg.groups[0]
     g = cfg.groups[1]
-    assert [r.token for r in g.resources] == ["IPaddr::192.0.2.101/24/eth0", "Filesystem::/dev/sda1::/data::ext3", "mysql"]
+    assert [r.token for r in g.resources] == ["IPaddr::192.0.2.101/24/eth0", "Filesystem::/dev/sda1::/data::ext3",
+                                              "mysql"]
     assert g.resources[1].script == "Filesystem" and g.resources[1].args == ["/dev/sda1", "/data", "ext3"]
     assert g.resources[2].script == "mysql" and g.resources[2].args == [] and not g.resources[2].is_ip
     try:
@@ -768,7 +772,8 @@ def test_empty_script_arguments_vanish_as_in_the_shell():
 
 
 def test_continuation_lines_and_their_line_numbers():
-    hr = "# groups\nnode1 192.0.2.100 \\\n   Filesystem::/dev/sda1::/data \\\n   httpd\nnode2 192.0.2.101 \\\n  mysql # db\n"
+    hr = ("# groups\nnode1 192.0.2.100 \\\n   Filesystem::/dev/sda1::/data \\\n   httpd\n"
+          "node2 192.0.2.101 \\\n  mysql # db\n")
     cfg = parse(HA, AK, hr, me="node1")
     assert [(g.key, g.line) for g in cfg.groups] == [("192.0.2.100", 2), ("192.0.2.101", 5)]
     assert [r.token for r in cfg.groups[0].resources] == ["192.0.2.100", "Filesystem::/dev/sda1::/data", "httpd"]
@@ -799,7 +804,8 @@ def test_preferred_node_must_be_listed():
 
 
 def test_group_keys_are_unique():
-    find(problems(hr="node1 httpd\nnode2 httpd\n"), "error", "group key [httpd] is already used by the group on line 1", 2)
+    find(problems(hr="node1 httpd\nnode2 httpd\n"), "error",
+         "group key [httpd] is already used by the group on line 1", 2)
 
 
 def test_same_address_in_two_groups_warns():

@@ -5,7 +5,7 @@ The escalation itself (stop petting the watchdog, run the reboot command, or blo
 agent's; here the node's ``Escalate`` output is the event, and a "reset" is the sim's power-off.
 """
 from hanode.core import status, wants
-from tests.core.sim import Sim
+from tests.support.sim import Sim
 
 KEY = "192.0.2.100"
 MINUTE_MS = 60000
@@ -112,7 +112,7 @@ def test_a_shutdown_whose_stop_keeps_failing_escalates_then_says_goodbye():
 
 def test_a_stop_that_works_on_a_retry_does_not_escalate():
     sim = cold_start()
-    n1, n2 = sim.box("node1"), sim.box("node2")
+    n1 = sim.box("node1")
     n1.fail_stop.add(KEY)
     n1.handle(n1.node.standby(sim.now))
     sim.run(wants.RETRY_MS // 2)

@@ -4,7 +4,7 @@ Each test tells one story a Heartbeat user relies on; timings are the tight
 example's (keepalive 100 ms, deadtime 500 ms) unless the story needs others.
 """
 
-from tests.core.sim import Box, Sim, make_config
+from tests.support.sim import Box, Sim, make_config
 from hanode.core.node import Node
 from hanode.core import wants
 
@@ -370,7 +370,7 @@ def test_group_found_active_at_start_is_adopted_then_handed_back():
     assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node2"], 3000) is not None
     sim.power_off("node2")
     sim.generations["node2"] += 1
-    from tests.core.sim import Box
+    from tests.support.sim import Box
     box = Box(sim, "node2", sim.generations["node2"])
     sim.boxes["node2"] = box
     box.active[KEY] = True

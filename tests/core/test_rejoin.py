@@ -7,7 +7,7 @@ peer.  ``persist_floors`` makes each box keep the peer's generation across its
 own restarts, as the daemon's state directory does.
 """
 
-from tests.core.sim import Sim
+from tests.support.sim import Sim
 from tests.core.util import record, settled_pair
 from hanode.core.auth import Auth
 from hanode.core.frame import (Control, Decoder, Frame, TYPE_CHALLENGE, TYPE_REJOIN, cobs_decode,

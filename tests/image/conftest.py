@@ -1,7 +1,8 @@
 """Fixtures for the appliance image tests: the image (built or reused), and a pair of boxes.
 
 Each board's image is built once per session with image/build (incremental: cached debs, ~30 s)
-unless HANODE_IMAGE_REUSE=1 and output/<board>/disk.img (sdcard.img for the armhf board) exists.  Each pair gets a private
+unless HANODE_IMAGE_REUSE=1 and output/<board>/disk.img (sdcard.img for the armhf board) exists.
+Each pair gets a private
 directory in /tmp (unix socket paths must stay short) for its qcow2 overlays, the two LAN
 datagram sockets and the two cable sockets; the null-modem simulator joins the cable sockets at
 19200 baud.  Everything is torn down even when a test fails: both QEMUs are killed by PID, the

@@ -142,7 +142,7 @@ class Pair:
                  board2: str = BOARD) -> None:
         """Box 1 (node1) from IMAGE of BOARD1, box 2 (node2) from IMAGE2 (default: the same) of
         BOARD2: a mixed pair is two boards on the one cable and LAN."""
-        from hanode.nullmodem import NullModem, UnixSocketEndpoint
+        from hanode.lab.cable import NullModem, UnixSocketEndpoint
 
         self.dir = tempfile.mkdtemp(prefix="hnimg%d-" % os.getpid())
         lan1 = os.path.join(self.dir, "lan1.sock")

@@ -81,6 +81,7 @@ def test_disk_image_layout(image_dir: str) -> None:
                  "usr/lib/python3/dist-packages/hanode/cli.py", "etc/modules.order"):
         assert path in listing, "rootfs.cpio.gz lacks /" + path
     assert not any(re.match(r"etc/init.d/S\d\dwebdemo", p) for p in listing), "webdemo must not have an S-link"
+    assert not any("/hanode/lab" in p for p in listing), "the appliance must not carry the test bed (hanode/lab)"
     assert any(p.endswith("/i6300esb.ko") for p in listing) and any(p.endswith("/e1000.ko") for p in listing)
 
 

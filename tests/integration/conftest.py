@@ -6,7 +6,7 @@ namespaces joined by a bridge that lives in its own namespace, addresses from
 of them down, even when the test fails or is interrupted. ``lan2`` is the
 common case: two nodes, ``eth0`` = 192.0.2.1 and 192.0.2.2. Other helpers
 (running commands or Python callables inside a namespace) live in
-``helpers.py``; import them with ``from helpers import in_netns, ns_run``.
+``tests/support/helpers.py``; import them with ``from helpers import in_netns, ns_run``.
 
 Tests here need root (they create namespaces); without it they are skipped
 with the reason, rather than failing in confusing ways.
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
 import helpers  # noqa: E402  (needs the path above)
 
 

@@ -4,15 +4,15 @@ Theory of operation
 -------------------
 Two test beds, named in every test and in the matrix:
 
-- **sim** - tests/core/sim.py's simulated pair (two real ``Node`` objects, a
+- **sim** - tests/support/sim.py's simulated pair (two real ``Node`` objects, a
   simulated clock and line), extended here by ``LineSim`` with the line faults
   the plain sim lacks: a real bit error rate (geometric gaps between flipped
-  bits, as hanode.nullmodem draws them), bursts of noise bytes that can land
+  bits, as hanode.lab.cable draws them), bursts of noise bytes that can land
   inside a frame, latency jitter that never reorders bytes, and a cut that
   leaves the frame on the wire half-delivered.  It is deterministic and runs
   simulated hours in seconds, so it carries the statistics: long runs at the
   classic timing, sweeps of the power-loss instant, many flapping cycles;
-- **lab** - ``hanode.lab.Lab``: real ``hanode run`` processes in network
+- **lab** - ``hanode.lab.bed.Lab``: real ``hanode run`` processes in network
   namespaces on a bridge, the paced 19200-baud null-modem between real PTYs,
   real VIPs watched through netlink, real init scripts.  It runs a short,
   representative form of each fault (marked ``integration``).
@@ -33,11 +33,12 @@ import time
 
 import pytest
 
-from tests.core.sim import Sim
+from hanode.lab.presets import TIMINGS
+from tests.support.sim import Sim
 
 GROUP = "192.0.2.100"
-CLASSIC = dict(keepalive="1", warntime="5", deadtime="15", initdead="60", tick_ms=50)
-TIGHT = dict(keepalive="100ms", warntime="300ms", deadtime="500ms", initdead="2", tick_ms=5)
+CLASSIC = dict(TIMINGS["classic"], tick_ms=50)
+TIGHT = dict(TIMINGS["tight"], initdead="2", tick_ms=5)
 MINUTE = 60 * 1000
 HOUR = 60 * MINUTE
 
@@ -299,8 +300,7 @@ def test_sim_flapping_cable_with_the_lan_down_too_heals_every_time():
 
 # ====================================================================== sim: power loss mid hand-over
 def _handover_sim(action_ms):
-    sim = LineSim(seed=4, action_ms=action_ms, tick_ms=5, keepalive="100ms", warntime="300ms",
-                  deadtime="500ms", initdead="2")
+    sim = LineSim(seed=4, action_ms=action_ms, **TIGHT)
     sim.power_on("node1")
     sim.power_on("node2")
     assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 10000) is not None
@@ -344,7 +344,7 @@ LAB_SLACK_S = 2.0      # added to protocol bounds on the lab (2 shared cores, ot
 
 
 def make_lab(**kwargs):
-    from hanode.lab import Lab, LabError
+    from hanode.lab.bed import Lab, LabError
     lab = Lab(**kwargs)
     try:
         lab.__enter__()

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Each test builds its own ``hanode.lab.Lab`` (``with pair(...) as lab:``, so the
+Each test builds its own ``hanode.lab.bed.Lab`` (``with pair(...) as lab:``, so the
 namespaces, PTYs and every process it started are gone afterwards, also on
 failure): namespaces node1, node2 and client on a private bridge (192.0.2.0/24
 only), a 19200-baud null-modem between two PTYs, per-node /etc/ha.d with VIP
@@ -29,7 +29,8 @@ import time
 import pytest
 
 from hanode.control import ControlError, request
-from hanode.lab import KEY, TIMINGS, VIP, WEBAPP, Lab
+from hanode.lab.bed import VIP, WEBAPP, Lab
+from hanode.lab.presets import KEY, TIMINGS
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +165,8 @@ def webapp_with(start_prefix="", stop_suffix=""):
     if start_prefix:
         text = text.replace("start)\n", "start)\n" + start_prefix, 1)
     if stop_suffix:
-        text = text.replace('rm -f "$PIDFILE"; fi\n    exit 0 ;;', 'rm -f "$PIDFILE"; fi\n' + stop_suffix + "    exit 0 ;;", 1)
+        text = text.replace('rm -f "$PIDFILE"; fi\n    exit 0 ;;',
+                            'rm -f "$PIDFILE"; fi\n' + stop_suffix + "    exit 0 ;;", 1)
     assert text != WEBAPP, "the lab's webapp script changed shape; update webapp_with()"
     return text
 
@@ -337,7 +339,8 @@ def test_start_failing_on_node1_moves_the_group_to_node2():
 
         assert first_log(lab, "node1", r"^webapp: cannot bind port 80 on node1$")    # script output, logged
         assert first_log(lab, "node1", r"Return code 1 from .*/webapp")
-        assert first_log(lab, "node1", r"^Giving up resource group %s due to a failed start \(1 of \d+ here\); node2 may take it"
+        assert first_log(lab, "node1", r"^Giving up resource group %s due to a failed start \(1 of \d+ here\); "
+                                       r"node2 may take it"
                          % re.escape(GROUP))
         # node1 retries a failed group every 5 s, and only if nobody holds it: watch past that
         time.sleep(5.5)

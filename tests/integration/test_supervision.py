@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Each test builds its own ``hanode.lab.Lab`` (namespaces node1/node2/client on a private bridge,
+Each test builds its own ``hanode.lab.bed.Lab`` (namespaces node1/node2/client on a private bridge,
 a 19200-baud null-modem between two PTYs, real ``hanode run`` processes) and always tears it
 down (``with Lab(...)``). The faults are the real ones: SIGSTOP/SIGCONT/SIGKILL of the agent's
 PID, and a "reset" that is the lab's power-off (every process in the namespace SIGKILLed, the
@@ -22,7 +22,6 @@ protocol's own figure plus an explicit margin for scheduling noise (LOAD_MARGIN_
 failure means hanode was late by more than a loaded machine explains.
 """
 import os
-import re
 import select
 import shutil
 import signal
@@ -36,7 +35,7 @@ from typing import Any, List, Optional, Tuple
 
 import pytest
 
-from hanode.lab import Lab, NODES
+from hanode.lab.bed import Lab, NODES
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +53,6 @@ CLIENT_INTERVAL_S = 0.2
 FROZEN_DOUBLE_S = 0.5     # probe off: how long node1 stays frozen after node2 has taken the VIP
 DIAG_LINES = int(os.environ.get("HANODE_TEST_DIAG_LINES", "40"))
 
-LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
 _labs = 0
 
 
@@ -77,14 +75,7 @@ def new_lab(**kwargs: Any) -> Lab:
 # ------------------------------------------------------------------ observing
 def log_events(lab: Lab, node: str) -> List[Tuple[float, str, str]]:
     """(epoch seconds, level, text) of every line of the node's log (all its runs)."""
-    events = []
-    for line in lab.log_text(node).splitlines():
-        m = LOG_LINE.match(line)
-        if m:
-            stamp = (time.mktime(time.strptime(m.group(1)[:19], "%Y/%m/%d_%H:%M:%S"))
-                     + int(m.group(1)[20:]) / 1000.0)
-            events.append((stamp, m.group(2), m.group(3)))
-    return events
+    return lab.log_lines(node)
 
 
 def first_log(lab: Lab, node: str, text: str, since: float = 0.0) -> Optional[float]:
@@ -377,7 +368,8 @@ def test_reset_of_the_frozen_node_lets_the_peer_take_over():
         bound = DEADTIME_S + PROBE_RETRY_S + PROBE_S + LOAD_MARGIN_S
         assert takeover <= bound, why(takeover, bound, lab=lab)
         assert double_ms_since(lab, t_stop) == 0.0, diag(lab)
-        assert first_log(lab, "node2", "acquired", t_reset) is not None or lab.status("node2")["groups"][0]["held_by"] == "node2"
+        assert (first_log(lab, "node2", "acquired", t_reset) is not None
+                or lab.status("node2")["groups"][0]["held_by"] == "node2")
         print("\nreset of frozen node1: node2's VIP %.0f ms after the reset (bound %.0f ms), served %.0f ms "
               "after; %.0f ms after the freeze; double VIP 0 ms"
               % (takeover * 1000, bound * 1000, (t_served - t_reset) * 1000, (t_vip - t_stop) * 1000))

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from hanode.lab import Lab, ADDRS, NODES
+from hanode.lab.bed import Lab, ADDRS, NODES
+from hanode.lab.cable import NullModem, PtyEndpoint
 from hanode.links import REOPEN_MAX_MS
-from hanode.nullmodem import NullModem, PtyEndpoint
 
 pytestmark = pytest.mark.integration
 

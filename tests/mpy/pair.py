@@ -39,10 +39,10 @@ import gc
 # the heap is still in one piece (this alone moves the smallest working heap by ~40 KB)
 from hanode.core.config import parse
 gc.collect()
-from hanode.core.node import Node
+from hanode.core.node import Node  # noqa: E402  (after the collect, on purpose)
 gc.collect()
-from hanode import aio
-from hanode.agent import Agent
+from hanode import aio  # noqa: E402
+from hanode.agent import Agent  # noqa: E402
 
 HEAP = hasattr(gc, "mem_alloc")    # MicroPython: report the live heap
 

@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from hanode.nullmodem import NullModem
+from hanode.lab.cable import NullModem
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODE_SCRIPT = os.path.join(ROOT, "tests", "mpy", "serialnode.py")
@@ -96,7 +96,8 @@ class Box:
         self.generation += 1
         out = open(os.path.join(self.dir, "out.%d" % self.boots), "wb")
         if self.runtime == "micropython":
-            argv = [micropython(), "-X", "heapsize=" + SMALL_HEAP, NODE_SCRIPT, self.dir, self.name, str(self.generation), self.events]
+            argv = [micropython(), "-X", "heapsize=" + SMALL_HEAP, NODE_SCRIPT, self.dir, self.name,
+                    str(self.generation), self.events]
             env = dict(os.environ, MICROPYPATH=ROOT + os.pathsep + ".frozen")
         else:
             argv = [sys.executable, "-m", "hanode", "run", "--config-dir", self.dir, "--node", self.name,

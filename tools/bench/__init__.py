@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Every figure runs real agents (``hanode run``) in network namespaces joined by
-the paced 19200-baud null-modem, built with ``hanode.lab.Lab`` and measured
+the paced 19200-baud null-modem, built with ``hanode.lab.bed.Lab`` and measured
 from outside: the cable's byte log, netlink and ARP seen from the LAN, the
 client's HTTP requests, the agents' logs, counters and /proc.  One module per
 figure, each with ``run(ctx) -> dict`` returning a title, the machine, the

@@ -75,7 +75,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 # the order figures run in: cheap ones first, and the ones whose steady windows others reuse
-RUN_ORDER = ("codec", "memory", "footprint", "jitter", "wire", "safe", "failover", "compare")   # see jitter.py on its order
+# see jitter.py on its order
+RUN_ORDER = ("codec", "memory", "footprint", "jitter", "wire", "safe", "failover", "compare")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -165,7 +166,8 @@ def readme_section(report: Dict[str, Any]) -> str:
              "other tests' namespaces up to %d%s). Rerun that command to regenerate this table; the full "
              "figures are in `docs/performance.md`."
              % (" ".join(meta["argv"]), meta["date"], meta["machine_line"], meta["max_load_seen"],
-                meta["other_namespaces_seen"], "" if meta["representative"] else ": a busy machine, not representative"),
+                meta["other_namespaces_seen"],
+                "" if meta["representative"] else ": a busy machine, not representative"),
              ""]
     lines += table(fig["table"]["columns"], fig["table"]["rows"], markdown=True)
     lines += ["- " + n for n in fig.get("notes", [])]

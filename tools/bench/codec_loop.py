@@ -24,6 +24,7 @@ except ImportError:   # started from elsewhere: the repository is three levels u
 
 from hanode.core.auth import Auth
 from hanode.core.frame import NEW, Decoder, Frame, ReplayGuard, encode, decode_one
+from hanode.lab.presets import KEY as LAB_KEY
 
 if hasattr(time, "ticks_us"):
     def _now_us():
@@ -38,7 +39,7 @@ else:
     def _diff(a, b):
         return a - b
 
-KEY = b"0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+KEY = LAB_KEY.encode()
 
 
 def rate(fn, seconds):

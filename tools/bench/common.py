@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The figures measure real agents: ``Pair`` wraps a ``hanode.lab.Lab`` (three
+The figures measure real agents: ``Pair`` wraps a ``hanode.lab.bed.Lab`` (three
 namespaces on a private bridge, the paced 19200-baud null-modem between two
 PTYs, ``hanode run`` on both nodes) without changing it.  It starts both
 agents, waits until node1 holds the VIP, and then measures ``window``s: a
@@ -43,19 +43,12 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from hanode.lab import NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
+from hanode.lab.bed import NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
+from hanode.lab.presets import TIMINGS  # noqa: F401  (re-exported for the figures)
 
-LOG_LINE_TIME = "%Y/%m/%d_%H:%M:%S"
 BYTE_TIME_MS = 10 * 1000.0 / 19200   # one 8N1 byte at 19200 baud
 LINE_BYTES_PER_S = 19200 / 10.0
 
-# (keepalive, deadtime) timings the figures use, as ha.cf values
-TIMINGS = {
-    "classic": {"keepalive": "1", "warntime": "5", "deadtime": "15", "initdead": "60"},
-    "tight": {"keepalive": "100ms", "warntime": "300ms", "deadtime": "500ms", "initdead": "10"},
-    "fast": {"keepalive": "50ms", "warntime": "150ms", "deadtime": "250ms", "initdead": "10"},
-    "edge": {"keepalive": "50ms", "warntime": "100ms", "deadtime": "150ms", "initdead": "10"},
-}
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -322,20 +315,7 @@ def mem_kb(pid: int) -> Dict[str, int]:
 # ------------------------------------------------------------------ logs
 def log_lines(lab: Lab, node: str) -> List[Tuple[float, str, str]]:
     """(time, LEVEL, message) of the node's log; times have the log's ms resolution."""
-    out = []
-    for line in lab.log_text(node).splitlines():
-        # 2025/11/25_16:20:28.123 hanode[123]: WARNING: node node1: is dead
-        head, sep, rest = line.partition(" hanode[")
-        if not sep or len(head) != 23:
-            continue
-        try:
-            stamp = time.mktime(time.strptime(head[:19], LOG_LINE_TIME)) + int(head[20:23]) / 1000.0
-        except ValueError:
-            continue
-        _, _, after = rest.partition("]: ")
-        level, _, msg = after.partition(": ")
-        out.append((stamp, level, msg))
-    return out
+    return lab.log_lines(node)
 
 
 def first_line(lab: Lab, node: str, text: str, since: float, until: float = math.inf) -> Optional[float]:
@@ -391,7 +371,8 @@ def lab_auth(lab: Lab) -> Any:
     return Auth.from_config(cfg)
 
 
-def cable_frames(lab: Lab, auth: Any, since: float = 0.0, until: float = math.inf) -> Dict[str, List[Tuple[float, int, str]]]:
+def cable_frames(lab: Lab, auth: Any, since: float = 0.0,
+                 until: float = math.inf) -> Dict[str, List[Tuple[float, int, str]]]:
     """Frames on each direction of the cable: (time the 0x00 left the line, bytes, verdict).
 
     Verdict is "ok" or decode_one's reason ("bad_tag", "garbage", ...).  a>b is
@@ -552,7 +533,8 @@ class Pair:
                 "wakeups_per_s": round((wk1 - wk0) / span, 1) if wk0 is not None and wk1 is not None else None,
                 "reads_per_s": round((rd1 - rd0) / span, 1) if rd0 is not None and rd1 is not None else None,
                 "cpu_pct": round((ns1 - ns0) / 1e9 / span * 100, 3) if ns0 is not None and ns1 is not None else None,
-                "cpu_pct_stat": round((tk1 - tk0) / clk / span * 100, 3) if tk0 is not None and tk1 is not None else None,
+                "cpu_pct_stat": (round((tk1 - tk0) / clk / span * 100, 3)
+                                 if tk0 is not None and tk1 is not None else None),
                 "rss_kb": mem.get(n, {}).get("VmRSS"), "hwm_kb": mem.get(n, {}).get("VmHWM"),
                 "rss_anon_kb": mem.get(n, {}).get("RssAnon"), "threads": mem.get(n, {}).get("Threads"),
             }

@@ -36,7 +36,7 @@ import signal
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from hanode.lab import NODES, Lab
+from hanode.lab.bed import NODES, Lab
 
 from tools.bench import FIGURES
 from tools.bench.common import (LINE_BYTES_PER_S, BenchError, Context, TIMINGS, cable_frames, cable_realtime, cpu_ns,
@@ -304,7 +304,8 @@ def _signal_all(pids: List[int], sig: int) -> None:
 def hung_node(peer: Peer, lab: Lab, hold_s: float) -> Dict[str, Any]:
     """node1's daemon processes SIGSTOPped (its resources keep running), SIGCONT after hold_s."""
     pids = peer.pids(lab, "node1")
-    return fault(peer, lab, hold_s, lambda: _signal_all(pids, signal.SIGSTOP), lambda: _signal_all(pids, signal.SIGCONT))
+    return fault(peer, lab, hold_s, lambda: _signal_all(pids, signal.SIGSTOP),
+                 lambda: _signal_all(pids, signal.SIGCONT))
 
 
 def pulled_cable(peer: Peer, lab: Lab, hold_s: float) -> Dict[str, Any]:
@@ -465,8 +466,8 @@ def report(ctx: Context, peers: List[Dict[str, Any]], ladder: List[Dict[str, Any
     notes = []
     if ladder:
         notes.append("Heartbeat's ladder (keepalive ms: line use, dead node in the soak): " + ", ".join(
-            "%d: %s" % (t["keepalive_ms"], t.get("error") or "%.0f %%%s" % (100 * t["line_use"],
-                                                                              ", false failover" if t["false_failover"] else ""))
+            "%d: %s" % (t["keepalive_ms"], t.get("error") or "%.0f %%%s" % (
+                100 * t["line_use"], ", false failover" if t["false_failover"] else ""))
             for t in ladder))
     if ctx.quick:
         notes.append("--quick: Heartbeat at 500 ms / 1.5 s without the ladder, no classic power losses, "

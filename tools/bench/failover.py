@@ -35,7 +35,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.lab import Watcher
+from hanode.lab.bed import Watcher
 
 from tools.bench import FIGURES
 from tools.bench.common import (BenchError, Context, Pair, TIMINGS, VIP, cable_frames, dist, first_line,
@@ -112,8 +112,9 @@ def run(ctx: Context) -> Dict[str, Any]:
         "method": ("Real agents in namespaces over the paced 19200-baud null-modem; one lab per timing, "
                    "N power losses of node1 (SIGKILL of every process in its namespace + LAN link down) "
                    "at a random phase of the heartbeat, each followed by power-on and auto_failback. "
-                   "Time zero = the SIGKILL (the link goes down a few ms later). detection = node2's 'is dead' log line (ms "
-                   "resolution); after last beat = the same from node1's last frame on the cable; VIP up = "
+                   "Time zero = the SIGKILL (the link goes down a few ms later). "
+                   "detection = node2's 'is dead' log line (ms resolution); "
+                   "after last beat = the same from node1's last frame on the cable; VIP up = "
                    "netlink RTM_NEWADDR in node2's namespace; GARP = first gratuitous ARP from node2 seen "
                    "by an AF_PACKET socket in the client namespace (kernel timestamp); client = start of "
                    "the first HTTP GET answered by node2 (client every 25 ms, 50 ms classic); failback "

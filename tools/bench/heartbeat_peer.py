@@ -45,13 +45,12 @@ missing otherwise.
 """
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.lab import KEY, NODES, Lab
+from hanode.lab.bed import KEY, Lab
 
 HEARTBEAT = "/usr/libexec/heartbeat/heartbeat"
 HA_ETC = "/etc/ha.d"

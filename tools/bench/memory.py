@@ -150,7 +150,8 @@ def probe(ctx: Context, layers: List[Any], lock: Any = False, nossl: bool = Fals
     # interpreter of the same version too (pyroute2 is pure Python)
     site = os.path.dirname(os.path.dirname(pyroute2.__file__))
     env["PYTHONPATH"] = os.pathsep.join(([path] if path else []) + [REPO_ROOT, site])
-    argv = [python, "-S", "-c", PROBE, lock if isinstance(lock, str) else "lock" if lock else "nolock", "nossl" if nossl else "ssl", json.dumps(layers)]
+    lock_arg = lock if isinstance(lock, str) else "lock" if lock else "nolock"
+    argv = [python, "-S", "-c", PROBE, lock_arg, "nossl" if nossl else "ssl", json.dumps(layers)]
     if (ctx.pycache, python, path) not in WARMED:
         # once per interpreter: its bytecode into the bench's cache prefix (else the probe compiles
         # every module it imports and measures the compiler)
@@ -170,7 +171,8 @@ def _mb(kb: Optional[int]) -> str:
 def run(ctx: Context) -> Dict[str, Any]:
     from importlib.metadata import version
     ctx.say("memory: import ladder, realtime off and on")
-    off = probe(ctx, LADDER + [(label, mods) for label, mods in SINGLES if not any(m.startswith("-") for m in mods)])[:len(LADDER)]
+    singles = [(label, mods) for label, mods in SINGLES if not any(m.startswith("-") for m in mods)]
+    off = probe(ctx, LADDER + singles)[:len(LADDER)]
     on = probe(ctx, LADDER, lock=True)
     onfault = probe(ctx, LADDER, lock="onfault")
     rows = []
@@ -229,7 +231,8 @@ def run(ctx: Context) -> Dict[str, Any]:
     return {
         "title": TITLE,
         "machine": machine_line(ctx.machine),
-        "method": ("Fresh CPython interpreters (warm bytecode cache, -S: no site .pth files) import the run path layer by layer, "
+        "method": ("Fresh CPython interpreters (warm bytecode cache, -S: no site .pth files) import the run path "
+                   "layer by layer, "
                    "cumulatively, and read /proc/self/smaps_rollup (RSS, PSS, USS = private clean + dirty) "
                    "and /proc/self/status (VmLck) after each layer; once as realtime off and once after "
                    "mlockall(MCL_CURRENT|MCL_FUTURE) as realtime on does. Then single imports on a bare "

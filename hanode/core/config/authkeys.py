@@ -11,7 +11,7 @@ from hanode.core.config.values import is_digits, split_lines
 
 
 # Keys published with hanode (issue 13 finding 12): a pair using one is authenticated by nothing.
-# tests/test_checkconfig.py checks that every key in examples/ and board/ is listed here.
+# tests/adapters/test_checkconfig.py checks that every key in examples/ and board/ is listed here.
 EXAMPLE_KEYS = {
     "example-pair-key-change-me": "the factory image (board/qemu-x86_64/data/etc/ha.d/authkeys)",
     "9f3c1e7a52d08b64c2e5f19a7d3b80e6a4c95f2718d06be3f7a1c48e2b95d063": "examples/tight/authkeys",

@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from hanode.nullmodem import NullModem
+from hanode.lab.cable import NullModem
 from hanode.uart import Serial, SerialException, lock
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -520,7 +520,7 @@ def say_until(port, word, proc, timeout):
 @pytest.mark.parametrize("runtime", ["cpython", "micropython"])
 def test_serial_link_reopens_a_device_that_hung_up_and_came_back(tmp_path, runtime):
     from hanode.links import REOPEN_MAX_MS
-    from hanode.nullmodem import PtyEndpoint
+    from hanode.lab.cable import PtyEndpoint
     names = [str(tmp_path / "ttyA"), str(tmp_path / "ttyB")]
     argv, env = interpreter(runtime)
     cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()

@@ -13,7 +13,7 @@ needed), so a crash found once stays a test forever.
 
 Long run (documented in docs/faults.md)::
 
-    HANODE_FUZZ_SECONDS=3600 python3 -m pytest -q tests/test_fuzz.py
+    HANODE_FUZZ_SECONDS=3600 python3 -m pytest -q tests/fuzz/test_fuzz.py
     # or one harness, keeping its corpus between runs:
     python3 tests/fuzz/fuzz_decoder.py --seeds corpus/decoder corpus/decoder -max_total_time=3600
 """
@@ -26,8 +26,8 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FUZZ = os.path.join(HERE, "fuzz")
-REPO = os.path.dirname(HERE)
+FUZZ = HERE
+REPO = os.path.dirname(os.path.dirname(HERE))
 HARNESSES = ("decoder", "hacf", "authkeys", "haresources")
 SECONDS = float(os.environ.get("HANODE_FUZZ_SECONDS", "15"))
 # config harnesses: the examples are < 1 KB; longer random text only finds the parser's

@@ -16,10 +16,10 @@ import time
 
 import pytest
 
-from hanode.nullmodem import NullModem, NullModemError, PtyEndpoint, UnixSocketEndpoint
+from hanode.lab.cable import NullModem, NullModemError, PtyEndpoint, UnixSocketEndpoint
 
 BT = 10 / 19200  # seconds per byte at 19200 8N1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def open_end(path):
@@ -434,7 +434,7 @@ def test_unix_socket_ends_connect_reconnect_and_wait_for_the_server(tmp_path):
 def _start_cli(tmp_path, *extra):
     la, lb = str(tmp_path / "ttyA"), str(tmp_path / "ttyB")
     ctl, log = str(tmp_path / "nm.sock"), str(tmp_path / "nm.log")
-    proc = subprocess.Popen([sys.executable, "-m", "tools.nullmodem", "--link-a", la, "--link-b", lb,
+    proc = subprocess.Popen([sys.executable, "-m", "hanode.lab", "--link-a", la, "--link-b", lb,
                              "--control", ctl, "--log", log] + list(extra),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
@@ -498,13 +498,13 @@ def test_cli_control_socket_and_signals(tmp_path):
 
 
 def test_cli_help_and_bad_options(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "tools.nullmodem", "--help"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "hanode.lab", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 0 and "--socket-a" in out.stdout and "SIGUSR1" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "tools.nullmodem", "--drop", "2"], cwd=ROOT,
+    bad = subprocess.run([sys.executable, "-m", "hanode.lab", "--drop", "2"], cwd=ROOT,
                          capture_output=True, text=True, timeout=10)
     assert bad.returncode == 2 and "drop must be in [0, 1)" in bad.stderr
-    both = subprocess.run([sys.executable, "-m", "tools.nullmodem", "--link-a", str(tmp_path / "x"),
+    both = subprocess.run([sys.executable, "-m", "hanode.lab", "--link-a", str(tmp_path / "x"),
                            "--socket-a", str(tmp_path / "y")], cwd=ROOT, capture_output=True, text=True,
                           timeout=10)
     assert both.returncode == 2 and "exclusive" in both.stderr

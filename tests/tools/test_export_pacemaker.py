@@ -2,7 +2,7 @@
 
 Every exported CIB goes through ``crm_verify``; placement is decided by
 ``crm_simulate`` and compared with what hanode's core does in the simulated pair
-(tests/core/sim.py) for the same files; ``corosync -t`` parses corosync.conf and
+(tests/support/sim.py) for the same files; ``corosync -t`` parses corosync.conf and
 reads the authkey inside a network namespace that owns the node's address (it
 insists on finding the local node); the crm and pcs scripts are run against an
 empty CIB file offline and must build the same configuration as the CIB.
@@ -19,10 +19,10 @@ import pytest
 
 from hanode.configdir import load
 from hanode.export import pacemaker
-from hanode.lab import Lab
-from tests.core.sim import Sim
+from hanode.lab.bed import Lab
+from tests.support.sim import Sim
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODES = ("node1", "node2")
 ADDRESSES = {"node1": "192.0.2.11", "node2": "192.0.2.12"}
 KEY = "1 hmac-sha256 4a1f0c9e7d2b5a8f3e6c1d0b9a7f5e3c"

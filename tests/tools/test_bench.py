@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIGURES = ("failover", "safe", "wire", "jitter", "footprint", "codec", "memory")   # a run without --only
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from hanode.notify import SystemdNotifier
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # hanode's side: report what the notifier decided, prove children do not inherit the variables,
 # then send what the agent sends over a life: READY, STATUS, two watchdog pets, STOPPING.

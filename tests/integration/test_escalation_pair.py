@@ -25,7 +25,7 @@ import time
 import pytest
 
 from hanode.core import wants
-from hanode.lab import NODES, PREFIXLEN, VIP
+from hanode.lab.bed import NODES, PREFIXLEN, VIP
 from test_supervision import (DEADTIME_S, KEEPALIVE_S, LOAD_MARGIN_S, PROBE_S, WatchdogFifo, count_log,
                               diag, first_log, first_vip_since, new_lab, served_by, start_pair, why)
 

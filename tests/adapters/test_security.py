@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Two levels, as in docs/faults.md:
 
-- the simulated pair (tests/core/sim.py: two real ``Node`` objects on a
+- the simulated pair (tests/support/sim.py: two real ``Node`` objects on a
   simulated clock and line) for the statistics-free logic: frames captured
   from the line and fed back minutes later, after the peer rebooted, after we
   rebooted (the persisted generation floor), and forged frames of every kind
@@ -34,11 +34,11 @@ import pytest
 from hanode.core.auth import Auth
 from hanode.core.config import parse
 from hanode.core.frame import Frame, cobs_encode, encode, pack_body
-from tests.core.sim import HA_CF, Sim
-from tests.test_generation import make_config_dir, run_daemon, stop_daemon
+from tests.support.sim import HA_CF, Sim
+from tests.adapters.test_generation import make_config_dir, run_daemon, stop_daemon
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEY = b"0123456789abcdef0123456789abcdef"      # tests/core/sim.py's authkeys
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KEY = b"0123456789abcdef0123456789abcdef"      # tests/support/sim.py's authkeys
 GROUP = "192.0.2.100"
 ST_SHUTDONE = 3
 
@@ -453,7 +453,7 @@ def _wait(lab, predicate, timeout, what):
 
 @pytest.mark.integration
 def test_real_pair_rejects_replayed_and_forged_frames_from_a_cable_tap():
-    from hanode.lab import Lab, LabError
+    from hanode.lab.bed import Lab, LabError
     try:
         lab = Lab(timing="tight")
         lab.__enter__()
@@ -462,8 +462,10 @@ def test_real_pair_rejects_replayed_and_forged_frames_from_a_cable_tap():
     try:
         lab.start("node1")
         lab.start("node2")
-        settled = lambda: _status(lab, "node2")["groups"][0]["held_by"] == "node1" and \
-            _status(lab, "node1")["groups"][0]["state"] == "running"
+        def settled() -> bool:
+            return (_status(lab, "node2")["groups"][0]["held_by"] == "node1"
+                    and _status(lab, "node1")["groups"][0]["state"] == "running")
+
         _wait(lab, settled, 30, "cold start")
         time.sleep(1.0)
         old = [f for f in cable_frames(lab) if len(f) == 24][-10:]
@@ -532,5 +534,5 @@ def test_real_pair_rejects_replayed_and_forged_frames_from_a_cable_tap():
 
 
 def lab_key():
-    from hanode.lab import KEY as LAB_KEY
+    from hanode.lab.presets import KEY as LAB_KEY
     return LAB_KEY.encode()

@@ -17,7 +17,8 @@ def test_restarts_a_dying_child_and_respects_exit_100(tmp_path, monkeypatch):
     counter = tmp_path / "starts"
     script = tmp_path / "child.sh"
     # dies twice, then says "do not restart me"
-    script.write_text("#!/bin/sh\necho x >> %s\nn=$(wc -l < %s)\n[ $n -ge 3 ] && exit 100\nexit 1\n" % (counter, counter))
+    script.write_text("#!/bin/sh\necho x >> %s\nn=$(wc -l < %s)\n[ $n -ge 3 ] && exit 100\nexit 1\n"
+                      % (counter, counter))
     script.chmod(0o755)
     logs = []
 

@@ -11,7 +11,7 @@ from hanode.configdir import check_dir, load
 from hanode.core.config import ConfigError, Problem, check, parse_time_ms
 from hanode.core.config.authkeys import EXAMPLE_KEYS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 
 

@@ -3,7 +3,7 @@
 The daemon wires argv -> config -> adapters -> agent; every OS concern lives in an adapter
 module (logs, realtime, resources, watchdog, notify, control, generation, ...). The shape test
 below fails when logic creeps back into it; the tests at the end run the daemon for real, as do
-tests/test_generation.py, tests/test_security.py and tests/integration/.
+tests/adapters/test_generation.py, tests/adapters/test_security.py and tests/integration/.
 """
 import ast
 import os
@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from hanode.core.config import ConfigError, parse
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON = os.path.join(REPO, "hanode", "daemon.py")
 MAX_LINES = 300
 MAX_FUNCTION_LINES = 60
@@ -65,7 +65,7 @@ def _frozen_run(tmp_path, extra_ha_cf=""):
     """`hanode run` (node1, no peer), SIGSTOPped for 1 s once READY, then stopped; its log."""
     import signal
     import time
-    from tests.test_generation import make_config_dir, run_daemon, stop_daemon
+    from tests.adapters.test_generation import make_config_dir, run_daemon, stop_daemon
     master, slave = os.openpty()
     try:
         base = str(tmp_path)
@@ -104,7 +104,7 @@ def test_no_watchdog_no_complaint_about_not_petting_it(tmp_path):
 def test_watchdog_required_refuses_to_start_without_the_device(tmp_path):
     """Issue 13, finding 12: a configured watchdog that is missing is a warning (the box runs
     without a self-fence) unless `watchdog_required on`, which makes it an error: exit 1, why."""
-    from tests.test_generation import make_config_dir, run_daemon, stop_daemon
+    from tests.adapters.test_generation import make_config_dir, run_daemon, stop_daemon
     master, slave = os.openpty()
     try:
         for required, expect_rc in (("off", 0), ("on", 1)):
@@ -156,7 +156,7 @@ def test_status_says_the_daemons_refusal_instead_of_a_keyerror():
     import pwd
     import subprocess
     import sys
-    from tests.test_generation import make_config_dir, run_daemon, stop_daemon
+    from tests.adapters.test_generation import make_config_dir, run_daemon, stop_daemon
     import shutil
     import tempfile
     nobody = pwd.getpwnam("nobody")

@@ -1,4 +1,4 @@
-"""Command line over hanode.nullmodem: a paced 19200-baud null-modem cable.
+"""``python -m hanode.lab``: a paced 19200-baud null-modem cable on the command line.
 
 Theory of operation
 -------------------
@@ -21,13 +21,13 @@ import sys
 import threading
 from typing import List, Optional
 
-from hanode.nullmodem import (DEFAULT_BAUD, Endpoint, NullModem, NullModemError, PtyEndpoint,
+from hanode.lab.cable import (DEFAULT_BAUD, Endpoint, NullModem, NullModemError, PtyEndpoint,
                               UnixSocketEndpoint)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m tools.nullmodem",
+        prog="python -m hanode.lab",
         description="Simulate a null-modem cable between two serial endpoints with real 8N1 pacing "
                     "(19200 baud = 1920 bytes/s each way), optional loss, bit errors, noise and cuts.",
         epilog="Signals: SIGUSR1 cuts the cable, SIGUSR2 reconnects it, SIGTERM/SIGINT stop. "

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Builds a ``hanode.lab.Lab`` (three network namespaces on a private bridge,
+Builds a ``hanode.lab.bed.Lab`` (three network namespaces on a private bridge,
 a 19200-baud null-modem between two PTYs, per-node /etc/ha.d, a web service
 init script), starts ``hanode run`` on both nodes and an HTTP client that
 GETs the VIP every 100 ms, then tells the story: cold start (node1 serves),
@@ -13,15 +13,13 @@ measured summary.  Everything is torn down on success, failure and Ctrl-C.
 """
 import argparse
 import json
-import re
 import signal
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.lab import Lab, LabError, NODES, VIP
+from hanode.lab.bed import Lab, LabError, NODES, VIP
 
-LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
 INTERESTING = ("is dead", "acquired", "released", "Heartbeat restart", "Not taking", "READY",
                "returning after partition", "Received shutdown notice", "stalled")
 
@@ -62,12 +60,9 @@ class Story:
 def _log_events(lab: Lab) -> List[Tuple[float, str]]:
     events = []
     for node in NODES:
-        for line in lab.log_text(node).splitlines():
-            m = LOG_LINE.match(line)
-            if not m or not any(word in m.group(3) for word in INTERESTING):
-                continue
-            stamp = time.mktime(time.strptime(m.group(1)[:19], "%Y/%m/%d_%H:%M:%S")) + int(m.group(1)[20:]) / 1000
-            events.append((stamp, "%s: %s" % (node, m.group(3))))
+        for stamp, _level, text in lab.log_lines(node):
+            if any(word in text for word in INTERESTING):
+                events.append((stamp, "%s: %s" % (node, text)))
     return events
 
 

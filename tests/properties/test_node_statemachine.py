@@ -7,7 +7,7 @@ import os
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.core.sim import Sim
+from tests.support.sim import Sim
 
 NODES = st.sampled_from(["node1", "node2"])
 KEY = "192.0.2.100"
@@ -142,5 +142,6 @@ class Pair(RuleBasedStateMachine):
                                  bound) is not None, "auto_failback on: the group belongs on " + preferred
 
 
-Pair.TestCase.settings = settings(max_examples=int(os.environ.get("HANODE_STATEFUL_EXAMPLES", "300")), stateful_step_count=40, deadline=None)
+Pair.TestCase.settings = settings(max_examples=int(os.environ.get("HANODE_STATEFUL_EXAMPLES", "300")),
+                                  stateful_step_count=40, deadline=None)
 TestPair = Pair.TestCase

@@ -14,7 +14,7 @@ from hanode.configdir import check_dir
 from hanode.core.config.authkeys import EXAMPLE_KEYS
 from hanode.core.config import parse
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 TIGHT_KEY = (EXAMPLES / "tight" / "authkeys").read_text().split()[-1]
 FRESH_KEY = "5c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f"   # what the user makes with openssl rand

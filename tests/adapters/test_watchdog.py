@@ -23,7 +23,7 @@ import pytest
 from hanode import watchdog as wd
 from hanode.watchdog import HealthGate, Watchdog, WatchdogError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class LogRecorder:
@@ -195,7 +195,8 @@ def test_regular_file_stand_in_records_pets_and_magic_close(tmp_path):
     assert w.open() is True and w.enabled
     assert "does not support WDIOC_SETTIMEOUT; the driver's own timeout applies" in log.text("warning")
     assert w.granted_timeout_s is None and not w.has_ioctls
-    assert fcntl.fcntl(w.fileno(), fcntl.F_GETFD) & fcntl.FD_CLOEXEC, "resource scripts must not inherit the watchdog fd"
+    assert fcntl.fcntl(w.fileno(), fcntl.F_GETFD) & fcntl.FD_CLOEXEC, \
+        "resource scripts must not inherit the watchdog fd"
     for _ in range(4):
         assert w.pet() is True
     assert w.pets == 4
@@ -216,7 +217,9 @@ def test_pty_char_device_without_watchdog_ioctls(tmp_path):
         w = Watchdog(path, 10, log=log)
         assert w.open()
         assert "does not support WDIOC_SETTIMEOUT" in log.text("warning")
-        w.pet(); w.pet(); w.close_clean()
+        w.pet()
+        w.pet()
+        w.close_clean()
         data = b""
         while len(data) < 3 and select.select([master], [], [], 2)[0]:
             data += os.read(master, 64)
@@ -414,12 +417,15 @@ def test_health_gate_stale_tick_or_loop():
 
 def test_health_gate_uart_lost_and_uartless_config():
     g = HealthGate(max_lateness_ms=100, max_age_ms=500)
-    g.note_tick(0); g.note_loop(0, 0); g.uart_ok(True)
+    g.note_tick(0)
+    g.note_loop(0, 0)
+    g.uart_ok(True)
     assert g.healthy(0)[0]
     g.uart_ok(False)
     assert g.healthy(0) == (False, "UART not open")
     g2 = HealthGate(max_lateness_ms=100, max_age_ms=500, need_uart=False)
-    g2.note_tick(0); g2.note_loop(0, 0)
+    g2.note_tick(0)
+    g2.note_loop(0, 0)
     assert g2.healthy(0) == (True, "ok")
 
 
@@ -663,7 +669,8 @@ def test_real_i6300esb_watchdog_in_a_vm(tmp_path):
     initrd = tmp_path / "initrd.cpio"
     initrd.write_bytes(_newc(entries))
 
-    argv = [qemu, "-M", "pc", "-accel", os.environ.get("HANODE_QEMU_ACCEL", "tcg"), "-m", "512", "-smp", "1", "-nodefaults", "-no-reboot",
+    argv = [qemu, "-M", "pc", "-accel", os.environ.get("HANODE_QEMU_ACCEL", "tcg"), "-m", "512", "-smp", "1",
+            "-nodefaults", "-no-reboot",
             "-display", "none", "-monitor", "none", "-serial", "stdio",
             "-kernel", kernel, "-initrd", str(initrd),
             "-append", "console=ttyS0 quiet panic=-1 rdinit=/init",
@@ -707,8 +714,8 @@ def test_real_i6300esb_watchdog_in_a_vm(tmp_path):
     assert info["identity"], info
     assert info["nowayout"] is False, "read from /sys/class/watchdog/watchdog0/nowayout: %s" % info
     assert info["pets"] == 6 and (info["left"] is None or 0 <= info["left"] <= 2), info
-    assert any("Using watchdog device: /dev/watchdog (%s), timeout 2 s" % info["identity"] in l
-               for l in info["logs"]), info["logs"]
+    assert any("Using watchdog device: /dev/watchdog (%s), timeout 2 s" % info["identity"] in entry
+               for entry in info["logs"]), info["logs"]
 
     fired = [t for t, line in lines if line.endswith("watchdog: timer fired")]
     closed, after_clean, killed = when("MARK clean-closed"), when("MARK after-clean"), when("MARK killed")

@@ -9,7 +9,7 @@ need, and always tears it down (``with Lab() as lab:``):
   one veth into a fourth namespace ``<prefix>-lan`` that holds a bridge: the
   LAN touches no host interface and has no route out.  Addresses come from
   192.0.2.0/24 only (nodes .11/.12, client .20, VIP .100);
-- the serial cable: a ``hanode.nullmodem.NullModem`` between two PTYs at
+- the serial cable: a ``hanode.lab.cable.NullModem`` between two PTYs at
   19200 baud, with a byte log, reachable as ``<workdir>/<node>/ttyS0``;
 - per-node Heartbeat configuration (``ha.cf``, ``authkeys`` mode 600,
   ``haresources``) and a ``webapp`` init script in ``resource.d`` that serves
@@ -37,20 +37,15 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.nullmodem import NullModem, PtyEndpoint
+from hanode.lab.cable import NullModem, PtyEndpoint
+from hanode.lab.netns import LabError, add_namespace, bridge, configure, delete_namespace, ip, unique_name
+from hanode.lab.presets import KEY, TIMINGS
 
 NODES = ("node1", "node2")
 ADDRS = {"node1": "192.0.2.11", "node2": "192.0.2.12", "client": "192.0.2.20"}
 VIP = "192.0.2.100"
 PREFIXLEN = 24
-KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
-
-TIMINGS = {
-    "tight": {"keepalive": "100ms", "warntime": "300ms", "deadtime": "500ms", "initdead": "10"},
-    "fast": {"keepalive": "50ms", "warntime": "150ms", "deadtime": "250ms", "initdead": "10"},
-    "classic": {"keepalive": "1", "warntime": "5", "deadtime": "15", "initdead": "60"},
-}
 
 WEBAPP = r'''#!/bin/sh
 # webapp: the demo's web service, an LSB init script as Heartbeat's httpd would be.
@@ -73,7 +68,7 @@ http.server.HTTPServer(("0.0.0.0", 80), H).serve_forever()
     echo $! > "$PIDFILE"
     # ready when the port answers (the server takes ~50 ms to start)
     i=0; while [ $i -lt 100 ]; do
-        if @PYTHON@ -c 'import socket,sys; s=socket.socket(); s.settimeout(0.2); s.connect(("127.0.0.1",80))' 2>/dev/null; then exit 0; fi
+        if @PYTHON@ -c 'import socket; socket.create_connection(("127.0.0.1", 80), 0.2)' 2>/dev/null; then exit 0; fi
         i=$((i+1)); sleep 0.02
     done
     echo "webapp did not start"; exit 1 ;;
@@ -129,28 +124,6 @@ while True:
 '''
 
 
-class LabError(Exception):
-    pass
-
-
-_lab_count = 0
-
-
-def _unique_prefix() -> str:
-    # pid and a counter: two labs in one process (a test session) never share namespace names,
-    # even when an earlier one could not delete its namespaces
-    global _lab_count
-    _lab_count += 1
-    return "hn%dx%d" % (os.getpid(), _lab_count)
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["ip"] + list(args), capture_output=True, text=True, timeout=20)
-    if check and result.returncode != 0:
-        raise LabError("ip %s: %s" % (" ".join(args), result.stderr.strip()))
-    return result
-
-
 class Watcher:
     """A subprocess printing JSON lines; collected by a thread with arrival times."""
 
@@ -183,7 +156,9 @@ class Lab:
                  cable_log: bool = True) -> None:
         self.timing = TIMINGS[timing] if isinstance(timing, str) else dict(timing)
         self.auto_failback = auto_failback
-        self.prefix = prefix or _unique_prefix()
+        # unique: two labs in one process never share namespace names, even when an earlier one
+        # could not delete its namespaces
+        self.prefix = prefix or unique_name()
         self.own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="hanode-lab-")
         self.keep_workdir = keep_workdir
@@ -225,20 +200,13 @@ class Lab:
             raise LabError("the lab needs root (network namespaces, addresses on port 80)")
         if shutil.which("ip") is None:
             raise LabError("the 'ip' command (iproute2) is missing: run tools/setup")
-        lan = self.ns("lan")
-        for who in ("lan",) + NODES + ("client",):
-            _ip("netns", "add", self.ns(who))
+        boxes = NODES + ("client",)
+        for who in ("lan",) + boxes:
             self.namespaces.append(self.ns(who))
-            _ip("-n", self.ns(who), "link", "set", "lo", "up")
-        _ip("-n", lan, "link", "add", "br0", "type", "bridge")
-        _ip("-n", lan, "link", "set", "br0", "up")
-        for i, who in enumerate(NODES + ("client",)):
-            port = "p%d" % i
-            _ip("-n", lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", self.ns(who))
-            _ip("-n", lan, "link", "set", port, "master", "br0")
-            _ip("-n", lan, "link", "set", port, "up")
-            _ip("-n", self.ns(who), "addr", "add", "%s/%d" % (ADDRS[who], PREFIXLEN), "dev", "eth0")
-            _ip("-n", self.ns(who), "link", "set", "eth0", "up")
+            add_namespace(self.ns(who))
+        bridge(self.ns("lan"), [self.ns(who) for who in boxes], "eth0")
+        for who in boxes:
+            configure(self.ns(who), "eth0", "%s/%d" % (ADDRS[who], PREFIXLEN))
         ends = []
         for node in NODES:
             os.makedirs(os.path.join(self.node_dir(node), "state"), exist_ok=True)
@@ -314,7 +282,8 @@ class Lab:
         out = open(os.path.join(d, "stderr.log"), "ab")
         env_extra = env or {}
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([_repo_root()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([_repo_root()] + inherited)
         env.pop("NOTIFY_SOCKET", None)
         env.update(env_extra)
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -326,7 +295,7 @@ class Lab:
         return proc
 
     def ns_pids(self, node: str) -> List[int]:
-        result = _ip("netns", "pids", self.ns(node), check=False)
+        result = ip("netns", "pids", self.ns(node), check=False)
         return [int(p) for p in result.stdout.split() if p.isdigit()]
 
     def kill_node_processes(self, node: str, sig: int = signal.SIGKILL) -> None:
@@ -353,13 +322,13 @@ class Lab:
         """Power loss: processes gone at once, the box's addresses gone, its LAN port dark."""
         self.mark("%s power loss" % node)
         self.kill_node_processes(node)
-        _ip("-n", self.ns(node), "link", "set", "eth0", "down")
-        _ip("-n", self.ns(node), "addr", "del", "%s/%d" % (VIP, PREFIXLEN), "dev", "eth0", check=False)
+        ip("-n", self.ns(node), "link", "set", "eth0", "down")
+        ip("-n", self.ns(node), "addr", "del", "%s/%d" % (VIP, PREFIXLEN), "dev", "eth0", check=False)
         self.powered[node] = False
         self._clear_pidfiles(node)
 
     def power_on(self, node: str, **start_args: Any) -> subprocess.Popen:
-        _ip("-n", self.ns(node), "link", "set", "eth0", "up")
+        ip("-n", self.ns(node), "link", "set", "eth0", "up")
         return self.start(node, **start_args)
 
     def _clear_pidfiles(self, node: str) -> None:
@@ -533,11 +502,12 @@ class Lab:
             self.cable.close()
             self.cable = None
         for ns in reversed(self.namespaces):
-            _ip("netns", "del", ns, check=False)
+            delete_namespace(ns)
         self.namespaces = []
         if self.own_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # hanode/lab/bed.py -> the directory holding the hanode package
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

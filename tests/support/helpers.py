@@ -4,9 +4,10 @@ Theory of operation
 -------------------
 Every test that touches the network builds its own little world: a "switch"
 namespace holding a Linux bridge, and N node namespaces, each with a veth whose
-other end is a port of that bridge. Nothing is created in the host's own
-namespace (not even the veth ends), so tests never touch the real network and
-can run in parallel: names carry the pid and a counter. Addresses come only
+other end is a port of that bridge, built by ``hanode.lab.netns`` (the same code
+as the lab's LAN). Nothing is created in the host's own namespace (not even the
+veth ends), so tests never touch the real network and can run in parallel:
+names carry the pid and a counter. Addresses come only
 from 192.0.2.0/24 (and 198.51.100.0/24 for a second LAN); no route out exists.
 
 Code runs inside a namespace in one of three ways:
@@ -40,18 +41,12 @@ import time
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+from hanode.lab.netns import add_namespace, bridge, configure, delete_namespace, unique_name
+
 CLONE_NEWNET = 0x40000000
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-_counter = 0
 _READY_FD: Optional[int] = None  # set in a spawned child: signal_ready() writes here
-
-
-def unique_name(prefix: str = "hn") -> str:
-    """A namespace/object name unique to this process and call (netns names are file names)."""
-    global _counter
-    _counter += 1
-    return "%s%dx%d" % (prefix, os.getpid(), _counter)
 
 
 def have_netns_privileges() -> bool:
@@ -273,15 +268,14 @@ class Lan:
         try:
             for i in range(n):
                 self.nodes.append(self._add_ns(unique_name(prefix + "n")))
-                ns_run(self.nodes[i], ["ip", "link", "set", "lo", "up"])
             self.add_segment(subnet, ifname, prefixlen=prefixlen, first_host=first_host)
         except BaseException:
             self.close()
             raise
 
     def _add_ns(self, name: str) -> str:
-        run(["ip", "netns", "add", name])
         self._namespaces.append(name)
+        add_namespace(name)
         return name
 
     def add_segment(self, subnet: str, ifname: str, prefixlen: int = 24, first_host: int = 1) -> Dict[str, Any]:
@@ -291,18 +285,9 @@ class Lan:
         seg_no = len(self.segments)
         sw = self._add_ns(unique_name("hns"))
         self.switches.append(sw)
-        # Bridge with STP off: ports forward at once, no learning delay to wait out.
-        batch = ["link add br0 type bridge stp_state 0", "link set br0 up"]
+        bridge(sw, self.nodes, ifname)
         for i, node in enumerate(self.nodes):
-            batch.append("link add p%d type veth peer name %s netns %s" % (i, ifname, node))
-            batch.append("link set p%d master br0 up" % i)
-        run(["ip", "-n", sw, "-batch", "-"], input=("\n".join(batch) + "\n").encode())
-        for i, node in enumerate(self.nodes):
-            mac = "02:68:6e:%02x:%02x:%02x" % (seg_no, (first_host + i) >> 8 & 0xFF, (first_host + i) & 0xFF)
-            run(["ip", "-n", node, "-batch", "-"], input=(
-                "link set %s address %s\n" % (ifname, mac) +
-                "addr add %s.%d/%d dev %s\n" % (subnet, first_host + i, prefixlen, ifname) +
-                "link set %s up\n" % ifname).encode())
+            configure(node, ifname, "%s.%d/%d" % (subnet, first_host + i, prefixlen), mac=_mac(seg_no, first_host + i))
         seg = {"switch": sw, "subnet": subnet, "ifname": ifname, "prefixlen": prefixlen, "first_host": first_host,
                "no": seg_no}
         self.segments.append(seg)
@@ -313,8 +298,7 @@ class Lan:
         return "%s.%d" % (seg["subnet"], seg["first_host"] + i)
 
     def mac(self, i: int, segment: int = 0) -> str:
-        host = self.segments[segment]["first_host"] + i
-        return "02:68:6e:%02x:%02x:%02x" % (segment, host >> 8 & 0xFF, host & 0xFF)
+        return _mac(segment, self.segments[segment]["first_host"] + i)
 
     def run(self, i: int, argv: Union[str, Sequence[str]], **kw: Any) -> subprocess.CompletedProcess:
         return ns_run(self.nodes[i], argv, **kw)
@@ -329,9 +313,9 @@ class Lan:
         errors = []
         for ns in reversed(self._namespaces):
             kill_children(ns)
-            proc = run(["ip", "netns", "del", ns], check=False)
+            proc = delete_namespace(ns)
             if proc.returncode != 0 and os.path.exists("/run/netns/" + ns):
-                errors.append("%s: %s" % (ns, proc.stderr.decode(errors="replace").strip()))
+                errors.append("%s: %s" % (ns, proc.stderr.strip()))
         self._namespaces = []
         if errors:
             raise RuntimeError("could not delete namespaces: " + "; ".join(errors))
@@ -341,6 +325,11 @@ class Lan:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _mac(segment: int, host: int) -> str:
+    """A locally administered MAC that says which segment and host it is (02:68:6e = "hn")."""
+    return "02:68:6e:%02x:%02x:%02x" % (segment, host >> 8 & 0xFF, host & 0xFF)
 
 
 def namespaces_alive(names: Iterable[str]) -> List[str]:

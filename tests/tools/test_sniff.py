@@ -10,9 +10,9 @@ import pytest
 
 from hanode.core.auth import Auth
 from hanode.core.frame import STATE_ACTIVE, STANDBY, Frame, cobs_decode, cobs_encode, encode
-from hanode.nullmodem import NullModem
+from hanode.lab.cable import NullModem
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KEY = "9f3c1e7a52d08b64c2e5f19a7d3b80e6a4c95f2718d06be3f7a1c48e2b95d063"
 
 

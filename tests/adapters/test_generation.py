@@ -25,7 +25,7 @@ from hanode import generation
 from hanode.generation import (GENERATION, MAX_GENERATION, PEER_GENERATION, StateError, next_generation,
                           peer_generation, save_peer_generation, write_atomically)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Log:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT = os.path.join(REPO, "packaging", "hanode.service")
 SCRIPT = os.path.join(REPO, "packaging", "S45hanode")
 README = os.path.join(REPO, "packaging", "README.md")
@@ -258,7 +258,7 @@ class Rig:
         return int(self.pidfile.read_text().split()[0])
 
     def events(self, word):
-        return [int(l.split()[1]) for l in self.log.read_text().splitlines() if l.startswith(word + " ")]
+        return [int(line.split()[1]) for line in self.log.read_text().splitlines() if line.startswith(word + " ")]
 
     def wait_for(self, cond, timeout=10.0, what="condition"):
         deadline = time.monotonic() + timeout
@@ -465,7 +465,7 @@ def test_defaults_file_supplies_args_and_config_dir(dash_rig):
     (rig.dir / "default-hanode").write_text('HANODE_ARGS="--debug --extra x"\nHANODE_CONFIG_DIR=%s\n' % other)
     assert rig.run("start").returncode == 0
     rig.wait_started()
-    line = [l for l in rig.log.read_text().splitlines() if l.startswith("start ")][0]
+    line = [entry for entry in rig.log.read_text().splitlines() if entry.startswith("start ")][0]
     assert line.endswith("argv=run --debug --extra x cfg=%s" % other)
     assert rig.run("stop").returncode == 0
 

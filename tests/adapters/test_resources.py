@@ -4,7 +4,7 @@ Each test writes small LSB-style scripts that record every call ("name args
 action") in a shared log file and keep their "running" state in a flag file,
 so start/stop order, rollback, retries and status handling are observed from
 the outside, exactly as a real init script would behave. The IP-resource
-tests run inside a throw-away network namespace (tests/integration/helpers.py).
+tests run inside a throw-away network namespace (tests/support/helpers.py).
 """
 import asyncio
 import os
@@ -16,7 +16,7 @@ import pytest
 
 from hanode.resources import ResourceRunner, status_says_running
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
 import helpers  # noqa: E402
 
 
@@ -79,7 +79,8 @@ def write_script(directory, name, start=START_OK, stop=STOP_OK, status=STATUS_LS
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, name)
     with open(path, "w") as f:
-        f.write(body if body is not None else LSB.replace("@START@", start).replace("@STOP@", stop).replace("@STATUS@", status))
+        f.write(body if body is not None
+                else LSB.replace("@START@", start).replace("@STOP@", stop).replace("@STATUS@", status))
     os.chmod(path, mode)
     return path
 
