@@ -3,8 +3,13 @@
 Theory of operation
 -------------------
 The agent owns the time.  One task per link waits for bytes and feeds them to
-``Node.receive``; a ticker calls ``Node.tick`` every ``tick_ms``; whatever the
-core returns is dispatched at once: frames are written to every link, Acquire,
+``Node.receive``; a ticker calls ``Node.tick`` at the core's next deadline
+(``Node.next_deadline``: the next frame due, a silence limit, a retry), at
+the latest ``max_sleep_ms`` (a keepalive) after the last tick, and sleeps in
+between: an idle pair wakes once per frame sent and once per frame received.
+A call that brings the deadline forward (a frame that must be answered at
+once, a finished action) wakes the ticker early.  Whatever the core returns
+is dispatched at once: frames are written to every link, Acquire,
 Release and Probe become tasks that await the runner and report back through
 ``Node.completed``/``Node.probed``, and log lines go to ``log``.  Nothing here
 blocks: a hung resource script delays only its own task (the runner kills it
@@ -19,7 +24,8 @@ The loop is written for the asyncio subset that CPython and MicroPython share
   ``async probe(key)`` -> ``(in_use, detail)``
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
-  daemon tells the watchdog's health gate that the core ticked) and
+  daemon tells the watchdog's health gate that the core ticked; ticks come at
+  least every ``max_sleep_ms``) and
   ``on_change(status)`` when the node's summary changes (systemd STATUS=).
 
 On Linux the daemon (``hanode.daemon``) supplies the links (``hanode.links``:
@@ -32,16 +38,17 @@ from hanode.core import status
 
 
 class Agent:
-    def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None):
+    def __init__(self, node, links, runner, log, max_sleep_ms=None, clock=None, hooks=None):
         self.node = node
         self.links = links
         self.runner = runner
         self.log = log
-        keepalive = node.config.keepalive_ms
-        # detection granularity is one tick: a quarter keepalive, 5..50 ms
-        self.tick_ms = tick_ms or max(5, min(50, keepalive // 4))
+        # a safety cap only: the core's deadlines come sooner (a frame is due every keepalive)
+        self.max_sleep_ms = max_sleep_ms or node.config.keepalive_ms
         self.clock = clock or aio.ticks_ms
         self.hooks = hooks
+        self.wake = aio.Event()   # set when a call brought the core's deadline before wake_at
+        self.wake_at = None       # when the sleeping ticker will wake; None while it runs
         self.stopped = aio.Event()
         self.is_stopped = False
         self.tasks = []
@@ -75,6 +82,10 @@ class Agent:
                 if hook:
                     hook(o.generation)
         self._notice_change()
+        if self.wake_at is not None:
+            deadline = self.node.next_deadline()
+            if deadline is not None and deadline < self.wake_at:
+                self.wake.set()
 
     def _notice_change(self):
         if self.hooks is None:
@@ -137,8 +148,23 @@ class Agent:
             self.dispatch(self.node.tick(now))
             if self.hooks is not None and hasattr(self.hooks, "on_tick"):
                 self.hooks.on_tick(now, lateness)
-            expected = now + self.tick_ms
-            await aio.sleep_ms(self.tick_ms)
+            deadline = self.node.next_deadline()
+            delay = self.max_sleep_ms if deadline is None else min(self.max_sleep_ms, max(1, deadline - now))
+            expected = now + delay
+            if not await self._sleep_unless_woken(expected, delay):
+                expected = self.clock()   # woken early on purpose: not late
+
+    async def _sleep_unless_woken(self, wake_at, delay):
+        """Sleep ``delay`` ms; return False at once if a call brings the deadline forward."""
+        self.wake_at = wake_at
+        self.wake.clear()
+        try:
+            await aio.wait_for_ms(self.wake.wait(), delay)
+            return False
+        except aio.TimeoutError:
+            return True
+        finally:
+            self.wake_at = None
 
     async def run(self, running=()):
         """Start the node and run until it has shut down (see shutdown())."""

@@ -532,7 +532,9 @@ class Node:
             self.recent_sent.pop(0)
         self.counters["frames_sent"] += 1
         self.last_send = now
-        self.next_send = now + self.config.keepalive_ms
+        # absolute schedule: a frame sent late does not push the next one back
+        due, keepalive = self.next_send, self.config.keepalive_ms
+        self.next_send = (due if due is not None and 0 <= now - due < keepalive else now) + keepalive
         self.sent_view = view
 
     def _stop(self, now, out):
@@ -550,6 +552,29 @@ class Node:
         out.append(Stopped())
         self.stopped = True
         return out
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self):
+        """When tick() next has work (a frame due, a silence limit, warntime, a retry); None
+        once stopped.  Past times are left out: nothing changes at them until an input."""
+        if self.stopped:
+            return None
+        now = self.now or 0
+        live = self.live
+        times = [self.next_send] + [i.retry_at for i in self.intents]
+        for t in [live.peer] + live.links:
+            if t.state != DEAD and t.since is not None:
+                times.append(t.since + live.limit(t) + 1)
+        if live.alive():
+            times.append(live.peer.since + live.warntime_ms + 1)
+        future = [t for t in times if t is not None and t > now]
+        return min(future) if future else now + self.config.keepalive_ms
+
+    def peer_late(self, now):
+        """Peer silent past warntime (not declared dead): the agent prepares for a failover."""
+        p = self.live.peer
+        return p.state != DEAD and p.since is not None and now - p.since > self.live.warntime_ms
 
     # ------------------------------------------------------------------ status
 
