@@ -85,8 +85,8 @@ class Daemon:
         log("debug", "status: " + summary)
 
     def on_peer_generation(self, generation: int) -> None:
-        from hanode.generation import save_peer_generation
-        save_peer_generation(self.state_dir, generation, log)
+        from hanode.generation import save_peer_generation_soon
+        save_peer_generation_soon(self.state_dir, generation, log)   # fsyncs: not on the loop
 
     # ---- control socket
     def handle(self, cmd: str) -> Dict[str, Any]:
