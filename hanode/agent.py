@@ -47,7 +47,7 @@ class Agent:
         self.max_sleep_ms = max_sleep_ms or node.config.keepalive_ms
         self.clock = clock or aio.ticks_ms
         self.hooks = hooks
-        self.wake = aio.Event()   # set when a call brought the core's deadline before wake_at
+        self.alarm = aio.Alarm()  # rung when a call brings the core's deadline before wake_at
         self.wake_at = None       # when the sleeping ticker will wake; None while it runs
         self.stopped = aio.Event()
         self.is_stopped = False
@@ -85,7 +85,7 @@ class Agent:
         if self.wake_at is not None:
             deadline = self.node.next_deadline()
             if deadline is not None and deadline < self.wake_at:
-                self.wake.set()
+                self.alarm.wake()
 
     def _notice_change(self):
         if self.hooks is None:
@@ -157,12 +157,8 @@ class Agent:
     async def _sleep_unless_woken(self, wake_at, delay):
         """Sleep ``delay`` ms; return False at once if a call brings the deadline forward."""
         self.wake_at = wake_at
-        self.wake.clear()
         try:
-            await aio.wait_for_ms(self.wake.wait(), delay)
-            return False
-        except aio.TimeoutError:
-            return True
+            return await self.alarm.sleep_ms(delay)
         finally:
             self.wake_at = None
 

@@ -572,9 +572,11 @@ class Node:
         return min(future) if future else now + self.config.keepalive_ms
 
     def peer_late(self, now):
-        """Peer silent past warntime (not declared dead): the agent prepares for a failover."""
-        p = self.live.peer
-        return p.state != DEAD and p.since is not None and now - p.since > self.live.warntime_ms
+        """The peer (not declared dead) is as close to its silence limit as warntime is to the dead
+        time (never heard: to initdead): the agent prepares for a failover."""
+        p, live = self.live.peer, self.live
+        return (p.state != DEAD and p.since is not None
+                and now - p.since > live.limit(p) - live.deadtime_ms + live.warntime_ms)
 
     # ------------------------------------------------------------------ status
 

@@ -137,3 +137,11 @@ def test_no_deadline_once_stopped():
     node.start(0)
     node.shutdown(10)
     assert node.stopped and node.next_deadline() is None
+
+
+def test_a_peer_never_heard_is_late_only_near_initdead():
+    cfg = make_config(initdead="2")   # initdead 2 s, deadtime 500 ms, warntime 300 ms
+    node = Node(cfg, me="node1", generation=1)
+    node.start(0)
+    assert not node.peer_late(1000)   # slow to boot, not yet worth preparing for
+    assert node.peer_late(2000 - 500 + 300 + 1)
