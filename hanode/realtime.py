@@ -32,7 +32,7 @@ _MCL_CURRENT = 1
 _MCL_FUTURE = 2
 _MCL_ONFAULT = 4          # <linux/mman.h>, since Linux 4.4
 _M_ARENA_MAX = -8         # <malloc.h> mallopt parameter
-MALLOC_ARENAS = 2         # the loop thread and one netlink worker at a time
+MALLOC_ARENAS = 1         # one heap for all threads: the workers allocate little, and rarely
 THREAD_STACK_BYTES = 256 * 1024   # worker threads run netlink calls and imports, never deep recursion
 
 
