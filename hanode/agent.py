@@ -6,7 +6,8 @@ The agent owns the time.  One task per link waits for bytes and feeds them to
 ``Node.receive``; a ticker calls ``Node.tick`` at the core's next deadline
 (``Node.next_deadline``: the next frame due, a silence limit, a retry), at
 the latest ``max_sleep_ms`` (a keepalive) after the last tick, and sleeps in
-between: an idle pair wakes once per frame sent and once per frame received.
+between: an idle node wakes to send each frame and to read each one received
+(the serial link: at its first byte and at its end), nothing else.
 A call that brings the deadline forward (a frame that must be answered at
 once, a finished action) wakes the ticker early.  Whatever the core returns
 is dispatched at once: frames are written to every link, Acquire,
