@@ -77,8 +77,8 @@ class Daemon:
     def on_tick(self, now: int, lateness: int) -> None:
         if self.petter is not None:
             self.petter.core_ticked(now, lateness)
-        if self.agent is not None and self.runner is not None and self.agent.node.peer_late(now):
-            self.runner.start_warm_up()   # pyroute2 in before a failover needs it (once)
+        if self.agent is not None and self.runner is not None and self.agent.node.may_acquire_soon(now):
+            self.runner.start_warm_up()   # pyroute2 in before an acquire needs it (once)
 
     def on_change(self, summary: str) -> None:
         self.notifier.status(summary)

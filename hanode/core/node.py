@@ -571,6 +571,11 @@ class Node:
         future = [t for t in times if t is not None and t > now]
         return min(future) if future else now + self.config.keepalive_ms
 
+    def may_acquire_soon(self, now):
+        """A group is wanted and not held yet (a start, a failback), or the peer is late (a
+        failover may follow): the agent gets ready for an acquire."""
+        return self.peer_late(now) or any(self.intents[g.index].wanted and not g.held() for g in self.groups)
+
     def peer_late(self, now):
         """The peer (not declared dead) is as close to its silence limit as warntime is to the dead
         time (never heard: to initdead): the agent prepares for a failover."""

@@ -145,3 +145,16 @@ def test_a_peer_never_heard_is_late_only_near_initdead():
     node.start(0)
     assert not node.peer_late(1000)   # slow to boot, not yet worth preparing for
     assert node.peer_late(2000 - 500 + 300 + 1)
+
+
+def test_an_acquire_is_near_when_a_group_is_wanted_and_not_held():
+    pair = Pair()
+    node1, node2 = pair.nodes["node1"], pair.nodes["node2"]
+    near = {"node1": False, "node2": False}
+    while not node1.held_groups():   # node1 (preferred) wants its group, waits for node2's ack
+        for name, node in pair.nodes.items():
+            near[name] = near[name] or node.may_acquire_soon(pair.now)
+        pair.step()
+    assert near == {"node1": True, "node2": False}, near
+    pair.run_until(3000)   # node1 holds it; node2, the standby, never expects to acquire
+    assert not node1.may_acquire_soon(pair.now) and not node2.may_acquire_soon(pair.now)
