@@ -3,8 +3,14 @@
 Theory of operation
 -------------------
 The agent owns the time.  One task per link waits for bytes and feeds them to
-``Node.receive``; a ticker calls ``Node.tick`` every ``tick_ms``; whatever the
-core returns is dispatched at once: frames are written to every link, Acquire,
+``Node.receive``; a ticker calls ``Node.tick`` at the core's next deadline
+(``Node.next_deadline``: the next frame due, a silence limit, a retry), at
+the latest ``max_sleep_ms`` (a keepalive) after the last tick, and sleeps in
+between: an idle node wakes to send each frame and to read each one received
+(the serial link: at its first byte and at its end), nothing else.
+A call that brings the deadline forward (a frame that must be answered at
+once, a finished action) wakes the ticker early.  Whatever the core returns
+is dispatched at once: frames are written to every link, Acquire,
 Release and Probe become tasks that await the runner and report back through
 ``Node.completed``/``Node.probed``, and log lines go to ``log``.  Nothing here
 blocks: a hung resource script delays only its own task (the runner kills it
@@ -20,7 +26,8 @@ The loop is written for the asyncio subset that CPython and MicroPython share
   ``async announce(key)`` (gratuitous ARP for a group we keep)
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
-  daemon tells the watchdog's health gate that the core ticked),
+  daemon tells the watchdog's health gate that the core ticked; ticks come at
+  least every ``max_sleep_ms``),
   ``on_change(status)`` when the node's summary changes (systemd STATUS=),
   ``on_escalate(group, reason) -> bool`` when a group's stop failed even after
   its retries (the daemon applies ha.cf's ``stop_failure``; True: the box now
@@ -41,17 +48,18 @@ from hanode.core import status
 
 
 class Agent:
-    def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None, entropy=None):
+    def __init__(self, node, links, runner, log, max_sleep_ms=None, clock=None, hooks=None, entropy=None):
         self.node = node
         self.links = links
         self.runner = runner
         self.log = log
-        keepalive = node.config.keepalive_ms
-        # detection granularity is one tick: a quarter keepalive, 5..50 ms
-        self.tick_ms = tick_ms or max(5, min(50, keepalive // 4))
+        # a safety cap only: the core's deadlines come sooner (a frame is due every keepalive)
+        self.max_sleep_ms = max_sleep_ms or node.config.keepalive_ms
         self.clock = clock or aio.ticks_ms
         self.hooks = hooks
         self.entropy = entropy or _urandom
+        self.alarm = aio.Alarm()  # rung when a call brings the core's deadline before wake_at
+        self.wake_at = None       # when the sleeping ticker will wake; None while it runs
         self.stopped = aio.Event()
         self.is_stopped = False
         self.tasks = []
@@ -98,6 +106,10 @@ class Agent:
                 if hook:
                     hook(o.generation)
         self._notice_change()
+        if self.wake_at is not None:
+            deadline = self.node.next_deadline()
+            if deadline is not None and deadline < self.wake_at:
+                self.alarm.wake()
 
     def _notice_change(self):
         if self.hooks is None:
@@ -180,8 +192,19 @@ class Agent:
             self.dispatch(self.node.tick(now))
             if self.hooks is not None and hasattr(self.hooks, "on_tick"):
                 self.hooks.on_tick(now, lateness)
-            expected = now + self.tick_ms
-            await aio.sleep_ms(self.tick_ms)
+            deadline = self.node.next_deadline()
+            delay = self.max_sleep_ms if deadline is None else min(self.max_sleep_ms, max(1, deadline - now))
+            expected = now + delay
+            if not await self._sleep_unless_woken(expected, delay):
+                expected = self.clock()   # woken early on purpose: not late
+
+    async def _sleep_unless_woken(self, wake_at, delay):
+        """Sleep ``delay`` ms; return False at once if a call brings the deadline forward."""
+        self.wake_at = wake_at
+        try:
+            return await self.alarm.sleep_ms(delay)
+        finally:
+            self.wake_at = None
 
     async def run(self, running=()):
         """Start the node and run until it has shut down (see shutdown())."""

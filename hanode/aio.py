@@ -59,6 +59,48 @@ else:
         await asyncio.sleep(ms / 1000)
 
 
+if MICROPYTHON:
+    class Alarm:
+        """A sleep that another task can cut short: ``await sleep_ms(ms)`` is True when the time
+        ran out, False when ``wake()`` was called first (the agent's ticker sleeps on one)."""
+
+        def __init__(self):
+            self._event = asyncio.Event()
+
+        async def sleep_ms(self, ms):
+            self._event.clear()
+            try:
+                await asyncio.wait_for_ms(self._event.wait(), ms)
+                return False
+            except asyncio.TimeoutError:
+                return True
+
+        def wake(self):
+            self._event.set()
+else:
+    class Alarm:
+        """A sleep that another task can cut short: ``await sleep_ms(ms)`` is True when the time
+        ran out, False when ``wake()`` was called first (the agent's ticker sleeps on one).
+        One future and one timer a sleep: wait_for would add a task and its cancellation."""
+
+        def __init__(self):
+            self._ringing = None
+
+        async def sleep_ms(self, ms):
+            loop = asyncio.get_running_loop()
+            ringing = self._ringing = loop.create_future()
+            timer = loop.call_later(ms / 1000, _set_once, ringing, True)
+            try:
+                return await ringing
+            finally:
+                timer.cancel()
+                self._ringing = None
+
+        def wake(self):
+            if self._ringing is not None:
+                _set_once(self._ringing, False)
+
+
 async def _sleep_then(ms):
     await sleep_ms(ms)
 
@@ -95,6 +137,6 @@ async def readable(stream):
         loop.remove_reader(stream)
 
 
-def _set_once(future):
+def _set_once(future, value=None):
     if not future.done():
-        future.set_result(None)
+        future.set_result(value)

@@ -25,13 +25,14 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
 from hanode import __version__
 from hanode.agent import Agent
 from hanode.links import SerialLink
 from hanode.logs import log, setup_logging
-from hanode.realtime import go_realtime, lock_memory
+from hanode.realtime import go_realtime, limit_memory, lock_memory
 
 EXIT_CONFIG = 6
 
@@ -68,6 +69,7 @@ class Daemon:
         self.petter: Any = None
         self.notifier: Any = None
         self.agent: Optional[Agent] = None
+        self.runner: Any = None
         self.started = time.monotonic()
         self.shutdown_requested = 0
         self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
@@ -76,6 +78,8 @@ class Daemon:
     def on_tick(self, now: int, lateness: int) -> None:
         if self.petter is not None:
             self.petter.core_ticked(now, lateness)
+        if self.agent is not None and self.runner is not None and self.agent.node.may_acquire_soon(now):
+            self.runner.start_warm_up()   # pyroute2 in before an acquire needs it (once)
 
     def on_change(self, summary: str) -> None:
         self.notifier.status(summary)
@@ -85,8 +89,8 @@ class Daemon:
         return self.escalation.escalate(group, reason)   # ha.cf stop_failure: hanode/escalation.py
 
     def on_peer_generation(self, generation: int) -> None:
-        from hanode.generation import save_peer_generation
-        save_peer_generation(self.state_dir, generation, log)
+        from hanode.generation import save_peer_generation_soon
+        save_peer_generation_soon(self.state_dir, generation, log)   # fsyncs: not on the loop
 
     async def save_generation(self, generation: int) -> Tuple[bool, str]:
         """Persist the generation a rejoin jumps to, off the loop (it fsyncs twice)."""
@@ -150,11 +154,13 @@ class Daemon:
             log("critical", str(e))
             self._close_links()
             return 1
-        runner = ResourceRunner(cfg, log=log)
+        runner = self.runner = ResourceRunner(cfg, log=log)
         running = runner.active_groups()
         node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
                     links=[link.name for link in self.links])
-        self.agent = Agent(node, self.links, runner, log, hooks=self)
+        # the watchdog's health gate needs a tick well within its max age
+        self.agent = Agent(node, self.links, runner, log, hooks=self,
+                           max_sleep_ms=min(cfg.keepalive_ms, self.petter.gate.max_age_ms // 2))
         control = ControlServer(self.socket_path, self.handle, log)
         try:
             await control.start()
@@ -197,6 +203,7 @@ class Daemon:
             raise CannotStart(str(e))
         if self.realtime:
             go_realtime(cfg.rtprio)
+            lock_memory()
         self._open_watchdog()
         self.links = list(self.serials) + self._open_udp_links()
         return generation
@@ -235,15 +242,14 @@ class Daemon:
         return list(self.udp_links)
 
     async def _run(self, runner: Any, running: List[str], generation: int) -> None:
-        """Signals, background work (warm-up, mlockall, VIP recheck, companions), then the agent."""
+        """Signals, background work (VIP recheck, companions), then the agent."""
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_signal, signum)
         loop.add_signal_handler(signal.SIGHUP, lambda: log(
             "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
-        runner.start_warm_up()
-        if self.realtime:
-            loop.run_in_executor(None, lock_memory)
+        # netlink calls and the pyroute2 import, never more than two at a time
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="hanode-io"))
         runner.keep_vips(self.running_groups)
         from hanode.respawn import start_companions
         respawner = start_companions(self.cfg.respawn, log)
@@ -286,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
             print(str(problem), file=sys.stderr)
         print("hanode not started: configuration error.", file=sys.stderr)
         return EXIT_CONFIG
+    limit_memory()   # before any thread starts
     setup_logging(cfg, args.verbose)
     for problem in cfg.warnings:
         log("warning", str(problem))

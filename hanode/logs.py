@@ -13,10 +13,19 @@ it, and says once more when it works again (``SayOnce``).
 
 ``log(level, text)`` is the ``LogFn`` every adapter receives; its levels are
 Heartbeat's words: debug, info, warning, error, critical.
+
+Writing a line can block: the image mounts /data (the logfile) with ``sync``,
+a full pipe stalls stderr, syslog may hang.  ``log`` is called on the
+heartbeat loop, so it only queues the record (``QueueHandler``); one thread
+(``QueueListener``) formats and writes it to every target.  A record keeps
+the time it was made, so a line written late still says when it happened;
+the queue is drained at exit.
 """
+import atexit
 import logging
 import logging.handlers
 import os
+import queue
 import sys
 from typing import Any
 
@@ -67,11 +76,34 @@ class SyslogHandler(SayOnce, logging.handlers.SysLogHandler):
     what = "syslog (%s)" % SYSLOG_SOCKET
 
 
+_listener: Any = None
+
+
+def _stop_writer() -> None:
+    global _listener
+    if _listener is not None:
+        _listener.stop()   # writes what is still queued
+        _listener = None
+
+
 def setup_logging(cfg: Any, verbose: int) -> None:
-    """Point the ``hanode`` logger at stderr and at what ha.cf names (logfile, debugfile, logfacility)."""
+    """Point the ``hanode`` logger at stderr and at what ha.cf names (logfile, debugfile,
+    logfacility), through the writer thread (see the module docstring)."""
+    _stop_writer()
     LOG.handlers[:] = []
     LOG.setLevel(logging.DEBUG)
     LOG.propagate = False
+    _write_to_targets(cfg, verbose)
+    targets, LOG.handlers[:] = list(LOG.handlers), []
+    records: Any = queue.SimpleQueue()
+    LOG.addHandler(logging.handlers.QueueHandler(records))
+    global _listener
+    _listener = logging.handlers.QueueListener(records, *targets, respect_handler_level=True)
+    _listener.start()
+    atexit.register(_stop_writer)
+
+
+def _write_to_targets(cfg: Any, verbose: int) -> None:
     fmt = logging.Formatter("%(asctime)s.%(msecs)03d hanode[%(process)d]: %(levelname)s: %(message)s",
                             "%Y/%m/%d_%H:%M:%S")
     err = logging.StreamHandler(sys.stderr)

@@ -51,12 +51,16 @@ groups may run concurrently. ``log(level, text)`` receives every message
 
 The runner is the agent's only resource adapter: every action takes a group
 *key* (``acquire``, ``release``, ``probe``, ``status``, ``recheck_vips``) and
-looks the group up once, here. Importing pyroute2 costs 100+ ms, so
-``start_warm_up`` does it in a worker thread while the first heartbeats go
-out, and every action first waits for it (``ready``): a netlink call made on
-the loop thread while the warm-up holds the import lock would stall the loop.
-``active_groups`` (groups whose address is on this box at start: left over by
-a crash) answers without netlink for the same reason.
+looks the group up once, here. Importing pyroute2 costs 100+ ms and 9-13 MB
+of memory, so it is imported only when an address may have to change:
+``start_warm_up`` does it in a worker thread (the daemon calls it when the peer
+is late, before a failover needs it), and every action that changes an address
+first waits for it (``ready``, which starts it if nobody did): a netlink call
+made on the loop thread while the warm-up holds the import lock would stall the
+loop. ``active_groups`` (groups whose address is on this box at start: left
+over by a crash) and the periodic VIP recheck ask without netlink
+(``configured_ipv4``): a standby node never imports pyroute2, an active one
+only for its first acquire.
 
 *Probe.* ``probe(key)`` ARP-probes every VIP of the group at once. Someone
 answering means "in use"; so does a probe that could not be done (interface
@@ -315,13 +319,14 @@ class ResourceRunner:
     # -- start-up -----------------------------------------------------------------------------
 
     def start_warm_up(self) -> None:
-        """Import pyroute2 and the ARP module in a worker thread (see the module docstring)."""
-        self._warm = asyncio.get_running_loop().run_in_executor(None, _import_netlink)
+        """Import pyroute2 and the ARP module in a worker thread, once (see the module docstring)."""
+        if self._warm is None:
+            self._warm = asyncio.get_running_loop().run_in_executor(None, _import_netlink)
 
     async def ready(self) -> None:
-        """Wait for the warm-up, if one was started (shielded: a cancelled action must not cancel it)."""
-        if self._warm is not None:
-            await asyncio.shield(self._warm)
+        """Wait for the warm-up, starting it if needed (shielded: a cancelled action must not cancel it)."""
+        self.start_warm_up()
+        await asyncio.shield(self._warm)
 
     def active_groups(self) -> List[str]:
         """Keys of the groups whose address is configured on this box right now (left over by a
@@ -682,8 +687,12 @@ class ResourceRunner:
 
     async def recheck_vips(self, key: str) -> List[str]:
         """Re-add and re-announce any VIP of a held group that vanished; return the addresses fixed."""
-        await self.ready()
+        from hanode.vip import configured_ipv4
         g = self._group(key)
+        here = configured_ipv4()   # no netlink while every address is there: the common case
+        if all(res.ip in here for res in g.resources if res.is_ip):
+            return []
+        await self.ready()
         lock = self._lock(g.key)
         if g.key not in self._held or lock.locked():
             return []  # not ours, or an acquire/release is changing it right now
@@ -728,7 +737,8 @@ class ResourceRunner:
             await asyncio.gather(self._recheck, return_exceptions=True)
             self._recheck = None
         try:
-            await self.ready()
+            if self._warm is not None:
+                await asyncio.shield(self._warm)
         except Exception as e:
             self._log("error", "importing pyroute2 failed: %r (run tools/setup)" % (e,))
         for fd, eof in list(self._lingering.items()):

@@ -778,7 +778,9 @@ class Node:
             self.recent_sent.pop(0)
         self.counters["frames_sent"] += 1
         self.last_send = now
-        self.next_send = now + self.config.keepalive_ms
+        # absolute schedule: a frame sent late does not push the next one back
+        due, keepalive = self.next_send, self.config.keepalive_ms
+        self.next_send = (due if due is not None and 0 <= now - due < keepalive else now) + keepalive
         self.sent_view = view
 
     def _released_or_escalated(self, g):
@@ -811,6 +813,36 @@ class Node:
         out.append(Stopped())
         self.stopped = True
         return out
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self):
+        """When tick() next has work (a frame due, a silence limit, warntime, a retry); None
+        once stopped.  Past times are left out: nothing changes at them until an input."""
+        if self.stopped:
+            return None
+        now = self.now or 0
+        live = self.live
+        times = [self.next_send] + [i.retry_at for i in self.intents]
+        for t in [live.peer] + live.links:
+            if t.state != DEAD and t.since is not None:
+                times.append(t.since + live.limit(t) + 1)
+        if live.alive():
+            times.append(live.peer.since + live.warntime_ms + 1)
+        future = [t for t in times if t is not None and t > now]
+        return min(future) if future else now + self.config.keepalive_ms
+
+    def may_acquire_soon(self, now):
+        """A group is wanted and not held yet (a start, a failback), or the peer is late (a
+        failover may follow): the agent gets ready for an acquire."""
+        return self.peer_late(now) or any(self.intents[g.index].wanted and not g.held() for g in self.groups)
+
+    def peer_late(self, now):
+        """The peer (not declared dead) is as close to its silence limit as warntime is to the dead
+        time (never heard: to initdead): the agent prepares for a failover."""
+        p, live = self.live.peer, self.live
+        return (p.state != DEAD and p.since is not None
+                and now - p.since > live.limit(p) - live.deadtime_ms + live.warntime_ms)
 
     # ------------------------------------------------------------------ status
 

@@ -229,6 +229,35 @@ def test_corrupt_file_never_reuses_a_generation_even_with_a_wrong_clock(tmp_path
 
 
 # ------------------------------------------------------------------ the peer's generation
+def test_peer_generation_is_saved_off_the_loop_in_the_order_asked(tmp_path):
+    """The fsyncs run in a worker thread: the call returns before anything is on disk, and
+    two saves asked back to back land in order (the later generation wins)."""
+    import asyncio
+    import threading
+    log = Log()
+    d = str(tmp_path)
+    writers = []
+    real = generation.write_atomically
+
+    def write(path, text):
+        writers.append(threading.current_thread() is threading.main_thread())
+        real(path, text)
+
+    async def main():
+        first = generation.save_peer_generation_soon(d, 5, log)
+        second = generation.save_peer_generation_soon(d, 7, log)
+        assert not os.path.exists(os.path.join(d, PEER_GENERATION))
+        await asyncio.gather(first, second)
+
+    generation.write_atomically = write
+    try:
+        asyncio.run(main())
+    finally:
+        generation.write_atomically = real
+    assert writers == [False, False]
+    assert peer_generation(d, log) == 7 and log.lines == []
+
+
 def test_peer_generation_round_trip_and_defaults(tmp_path):
     log = Log()
     d = str(tmp_path)

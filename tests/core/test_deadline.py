@@ -1,0 +1,160 @@
+"""Node.next_deadline on a simulated clock (also run under MicroPython).
+
+The agent sleeps until the core's next deadline instead of ticking every few ms; these
+stories drive two nodes *only* at their deadlines and at frame arrivals, and check that
+nothing is lost by it: frames keep their period, silence is declared at the dead time to
+the millisecond, and a deadline is never in the past.
+"""
+
+from tests.core.sim import make_config
+from hanode.core.node import Node
+
+KEY = "192.0.2.100"
+DELAY_MS = 13   # 24 bytes at 19200 baud
+
+
+class Pair:
+    """Two nodes joined by an instant-action, fixed-delay line, driven event by event."""
+
+    def __init__(self, **timing):
+        self.cfg = {n: make_config(me=n, **timing) for n in ("node1", "node2")}
+        self.nodes = {n: Node(self.cfg[n], me=n, generation=1) for n in ("node1", "node2")}
+        self.now = 0
+        self.in_flight = []      # (arrival time, to, data)
+        self.powered = {"node1": True, "node2": True}
+        self.calls = {"node1": 0, "node2": 0}
+        self.ticks = {"node1": 0, "node2": 0}
+        self.logs = {"node1": [], "node2": []}
+        for name, node in self.nodes.items():
+            self.handle(name, node.start(0))
+
+    def other(self, name):
+        return "node2" if name == "node1" else "node1"
+
+    def handle(self, name, outputs):
+        node = self.nodes[name]
+        for o in outputs:
+            if o.kind == "send":
+                self.in_flight.append((self.now + DELAY_MS, self.other(name), o.data))
+            elif o.kind == "log":
+                self.logs[name].append((self.now, o.text))
+            elif o.kind == "probe":
+                self.handle(name, node.probed(o.group, False, self.now))
+            elif o.kind in ("acquire", "release"):
+                self.handle(name, node.completed(o.group, True, self.now))
+
+    def step(self):
+        """Advance to the next event (a deadline or an arrival) and run it."""
+        times = [t for t, _to, _d in self.in_flight if self.powered[_to]]
+        for name, node in self.nodes.items():
+            if self.powered[name]:
+                deadline = node.next_deadline()
+                assert deadline is None or deadline > node.now, (name, deadline, node.now)
+                if deadline is not None:
+                    times.append(deadline)
+        self.now = min(times)
+        for name, node in self.nodes.items():
+            if self.powered[name] and node.next_deadline() == self.now:
+                self.ticks[name] += 1
+                self.handle(name, node.tick(self.now))
+        arriving = [f for f in self.in_flight if f[0] == self.now]
+        self.in_flight = [f for f in self.in_flight if f[0] != self.now]
+        for _t, to, data in arriving:
+            if self.powered[to]:
+                self.calls[to] += 1
+                self.handle(to, self.nodes[to].receive(data, self.now))
+
+    def power_off(self, name):
+        """Off, and its frames still on the line delivered: the peer's silence starts after them."""
+        self.powered[name] = False
+        self.run_until(self.now + DELAY_MS + 1)
+
+    def run_until(self, t):
+        while self.now < t:
+            self.step()
+
+    def first_log(self, name, text):
+        for t, line in self.logs[name]:
+            if text in line:
+                return t
+        return None
+
+
+def test_an_idle_pair_wakes_once_per_frame_each_way():
+    pair = Pair()
+    pair.run_until(2000)
+    assert pair.nodes["node1"].running_groups() == [KEY] and pair.nodes["node2"].held_groups() == []
+    sent = {n: pair.nodes[n].counters["frames_sent"] for n in pair.nodes}
+    ticks = dict(pair.ticks)
+    pair.run_until(12000)
+    for name, node in pair.nodes.items():
+        frames = node.counters["frames_sent"] - sent[name]
+        # an absolute schedule: exactly one frame per keepalive (100 ms), no drift
+        assert 99 <= frames <= 101, (name, frames)
+        # one tick per frame sent, and nothing else: the silence timers never come due
+        assert pair.ticks[name] - ticks[name] <= frames + 1, (name, pair.ticks[name] - ticks[name], frames)
+        assert node.live.alive()
+
+
+def test_silence_is_declared_at_the_dead_time_to_the_millisecond():
+    pair = Pair()
+    pair.run_until(3000)
+    pair.power_off("node1")
+    last_heard = pair.nodes["node2"].live.peer.last_heard
+    pair.run_until(last_heard + 1000)
+    dead_at = pair.first_log("node2", "node node1: is dead")
+    assert dead_at == last_heard + pair.cfg["node2"].deadtime_ms + 1, (dead_at, last_heard)
+    # the failover went on from there, driven by the deadlines alone
+    assert pair.nodes["node2"].held_groups() == pair.nodes["node2"].running_groups() == [KEY]
+
+
+def test_frames_go_out_on_an_absolute_schedule():
+    node = Node(make_config(), me="node1", generation=1)
+    node.start(0)
+    assert node.next_deadline() == 100
+    out = node.tick(103)   # woken 3 ms late: the frame goes, the next one stays due at 200
+    assert [o.kind for o in out if o.kind == "send"] == ["send"]
+    assert node.next_deadline() == 200
+    node.tick(450)         # a stall longer than a keepalive: the schedule restarts from now
+    assert node.next_deadline() == 550
+
+
+def test_the_peer_turning_late_is_a_deadline_and_peer_late_says_so():
+    pair = Pair()
+    pair.run_until(1000)
+    pair.power_off("node1")
+    node = pair.nodes["node2"]
+    since = node.live.peer.since
+    warn = pair.cfg["node2"].warntime_ms
+    assert not node.peer_late(since + warn)
+    pair.run_until(since + warn + 1)
+    assert node.now == since + warn + 1   # a tick came exactly then
+    assert node.peer_late(node.now)
+
+
+def test_no_deadline_once_stopped():
+    node = Node(make_config(), me="node1", generation=1)
+    node.start(0)
+    node.shutdown(10)
+    assert node.stopped and node.next_deadline() is None
+
+
+def test_a_peer_never_heard_is_late_only_near_initdead():
+    cfg = make_config(initdead="2")   # initdead 2 s, deadtime 500 ms, warntime 300 ms
+    node = Node(cfg, me="node1", generation=1)
+    node.start(0)
+    assert not node.peer_late(1000)   # slow to boot, not yet worth preparing for
+    assert node.peer_late(2000 - 500 + 300 + 1)
+
+
+def test_an_acquire_is_near_when_a_group_is_wanted_and_not_held():
+    pair = Pair()
+    node1, node2 = pair.nodes["node1"], pair.nodes["node2"]
+    near = {"node1": False, "node2": False}
+    while not node1.held_groups():   # node1 (preferred) wants its group, waits for node2's ack
+        for name, node in pair.nodes.items():
+            near[name] = near[name] or node.may_acquire_soon(pair.now)
+        pair.step()
+    assert near == {"node1": True, "node2": False}, near
+    pair.run_until(3000)   # node1 holds it; node2, the standby, never expects to acquire
+    assert not node1.may_acquire_soon(pair.now) and not node2.may_acquire_soon(pair.now)
