@@ -31,15 +31,18 @@ from hanode import aio
 from hanode.core import status
 
 
+def tick_ms_for(keepalive_ms):
+    """Detection granularity is one tick: a quarter keepalive, 5..50 ms."""
+    return max(5, min(50, keepalive_ms // 4))
+
+
 class Agent:
     def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None):
         self.node = node
         self.links = links
         self.runner = runner
         self.log = log
-        keepalive = node.config.keepalive_ms
-        # detection granularity is one tick: a quarter keepalive, 5..50 ms
-        self.tick_ms = tick_ms or max(5, min(50, keepalive // 4))
+        self.tick_ms = tick_ms or tick_ms_for(node.config.keepalive_ms)
         self.clock = clock or aio.ticks_ms
         self.hooks = hooks
         self.stopped = aio.Event()

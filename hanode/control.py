@@ -1,15 +1,16 @@
-"""The control socket: ``hanode status``, ``hanode standby``, ``hanode takeover``.
+"""The control socket: ``hanode status``, ``standby``, ``takeover`` and ``reload``.
 
 Theory of operation
 -------------------
 The daemon listens on a unix stream socket (default /run/hanode/control.sock,
 ha.cf ``control_socket``), mode 600 in a root-only directory, and also checks
 the caller's credentials (SO_PEERCRED): only root, or the daemon's own user,
-may ask.  A request is one JSON line ``{"cmd": "status"|"standby"|"takeover"}``;
+may ask.  A request is one JSON line ``{"cmd": "status"|"standby"|"takeover"|"reload"}``;
 the answer is one JSON line.  ``standby``/``takeover`` answer at once whether
 the request was accepted; the client then watches ``status`` until the groups
 have moved (or a timeout), so the command says what actually happened, the
-way Heartbeat's hb_standby/hb_takeover users expect.
+way Heartbeat's hb_standby/hb_takeover users expect.  ``reload`` answers once the new
+configuration is in force or refused (``hanode.reload``), with every problem.
 """
 import argparse
 import asyncio
@@ -19,7 +20,7 @@ import socket
 import struct
 import sys
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 DEFAULT_SOCKET = "/run/hanode/control.sock"
 MAX_REQUEST = 4096
@@ -171,6 +172,8 @@ def format_status(st: Dict[str, Any]) -> str:
         state = g["state"] + (" (failed)" if g.get("failed") else "")
         lines.append("%-20s %-10s %-10s %-12s %s" % (
             g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
+        if g.get("pending"):
+            lines.append("%-20s pending until its next hand-over: %s" % ("", " ".join(g["pending"])))
     lines.append("")
     lines.append("auto_failback %s: %s" % (st["auto_failback"], st["on_peer_return"]))
     c = st["counters"]
@@ -178,11 +181,27 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("frames sent %d, received %d, dropped: %s" % (c["frames_sent"], c["frames_received"], dropped))
     lines.append("late heartbeats %d, failovers %d, stalls %d, peer restarts %d" % (
         c["late_heartbeats"], c["failovers"], c["stalls"], c["peer_restarts"]))
+    lines.extend(_config_lines(st))
     extra = st.get("agent")
     if extra:
         lines.append("pid %s, up %.0f s, watchdog: %s" % (extra.get("pid"), extra.get("uptime_s", 0),
                                                           extra.get("watchdog", "off")))
     return "\n".join(lines)
+
+
+def _config_lines(st: Dict[str, Any]) -> List[str]:
+    lines = []
+    t = st.get("timings")
+    if t:
+        lines.append("keepalive %d ms, warntime %d ms, deadtime %d ms, initdead %d ms, sending with key %s" % (
+            t["keepalive_ms"], t["warntime_ms"], t["deadtime_ms"], t["initdead_ms"], st.get("auth_index")))
+    config = st.get("config")
+    if config:
+        last = config.get("last_reload")
+        lines.append("config revision %s%s" % (config["revision"], "" if not last else
+                     "; last reload %s: %s (revision %s)" % (last["at"], last["message"], last["revision"])))
+        lines.extend("  " + p for p in (last or {}).get("problems", []) if not last["ok"])
+    return lines
 
 
 # ----------------------------------------------------------------- the commands
@@ -203,6 +222,7 @@ def add_arguments_standby(parser: argparse.ArgumentParser) -> None:
 
 
 add_arguments_takeover = add_arguments_standby
+add_arguments_reload = _add_socket
 
 
 def run(args: argparse.Namespace) -> int:   # status
@@ -264,3 +284,18 @@ def run_standby(args: argparse.Namespace) -> int:
 
 def run_takeover(args: argparse.Namespace) -> int:
     return _move(args, "takeover")
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    """Exit 0 once the new configuration is in force; 1, with every problem, when it is refused."""
+    try:
+        answer = request("reload", args.socket, timeout=30)
+    except ControlError as e:
+        print("hanode reload: %s" % e, file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    ok = bool(answer.get("ok"))
+    text = "hanode reload: %s" % answer.get("message")
+    if answer.get("revision"):
+        text += " (revision %s)" % answer["revision"]
+    print("\n".join([text] + ["  " + p for p in answer.get("problems", [])]), file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1

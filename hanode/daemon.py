@@ -8,7 +8,8 @@ exclusively, and only then builds the adapters: the resource runner (init
 scripts, and VIPs through netlink with gratuitous ARP), the ARP probe, the
 watchdog, systemd notification and the control socket.  The agent loop then
 runs until SIGTERM/SIGINT, which releases every group (right to left), tells
-the peer, closes the watchdog with the magic character and exits 0.
+the peer, closes the watchdog with the magic character and exits 0.  SIGHUP
+and ``hanode reload`` re-read the configuration (``hanode.reload``).
 
 The watchdog and systemd's WatchdogSec are petted by ``watchdog.Petter``, a
 task of its own, only while ``HealthGate`` says the loop is on time, the core
@@ -68,6 +69,7 @@ class Daemon:
         self.petter: Any = None
         self.notifier: Any = None
         self.agent: Optional[Agent] = None
+        self.reloader: Any = None
         self.started = time.monotonic()
         self.shutdown_requested = 0
 
@@ -100,11 +102,14 @@ class Daemon:
                 "write_errors": agent.write_errors,
                 "uart_replaced": sum(getattr(s, "replaced", 0) for s in self.serials),
             }
+            st["config"] = self.reloader.status()
             return st
+        if cmd == "reload":
+            return self.reloader.reload()
         if cmd in ("standby", "takeover"):
             ok, why = getattr(agent, cmd)()
             return {"ok": ok, "message": why}
-        return {"ok": False, "message": "unknown command %r (status, standby, takeover)" % cmd}
+        return {"ok": False, "message": "unknown command %r (status, standby, takeover, reload)" % cmd}
 
     # ---- signals
     def on_signal(self, signum: int) -> None:
@@ -116,7 +121,7 @@ class Daemon:
                 self.agent.shutdown()
         else:
             log("warning", "%s received again: still releasing resources (a stop script may be slow; "
-                "its timeout is %d s)" % (signal.Signals(signum).name, self.cfg.resource_timeout_ms // 1000))
+                "its timeout is %d s)" % (signal.Signals(signum).name, self.reloader.cfg.resource_timeout_ms // 1000))
 
     def running_groups(self) -> List[str]:
         """Keys of the groups the node says are running: the ones whose VIPs the runner keeps."""
@@ -128,6 +133,7 @@ class Daemon:
         from hanode.core.node import Node
         from hanode.generation import peer_generation
         from hanode.notify import SystemdNotifier
+        from hanode.reload import Reloader, apply_live
         from hanode.resources import ResourceRunner
         cfg = self.cfg
         self.notifier = SystemdNotifier(log=log)
@@ -144,6 +150,8 @@ class Daemon:
         node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
                     links=[link.name for link in self.links])
         self.agent = Agent(node, self.links, runner, log, hooks=self)
+        self.reloader = Reloader(cfg, self.args.config_dir, lambda c: apply_live(self.agent, runner, c, self.args.verbose),
+                                 log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))
         control = ControlServer(self.socket_path, self.handle, log)
         try:
             await control.start()
@@ -226,8 +234,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_signal, signum)
-        loop.add_signal_handler(signal.SIGHUP, lambda: log(
-            "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
+        loop.add_signal_handler(signal.SIGHUP, self.reloader.reload)   # the same as `hanode reload`
         runner.start_warm_up()
         if self.realtime:
             loop.run_in_executor(None, lock_memory)

@@ -82,6 +82,7 @@ class Node:
         self.decoders = {}
         self.groups = [ownership.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
         self.intents = [wants.Intent() for g in self.groups]   # the node's bookkeeping, by group index
+        self.pending_groups = {}      # group index -> its reloaded definition, used once it is stopped here
         self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
@@ -247,6 +248,39 @@ class Node:
             self.intents[g.index].retry_at = None
         out.append(Log("info", "Takeover: " + why))
         return self._finish(now, out)
+
+    def reconfigure(self, config, now):
+        """Put a reloaded configuration in force.  The caller has checked it (hanode/reload.py):
+        the same nodes, links and groups (keys, order, preferred nodes).  Timings, keys and
+        auto_failback apply at once; a group's new resources once it is stopped here - a running
+        group is stopped with the definition it was started with."""
+        out = self._enter(now)
+        self.config = config
+        self.auth = Auth.from_config(config)
+        for link in self.decoders:
+            self.decoders[link] = _rekeyed(self.decoders[link], self.auth)
+        live = self.live
+        live.keepalive_ms, live.warntime_ms = config.keepalive_ms, config.warntime_ms
+        live.deadtime_ms, live.initdead_ms = config.deadtime_ms, config.initdead_ms
+        if self.last_send is not None and self.next_send is not None:
+            self.next_send = min(self.next_send, self.last_send + config.keepalive_ms)
+        self.pending_groups = {}
+        for g in self.groups:
+            self.pending_groups[g.index] = config.groups[g.index]
+        self._apply_pending_groups(out)
+        return self._finish(now, out)
+
+    def _apply_pending_groups(self, out):
+        for index in list(self.pending_groups):
+            g = self.groups[index]
+            if g.state == ownership.STOPPED:
+                changed = _tokens(g.group) != _tokens(self.pending_groups[index])
+                g.group = self.pending_groups.pop(index)
+                if changed:
+                    out.append(Log("info", "Resource group %s: reloaded definition in force (%s)"
+                                   % (g.key, " ".join(_tokens(g.group)))))
+            elif _tokens(g.group) == _tokens(self.pending_groups[index]):
+                g.group = self.pending_groups.pop(index)   # same resources: nothing waits
 
     def shutdown(self, now):
         out = self._enter(now)
@@ -499,6 +533,8 @@ class Node:
     def _finish(self, now, out):
         if self.stopped:
             return out
+        if self.pending_groups:
+            self._apply_pending_groups(out)
         self._evaluate(now, out)
         if self.shutting_down and not any(g.held() and g.state != ownership.STOP_FAILED for g in self.groups):
             return self._stop(now, out)
@@ -572,6 +608,18 @@ class Node:
     def status(self):
         """The whole node as a plain dict (the control socket's status)."""
         return status.status(self)
+
+
+def _tokens(group):
+    return [r.token for r in group.resources]
+
+
+def _rekeyed(old, auth):
+    """A decoder for the new keys that keeps the old one's counters and half-received frame."""
+    new = Decoder(auth)
+    new.counters, new.accepted, new.resynced = old.counters, old.accepted, old.resynced
+    new._buf, new._discarding = old._buf, old._discarding
+    return new
 
 
 def _view_of(f):

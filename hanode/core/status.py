@@ -63,6 +63,9 @@ def _groups(node, peer):
             "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
             "wanted": bool(intent.wanted),
             "failed": intent.failed,
+            # reloaded resources wait until the group is stopped here (its next hand-over)
+            "pending": [r.token for r in node.pending_groups[g.index].resources]
+            if g.index in node.pending_groups else None,
         })
     return groups
 
@@ -108,6 +111,9 @@ def status(node):
         "rscstatus": rscstatus(node),
         "auto_failback": node.config.auto_failback,
         "on_peer_return": on_return,
+        "timings": {"keepalive_ms": node.live.keepalive_ms, "warntime_ms": node.live.warntime_ms,
+                    "deadtime_ms": node.live.deadtime_ms, "initdead_ms": node.live.initdead_ms},
+        "auth_index": node.auth.send_index,
         "links": links,
         "groups": _groups(node, peer),
         "counters": _counters(node),
