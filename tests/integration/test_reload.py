@@ -11,6 +11,7 @@ and the agents' own counters (frames rejected for an unknown key or a bad tag, f
 """
 import os
 import re
+import signal
 import time
 
 import pytest
@@ -140,6 +141,11 @@ def test_reload_with_changed_timings_twenty_times_and_a_broken_one():
             for node, st in (("node1", st1), ("node2", st2)):
                 assert st["config"]["revision"] == config_revision(os.path.join(lab.node_dir(node), "ha.d"))
             assert "keepalive %d ms" % keepalive in lab.cli("node2", "status").stdout
+        # SIGHUP is the same reload
+        lab.timing = dict(TIMINGS_A, warntime="350ms")
+        lab.write_config("node1")
+        lab.signal("node1", signal.SIGHUP)
+        assert lab.wait_for(lambda: status(lab, "node1")["timings"]["warntime_ms"] == 350, 10) is not None
         time.sleep(1.0)
         assert [status(lab, n)["counters"]["failovers"] for n in ("node1", "node2")] == before
         assert status(lab, "node1")["groups"][0]["held_by"] == "node1"
