@@ -5,7 +5,8 @@ Theory of operation
 The daemon listens on a unix stream socket (default /run/hanode/control.sock,
 ha.cf ``control_socket``), mode 600 in a root-only directory, and also checks
 the caller's credentials (SO_PEERCRED): only root, or the daemon's own user,
-may ask.  A request is one JSON line ``{"cmd": "status"|"standby"|"takeover"|"reload"}``;
+may ask.  A request is one JSON line ``{"cmd": "status"|"standby"|"takeover"|"reload"}``
+(standby/takeover may add ``"which": "local"|"foreign"|<group key>``, default all);
 the answer is one JSON line.  ``standby``/``takeover`` answer at once whether
 the request was accepted; the client then watches ``status`` until the groups
 have moved (or a timeout), so the command says what actually happened, the
@@ -30,7 +31,7 @@ EXIT_UNKNOWN = 4       # LSB status: program or service status is unknown
 
 # ----------------------------------------------------------------- server side
 class ControlServer:
-    def __init__(self, path: str, handle: Callable[[str], Dict[str, Any]],
+    def __init__(self, path: str, handle: Callable[..., Dict[str, Any]],
                  log: Callable[[str, str], None]) -> None:
         self.path = path
         self.handle = handle
@@ -78,10 +79,10 @@ class ControlServer:
                 line = await asyncio.wait_for(reader.readline(), 5)
                 try:
                     request = json.loads(line[:MAX_REQUEST].decode() or "{}")
-                    cmd = request.get("cmd", "")
+                    cmd, which = request.get("cmd", ""), request.get("which")
                 except (ValueError, AttributeError):
-                    cmd = ""
-                answer = self.handle(cmd)
+                    cmd, which = "", None
+                answer = self.handle(cmd, which) if which else self.handle(cmd)
             writer.write((json.dumps(answer) + "\n").encode())
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError, OSError):
@@ -107,7 +108,7 @@ class ControlError(Exception):
     pass
 
 
-def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0) -> Dict[str, Any]:
+def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0, which: Optional[str] = None) -> Dict[str, Any]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -119,7 +120,7 @@ def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0) -> Dict[
             raise ControlError("permission denied on %s: run as root" % path)
         except ConnectionRefusedError:
             raise ControlError("hanode is not running (%s refuses connections)" % path)
-        s.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
+        s.sendall((json.dumps({"cmd": cmd, "which": which} if which else {"cmd": cmd}) + "\n").encode())
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -169,7 +170,7 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("")
     lines.append("%-20s %-10s %-10s %-12s %s" % ("GROUP", "PREFERRED", "HELD BY", "STATE", "RESOURCES"))
     for g in st["groups"]:
-        state = g["state"] + (" (failed)" if g.get("failed") else "")
+        state = g["state"] + (" (failed)" if g.get("failed") else "") + (" (standby)" if g.get("given") else "")
         lines.append("%-20s %-10s %-10s %-12s %s" % (
             g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
         if g.get("pending"):
@@ -217,6 +218,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:   # status
 
 def add_arguments_standby(parser: argparse.ArgumentParser) -> None:
     _add_socket(parser)
+    parser.add_argument("which", nargs="?", default="all", metavar="all|local|foreign|GROUP",
+                        help="which groups: all (default), local (preferred by this node), foreign "
+                             "(preferred by the peer) or one group's key, as Heartbeat's hb_standby/hb_takeover")
     parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                         help="how long to wait for the groups to move (default %(default)s; 0: do not wait)")
 
@@ -243,7 +247,7 @@ def run(args: argparse.Namespace) -> int:   # status
 
 def _move(args: argparse.Namespace, cmd: str) -> int:
     try:
-        answer = request(cmd, args.socket)
+        answer = request(cmd, args.socket, which=None if args.which == "all" else args.which)
     except ControlError as e:
         print("hanode %s: %s" % (cmd, e), file=sys.stderr)
         return EXIT_NOT_RUNNING
@@ -252,6 +256,9 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
         return 1
     print("hanode %s: %s" % (cmd, answer.get("message")))
     if args.wait <= 0:
+        return 0
+    if answer.get("groups") == []:
+        print("hanode %s: done: %s names no group here" % (cmd, args.which))
         return 0
     deadline = time.monotonic() + args.wait
     st: Dict[str, Any] = {}
@@ -265,7 +272,8 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
             print("hanode %s: the daemon answered: %s" % (cmd, st.get("message", "no status")), file=sys.stderr)
             return 1
         target = st["peer"] if cmd == "standby" else st["me"]
-        groups = st["groups"]
+        chosen = answer.get("groups")
+        groups = [g for g in st["groups"] if chosen is None or g["key"] in chosen]
         # done when the target holds every group and nobody is still starting or stopping one:
         # our own groups are all settled, and the peer's frames no longer say it is busy
         settled = all(g["state"] in ("running", "stopped") for g in groups) and not st.get("peer_busy")

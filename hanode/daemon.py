@@ -87,7 +87,7 @@ class Daemon:
         save_peer_generation(self.state_dir, generation, log)
 
     # ---- control socket
-    def handle(self, cmd: str) -> Dict[str, Any]:
+    def handle(self, cmd: str, which: Optional[str] = None) -> Dict[str, Any]:
         agent = self.agent
         if agent is None:
             return {"ok": False, "message": "starting up"}
@@ -107,8 +107,8 @@ class Daemon:
         if cmd == "reload":
             return self.reloader.reload()
         if cmd in ("standby", "takeover"):
-            ok, why = getattr(agent, cmd)()
-            return {"ok": ok, "message": why}
+            ok, why, keys = getattr(agent, cmd)(which)
+            return {"ok": ok, "message": why, "groups": keys}
         return {"ok": False, "message": "unknown command %r (status, standby, takeover, reload)" % cmd}
 
     # ---- signals

@@ -63,6 +63,8 @@ def _groups(node, peer):
             "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
             "wanted": bool(intent.wanted),
             "failed": intent.failed,
+            "given": g.index in node.given,       # per-group standby: given to the peer
+            "taking": g.index in node.taking,     # per-group takeover asked of the peer
             # reloaded resources wait until the group is stopped here (its next hand-over)
             "pending": [r.token for r in node.pending_groups[g.index].resources]
             if g.index in node.pending_groups else None,

@@ -176,3 +176,39 @@ def test_key_rotation_on_a_live_pair():
         assert status(lab, "node1")["auth_index"] == status(lab, "node2")["auth_index"] == 2
         assert all(status(lab, n)["counters"]["failovers"] == 0 for n in ("node1", "node2"))
         report(lab, "key rotation", since, quiet)
+
+
+G1 = "192.0.2.100/24/eth0"   # preferred by node1, with the webapp the client fetches
+G2 = "192.0.2.101/24/eth0"   # preferred by node2: an address only
+
+
+def holders(lab):
+    st = status(lab, "node1")
+    return tuple(g["held_by"] for g in st["groups"]) if st else None
+
+
+def test_per_group_standby_and_takeover_with_two_groups_preferring_different_nodes():
+    with Lab(haresources="node1 %s webapp\nnode2 %s\n" % (G1, G2)) as lab:
+        lab.start_client(CLIENT_INTERVAL)
+        lab.start("node1")
+        lab.start("node2")
+        assert lab.wait_for(lambda: holders(lab) == ("node1", "node2")
+                            and status(lab, "node2")["peer_state"] == "active", 60) is not None
+        steps = [   # (node, command, which, who then holds G1 and G2)
+            ("node1", "standby", "local", ("node2", "node2")),
+            ("node1", "takeover", G1, ("node1", "node2")),
+            ("node1", "takeover", "foreign", ("node1", "node1")),
+            ("node2", "takeover", "local", ("node1", "node2")),
+            ("node2", "standby", "all", ("node1", "node1")),
+            ("node2", "takeover", "all", ("node2", "node2")),
+        ]
+        for node, verb, which, expected in steps:
+            r = lab.cli(node, verb, which, "--wait", "30")
+            print("%s: hanode %s %s -> %s" % (node, verb, which, r.stdout.strip().replace("\n", " / ")))
+            assert r.returncode == 0 and "done:" in r.stdout, r.stdout + r.stderr
+            assert lab.wait_for(lambda: holders(lab) == expected, 10) is not None, (verb, which, holders(lab))
+            time.sleep(1.0)   # sticky: auto_failback does not undo it
+            assert holders(lab) == expected, (verb, which, holders(lab))
+        r = lab.cli("node1", "standby", "nosuchgroup")
+        assert r.returncode == 1 and "no resource group 'nosuchgroup'" in r.stderr, r.stdout + r.stderr
+        assert lab.double_holder_ms() == 0
