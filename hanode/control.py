@@ -183,6 +183,7 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("late heartbeats %d, failovers %d, stalls %d, peer restarts %d" % (
         c["late_heartbeats"], c["failovers"], c["stalls"], c["peer_restarts"]))
     lines.extend(_config_lines(st))
+    lines.extend(_mismatch_lines(c["dropped"]))
     extra = st.get("agent")
     if extra:
         lines.append("pid %s, up %.0f s, watchdog: %s" % (extra.get("pid"), extra.get("uptime_s", 0),
@@ -202,6 +203,19 @@ def _config_lines(st: Dict[str, Any]) -> List[str]:
         lines.append("config revision %s%s" % (config["revision"], "" if not last else
                      "; last reload %s: %s (revision %s)" % (last["at"], last["message"], last["revision"])))
         lines.extend("  " + p for p in (last or {}).get("problems", []) if not last["ok"])
+    return lines
+
+
+def _mismatch_lines(dropped: Dict[str, int]) -> List[str]:
+    """What the drop counters say about the two boxes' configurations differing (two revisions)."""
+    lines = []
+    if dropped.get("unknown_key") or dropped.get("bad_tag"):
+        lines.append("WARNING: %d frames signed with a key this box does not have, %d with a wrong key: the "
+                     "boxes' authkeys differ (a key rotation half done? add the key here, or switch `auth` "
+                     "back on the peer)" % (dropped.get("unknown_key", 0), dropped.get("bad_tag", 0)))
+    if dropped.get("unknown_src"):
+        lines.append("WARNING: %d frames from a node id not in this box's node list: the boxes' ha.cf node "
+                     "lines differ" % dropped["unknown_src"])
     return lines
 
 
