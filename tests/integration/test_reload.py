@@ -19,6 +19,7 @@ import pytest
 from hanode.control import ControlError, request
 from hanode.lab import KEY, Lab
 from hanode.reload import revision as config_revision
+from test_pair import _root_and_no_leftovers  # noqa: F401  (autouse: root, and no namespace left behind)
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +29,6 @@ NEW_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 # under half the running deadtime, the new deadtime over twice the running keepalive)
 TIMINGS_A = {"keepalive": "100ms", "warntime": "300ms", "deadtime": "500ms", "initdead": "10"}
 TIMINGS_B = {"keepalive": "200ms", "warntime": "600ms", "deadtime": "1", "initdead": "10"}
-
-
-@pytest.fixture(autouse=True)
-def _root_and_no_leftovers():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces and port 80")
-    yield
-    mine = re.compile(r"^hn%dx\d+-" % os.getpid())
-    left = [n for n in os.listdir("/run/netns") if mine.match(n)] if os.path.isdir("/run/netns") else []
-    assert not left, "namespaces left behind: %s" % left
 
 
 def status(lab, node):
