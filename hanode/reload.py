@@ -177,8 +177,7 @@ def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int) -> None:
     """Put a checked configuration in force: the node (timings, keys, groups), the agent's tick,
     the runner's settings, the logging.  Nothing here moves a resource."""
     from hanode.agent import tick_ms_for
-    from hanode.logs import setup_logging
-    setup_logging(cfg, verbose)
+    relog(cfg, verbose)
     agent.dispatch(agent.node.reconfigure(cfg, agent.clock()))
     agent.tick_ms = tick_ms_for(cfg.keepalive_ms)
     # the runner's own copies of the settings (resources.ResourceRunner reads them at start)
@@ -189,6 +188,15 @@ def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int) -> None:
     # a group is started and stopped with the definition the node has for it: the node swaps in
     # a reloaded one only once the group is stopped there
     runner._groups = _NodeGroups(agent.node)
+
+
+def relog(cfg: Any, verbose: int) -> None:
+    """Point the logging at the reloaded ha.cf's targets, closing the old ones now (setup_logging
+    only drops them: their logfiles would be flushed and closed whenever they are collected)."""
+    from hanode.logs import LOG, setup_logging
+    for handler in list(LOG.handlers):
+        handler.close()
+    setup_logging(cfg, verbose)
 
 
 class _NodeGroups:
