@@ -72,6 +72,7 @@ class Daemon:
         self.reloader: Any = None
         self.started = time.monotonic()
         self.shutdown_requested = 0
+        self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
@@ -82,34 +83,17 @@ class Daemon:
         self.notifier.status(summary)
         log("debug", "status: " + summary)
 
+    def on_escalate(self, group: str, reason: str) -> bool:
+        return self.escalation.escalate(group, reason)   # ha.cf stop_failure: hanode/escalation.py
+
     def on_peer_generation(self, generation: int) -> None:
         from hanode.generation import save_peer_generation
         save_peer_generation(self.state_dir, generation, log)
 
     # ---- control socket
     def handle(self, cmd: str, which: Optional[str] = None) -> Dict[str, Any]:
-        agent = self.agent
-        if agent is None:
-            return {"ok": False, "message": "starting up"}
-        if cmd == "status":
-            st = agent.node.status()
-            st["agent"] = {
-                "pid": os.getpid(), "version": __version__,
-                "uptime_s": round(time.monotonic() - self.started, 1),
-                "watchdog": (("%s (%s s)" % (self.watchdog.path, self.watchdog.granted_timeout_s))
-                             if self.watchdog is not None and self.watchdog.enabled else "off"),
-                "summary": agent.summary(),
-                "write_errors": agent.write_errors,
-                "uart_replaced": sum(getattr(s, "replaced", 0) for s in self.serials),
-            }
-            st["config"] = self.reloader.status()
-            return st
-        if cmd == "reload":
-            return self.reloader.reload()
-        if cmd in ("standby", "takeover"):
-            ok, why, keys = getattr(agent, cmd)(which)
-            return {"ok": ok, "message": why, "groups": keys}
-        return {"ok": False, "message": "unknown command %r (status, standby, takeover, reload)" % cmd}
+        from hanode.commands import handle
+        return handle(self, cmd, which)
 
     # ---- signals
     def on_signal(self, signum: int) -> None:
@@ -164,8 +148,8 @@ class Daemon:
         finally:
             await control.close()
             await runner.close()
-            if self.watchdog is not None:
-                self.watchdog.close_clean()
+            if self.escalation is not None:
+                self.escalation.close_watchdog()   # the magic close, unless we self-fence
             self._close_links()
             if not self.shutdown_requested:   # a signal has said STOPPING=1 already
                 self.notifier.stopping()
@@ -212,6 +196,8 @@ class Daemon:
                           max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
         self.petter = Petter(gate, self.watchdog, self.notifier, every_ms=max(100, min(1000, cfg.keepalive_ms)),
                              clock=aio.ticks_ms, uart_ok=lambda: all(s.is_open for s in self.serials), log=log)
+        from hanode.escalation import StopFailureEscalation
+        self.escalation = StopFailureEscalation(cfg, self.watchdog, self.petter, self.notifier, log)
 
     def _open_udp_links(self) -> List[Any]:
         cfg = self.cfg
