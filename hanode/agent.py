@@ -231,15 +231,25 @@ class Agent:
     def shutdown(self):
         self.dispatch(self.node.shutdown(self.clock()))
 
-    def standby(self):
-        ok, why = self.node.can_standby()
-        self.dispatch(self.node.standby(self.clock()))
-        return ok, why
+    def standby(self, which=None):
+        """Give the groups ``which`` selects (all, local, foreign, a key; default all) to the peer:
+        (accepted, why, the groups' keys)."""
+        return self._move("standby", which)
 
-    def takeover(self):
-        ok, why = self.node.can_takeover()
-        self.dispatch(self.node.takeover(self.clock()))
-        return ok, why
+    def takeover(self, which=None):
+        """Take the groups ``which`` selects from the peer: (accepted, why, the groups' keys)."""
+        return self._move("takeover", which)
+
+    def _move(self, verb, which):
+        keys, why = self.node.select(which)
+        if keys is None:
+            return False, why, []
+        ok, why = getattr(self.node, "can_" + verb)()
+        if ok and len(keys) < len(self.node.groups):
+            why = "%s %s %s %s" % ("giving" if verb == "standby" else "taking", " ".join(keys) or "no group",
+                                   "to" if verb == "standby" else "from", self.node.peer)
+        self.dispatch(getattr(self.node, verb)(self.clock(), which))
+        return ok, why, keys
 
 
 def _urandom(n):

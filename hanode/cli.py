@@ -1,4 +1,4 @@
-"""Command line: ``hanode run | status | standby | takeover | check-config | export | demo``.
+"""Command line: ``hanode run | status | standby | takeover | reload | check-config | export | demo``.
 
 Each subcommand lives in its own module and is imported only when used, so
 ``hanode status`` does not pay for pyroute2 and ``hanode run`` reaches its first
@@ -13,8 +13,12 @@ from typing import List, Optional
 SUBCOMMANDS = [
     ("run", "hanode.daemon", "run the agent in the foreground (what the service files start)"),
     ("status", "hanode.control", "show who holds what, link states and counters"),
-    ("standby", "hanode.control", "give all resource groups to the peer (Heartbeat's hb_standby)"),
-    ("takeover", "hanode.control", "take all resource groups from the peer (Heartbeat's hb_takeover)"),
+    ("standby", "hanode.control",
+     "give resource groups (all, local, foreign or one) to the peer (Heartbeat's hb_standby)"),
+    ("takeover", "hanode.control",
+     "take resource groups (all, local, foreign or one) from the peer (Heartbeat's hb_takeover)"),
+    ("reload", "hanode.control",
+     "re-read ha.cf, authkeys and haresources into the running daemon; a broken file is refused"),
     ("check-config", "hanode.checkconfig", "check /etc/ha.d (ha.cf, authkeys, haresources) and report every problem"),
     ("export", "hanode.export.pacemaker", "write the pair as a Pacemaker + Corosync cluster (export pacemaker)"),
     ("demo", "hanode.lab.demo",

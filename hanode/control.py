@@ -1,15 +1,17 @@
-"""The control socket: ``hanode status``, ``hanode standby``, ``hanode takeover``.
+"""The control socket: ``hanode status``, ``standby``, ``takeover`` and ``reload``.
 
 Theory of operation
 -------------------
 The daemon listens on a unix stream socket (default /run/hanode/control.sock,
 ha.cf ``control_socket``), mode 600 in a root-only directory, and also checks
 the caller's credentials (SO_PEERCRED): only root, or the daemon's own user,
-may ask.  A request is one JSON line ``{"cmd": "status"|"standby"|"takeover"}``;
+may ask.  A request is one JSON line ``{"cmd": "status"|"standby"|"takeover"|"reload"}``
+(standby/takeover may add ``"which": "local"|"foreign"|<group key>``, default all);
 the answer is one JSON line.  ``standby``/``takeover`` answer at once whether
 the request was accepted; the client then watches ``status`` until the groups
 have moved (or a timeout), so the command says what actually happened, the
-way Heartbeat's hb_standby/hb_takeover users expect.
+way Heartbeat's hb_standby/hb_takeover users expect.  ``reload`` answers once the new
+configuration is in force or refused (``hanode.reload``), with every problem.
 """
 import argparse
 import asyncio
@@ -29,7 +31,7 @@ EXIT_UNKNOWN = 4       # LSB status: program or service status is unknown
 
 # ----------------------------------------------------------------- server side
 class ControlServer:
-    def __init__(self, path: str, handle: Callable[[str], Dict[str, Any]],
+    def __init__(self, path: str, handle: Callable[..., Dict[str, Any]],
                  log: Callable[[str, str], None]) -> None:
         self.path = path
         self.handle = handle
@@ -77,10 +79,10 @@ class ControlServer:
                 line = await asyncio.wait_for(reader.readline(), 5)
                 try:
                     request = json.loads(line[:MAX_REQUEST].decode() or "{}")
-                    cmd = request.get("cmd", "")
+                    cmd, which = request.get("cmd", ""), request.get("which")
                 except (ValueError, AttributeError):
-                    cmd = ""
-                answer = self.handle(cmd)
+                    cmd, which = "", None
+                answer = self.handle(cmd, which) if which else self.handle(cmd)
             writer.write((json.dumps(answer) + "\n").encode())
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError, OSError):
@@ -106,7 +108,7 @@ class ControlError(Exception):
     pass
 
 
-def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0) -> Dict[str, Any]:
+def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0, which: Optional[str] = None) -> Dict[str, Any]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
@@ -118,7 +120,7 @@ def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0) -> Dict[
             raise ControlError("permission denied on %s: run as root" % path)
         except ConnectionRefusedError:
             raise ControlError("hanode is not running (%s refuses connections)" % path)
-        s.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
+        s.sendall((json.dumps({"cmd": cmd, "which": which} if which else {"cmd": cmd}) + "\n").encode())
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -200,9 +202,12 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("")
     lines.append("%-20s %-10s %-10s %-12s %s" % ("GROUP", "PREFERRED", "HELD BY", "STATE", "RESOURCES"))
     for g in st["groups"]:
-        state = g["state"] + (" (given up)" if g.get("gave_up") else " (failed)" if g.get("failed") else "")
+        state = g["state"] + (" (given up)" if g.get("gave_up") else " (failed)" if g.get("failed") else "") \
+            + (" (standby)" if g.get("given") else "")
         lines.append("%-20s %-10s %-10s %-12s %s" % (
             g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
+        if g.get("pending"):
+            lines.append("%-20s pending until its next hand-over: %s" % ("", " ".join(g["pending"])))
     lines.append("")
     lines.append("auto_failback %s: %s" % (st["auto_failback"], st["on_peer_return"]))
     c = st["counters"]
@@ -210,11 +215,41 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("frames sent %d, received %d, dropped: %s" % (c["frames_sent"], c["frames_received"], dropped))
     lines.append("late heartbeats %d, failovers %d, stalls %d, peer restarts %d" % (
         c["late_heartbeats"], c["failovers"], c["stalls"], c["peer_restarts"]))
+    lines.extend(_config_lines(st))
+    lines.extend(_mismatch_lines(c["dropped"]))
     extra = st.get("agent")
     if extra:
         lines.append("pid %s, up %.0f s, watchdog: %s" % (extra.get("pid"), extra.get("uptime_s", 0),
                                                           extra.get("watchdog", "off")))
     return "\n".join(lines)
+
+
+def _config_lines(st: Dict[str, Any]) -> List[str]:
+    lines = []
+    t = st.get("timings")
+    if t:
+        lines.append("keepalive %d ms, warntime %d ms, deadtime %d ms, initdead %d ms, sending with key %s" % (
+            t["keepalive_ms"], t["warntime_ms"], t["deadtime_ms"], t["initdead_ms"], st.get("auth_index")))
+    config = st.get("config")
+    if config:
+        last = config.get("last_reload")
+        lines.append("config revision %s%s" % (config["revision"], "" if not last else
+                     "; last reload %s: %s (revision %s)" % (last["at"], last["message"], last["revision"])))
+        lines.extend("  " + p for p in (last or {}).get("problems", []) if not last["ok"])
+    return lines
+
+
+def _mismatch_lines(dropped: Dict[str, int]) -> List[str]:
+    """What the drop counters say about the two boxes' configurations differing (two revisions)."""
+    lines = []
+    if dropped.get("unknown_key") or dropped.get("bad_tag"):
+        lines.append("WARNING: %d frames signed with a key this box does not have, %d with a wrong key: the "
+                     "boxes' authkeys differ (a key rotation half done? add the key here, or switch `auth` "
+                     "back on the peer)" % (dropped.get("unknown_key", 0), dropped.get("bad_tag", 0)))
+    if dropped.get("unknown_src"):
+        lines.append("WARNING: %d frames from a node id not in this box's node list: the boxes' ha.cf node "
+                     "lines differ" % dropped["unknown_src"])
+    return lines
 
 
 # ----------------------------------------------------------------- the commands
@@ -230,11 +265,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:   # status
 
 def add_arguments_standby(parser: argparse.ArgumentParser) -> None:
     _add_socket(parser)
+    parser.add_argument("which", nargs="?", default="all", metavar="all|local|foreign|GROUP",
+                        help="which groups: all (default), local (preferred by this node), foreign "
+                             "(preferred by the peer) or one group's key, as Heartbeat's hb_standby/hb_takeover")
     parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                         help="how long to wait for the groups to move (default %(default)s; 0: do not wait)")
 
 
 add_arguments_takeover = add_arguments_standby
+add_arguments_reload = _add_socket
 
 
 def run(args: argparse.Namespace) -> int:   # status
@@ -255,7 +294,7 @@ def run(args: argparse.Namespace) -> int:   # status
 
 def _move(args: argparse.Namespace, cmd: str) -> int:
     try:
-        answer = request(cmd, args.socket)
+        answer = request(cmd, args.socket, which=None if args.which == "all" else args.which)
     except ControlError as e:
         print("hanode %s: %s" % (cmd, e), file=sys.stderr)
         return EXIT_NOT_RUNNING
@@ -264,6 +303,9 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
         return 1
     print("hanode %s: %s" % (cmd, answer.get("message")))
     if args.wait <= 0:
+        return 0
+    if answer.get("groups") == []:
+        print("hanode %s: done: %s names no group here" % (cmd, args.which))
         return 0
     deadline = time.monotonic() + args.wait
     st: Dict[str, Any] = {}
@@ -277,7 +319,8 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
             print("hanode %s: the daemon answered: %s" % (cmd, st.get("message", "no status")), file=sys.stderr)
             return 1
         target = st["peer"] if cmd == "standby" else st["me"]
-        groups = st["groups"]
+        chosen = answer.get("groups")
+        groups = [g for g in st["groups"] if chosen is None or g["key"] in chosen]
         # done when the target holds every group and nobody is still starting or stopping one:
         # our own groups are all settled, and the peer's frames no longer say it is busy
         settled = all(g["state"] in ("running", "stopped") for g in groups) and not st.get("peer_busy")
@@ -296,3 +339,18 @@ def run_standby(args: argparse.Namespace) -> int:
 
 def run_takeover(args: argparse.Namespace) -> int:
     return _move(args, "takeover")
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    """Exit 0 once the new configuration is in force; 1, with every problem, when it is refused."""
+    try:
+        answer = request("reload", args.socket, timeout=30)
+    except ControlError as e:
+        print("hanode reload: %s" % e, file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    ok = bool(answer.get("ok"))
+    text = "hanode reload: %s" % answer.get("message")
+    if answer.get("revision"):
+        text += " (revision %s)" % answer["revision"]
+    print("\n".join([text] + ["  " + p for p in answer.get("problems", [])]), file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1

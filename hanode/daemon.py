@@ -8,7 +8,8 @@ exclusively, and only then builds the adapters: the resource runner (init
 scripts, and VIPs through netlink with gratuitous ARP), the ARP probe, the
 watchdog, systemd notification and the control socket.  The agent loop then
 runs until SIGTERM/SIGINT, which releases every group (right to left), tells
-the peer, closes the watchdog with the magic character and exits 0.
+the peer, closes the watchdog with the magic character and exits 0.  SIGHUP
+and ``hanode reload`` re-read the configuration (``hanode.reload``).
 
 The watchdog and systemd's WatchdogSec are petted by ``watchdog.Petter``, a
 task of its own, only while ``HealthGate`` says the loop is on time, the core
@@ -70,6 +71,7 @@ class Daemon:
         self.notifier: Any = None
         self.agent: Optional[Agent] = None
         self.runner: Any = None
+        self.reloader: Any = None
         self.started = time.monotonic()
         self.shutdown_requested = 0
         self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
@@ -99,27 +101,9 @@ class Daemon:
         return await loop.run_in_executor(None, save_generation, self.state_dir, generation, log)
 
     # ---- control socket
-    def handle(self, cmd: str) -> Dict[str, Any]:
-        agent = self.agent
-        if agent is None:
-            return {"ok": False, "message": "starting up"}
-        if cmd == "status":
-            st = agent.node.status()
-            st["agent"] = {
-                "pid": os.getpid(), "version": __version__,
-                "uptime_s": round(time.monotonic() - self.started, 1),
-                "watchdog": (("%s (%s s)" % (self.watchdog.path, self.watchdog.granted_timeout_s))
-                             if self.watchdog is not None and self.watchdog.enabled else "off"),
-                "stop_failure": self.escalation.report(st["groups"]) if self.escalation else None,
-                "summary": agent.summary(),
-                "write_errors": agent.write_errors,
-                "uart_replaced": sum(getattr(s, "replaced", 0) for s in self.serials),
-            }
-            return st
-        if cmd in ("standby", "takeover"):
-            ok, why = getattr(agent, cmd)()
-            return {"ok": ok, "message": why}
-        return {"ok": False, "message": "unknown command %r (status, standby, takeover)" % cmd}
+    def handle(self, cmd: str, which: Optional[str] = None) -> Dict[str, Any]:
+        from hanode.commands import handle
+        return handle(self, cmd, which)
 
     # ---- signals
     def on_signal(self, signum: int) -> None:
@@ -131,7 +115,7 @@ class Daemon:
                 self.agent.shutdown()
         else:
             log("warning", "%s received again: still releasing resources (a stop script may be slow; "
-                "its timeout is %d s)" % (signal.Signals(signum).name, self.cfg.resource_timeout_ms // 1000))
+                "its timeout is %d s)" % (signal.Signals(signum).name, self.reloader.cfg.resource_timeout_ms // 1000))
 
     def running_groups(self) -> List[str]:
         """Keys of the groups the node says are running: the ones whose VIPs the runner keeps."""
@@ -143,6 +127,7 @@ class Daemon:
         from hanode.core.node import Node
         from hanode.generation import peer_generation
         from hanode.notify import SystemdNotifier
+        from hanode.reload import Reloader, apply_live
         from hanode.resources import ResourceRunner
         cfg = self.cfg
         self.notifier = SystemdNotifier(log=log)
@@ -161,6 +146,9 @@ class Daemon:
         # the watchdog's health gate needs a tick well within its max age
         self.agent = Agent(node, self.links, runner, log, hooks=self,
                            max_sleep_ms=min(cfg.keepalive_ms, self.petter.gate.max_age_ms // 2))
+        self.reloader = Reloader(cfg, self.args.config_dir,
+                                 lambda c: apply_live(self.agent, runner, c, self.args.verbose),
+                                 log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))
         control = ControlServer(self.socket_path, self.handle, log)
         try:
             await control.start()
@@ -246,8 +234,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.on_signal, signum)
-        loop.add_signal_handler(signal.SIGHUP, lambda: log(
-            "warning", "SIGHUP: hanode does not reload its configuration; restart it to apply changes"))
+        loop.add_signal_handler(signal.SIGHUP, self.reloader.reload)   # the same as `hanode reload`
         # netlink calls and the pyroute2 import, never more than two at a time
         loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="hanode-io"))
         runner.keep_vips(self.running_groups)

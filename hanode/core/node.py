@@ -20,7 +20,12 @@ the two small tables for that are ``rejoin.py``.
 
 Standby is sticky (``standby()``, or the peer's ``takeover()``) until our own
 ``takeover()``, the peer going standby after us, the peer's death, or a
-restart: auto_failback does not undo an operator's standby.
+restart: auto_failback does not undo an operator's standby.  Both commands also
+take Heartbeat's argument (``select``: all, local, foreign or a group's key):
+a group given away alone is wanted back only once the peer has seen it
+released and still will not run it; a group asked for alone is wanted, and the
+TAKEOVER flag with our want bits tells the peer which ones to give (all of
+them: the classic whole-node standby).
 
 With the peer dead every group is wanted (failover); with the peer never heard
 nothing is wanted until initdead has run out.
@@ -88,6 +93,7 @@ class Node:
         self.decoders = {}
         self.groups = [ownership.GroupOwnership(g, i) for i, g in enumerate(config.groups)]
         self.intents = [wants.Intent() for g in self.groups]   # the node's bookkeeping, by group index
+        self.pending_groups = {}      # group index -> its reloaded definition, used once it is stopped here
         self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
@@ -96,6 +102,10 @@ class Node:
         self.standby_mode = False     # we gave everything away (standby, or the peer's takeover)
         self.standby_mark = Mark()    # has the peer seen us in standby?
         self.takeover_request = False # we asked the peer to give everything to us
+        # per-group standby/takeover (hb_standby/hb_takeover local|foreign|GROUP), by group index:
+        self.given = {}               # groups we gave away -> Mark (has the peer seen it?); sticky like standby
+        self.taking = {}              # groups we asked the peer for (TAKEOVER flag + our want bits) -> True
+        self.giving = {}              # given groups not yet released here since they were given -> True
         self.stale = False
         self.stale_mark = Mark()      # has the peer heard from us since the stall?
         self.peer_said_goodbye = False
@@ -319,29 +329,115 @@ class Node:
             return False, "shutting down"
         return True, "taking all resource groups from %s" % self.peer
 
-    def standby(self, now):
+    def select(self, which=None):
+        """hb_standby/hb_takeover's argument -> (group keys, None), or (None, why not).
+        all (or None): every group; local: those preferred by this node; foreign: the others;
+        else one group's key."""
+        if which in (None, "", "all"):
+            return [g.key for g in self.groups], None
+        if which in ("local", "foreign"):
+            return [g.key for g in self.groups if (g.group.preferred == self.me) == (which == "local")], None
+        for g in self.groups:
+            if g.key == which:
+                return [g.key], None
+        return None, "no resource group %r (say all, local, foreign or one of: %s)" % (
+            which, ", ".join(g.key for g in self.groups))
+
+    def _partial(self, which):
+        """The groups ``which`` selects, or None when it means all of them (the classic command)."""
+        keys, _ = self.select(which)
+        if keys is None or len(keys) == len(self.groups):
+            return None
+        return [g for g in self.groups if g.key in keys]
+
+    def standby(self, now, which=None):
         out = self._enter(now)
         ok, why = self.can_standby()
         if not ok:
             out.append(Log("warning", "standby refused: " + why))
             return self._finish(now, out)
-        self._go_standby()
-        self.takeover_request = False
+        some = self._partial(which)
         self._operator_acted()
-        out.append(Log("info", "Going standby: " + why))
+        if some is None:
+            self._go_standby()
+            self.takeover_request = False
+            self.taking = {}
+            out.append(Log("info", "Going standby: " + why))
+        else:
+            for g in some:
+                self._give(g)
+            out.append(Log("info", "Going standby for %s: giving %s to %s" % (
+                which, " ".join(g.key for g in some) or "no group", self.peer)))
         return self._finish(now, out)
 
-    def takeover(self, now):
+    def takeover(self, now, which=None):
         out = self._enter(now)
         ok, why = self.can_takeover()
         if not ok:
             out.append(Log("warning", "takeover refused: " + why))
             return self._finish(now, out)
-        self.standby_mode = False
-        self.takeover_request = True
+        some = self._partial(which)
         self._operator_acted()
-        out.append(Log("info", "Takeover: " + why))
+        for g in (self.groups if some is None else some):
+            self.given.pop(g.index, None)
+            self.giving.pop(g.index, None)
+        if some is None:
+            self.standby_mode = False
+            self.takeover_request = True
+            out.append(Log("info", "Takeover: " + why))
+        else:
+            if self.standby_mode:   # leave standby for these groups only: the others stay given
+                self.standby_mode = False
+                for g in self.groups:
+                    if g not in some:
+                        self._give(g)
+            for g in some:
+                if not g.held():
+                    self.taking[g.index] = True
+            out.append(Log("info", "Takeover of %s: taking %s from %s" % (
+                which, " ".join(g.key for g in some) or "no group", self.peer)))
         return self._finish(now, out)
+
+    def _give(self, g):
+        self.taking.pop(g.index, None)
+        if g.index not in self.given:
+            self.given[g.index] = Mark()
+            self.given[g.index].arm(self.seq)
+            if g.held():
+                self.giving[g.index] = True
+
+    def reconfigure(self, config, now):
+        """Put a reloaded configuration in force.  The caller has checked it (hanode/reload.py):
+        the same nodes, links and groups (keys, order, preferred nodes).  Timings, keys and
+        auto_failback apply at once; a group's new resources once it is stopped here - a running
+        group is stopped with the definition it was started with."""
+        out = self._enter(now)
+        self.config = config
+        self.auth = Auth.from_config(config)
+        for link in self.decoders:
+            self.decoders[link] = _rekeyed(self.decoders[link], self.auth)
+        live = self.live
+        live.keepalive_ms, live.warntime_ms = config.keepalive_ms, config.warntime_ms
+        live.deadtime_ms, live.initdead_ms = config.deadtime_ms, config.initdead_ms
+        if self.last_send is not None and self.next_send is not None:
+            self.next_send = min(self.next_send, self.last_send + config.keepalive_ms)
+        self.pending_groups = {}
+        for g in self.groups:
+            self.pending_groups[g.index] = config.groups[g.index]
+        self._apply_pending_groups(out)
+        return self._finish(now, out)
+
+    def _apply_pending_groups(self, out):
+        for index in list(self.pending_groups):
+            g = self.groups[index]
+            if g.state == ownership.STOPPED:
+                changed = _tokens(g.group) != _tokens(self.pending_groups[index])
+                g.group = self.pending_groups.pop(index)
+                if changed:
+                    out.append(Log("info", "Resource group %s: reloaded definition in force (%s)"
+                                   % (g.key, " ".join(_tokens(g.group)))))
+            elif _tokens(g.group) == _tokens(self.pending_groups[index]):
+                g.group = self.pending_groups.pop(index)   # same resources: nothing waits
 
     def shutdown(self, now):
         out = self._enter(now)
@@ -447,8 +543,20 @@ class Node:
         if operator_flags and not (previous and previous.flags & operator_flags == operator_flags):
             self._operator_acted()   # an operator acted on the peer: our given-up groups get a new chance
         if f.flags & TAKEOVER and not self.standby_mode:
-            self._go_standby()
-            out.append(Log("info", "%s wants to take over: giving it all resource groups" % self.peer))
+            every = 0
+            for g in self.groups:
+                every |= g.bit
+            if f.want & every == every:
+                self._go_standby()
+                out.append(Log("info", "%s wants to take over: giving it all resource groups" % self.peer))
+            else:   # a per-group takeover: the groups its frame wants
+                asked = [g for g in self.groups if f.want & g.bit and g.index not in self.given
+                         and (g.held() or self.intents[g.index].wanted)]
+                for g in asked:
+                    self._give(g)
+                if asked:
+                    out.append(Log("info", "%s wants to take over %s: giving it" % (
+                        self.peer, " ".join(g.key for g in asked))))
         if f.flags & STANDBY and self.takeover_request:
             self.takeover_request = False
         if f.flags & STANDBY and self.standby_mode and not (previous and previous.flags & STANDBY):
@@ -475,7 +583,8 @@ class Node:
                                        "taking it without a probe (no address to probe, or vip_probe off)",
                                        self.peer)))
             self._report(self.live.declare_dead(), out)
-        for mark in [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents]:
+        for mark in [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents] + \
+                list(self.given.values()):
             mark.update(self.seq, self.gen, f)
         if self.stale and self.stale_mark.seen:
             if not any(g.held() and f.held & g.bit for g in self.groups):
@@ -687,6 +796,9 @@ class Node:
             self._comm_now_up(out)
         self.standby_mode = False
         self.takeover_request = False
+        self.given = {}
+        self.taking = {}
+        self.giving = {}
         for g in self.groups:
             self.intents[g.index].failed = False
             self.intents[g.index].retry_at = None
@@ -703,11 +815,22 @@ class Node:
         peer = self.peer_view()
         for g in self.groups:
             intent = self.intents[g.index]
+            given = self.given.get(g.index)
+            if g.index in self.giving:
+                if g.held():
+                    # what counts is the peer seeing it released: then it wants it (it is
+                    # orphaned for it too); only if it still does not will we take it back
+                    given.arm(self.seq)
+                else:
+                    del self.giving[g.index]
+            if g.index in self.taking and g.state == ownership.RUNNING:
+                del self.taking[g.index]   # ours now; the peer's given mark keeps it here
             intent.wanted = wants.wanted(
                 g, intent, peer, now, me=self.me, auto_failback=self.config.auto_failback,
                 shutting_down=self.shutting_down, identity_conflict=self.identity_conflict is not None,
-                comm_up=self.comm_up, standby=self.standby_mode,
-                standby_seen=self.standby_mark.seen, stale=self.stale)
+                comm_up=self.comm_up, standby=self.standby_mode or given is not None,
+                standby_seen=self.standby_mark.seen if self.standby_mode else given is not None and given.seen,
+                stale=self.stale) or self._asking(g, peer)
             event = wants.event(intent.wanted, g.state, peer is not None, intent.due(now),
                                 lambda: wants.peer_agrees(g, intent, peer, self.seq, self.gen),
                                 self._lone_event(g))
@@ -719,11 +842,17 @@ class Node:
                 intent.retry_at = None
             self._fire(g, event, out)
 
+    def _asking(self, g, peer):
+        """A takeover we asked for wants its group while the peer is alive and not stale-yielding:
+        the peer gives away the groups our TAKEOVER frame wants (a global takeover wants them all)."""
+        return (peer is not None and not self.shutting_down and self.identity_conflict is None
+                and (self.takeover_request or g.index in self.taking))
+
     def _flags(self):
         flags = 0
         if self.standby_mode:
             flags |= STANDBY
-        if self.takeover_request:
+        if self.takeover_request or self.taking:
             flags |= TAKEOVER
         if any(g.busy() for g in self.groups):
             flags |= BUSY
@@ -743,6 +872,8 @@ class Node:
     def _finish(self, now, out):
         if self.stopped:
             return out
+        if self.pending_groups:
+            self._apply_pending_groups(out)
         self._evaluate(now, out)
         if self.shutting_down and all(self._released_or_escalated(g) for g in self.groups):
             return self._stop(now, out)
@@ -865,6 +996,18 @@ class Node:
     def status(self):
         """The whole node as a plain dict (the control socket's status)."""
         return status.status(self)
+
+
+def _tokens(group):
+    return [r.token for r in group.resources]
+
+
+def _rekeyed(old, auth):
+    """A decoder for the new keys that keeps the old one's counters and half-received frame."""
+    new = Decoder(auth)
+    new.counters, new.accepted, new.resynced = old.counters, old.accepted, old.resynced
+    new._buf, new._discarding = old._buf, old._discarding
+    return new
 
 
 def _view_of(f):

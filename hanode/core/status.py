@@ -92,6 +92,11 @@ def _groups(node, peer):
             "gave_up": intent.gave_up,
             "stop_failures": intent.stop_failures,
             "escalated": intent.escalated,
+            "given": g.index in node.given,       # per-group standby: given to the peer
+            "taking": g.index in node.taking,     # per-group takeover asked of the peer
+            # reloaded resources wait until the group is stopped here (its next hand-over)
+            "pending": [r.token for r in node.pending_groups[g.index].resources]
+            if g.index in node.pending_groups else None,
         })
     return groups
 
@@ -140,6 +145,9 @@ def status(node):
         "rscstatus": rscstatus(node),
         "auto_failback": node.config.auto_failback,
         "on_peer_return": on_return,
+        "timings": {"keepalive_ms": node.live.keepalive_ms, "warntime_ms": node.live.warntime_ms,
+                    "deadtime_ms": node.live.deadtime_ms, "initdead_ms": node.live.initdead_ms},
+        "auth_index": node.auth.send_index,
         "links": links,
         "groups": _groups(node, peer),
         "counters": _counters(node),

@@ -6,7 +6,7 @@ nothing is lost by it: frames keep their period, silence is declared at the dead
 the millisecond, and a deadline is never in the past.
 """
 
-from tests.core.sim import make_config
+from tests.support.sim import make_config
 from hanode.core.node import Node
 
 KEY = "192.0.2.100"

@@ -483,7 +483,8 @@ def test_status_json_content_and_text_table():
         assert 0 <= link["last_heard_ms"] < 500 and 0 <= st["peer_last_heard_ms"] < 500
         [g] = st["groups"]
         assert g == {"key": GROUP, "preferred": "node1", "resources": [GROUP, "webapp"], "state": "stopped",
-                     "held_by": "node1", "wanted": False, "failed": False}
+                     "held_by": "node1", "wanted": False, "failed": False, "given": False, "taking": False,
+                     "pending": None, "start_failures": 0, "gave_up": False, "stop_failures": 0, "escalated": False}
         c = st["counters"]
         assert c["frames_sent"] > 0 and c["frames_received"] > 0
         # (garbage/version/length/unknown_key may count the tail of a frame read at start-up)

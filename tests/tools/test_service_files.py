@@ -49,7 +49,9 @@ def unit_copy(tmp_path, dropin=None):
     d.mkdir()
     text = open(UNIT).read()
     assert "ExecStart=/usr/local/bin/hanode run" in text
-    (d / "hanode.service").write_text(text.replace("ExecStart=/usr/local/bin/hanode", "ExecStart=/bin/true"))
+    assert "ExecReload=/usr/local/bin/hanode reload" in text
+    (d / "hanode.service").write_text(text.replace("ExecStart=/usr/local/bin/hanode", "ExecStart=/bin/true")
+                                      .replace("ExecReload=/usr/local/bin/hanode", "ExecReload=/bin/true"))
     if dropin is not None:
         (d / "hanode.service.d").mkdir()
         (d / "hanode.service.d" / "strict.conf").write_text(dropin)
@@ -144,7 +146,7 @@ def test_execstart_names_the_console_script():
 
 STAND_IN = textwrap.dedent("""\
     #!{python}
-    # Stand-in for `hanode run`: records its start, takes FAKE_RELEASE_S to "release resources"
+    # Stand-in for `hanode run` (and `hanode reload`): records its start, takes FAKE_RELEASE_S to "release resources"
     # on SIGTERM, or exits by itself with FAKE_EXIT after FAKE_EXIT_AFTER seconds.
     import os, signal, sys, time
     log = os.environ["FAKE_LOG"]
@@ -156,6 +158,10 @@ STAND_IN = textwrap.dedent("""\
         note("released %d" % os.getpid())
         sys.exit(0)
     signal.signal(signal.SIGTERM, term)
+    if sys.argv[1:2] == ["reload"]:   # `hanode reload`: FAKE_RELOAD_EXIT says how it went
+        note("reload %d" % os.getpid())
+        print("ha.cf:3: error: stand-in refusal", file=sys.stderr, flush=True)
+        sys.exit(int(os.environ.get("FAKE_RELOAD_EXIT", "0")))
     note("start %d argv=%s cfg=%s" % (os.getpid(), " ".join(sys.argv[1:]), os.environ.get("HANODE_CONFIG_DIR")))
     print("stand-in hanode %d up" % os.getpid(), flush=True)
     if "FAKE_EXIT" in os.environ:
@@ -350,6 +356,19 @@ def test_start_status_stop_restart(rig):
     assert rig.run("status").returncode == 3
     r = rig.run("stop")
     assert r.returncode == 0 and "not running" in r.stdout
+
+
+def test_reload_passes_hanode_reloads_verdict(rig):
+    r = rig.run("reload")
+    assert r.returncode == 7 and "not running" in r.stdout   # LSB: program is not running
+    assert rig.run("start").returncode == 0
+    pid = rig.wait_started()
+    r = rig.run("reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(rig.events("reload")) == 1
+    r = rig.run("reload", FAKE_RELOAD_EXIT=1)
+    assert r.returncode == 1 and "stand-in refusal" in r.stderr
+    assert rig.pid() == pid and alive(pid), "a refused reload leaves the daemon running"
 
 
 @pytest.mark.parametrize("variant", ["dash+debian-ssd", "busybox+none"])
