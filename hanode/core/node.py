@@ -27,6 +27,16 @@ With the peer dead, a group with an address is first probed on the LAN
 (``Probe``) and taken only if nobody answers for it - a pulled serial cable
 with both boxes alive must not put the VIP on two boxes.
 
+A probe and the add that follows it are not atomic: while a node holds (or is
+adding) an address, the runner keeps listening for ARP that claims it from
+another MAC (RFC 5227 section 2.4) and reports it (``conflict()``).  The tie-break
+is deterministic: the group's preferred node keeps the address and defends it
+(``Defend``: one gratuitous ARP, at most one per ``DEFEND_INTERVAL_MS``), the
+other releases it (ownership's ``conflict`` row; a conflict heard while still
+starting is acted on once the start is done) and probes again later.  A claim
+from a box that is not the peer holding the group (the peer is alive and does
+not hold it) is defended by whoever holds the group.
+
 A node whose own calls stop for longer than the dead time (a frozen process, a
 suspended VM) knows the peer may have taken over meanwhile: it marks itself
 *stale*, restarts its silence timers instead of declaring the peer dead, and
@@ -41,7 +51,7 @@ from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK
 from hanode.core.liveness import Liveness, DEAD
-from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
+from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, Log,
                                  PeerGeneration, Stopped)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
@@ -51,6 +61,9 @@ RETRY_MS = wants.RETRY_MS
 # booted later sees our sequence numbers before it sends them itself, so at least one of two
 # same-generation twins always notices, however long this window.)
 ECHO_FRAMES = 8
+# RFC 5227 section 2.4: a host defends an address at most once in this long; also how long a
+# quiet spell ends a conflict episode (one log line per episode).
+DEFEND_INTERVAL_MS = 10000
 
 _OUTPUTS = {
     ownership.DO_ACQUIRE: Acquire,
@@ -107,7 +120,7 @@ class Node:
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
-            "peer_restarts": 0, "probes_busy": 0, "start_failures": 0, "stop_failures": 0,
+            "peer_restarts": 0, "probes_busy": 0, "vip_conflicts": 0, "start_failures": 0, "stop_failures": 0,
         }
 
     # ------------------------------------------------------------------ inputs
@@ -159,6 +172,8 @@ class Node:
                 self.intents[g.index].failed = False
                 if not self.live.alive():
                     self.counters["failovers"] += 1
+                if self.intents[g.index].conflict_pending:   # heard while starting: yield now
+                    self._fire(g, ownership.CONFLICT, out)
             else:
                 self.intents[g.index].failed = True
                 self.intents[g.index].failed_mark.arm(self.seq)
@@ -166,7 +181,8 @@ class Node:
                 self.counters["start_failures"] += 1
                 out.append(Log("critical", "Giving up resource group %s due to a failed start; "
                                "%s may take it" % (key, self.peer)))
-        elif before == ownership.STOPPING:
+        self.intents[g.index].conflict_pending = False
+        if before == ownership.STOPPING:
             if not ok:
                 self.intents[g.index].retry_at = now + RETRY_MS
                 self.counters["stop_failures"] += 1
@@ -200,6 +216,40 @@ class Node:
                                "taking it" % (key, self.intents[g.index].busy_probes)))
             self.intents[g.index].busy_probes = 0
             self._fire(g, ownership.PROBE_FREE, out)
+        return self._finish(now, out)
+
+    def conflict(self, key, now, detail=""):
+        """The runner heard another MAC claim an address of group ``key`` (see the module
+        docstring): defend it or release it."""
+        out = self._enter(now)
+        g = self._group(key)
+        intent = self.intents[g.index]
+        if self.stopped or g.state not in (ownership.STARTING, ownership.RUNNING):
+            return self._finish(now, out)   # not ours (any more): nothing to defend or yield
+        self.counters["vip_conflicts"] += 1
+        new_episode = intent.conflict_at is None or now - intent.conflict_at >= DEFEND_INTERVAL_MS
+        intent.conflict_at = now
+        peer = self.peer_view()
+        foreign = peer is not None and not peer.held & g.bit   # not the peer: a stranger on the LAN
+        if g.group.preferred == self.me or foreign:
+            if intent.defended_at is None or now - intent.defended_at >= DEFEND_INTERVAL_MS:
+                intent.defended_at = now
+                out.append(Defend(key))
+            if new_episode:
+                out.append(Log("critical", "Address conflict for resource group %s: %s; %s: keeping it "
+                               "and defending it (one gratuitous ARP per %d s)" % (
+                                   key, detail, "a box that is not %s" % self.peer if foreign
+                                   else "we are its preferred node", DEFEND_INTERVAL_MS // 1000)))
+            return self._finish(now, out)
+        intent.retry_at = now + self._probe_retry_ms(g)
+        if new_episode:
+            out.append(Log("critical", "Address conflict for resource group %s: %s; its preferred node %s "
+                           "keeps it: releasing it here, probing again in %d ms"
+                           % (key, detail, g.group.preferred, self._probe_retry_ms(g))))
+        if g.state == ownership.RUNNING:
+            self._fire(g, ownership.CONFLICT, out)
+        else:
+            intent.conflict_pending = True   # a half-started group is not stopped under its start
         return self._finish(now, out)
 
     def can_standby(self):

@@ -105,6 +105,9 @@ class Intent:
         self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
         self.busy_probes = 0       # probes in a row that found the address answered
         self.busy_logged_at = 0
+        self.conflict_at = None    # last address conflict heard (node.conflict): episodes and defence
+        self.defended_at = None    # last Defend output
+        self.conflict_pending = False  # heard while starting and we yield: release once started
 
     def due(self, now):
         return self.retry_at is None or now >= self.retry_at
