@@ -19,7 +19,8 @@ The loop is written for the asyncio subset that CPython and MicroPython share
   ``async probe(key)`` -> ``(in_use, detail)``
 - optionally ``report_conflicts(sink)``: the runner calls ``sink(key, detail)``
   when another box claims one of a group's addresses (fed to
-  ``Node.conflict``), and ``defend(key)`` for the core's Defend output
+  ``Node.conflict``), ``defend(key)`` and ``drop_addresses(key)`` for the
+  core's Defend and DropAddresses outputs
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
   daemon tells the watchdog's health gate that the core ticked) and
@@ -75,6 +76,8 @@ class Agent:
                 self.tasks.append(aio.create_task(self._perform(kind, o.group)))
             elif kind == "defend":
                 self.runner.defend(o.group)
+            elif kind == "drop_addresses":
+                self.runner.drop_addresses(o.group)
             elif kind == "stopped":
                 self.is_stopped = True
                 self.stopped.set()

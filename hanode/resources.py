@@ -71,7 +71,10 @@ ARP claiming it from another MAC (``arp.Watch``, RFC 5227 section 2.4): the
 probe and the add are not atomic, and another box may add the address in
 between. Each conflict is passed to ``report_conflicts``'s sink as (group key,
 detail naming the address and the other MAC); the core decides whether to
-defend (``defend(key)``: one gratuitous ARP per address) or to release.
+defend (``defend(key)``: one gratuitous ARP per address) or to yield
+(``drop_addresses(key)``: the group's addresses are removed at once, without
+the group lock; an acquire in progress gives up at its next step, rolls back
+and returns a failure; the core's Release then stops the rest).
 
 *VIP recheck.* ``keep_vips(running)`` starts the runner's own periodic task:
 every ``VIP_RECHECK_S`` it re-adds and re-announces any VIP missing from a
@@ -266,7 +269,8 @@ class ResourceRunner:
         self._probe_trouble: Dict[str, str] = {}  # group key -> why its last probe could not be done
         self._watches: Dict[str, Any] = {}  # VIP -> its arp.Watch (conflict detection while held)
         self._conflict_sink: Optional[Callable[[str, str], None]] = None
-        self._defences: set = set()  # pending defend tasks
+        self._defences: set = set()  # pending defend and drop tasks
+        self._abandoned: set = set()  # group keys whose acquire in progress must give up (drop_addresses)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -579,9 +583,12 @@ class ResourceRunner:
         g = self._group(key)
         async with self._lock(g.key):
             self._log("info", "Acquiring resource group: %s" % self._describe(g))
+            self._abandoned.discard(g.key)   # a drop before this acquire was for an earlier one
             notes = []
             for i, res in enumerate(g.resources):
                 ok, detail = await self._start_one(res, g.key)
+                if ok and g.key in self._abandoned:
+                    ok, detail = False, "given up: another box keeps its address"
                 if not ok:
                     self._log("critical", "Giving up resources due to failure of %s" % res.token)
                     for done in reversed(g.resources[:i + 1]):
@@ -589,6 +596,7 @@ class ResourceRunner:
                         if not stopped:
                             detail += "; and while giving up: " + why
                     self._held.discard(g.key)
+                    self._abandoned.discard(g.key)
                     return False, "%s: %s" % (res.token, detail)
                 notes.append("%s %s" % (res.token, detail))
             self._held.add(g.key)
@@ -639,11 +647,11 @@ class ResourceRunner:
         in_use is True when anyone on the LAN answered for one of the addresses (detail names
         the address and the MAC), and when a probe could not be done (see the module docstring):
         the address is then never taken blind. The reason is logged once per episode.
+        Whether to probe is the core's decision (``vip_probe``; and always after the group was
+        yielded in an address conflict), so a Probe is always carried out.
         """
         await self.ready()
         g = self._group(key)
-        if getattr(self.config, "vip_probe", True) is False:
-            return False, "vip_probe off"
         from hanode import arp
         from hanode.vip import VipError
         count = int(getattr(self.config, "probe_count", 3))
@@ -723,7 +731,32 @@ class ResourceRunner:
     def _defended(self, task: "asyncio.Task[Any]") -> None:
         self._defences.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self._log("warning", "defending an address failed: %s" % task.exception())
+            self._log("warning", "defending or dropping an address failed: %s" % task.exception())
+
+    def drop_addresses(self, key: str) -> None:
+        """Remove the group's addresses now (the core yields them in a conflict), without the
+        group lock; an acquire in progress gives up at its next step (see the module docstring)."""
+        self._abandoned.add(self._group(key).key)
+        task = asyncio.ensure_future(self._drop(key))
+        self._defences.add(task)
+        task.add_done_callback(self._defended)
+
+    async def _drop(self, key: str) -> None:
+        from hanode.vip import VipError
+        for res in self._group(key).resources:
+            if not res.is_ip:
+                continue
+            vip = self._vip(res)
+            announcing = self._garp.pop(vip.ip, None)
+            if announcing is not None:
+                announcing.cancel()
+            try:
+                removed = await _off_loop(vip.remove)
+            except (VipError, OSError) as e:
+                self._log("error", "cannot drop %s: %s (the release retries)" % (vip.ip, e))
+                continue
+            if removed:
+                self._log("info", "%s dropped from %s (address conflict)" % (vip.ip, vip.label or vip.dev))
 
     def _note_probe_trouble(self, key: str, why: str) -> None:
         """Log a probe that could not be done once per episode (and when the reason changes),

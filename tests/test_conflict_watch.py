@@ -128,3 +128,40 @@ def test_foreign_arp_claiming_our_vip_is_reported_within_the_bound(tmp_path):
     assert heard.count(our_mac) == 2, out["defence"]   # one round: an ARP request and an ARP reply
     assert out["release"][0] and out["after_release"] == []
     assert any("Defending %s on eth0" % VIP in t for _l, t in out["messages"])
+
+
+@needs_netns
+@pytest.mark.integration
+def test_drop_addresses_takes_the_vip_down_under_a_start_in_progress(tmp_path):
+    """The yielding side: the address goes at once although the group's next script is still
+    starting (1 s); the acquire then gives up, rolls back and returns a failure."""
+    from tests.test_resources import Res, write_script
+    w = World(tmp_path)
+    write_script(w.rd, "slowstart", start='sleep 1; touch "$flag"; exit 0')
+    group = Group("node1", [IpRes(VIP, 24, "eth0"), Res("slowstart")])
+
+    async def body():
+        from hanode.vip import Vip
+        r = w.runner(group)
+        vip = Vip(VIP, 24, "eth0")
+        acquiring = asyncio.ensure_future(r.acquire(group.key))
+        while not vip.present():
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)   # inside the slow start now
+        t0 = time.monotonic()
+        r.drop_addresses(group.key)
+        while vip.present():
+            await asyncio.sleep(0.002)
+        dropped_after = time.monotonic() - t0
+        result = await acquiring
+        out = {"dropped_after": dropped_after, "acquire": result, "present": vip.present(),
+               "running": os.path.exists(os.path.join(w.state, "slowstart")), "messages": w.messages}
+        await r.close()
+        return out
+
+    with helpers.Lan(1) as lan:
+        out = lan.call(0, body, timeout=60)
+    print("address dropped %.1f ms after drop_addresses, under a start in progress" % (out["dropped_after"] * 1000))
+    assert out["dropped_after"] < 0.5, out
+    assert out["acquire"] == (False, "slowstart: given up: another box keeps its address"), out
+    assert not out["present"] and not out["running"], out

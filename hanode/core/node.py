@@ -32,8 +32,12 @@ adding) an address, the runner keeps listening for ARP that claims it from
 another MAC (RFC 5227 section 2.4) and reports it (``conflict()``).  The tie-break
 is deterministic: the group's preferred node keeps the address and defends it
 (``Defend``: one gratuitous ARP, at most one per ``DEFEND_INTERVAL_MS``), the
-other releases it (ownership's ``conflict`` row; a conflict heard while still
-starting is acted on once the start is done) and probes again later.  A claim
+other takes its addresses down at once (``DropAddresses``: not after its
+scripts have stopped, nor after a start in progress, which then gives up) and
+releases the group (ownership's ``conflict`` row, or ``done_fail`` of the start
+it gave up), then probes again later - even with ``vip_probe off``: an address
+another box has just kept is never retaken blind; so does a
+preferred node that is stale (below), as in wants.py's split-brain rule.  A claim
 from a box that is not the peer holding the group (the peer is alive and does
 not hold it) is defended by whoever holds the group.
 
@@ -51,7 +55,7 @@ from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK
 from hanode.core.liveness import Liveness, DEAD
-from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, Log,
+from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddresses, Log,
                                  PeerGeneration, Stopped)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
@@ -174,6 +178,9 @@ class Node:
                     self.counters["failovers"] += 1
                 if self.intents[g.index].conflict_pending:   # heard while starting: yield now
                     self._fire(g, ownership.CONFLICT, out)
+            elif self.intents[g.index].conflict_pending:
+                out.append(Log("info", "Resource group %s: start given up for the address conflict; "
+                               "releasing what it started" % key))
             else:
                 self.intents[g.index].failed = True
                 self.intents[g.index].failed_mark.arm(self.seq)
@@ -215,6 +222,7 @@ class Node:
                 out.append(Log("info", "Resource group %s: its address no longer answers after %d probes; "
                                "taking it" % (key, self.intents[g.index].busy_probes)))
             self.intents[g.index].busy_probes = 0
+            self.intents[g.index].yielded = False
             self._fire(g, ownership.PROBE_FREE, out)
         return self._finish(now, out)
 
@@ -231,7 +239,9 @@ class Node:
         intent.conflict_at = now
         peer = self.peer_view()
         foreign = peer is not None and not peer.held & g.bit   # not the peer: a stranger on the LAN
-        if g.group.preferred == self.me or foreign:
+        # a stale node (our loop stalled) yields even as the preferred node: the peer may have
+        # taken over meanwhile, and wants.py lets it keep the group (no defence to undo later)
+        if (g.group.preferred == self.me and not self.stale) or foreign:
             if intent.defended_at is None or now - intent.defended_at >= DEFEND_INTERVAL_MS:
                 intent.defended_at = now
                 out.append(Defend(key))
@@ -241,15 +251,21 @@ class Node:
                                    key, detail, "a box that is not %s" % self.peer if foreign
                                    else "we are its preferred node", DEFEND_INTERVAL_MS // 1000)))
             return self._finish(now, out)
+        if intent.conflict_pending:
+            return self._finish(now, out)   # yielded already; its start is giving up
         intent.retry_at = now + self._probe_retry_ms(g)
+        intent.yielded = True
         if new_episode:
-            out.append(Log("critical", "Address conflict for resource group %s: %s; its preferred node %s "
-                           "keeps it: releasing it here, probing again in %d ms"
-                           % (key, detail, g.group.preferred, self._probe_retry_ms(g))))
+            out.append(Log("critical", "Address conflict for resource group %s: %s; %s: releasing it here, "
+                           "probing again in %d ms" % (
+                               key, detail, "our loop stalled, the other box may have taken over" if self.stale
+                               else "its preferred node %s keeps it" % g.group.preferred,
+                               self._probe_retry_ms(g))))
+        out.append(DropAddresses(key))
         if g.state == ownership.RUNNING:
             self._fire(g, ownership.CONFLICT, out)
         else:
-            intent.conflict_pending = True   # a half-started group is not stopped under its start
+            intent.conflict_pending = True   # the start gives up (or ends): then it is released
         return self._finish(now, out)
 
     def can_standby(self):
@@ -465,6 +481,7 @@ class Node:
             elif event == "peer_up":
                 for g in self.groups:
                     self.intents[g.index].busy_probes = 0     # a new episode gets its own warning
+                    self.intents[g.index].yielded = False     # the frames say who holds it now
                 if detail == DEAD and returning:
                     out.append(Log("critical", "Cluster node %s returning after partition." % self.peer))
                 out.append(Log("info", "Status update for node %s: status %s"
@@ -477,6 +494,8 @@ class Node:
         return self.peer_said_goodbye and not self.goodbye_held & g.bit
 
     def _lone_event(self, g):
+        if self.intents[g.index].yielded:   # another box kept its address: never retake it blind
+            return wants.lone_event(g, True, False)
         return wants.lone_event(g, self.config.vip_probe, self._trusts_goodbye(g))
 
     def _on_peer_dead(self, never_heard, out):

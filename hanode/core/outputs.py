@@ -65,6 +65,17 @@ class Defend(Output):
         self.group = group
 
 
+class DropAddresses(Output):
+    """Another box keeps one of the group's addresses: take the group's addresses down now,
+    without waiting for a start in progress or for the scripts to stop (an acquire in progress
+    gives up at its next step and reports a failure); the Release that follows stops the rest."""
+    kind = "drop_addresses"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+
 class Log(Output):
     """A log line; level is debug, info, warning, error or critical."""
     kind = "log"

@@ -108,6 +108,7 @@ class Intent:
         self.conflict_at = None    # last address conflict heard (node.conflict): episodes and defence
         self.defended_at = None    # last Defend output
         self.conflict_pending = False  # heard while starting and we yield: release once started
+        self.yielded = False       # we yielded it in a conflict: probe before retaking, even with vip_probe off
 
     def due(self, now):
         return self.retry_at is None or now >= self.retry_at
