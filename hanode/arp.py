@@ -147,13 +147,15 @@ def open_socket(ifname: str) -> Tuple[socket.socket, bytes]:
 
 
 class _Port:
-    """The one cached ARP socket of an interface, shared by every announce and probe on it.
+    """The one cached ARP socket of an interface, shared by every announce, probe and watch on it.
 
     Closing an AF_PACKET socket waits for an RCU grace period in the kernel (8-20 ms
     measured), which would stall the event loop after every probe; so the socket stays
-    open and is reused. Frames go to every probe currently listening; while nobody
+    open and is reused. Frames go to every probe and watch currently listening (a watch
+    listens for as long as its address is held, so every ARP frame on the LAN then wakes
+    the loop once: a broadcast LAN carries a few per second per host); while nobody
     listens the kernel queue fills up to the (small) receive buffer and is drained
-    when the next probe starts, so old frames never count as answers.
+    when the next listener starts, so old frames never count as answers.
     """
 
     def __init__(self, ifname: str):

@@ -504,6 +504,8 @@ class ResourceRunner:
             try:
                 vip = self._vip(res)
                 self._watch(key, await _off_loop(vip.resolve))  # before the add: a rival's probe counts
+                if key in self._abandoned:   # yielded on the way here (drop_addresses): do not add it
+                    return True, "not added: another box keeps it"
                 added = await _off_loop(vip.add)
             except (VipError, OSError) as e:
                 self._unwatch(self._vip(res))
@@ -511,6 +513,8 @@ class ResourceRunner:
                 return False, str(e)
             self._watch(key, vip).held()
             self._log("info", "%s %s %s" % (vip.ip, "added to" if added else "already on", vip.label or vip.dev))
+            if key in self._abandoned:   # yielded during the add: announcing would point the LAN here
+                return True, "not announced: another box keeps it"
             self._announce(vip)
             return True, "added" if added else "already present"
         path = self.locate(res.script)
@@ -701,8 +705,12 @@ class ResourceRunner:
             watch.close()
 
         def conflict(mac: str) -> None:
-            if self._conflict_sink is not None:
+            if self._conflict_sink is None:
+                return
+            try:
                 self._conflict_sink(key, "%s is claimed by %s on %s" % (vip.ip, mac, vip.dev))
+            except Exception as e:   # runs in the socket's reader: it must go on reading
+                self._log("error", "reporting an address conflict of %s failed: %r" % (vip.ip, e))
         try:
             watch = self._watches[vip.ip] = arp.Watch(vip.dev, vip.ip, conflict)
         except arp.ArpError as e:

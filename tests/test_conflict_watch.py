@@ -165,3 +165,30 @@ def test_drop_addresses_takes_the_vip_down_under_a_start_in_progress(tmp_path):
     assert out["dropped_after"] < 0.5, out
     assert out["acquire"] == (False, "slowstart: given up: another box keeps its address"), out
     assert not out["present"] and not out["running"], out
+
+
+@needs_netns
+@pytest.mark.integration
+def test_a_vip_yielded_before_its_add_is_never_added_nor_announced(tmp_path):
+    """drop_addresses while the acquire is resolving the address (its first step, in a worker
+    thread): the address is not added at all, nothing is announced, the acquire fails."""
+    w = World(tmp_path)
+    group = Group("node1", [IpRes(VIP, 24, "eth0")])
+
+    async def body():
+        from hanode.vip import Vip
+        r = w.runner(group)
+        acquiring = asyncio.ensure_future(r.acquire(group.key))
+        await asyncio.sleep(0)   # the acquire runs up to its first netlink call
+        r.drop_addresses(group.key)
+        result = await acquiring
+        out = {"acquire": result, "present": Vip(VIP, 24, "eth0").present(), "messages": w.messages}
+        await r.close()
+        return out
+
+    with helpers.Lan(1) as lan:
+        out = lan.call(0, body, timeout=60)
+    assert out["acquire"] == (False, "IPaddr::%s: given up: another box keeps its address" % VIP), out
+    assert not out["present"]
+    texts = [t for _l, t in out["messages"]]
+    assert not any("added to" in t or "gratuitous ARP" in t for t in texts), texts

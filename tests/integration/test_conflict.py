@@ -79,15 +79,17 @@ def power_on_together(rounds):
                 lab.power_off("node2")
                 figures["rounds"] += 1
         conflicts = {n: lab.log_text(n).count("Address conflict for resource group") for n in ("node1", "node2")}
+        figures["races"] = {i: round(d, 1) for i, d in enumerate(figures["doubles_ms"]) if d > 0}
         figures["conflict_lines"] = conflicts
         doubles = figures["doubles_ms"]
         print("power-on together, cable pulled, %d busy loops: %d rounds, holders %s, double VIP in %d "
               "rounds, total %.1f ms, max %.1f ms; settled in %.2f..%.2f s; load average %.1f..%.1f; "
-              "conflict log lines %s" % (
+              "conflict log lines %s; double VIP by round %s" % (
                   os.cpu_count(), figures["rounds"],
                   {h: figures["holders"].count(h) for h in set(figures["holders"])},
                   sum(1 for d in doubles if d > 0), sum(doubles), max(doubles), min(figures["settle_s"]),
-                  max(figures["settle_s"]), min(figures["load"]), max(figures["load"]), conflicts))
+                  max(figures["settle_s"]), min(figures["load"]), max(figures["load"]), conflicts,
+                  figures["races"]))
         assert max(doubles) <= DOUBLE_BOUND_MS, "a double lasted %.1f ms\n%s" % (max(doubles), diagnose(lab, 80))
         return figures
     finally:
