@@ -31,15 +31,15 @@ A probe and the add that follows it are not atomic: while a node holds (or is
 adding) an address, the runner keeps listening for ARP that claims it from
 another MAC (RFC 5227 section 2.4) and reports it (``conflict()``).  The tie-break
 is deterministic: the group's preferred node keeps the address and defends it
-(``Defend``: one gratuitous ARP, at most one per ``DEFEND_INTERVAL_MS``), the
-other takes its addresses down at once (``DropAddresses``: not after its
-scripts have stopped, nor after a start in progress, which then gives up) and
-releases the group (ownership's ``conflict`` row, or ``done_fail`` of the start
-it gave up), then probes again later - even with ``vip_probe off``: an address
-another box has just kept is never retaken blind; so does a
-preferred node that is stale (below), as in wants.py's split-brain rule.  A claim
-from a box that is not the peer holding the group (the peer is alive and does
-not hold it) is defended by whoever holds the group.
+(``Defend``: one gratuitous ARP, at most one per ``DEFEND_INTERVAL_MS``); the
+other node - and a preferred node that is stale (below), as in wants.py's
+split-brain rule - yields: it takes its addresses down at once
+(``DropAddresses``: not after its scripts have stopped, nor after a start in
+progress, which then gives up), releases the group (ownership's ``conflict``
+row, or ``done_fail`` of the start it gave up), and probes before it retakes
+it, even with ``vip_probe off``: an address another box has just kept is never
+retaken blind.  A claim from a box that is not the peer holding the group (the
+peer is alive and does not hold it) is defended by whoever holds the group.
 
 A node whose own calls stop for longer than the dead time (a frozen process, a
 suspended VM) knows the peer may have taken over meanwhile: it marks itself
