@@ -24,7 +24,10 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
   daemon tells the watchdog's health gate that the core ticked) and
-  ``on_change(status)`` when the node's summary changes (systemd STATUS=).
+  ``on_change(status)`` when the node's summary changes (systemd STATUS=), and
+  ``on_escalate(group, reason) -> bool`` when a group's stop failed even after
+  its retries (the daemon applies ha.cf's ``stop_failure``; True: the box now
+  self-fences, so a shutdown must not say goodbye but wait for the reset).
 
 On Linux the daemon (``hanode.daemon``) supplies the links (``hanode.links``:
 serial and UDP), netlink, ARP and init-script adapters; the MicroPython tests
@@ -81,6 +84,11 @@ class Agent:
             elif kind == "stopped":
                 self.is_stopped = True
                 self.stopped.set()
+            elif kind == "escalate":
+                hook = getattr(self.hooks, "on_escalate", None) if self.hooks is not None else None
+                # the node logged the reason; the hook says whether this box now self-fences
+                if not (hook and hook(o.group, o.reason)):
+                    self.dispatch(self.node.not_fencing(self.clock()))
             elif kind == "peer_generation" and self.hooks is not None:
                 hook = getattr(self.hooks, "on_peer_generation", None)
                 if hook:

@@ -153,6 +153,12 @@ def format_status(st: Dict[str, Any]) -> str:
     role = "standby" if st.get("standby") else st["rscstatus"]
     lines.append("%s (generation %s): %s, resources: %s%s" % (
         st["me"], st["generation"], st["state"], role, ", STALE (own loop stalled)" if st.get("stale") else ""))
+    for alarm in st.get("alarms") or []:
+        lines.append("ALARM: " + alarm)
+    escalation = ((st.get("agent") or {}).get("stop_failure") or {}).get("escalated")
+    if escalation:
+        lines.append("ALARM: stop_failure %s since %s: %s" % (escalation["action"], escalation["at"],
+                                                             escalation.get("what", "")))
     conflict = st.get("identity_conflict")
     if conflict:
         lines.append("CONFLICT: another box also calls itself %s (its generation %s, on %s): give each "
@@ -168,7 +174,7 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("")
     lines.append("%-20s %-10s %-10s %-12s %s" % ("GROUP", "PREFERRED", "HELD BY", "STATE", "RESOURCES"))
     for g in st["groups"]:
-        state = g["state"] + (" (failed)" if g.get("failed") else "")
+        state = g["state"] + (" (given up)" if g.get("gave_up") else " (failed)" if g.get("failed") else "")
         lines.append("%-20s %-10s %-10s %-12s %s" % (
             g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
     lines.append("")

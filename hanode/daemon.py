@@ -70,6 +70,7 @@ class Daemon:
         self.agent: Optional[Agent] = None
         self.started = time.monotonic()
         self.shutdown_requested = 0
+        self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
@@ -79,6 +80,9 @@ class Daemon:
     def on_change(self, summary: str) -> None:
         self.notifier.status(summary)
         log("debug", "status: " + summary)
+
+    def on_escalate(self, group: str, reason: str) -> bool:
+        return self.escalation.escalate(group, reason)   # ha.cf stop_failure: hanode/escalation.py
 
     def on_peer_generation(self, generation: int) -> None:
         from hanode.generation import save_peer_generation
@@ -96,6 +100,7 @@ class Daemon:
                 "uptime_s": round(time.monotonic() - self.started, 1),
                 "watchdog": (("%s (%s s)" % (self.watchdog.path, self.watchdog.granted_timeout_s))
                              if self.watchdog is not None and self.watchdog.enabled else "off"),
+                "stop_failure": self.escalation.report(st["groups"]) if self.escalation else None,
                 "summary": agent.summary(),
                 "write_errors": agent.write_errors,
                 "uart_replaced": sum(getattr(s, "replaced", 0) for s in self.serials),
@@ -156,8 +161,8 @@ class Daemon:
         finally:
             await control.close()
             await runner.close()
-            if self.watchdog is not None:
-                self.watchdog.close_clean()
+            if self.escalation is not None:
+                self.escalation.close_watchdog()   # the magic close, unless we self-fence
             self._close_links()
             if not self.shutdown_requested:   # a signal has said STOPPING=1 already
                 self.notifier.stopping()
@@ -204,6 +209,8 @@ class Daemon:
                           max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
         self.petter = Petter(gate, self.watchdog, self.notifier, every_ms=max(100, min(1000, cfg.keepalive_ms)),
                              clock=aio.ticks_ms, uart_ok=lambda: all(s.is_open for s in self.serials), log=log)
+        from hanode.escalation import StopFailureEscalation
+        self.escalation = StopFailureEscalation(cfg, self.watchdog, self.petter, self.notifier, log)
 
     def _open_udp_links(self) -> List[Any]:
         cfg = self.cfg

@@ -50,12 +50,13 @@ yields every group the peer claims until the peer has heard from it again.
 from hanode.core import ownership, status, wants
 from hanode.core.acks import Mark
 from hanode.core.auth import Auth
+from hanode.core.config.model import STOP_FAILURE_FENCE
 from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK
 from hanode.core.liveness import Liveness, DEAD
-from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddresses, Log,
+from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddresses, Log, Escalate,
                                  PeerGeneration, Stopped)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
@@ -115,6 +116,7 @@ class Node:
         self.recent_sent = []         # fields of our last ECHO_FRAMES frames: what an echo may repeat
         self.started_at = None
         self.shutting_down = False
+        self.self_fencing = False     # stop_failure fence under way: no goodbye, the watchdog resets us
         self.stopped = False
         self.now = None
         self.last_call = None
@@ -125,6 +127,7 @@ class Node:
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
             "peer_restarts": 0, "probes_busy": 0, "vip_conflicts": 0, "start_failures": 0, "stop_failures": 0,
+            "escalations": 0,
         }
 
     # ------------------------------------------------------------------ inputs
@@ -171,32 +174,71 @@ class Node:
         g = self._group(key)
         before = g.state
         self._fire(g, ownership.DONE_OK if ok else ownership.DONE_FAIL, out)
+        intent = self.intents[g.index]
         if before == ownership.STARTING:
             if ok:   # (the runner logs the success in detail)
-                self.intents[g.index].failed = False
+                intent.clear_start_failures()
                 if not self.live.alive():
                     self.counters["failovers"] += 1
-                if self.intents[g.index].conflict_pending:   # heard while starting: yield now
+                if intent.conflict_pending:   # heard while starting: yield now, probe again later
+                    intent.retry_at = now + self._probe_retry_ms(g)
                     self._fire(g, ownership.CONFLICT, out)
-            elif self.intents[g.index].conflict_pending:
+            elif intent.conflict_pending:
                 out.append(Log("info", "Resource group %s: start given up for the address conflict; "
                                "releasing what it started" % key))
             else:
-                self.intents[g.index].failed = True
-                self.intents[g.index].failed_mark.arm(self.seq)
-                self.intents[g.index].retry_at = now + RETRY_MS
-                self.counters["start_failures"] += 1
-                out.append(Log("critical", "Giving up resource group %s due to a failed start; "
-                               "%s may take it" % (key, self.peer)))
-        self.intents[g.index].conflict_pending = False
+                self._start_failed(g, intent, now, out)
+        intent.conflict_pending = False
         if before == ownership.STOPPING:
-            if not ok:
-                self.intents[g.index].retry_at = now + RETRY_MS
-                self.counters["stop_failures"] += 1
-                out.append(Log("critical", "Resource group %s failed to stop: it may still be running, "
-                               "so %s will not take it; retrying every %d s"
-                               % (key, self.peer, RETRY_MS // 1000)))
+            if ok:
+                intent.stop_failures = 0
+                intent.escalated = False
+            else:
+                self._stop_failed(g, intent, now, out)
         return self._finish(now, out)
+
+    def _start_failed(self, g, intent, now, out):
+        """Back off (doubling, capped) so that two boxes that both fail a start do not hand the
+        group back and forth for ever; give it up after START_ROUNDS failures here."""
+        intent.failed = True
+        intent.failed_mark.arm(self.seq)
+        intent.start_failures += 1
+        delay = wants.start_retry_ms(intent.start_failures)
+        intent.retry_at = now + delay
+        self.counters["start_failures"] += 1
+        if intent.start_failures >= wants.START_ROUNDS:
+            intent.gave_up = True
+            out.append(Log("critical", "ALARM: resource group %s failed to start %d times here: giving it "
+                           "up on %s until an operator acts (fix the cause, then 'hanode takeover' or "
+                           "'hanode standby' on either box, or restart hanode)"
+                           % (g.key, intent.start_failures, self.me)))
+        else:
+            out.append(Log("critical", "Giving up resource group %s due to a failed start (%d of %d here); "
+                           "%s may take it; retrying here in %d s at the earliest"
+                           % (g.key, intent.start_failures, wants.START_ROUNDS, self.peer, delay // 1000)))
+
+    def _stop_failed(self, g, intent, now, out):
+        """Retry STOP_RETRIES times, then escalate (Heartbeat reboots, Pacemaker fences or blocks):
+        the group may still run here, so the peer must not take it until this box is reset."""
+        intent.retry_at = now + RETRY_MS
+        intent.stop_failures += 1
+        self.counters["stop_failures"] += 1
+        if intent.stop_failures <= wants.STOP_RETRIES:
+            out.append(Log("critical", "Resource group %s failed to stop: it may still be running, so %s will "
+                           "not take it; retry %d of %d in %d s"
+                           % (g.key, self.peer, intent.stop_failures, wants.STOP_RETRIES, RETRY_MS // 1000)))
+            return
+        if intent.escalated:
+            intent.retry_at = now + wants.QUIET_STOP_RETRY_MS   # said once; keep trying, quietly
+            return
+        intent.escalated = True
+        self.self_fencing = self.config.stop_failure == STOP_FAILURE_FENCE   # the agent says if it cannot
+        self.counters["escalations"] += 1
+        reason = ("ALARM: resource group %s failed to stop %d times: it may still be running here, so %s "
+                  "will not take it; Resource STOP failure, escalating (ha.cf stop_failure)"
+                  % (g.key, intent.stop_failures, self.peer))
+        out.append(Log("critical", reason))
+        out.append(Escalate(g.key, reason))
 
     def probed(self, key, in_use, now, detail=""):
         out = self._enter(now)
@@ -297,6 +339,7 @@ class Node:
             return self._finish(now, out)
         self._go_standby()
         self.takeover_request = False
+        self._operator_acted()
         out.append(Log("info", "Going standby: " + why))
         return self._finish(now, out)
 
@@ -308,9 +351,7 @@ class Node:
             return self._finish(now, out)
         self.standby_mode = False
         self.takeover_request = True
-        for g in self.groups:
-            self.intents[g.index].failed = False
-            self.intents[g.index].retry_at = None
+        self._operator_acted()
         out.append(Log("info", "Takeover: " + why))
         return self._finish(now, out)
 
@@ -402,6 +443,9 @@ class Node:
             self._comm_now_up(out)
         if previous is None or _view_of(previous) != _view_of(f):
             self.next_send = now   # answer at once: the peer may be waiting for our ack
+        operator_flags = f.flags & (STANDBY | TAKEOVER)
+        if operator_flags and not (previous and previous.flags & operator_flags == operator_flags):
+            self._operator_acted()   # an operator acted on the peer: our given-up groups get a new chance
         if f.flags & TAKEOVER and not self.standby_mode:
             self._go_standby()
             out.append(Log("info", "%s wants to take over: giving it all resource groups" % self.peer))
@@ -453,6 +497,11 @@ class Node:
                        "/data/etc/identity) - one of the names in ha.cf's node lines (%s) - and restart "
                        "hanode there. Taking no resource group meanwhile."
                        % (self.me, f.gen, self.gen, link, ", ".join(self.config.nodes))))
+
+    def _operator_acted(self):
+        """takeover or standby, here or on the peer: start afresh for groups whose starts failed."""
+        for intent in self.intents:
+            intent.clear_start_failures()
 
     def _go_standby(self):
         self.standby_mode = True
@@ -569,7 +618,7 @@ class Node:
         if self.stopped:
             return out
         self._evaluate(now, out)
-        if self.shutting_down and not any(g.held() and g.state != ownership.STOP_FAILED for g in self.groups):
+        if self.shutting_down and all(self._released_or_escalated(g) for g in self.groups):
             return self._stop(now, out)
         held, want = self._masks()
         view = (self.state, self._flags(), held, want)
@@ -603,6 +652,21 @@ class Node:
         self.last_send = now
         self.next_send = now + self.config.keepalive_ms
         self.sent_view = view
+
+    def _released_or_escalated(self, g):
+        """Shutdown may finish: the group is stopped, or its stop failed even after the retries -
+        unless we self-fence: then no goodbye, we keep claiming the group until the watchdog
+        resets the box, and the peer takes it only after our silence (probing first)."""
+        if not g.held():
+            return True
+        return g.state == ownership.STOP_FAILED and self.intents[g.index].escalated and not self.self_fencing
+
+    def not_fencing(self, now):
+        """The agent could not self-fence (no watchdog open; stop_failure fell back to block):
+        a shutdown that waits for the reset may finish after all."""
+        out = self._enter(now)
+        self.self_fencing = False
+        return self._finish(now, out)
 
     def _stop(self, now, out):
         for g in self.groups:

@@ -100,3 +100,16 @@ class Stopped(Output):
     """Shutdown finished: every group is released and the peer has been told."""
     kind = "stopped"
     fields = ()
+
+
+class Escalate(Output):
+    """A group could not be stopped, STOP_RETRIES retries included: it may still run here, so the
+    peer stays barred from it.  The agent applies ha.cf's ``stop_failure`` action (fence: stop
+    petting the watchdog; reboot: run the reboot command; block: stay, alarmed); ``reason`` is
+    the log line that says so."""
+    kind = "escalate"
+    fields = ("group", "reason")
+
+    def __init__(self, group, reason):
+        self.group = group
+        self.reason = reason

@@ -31,9 +31,9 @@ HARESOURCES = "node1 192.0.2.100 httpd\n"
 
 
 def make_config(keepalive="100ms", warntime="300ms", deadtime="500ms", initdead="2",
-                failback="on", probe="on", haresources=HARESOURCES, me="node1"):
+                failback="on", probe="on", haresources=HARESOURCES, me="node1", extra=""):
     text = HA_CF.format(keepalive=keepalive, warntime=warntime, deadtime=deadtime,
-                        initdead=initdead, failback=failback, probe=probe)
+                        initdead=initdead, failback=failback, probe=probe) + extra
     return parse(text, AUTHKEYS, haresources, me=me)
 
 
@@ -70,6 +70,8 @@ class Box:
         self.fail_stop = set()
         self.stopped = False
         self.probe_done = {}    # group key -> when our last probe for it ended
+        self.starts = 0         # Acquire outputs: start attempts on this box
+        self.escalations = []   # (time, group) of each Escalate output
 
     def handle(self, outputs):
         sim = self.sim
@@ -77,6 +79,7 @@ class Box:
             if o.kind == "send":
                 sim.transmit(self.name, o.data)
             elif o.kind == "acquire":
+                self.starts += 1
                 self.active[o.group] = True   # from the first start on, it may be up
                 self.pending.append([sim.now + sim.action_ms, "acquire", o.group,
                                      o.group not in self.fail_start])
@@ -87,6 +90,8 @@ class Box:
                 self.pending.append([sim.now + sim.probe_ms, "probe", o.group, None])
             elif o.kind == "log":
                 self.logs.append((sim.now, o.level, o.text))
+            elif o.kind == "escalate":
+                self.escalations.append((sim.now, o.group))
             elif o.kind == "stopped":
                 self.stopped = True
 
