@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from hanode import __version__
 from hanode.agent import Agent
@@ -87,6 +87,12 @@ class Daemon:
     def on_peer_generation(self, generation: int) -> None:
         from hanode.generation import save_peer_generation
         save_peer_generation(self.state_dir, generation, log)
+
+    async def save_generation(self, generation: int) -> Tuple[bool, str]:
+        """Persist the generation a rejoin jumps to, off the loop (it fsyncs twice)."""
+        from hanode.generation import save_generation
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, save_generation, self.state_dir, generation, log)
 
     # ---- control socket
     def handle(self, cmd: str) -> Dict[str, Any]:
@@ -239,7 +245,8 @@ class Daemon:
         if self.realtime:
             loop.run_in_executor(None, lock_memory)
         runner.keep_vips(self.running_groups)
-        respawner = self._start_companions()
+        from hanode.respawn import start_companions
+        respawner = start_companions(self.cfg.respawn, log)
         agent: Any = self.agent
         run = asyncio.create_task(agent.run(running))
         # the ticker's first round comes at once, well before the first pet is due
@@ -254,18 +261,6 @@ class Daemon:
                 pets.cancel()
             if respawner is not None:
                 await respawner.stop()
-
-    def _start_companions(self) -> Any:
-        # a respawn line naming hanode itself is for the init script (S45hanode supervises us);
-        # starting it here would run a second hanode
-        companions = [(user, argv) for user, argv in self.cfg.respawn
-                      if not argv or os.path.basename(argv[0]) != "hanode"]
-        if not companions:
-            return None
-        from hanode.respawn import Respawner
-        respawner = Respawner(companions, log)
-        respawner.start()
-        return respawner
 
     def _close_links(self) -> None:
         for link in self.udp_links:

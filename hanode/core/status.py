@@ -14,7 +14,7 @@ from hanode.core.liveness import DEAD, INIT
 from hanode.core.wants import START_ROUNDS
 
 # The counters the node keeps for frames it judged and dropped (the decoders count the rest).
-NODE_DROPS = ("replay", "duplicate", "own", "unknown_src")
+NODE_DROPS = ("replay", "duplicate", "own", "unknown_src", "control_ignored")
 
 
 def peer_state(node):
@@ -106,7 +106,8 @@ def _counters(node):
     counters["dropped"] = dropped
     # events a transition table has no row for (ownership, liveness): each one is a bug or an
     # adapter reporting out of turn, so it is shown rather than silently ignored
-    counters["unlisted_transitions"] = node.live.unlisted + sum(g.unlisted for g in node.groups)
+    counters["unlisted_transitions"] = (node.live.unlisted + sum(g.unlisted for g in node.groups)
+                                        + node.rejoin.unlisted)
     return counters
 
 
@@ -129,6 +130,7 @@ def status(node):
         "stale": node.stale,
         "identity_conflict": dict(node.identity_conflict) if node.identity_conflict else None,
         "alarms": alarms(node),
+        "rejoin": node.rejoin.status(now),
         "peer_state": peer_state(node),
         "peer_generation": node.peer_frame.gen if node.peer_frame else None,
         "peer_standby": bool(peer and peer.flags & STANDBY),

@@ -94,6 +94,14 @@ class Box:
                 self.escalations.append((sim.now, o.group))
             elif o.kind == "stopped":
                 self.stopped = True
+            elif o.kind == "need_nonce":
+                self.handle(self.node.nonce(sim.rng.next() & 0xFFFFFFFF, sim.now))
+            elif o.kind == "new_generation":
+                # the box's generation file: written (at once here) before the node may use it
+                sim.generations[self.name] = o.generation
+                self.handle(self.node.generation_saved(o.generation, True, sim.now))
+            elif o.kind == "peer_generation" and sim.persist_floors:
+                sim.peer_generation_floor[self.name] = o.generation   # as the daemon's state dir does
 
     def due_actions(self):
         sim = self.sim
@@ -149,6 +157,7 @@ class Sim:
         self.boxes = {}
         self.generations = {"node1": 0, "node2": 0}
         self.peer_generation_floor = {}
+        self.persist_floors = False   # True: each box keeps the peer's generation across its restarts
         self.in_flight = []     # [deliver_at, dst, bytes]
         self.line_free_at = {"node1": 0, "node2": 0}
         self.cut = False
@@ -163,7 +172,12 @@ class Sim:
         self.linked_since = self.now
 
     # ------------------------------------------------------------------ boxes
-    def power_on(self, name):
+    def power_on(self, name, forget=False):
+        """Start box ``name``; ``forget``: its state is gone (RMA swap, reflash, tmpfs /data):
+        it starts at generation 1 and no longer knows the peer's generation."""
+        if forget:
+            self.generations[name] = 0
+            self.peer_generation_floor.pop(name, None)
         self.generations[name] += 1
         box = Box(self, name, self.generations[name])
         self.boxes[name] = box
