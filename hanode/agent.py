@@ -24,6 +24,10 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 - ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)``,
   ``async probe(key)`` -> ``(in_use, detail)`` and, optionally,
   ``async announce(key)`` (gratuitous ARP for a group we keep)
+- optionally ``report_conflicts(sink)``: the runner calls ``sink(key, detail)``
+  when another box claims one of a group's addresses (fed to
+  ``Node.conflict``), ``defend(key)`` and ``drop_addresses(key)`` for the
+  core's Defend and DropAddresses outputs
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
   daemon tells the watchdog's health gate that the core ticked; ticks come at
@@ -66,6 +70,9 @@ class Agent:
         self.write_errors = 0
         self.last_summary = None
         self.actions_running = 0
+        watch = getattr(runner, "report_conflicts", None)
+        if watch is not None:
+            watch(self._on_conflict)
 
     # ---------------------------------------------------------------- dispatch
     def dispatch(self, outputs):
@@ -85,6 +92,10 @@ class Agent:
             elif kind in ("acquire", "release", "probe"):
                 self.tasks = [t for t in self.tasks if not t.done()]
                 self.tasks.append(aio.create_task(self._perform(kind, o.group)))
+            elif kind == "defend":
+                self.runner.defend(o.group)
+            elif kind == "drop_addresses":
+                self.runner.drop_addresses(o.group)
             elif kind == "stopped":
                 self.is_stopped = True
                 self.stopped.set()
@@ -125,6 +136,10 @@ class Agent:
     def summary(self):
         """One line for systemd's STATUS= and the logs: role and peer state."""
         return status.summary(self.node)
+
+    def _on_conflict(self, key, detail):
+        if not self.is_stopped:
+            self.dispatch(self.node.conflict(key, self.clock(), detail))
 
     async def _perform(self, kind, key):
         self.actions_running += 1

@@ -25,6 +25,16 @@ conflict ends the probe early. RFC 5227's timings (1-2 s between probes) are
 for hosts that do not know who else exists; here the peer is known and on the
 same segment, so tens of milliseconds are enough and keep failover fast.
 
+*Watch.* A probe only covers the moment it runs; between a probe that heard
+nothing and the address being added there is a window (executor, group lock,
+netlink) in which another box can probe, hear nothing and add the address too.
+So a holder keeps listening (RFC 5227 section 2.4, ongoing address conflict
+detection): ``Watch`` reports every ARP packet from another MAC whose sender
+IP is the VIP, and - while the address is still being acquired - every probe
+for it from another MAC. Once the address is ours a probe is not a conflict:
+our kernel answers it and the prober backs off. What to do about a conflict
+(defend or yield) is the core's decision; the watch only reports.
+
 Sockets are non-blocking and read through ``loop.add_reader`` - no threads,
 no external arping. A socket is created with protocol 0 and only then bound
 to (interface, ETH_P_ARP), so it never queues frames from other interfaces.
@@ -101,13 +111,14 @@ def parse_frame(frame: bytes) -> Optional[ArpPacket]:
     return ArpPacket(op, sha, spa, tha, tpa, frame[6:12])
 
 
-def is_conflict(pkt: ArpPacket, vip: bytes, own_mac: bytes) -> bool:
-    """Does this ARP packet show that someone else has (or is claiming) ``vip``?"""
+def is_conflict(pkt: ArpPacket, vip: bytes, own_mac: bytes, probes: bool = True) -> bool:
+    """Does this ARP packet show that someone else has (or is claiming) ``vip``?
+    ``probes``: does another node's probe for ``vip`` count (not once the address is ours)?"""
     if pkt.sha == own_mac or pkt.eth_src == own_mac:
         return False
     if pkt.spa == vip:
         return True  # a reply or announcement from the VIP's holder
-    return pkt.op == ARPOP_REQUEST and pkt.spa == ZERO_IP and pkt.tpa == vip  # a rival prober
+    return probes and pkt.op == ARPOP_REQUEST and pkt.spa == ZERO_IP and pkt.tpa == vip  # a rival prober
 
 
 def open_socket(ifname: str) -> Tuple[socket.socket, bytes]:
@@ -136,13 +147,15 @@ def open_socket(ifname: str) -> Tuple[socket.socket, bytes]:
 
 
 class _Port:
-    """The one cached ARP socket of an interface, shared by every announce and probe on it.
+    """The one cached ARP socket of an interface, shared by every announce, probe and watch on it.
 
     Closing an AF_PACKET socket waits for an RCU grace period in the kernel (8-20 ms
     measured), which would stall the event loop after every probe; so the socket stays
-    open and is reused. Frames go to every probe currently listening; while nobody
+    open and is reused. Frames go to every probe and watch currently listening (a watch
+    listens for as long as its address is held, so every ARP frame on the LAN then wakes
+    the loop once: a broadcast LAN carries a few per second per host); while nobody
     listens the kernel queue fills up to the (small) receive buffer and is drained
-    when the next probe starts, so old frames never count as answers.
+    when the next listener starts, so old frames never count as answers.
     """
 
     def __init__(self, ifname: str):
@@ -227,6 +240,37 @@ def close_sockets() -> None:
         _ports.popitem()[1].close()
 
 
+class Watch:
+    """Ongoing conflict detection for one address (see the module docstring): calls
+    ``on_conflict(mac)`` for each conflicting packet, from the event loop's reader on the
+    interface's shared socket - no thread, no polling. Starts in "acquiring" mode (a rival's
+    probe counts); ``held()`` once the address is configured; ``close()`` when it is gone."""
+
+    def __init__(self, ifname: str, ip: str, on_conflict: Callable[[str], None]):
+        self.ifname = ifname
+        self.ip = ip
+        self.vip = _ip_bytes(ip)
+        self.on_conflict = on_conflict
+        self.acquiring = True
+        self.port = _port(ifname)
+        self.port.listen(self._on_packet)
+
+    def held(self) -> None:
+        self.acquiring = False
+
+    def current(self) -> bool:
+        """Still listening on the interface's socket? (False once the interface was recreated
+        or the socket closed: then a new Watch is needed.)"""
+        return _ports.get(self.ifname) is self.port and self._on_packet in self.port.listeners
+
+    def _on_packet(self, pkt: ArpPacket) -> None:
+        if is_conflict(pkt, self.vip, self.port.mac, probes=self.acquiring):
+            self.on_conflict(mac_str(pkt.sha))
+
+    def close(self) -> None:
+        self.port.unlisten(self._on_packet)
+
+
 async def _send(loop: asyncio.AbstractEventLoop, port: _Port, frame: bytes) -> None:
     try:
         await loop.sock_sendall(port.sock, frame)
@@ -254,6 +298,11 @@ async def announce(ifname: str, ip: str, count: int = 5, interval_ms: int = 200)
         await _send(loop, port, build_frame(ARPOP_REPLY, port.mac, spa, port.mac, spa))
         sent += 2
     return sent
+
+
+async def defend(ifname: str, ip: str) -> int:
+    """One round of gratuitous ARP for ``ip`` (RFC 5227 section 2.4 (c): a holder's defence)."""
+    return await announce(ifname, ip, count=1)
 
 
 async def probe(ifname: str, ip: str, count: int = 3, interval_ms: int = 5, wait_ms: int = 30) -> Optional[str]:

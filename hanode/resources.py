@@ -69,6 +69,17 @@ down or gone, no CAP_NET_RAW, an address that resolves to no interface):
 blind has two holders as soon as the LAN is back. The node retries; the runner
 says why once per episode, and once more when probing works again.
 
+*Conflict watch.* From the moment a probe finds an address free (or an
+acquire starts adding it) until it has been removed, the runner listens for
+ARP claiming it from another MAC (``arp.Watch``, RFC 5227 section 2.4): the
+probe and the add are not atomic, and another box may add the address in
+between. Each conflict is passed to ``report_conflicts``'s sink as (group key,
+detail naming the address and the other MAC); the core decides whether to
+defend (``defend(key)``: one gratuitous ARP per address) or to yield
+(``drop_addresses(key)``: the group's addresses are removed at once, without
+the group lock; an acquire in progress gives up at its next step, rolls back
+and returns a failure; the core's Release then stops the rest).
+
 *VIP recheck.* ``keep_vips(running)`` starts the runner's own periodic task:
 every ``VIP_RECHECK_S`` it re-adds and re-announces any VIP missing from a
 group that ``running()`` names (an ``ifdown``/``ifup`` or a DHCP client can
@@ -219,6 +230,13 @@ def _import_netlink() -> None:
     import hanode.arp  # noqa: F401
 
 
+class _NoWatch:
+    """Stands in for a conflict watch that could not be started."""
+
+    def held(self) -> None:
+        pass
+
+
 class ResourceRunner:
     """Starts, stops and checks the resource groups of a Config (see the module docstring)."""
 
@@ -253,6 +271,10 @@ class ResourceRunner:
         self._warm: Optional["asyncio.Future[None]"] = None
         self._recheck: Optional["asyncio.Task[None]"] = None
         self._probe_trouble: Dict[str, str] = {}  # group key -> why its last probe could not be done
+        self._watches: Dict[str, Any] = {}  # VIP -> its arp.Watch (conflict detection while held)
+        self._conflict_sink: Optional[Callable[[str, str], None]] = None
+        self._defences: set = set()  # pending defend and drop tasks
+        self._abandoned: set = set()  # group keys whose acquire in progress must give up (drop_addresses)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -481,16 +503,23 @@ class ResourceRunner:
         running = status_says_running(r.rc if r.rc is not None else -1, r.stdout_head)
         return running, "exit %s%s" % (r.rc, (": " + r.stdout_head.strip()[:200]) if r.stdout_head.strip() else "")
 
-    async def _start_one(self, res: Any) -> Tuple[bool, str]:
+    async def _start_one(self, res: Any, key: str) -> Tuple[bool, str]:
         if res.is_ip:
             from hanode.vip import VipError
             try:
                 vip = self._vip(res)
+                self._watch(key, await _off_loop(vip.resolve))  # before the add: a rival's probe counts
+                if key in self._abandoned:   # yielded on the way here (drop_addresses): do not add it
+                    return True, "not added: another box keeps it"
                 added = await _off_loop(vip.add)
             except (VipError, OSError) as e:
+                self._unwatch(self._vip(res))
                 self._log("error", "cannot add %s: %s" % (res.token, e))
                 return False, str(e)
+            self._watch(key, vip).held()
             self._log("info", "%s %s %s" % (vip.ip, "added to" if added else "already on", vip.label or vip.dev))
+            if key in self._abandoned:   # yielded during the add: announcing would point the LAN here
+                return True, "not announced: another box keeps it"
             self._announce(vip)
             return True, "added" if added else "already present"
         path = self.locate(res.script)
@@ -519,6 +548,7 @@ class ResourceRunner:
             for attempt in range(self.stop_retries + 1):
                 try:
                     removed = await _off_loop(vip.remove)
+                    self._unwatch(vip)
                     self._log("info", "%s %s" % (vip.ip, ("removed from %s" % (vip.label or vip.dev))
                                                  if removed else "was not configured"))
                     return True, "removed" if removed else "not present"
@@ -558,13 +588,18 @@ class ResourceRunner:
 
     async def acquire(self, key: str) -> Tuple[bool, str]:
         """Start the group left to right; on a failure stop what was started and return (False, why)."""
-        await self.ready()
         g = self._group(key)
+        # a drop before this acquire was asked for was for an earlier one; one that comes while it
+        # waits for the netlink warm-up or the group's lock is for this one
+        self._abandoned.discard(g.key)
+        await self.ready()
         async with self._lock(g.key):
             self._log("info", "Acquiring resource group: %s" % self._describe(g))
             notes = []
             for i, res in enumerate(g.resources):
-                ok, detail = await self._start_one(res)
+                ok, detail = await self._start_one(res, g.key)
+                if ok and g.key in self._abandoned:
+                    ok, detail = False, "given up: another box keeps its address"
                 if not ok:
                     self._log("critical", "Giving up resources due to failure of %s" % res.token)
                     for done in reversed(g.resources[:i + 1]):
@@ -572,6 +607,7 @@ class ResourceRunner:
                         if not stopped:
                             detail += "; and while giving up: " + why
                     self._held.discard(g.key)
+                    self._abandoned.discard(g.key)
                     return False, "%s: %s" % (res.token, detail)
                 notes.append("%s %s" % (res.token, detail))
             self._held.add(g.key)
@@ -636,11 +672,11 @@ class ResourceRunner:
         in_use is True when anyone on the LAN answered for one of the addresses (detail names
         the address and the MAC), and when a probe could not be done (see the module docstring):
         the address is then never taken blind. The reason is logged once per episode.
+        Whether to probe is the core's decision (``vip_probe``; and always after the group was
+        yielded in an address conflict), so a Probe is always carried out.
         """
         await self.ready()
         g = self._group(key)
-        if getattr(self.config, "vip_probe", True) is False:
-            return False, "vip_probe off"
         from hanode import arp
         from hanode.vip import VipError
         count = int(getattr(self.config, "probe_count", 3))
@@ -669,7 +705,87 @@ class ResourceRunner:
             return True, "; ".join(in_use + problems) + " (counted as in use: the address is not taken blind)"
         if in_use:
             return True, "; ".join(in_use)
+        for v in vips:   # the window until the add is covered too (see the module docstring)
+            self._watch(g.key, v)
         return False, "nobody answered for %s" % (" ".join(v.ip for v in vips) or "(no address)")
+
+    # -- conflict watch (see the module docstring) ---------------------------------------------
+
+    def report_conflicts(self, sink: Callable[[str, str], None]) -> None:
+        """Send every address conflict to ``sink(group key, detail)`` (the agent feeds the core)."""
+        self._conflict_sink = sink
+
+    def _watch(self, key: str, vip: Any) -> Any:
+        """The conflict watch of ``vip`` (resolved), started if it is not running; None if the
+        ARP socket cannot be opened (said once: the probe reports the same trouble)."""
+        from hanode import arp
+        watch = self._watches.get(vip.ip)
+        if watch is not None and watch.current():
+            return watch
+        if watch is not None:
+            watch.close()
+
+        def conflict(mac: str) -> None:
+            if self._conflict_sink is None:
+                return
+            try:
+                self._conflict_sink(key, "%s is claimed by %s on %s" % (vip.ip, mac, vip.dev))
+            except Exception as e:   # runs in the socket's reader: it must go on reading
+                self._log("error", "reporting an address conflict of %s failed: %r" % (vip.ip, e))
+        try:
+            watch = self._watches[vip.ip] = arp.Watch(vip.dev, vip.ip, conflict)
+        except arp.ArpError as e:
+            self._watches.pop(vip.ip, None)
+            self._log("error", "cannot watch %s for address conflicts: %s" % (vip.ip, e))
+            return _NoWatch()
+        return watch
+
+    def _unwatch(self, vip: Any) -> None:
+        watch = self._watches.pop(vip.ip, None)
+        if watch is not None:
+            watch.close()
+
+    def defend(self, key: str) -> None:
+        """Send one gratuitous ARP for each address of the group we hold (RFC 5227 section 2.4
+        (c); the core limits it to one per DEFEND_INTERVAL)."""
+        from hanode import arp
+        for res in self._group(key).resources:
+            if res.is_ip and res.token in self._vips and self._vips[res.token].ip in self._watches:
+                vip = self._vips[res.token]
+                self._log("info", "Defending %s on %s: one gratuitous ARP" % (vip.ip, vip.dev))
+                task = asyncio.ensure_future(arp.defend(vip.dev, vip.ip))
+                self._defences.add(task)
+                task.add_done_callback(self._defended)
+
+    def _defended(self, task: "asyncio.Task[Any]") -> None:
+        self._defences.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log("warning", "defending or dropping an address failed: %s" % task.exception())
+
+    def drop_addresses(self, key: str) -> None:
+        """Remove the group's addresses now (the core yields them in a conflict), without the
+        group lock; an acquire in progress gives up at its next step (see the module docstring)."""
+        self._abandoned.add(self._group(key).key)
+        task = asyncio.ensure_future(self._drop(key))
+        self._defences.add(task)
+        task.add_done_callback(self._defended)
+
+    async def _drop(self, key: str) -> None:
+        from hanode.vip import VipError
+        for res in self._group(key).resources:
+            if not res.is_ip:
+                continue
+            vip = self._vip(res)
+            announcing = self._garp.pop(vip.ip, None)
+            if announcing is not None:
+                announcing.cancel()
+            try:
+                removed = await _off_loop(vip.remove)
+            except (VipError, OSError) as e:
+                self._log("error", "cannot drop %s: %s (the release retries)" % (vip.ip, e))
+                continue
+            if removed:
+                self._log("info", "%s dropped from %s (address conflict)" % (vip.ip, vip.label or vip.dev))
 
     def _note_probe_trouble(self, key: str, why: str) -> None:
         """Log a probe that could not be done once per episode (and when the reason changes),
@@ -705,8 +821,10 @@ class ResourceRunner:
                 vip = self._vip(res)
                 try:
                     if await _off_loop(vip.present):
+                        self._watch(g.key, vip).held()   # a recreated interface needs a new socket
                         continue
                     await _off_loop(vip.add)
+                    self._watch(g.key, vip).held()
                 except (VipError, OSError) as e:
                     self._log("error", "VIP %s is missing and cannot be re-added: %s" % (vip.ip, e))
                     continue
@@ -746,7 +864,10 @@ class ResourceRunner:
             os.close(fd)
             eof.cancel()
         self._lingering.clear()
-        tasks = list(self._garp.values())
+        for watch in self._watches.values():
+            watch.close()
+        self._watches.clear()
+        tasks = list(self._garp.values()) + list(self._defences)
         for t in tasks:
             t.cancel()
         if tasks:

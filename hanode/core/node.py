@@ -36,6 +36,20 @@ With the peer dead, a group with an address is first probed on the LAN
 (``Probe``) and taken only if nobody answers for it - a pulled serial cable
 with both boxes alive must not put the VIP on two boxes.
 
+A probe and the add that follows it are not atomic: while a node holds (or is
+adding) an address, the runner keeps listening for ARP that claims it from
+another MAC (RFC 5227 section 2.4) and reports it (``conflict()``).  The tie-break
+is deterministic: the group's preferred node keeps the address and defends it
+(``Defend``: one gratuitous ARP, at most one per ``DEFEND_INTERVAL_MS``); the
+other node - and a preferred node that is stale (below), as in wants.py's
+split-brain rule - yields: it takes its addresses down at once
+(``DropAddresses``: not after its scripts have stopped, nor after a start in
+progress, which then gives up), releases the group (ownership's ``conflict``
+row, or ``done_fail`` of the start it gave up), and probes before it retakes
+it, even with ``vip_probe off``: an address another box has just kept is never
+retaken blind.  A claim from a box that is not the peer holding the group (the
+peer is alive and does not hold it) is defended by whoever holds the group.
+
 A node whose own calls stop for longer than the dead time (a frozen process, a
 suspended VM) knows the peer may have taken over meanwhile: it marks itself
 *stale*, restarts its silence timers instead of declaring the peer dead, and
@@ -52,7 +66,7 @@ from hanode.core.frame import (Decoder, Frame, Control, ReplayGuard, encode, NEW
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES
 from hanode.core.liveness import Liveness, DEAD
-from hanode.core.outputs import (Send, Acquire, Release, Probe, Log, Escalate,
+from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddresses, Log, Escalate,
                                  PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
@@ -62,6 +76,9 @@ RETRY_MS = wants.RETRY_MS
 # booted later sees our sequence numbers before it sends them itself, so at least one of two
 # same-generation twins always notices, however long this window.)
 ECHO_FRAMES = 8
+# RFC 5227 section 2.4: a host defends an address at most once in this long; also how long a
+# quiet spell ends a conflict episode (one log line per episode).
+DEFEND_INTERVAL_MS = 10000
 
 _OUTPUTS = {
     ownership.DO_ACQUIRE: Acquire,
@@ -126,7 +143,7 @@ class Node:
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
-            "peer_restarts": 0, "probes_busy": 0, "start_failures": 0, "stop_failures": 0,
+            "peer_restarts": 0, "probes_busy": 0, "vip_conflicts": 0, "start_failures": 0, "stop_failures": 0,
             "escalations": 0,
             "below_floor": 0, "challenges_sent": 0, "rejoins": 0, "generation_jumps": 0,
             "control_ignored": 0,
@@ -182,9 +199,16 @@ class Node:
                 intent.clear_start_failures()
                 if not self.live.alive():
                     self.counters["failovers"] += 1
+                if intent.conflict_pending:   # heard while starting: yield now, probe again later
+                    intent.retry_at = now + self._probe_retry_ms(g)
+                    self._fire(g, ownership.CONFLICT, out)
+            elif intent.conflict_pending:
+                out.append(Log("info", "Resource group %s: start given up for the address conflict; "
+                               "releasing what it started" % key))
             else:
                 self._start_failed(g, intent, now, out)
-        elif before == ownership.STOPPING:
+        intent.conflict_pending = False
+        if before == ownership.STOPPING:
             if ok:
                 intent.stop_failures = 0
                 intent.escalated = False
@@ -259,7 +283,50 @@ class Node:
                 out.append(Log("info", "Resource group %s: its address no longer answers after %d probes; "
                                "taking it" % (key, self.intents[g.index].busy_probes)))
             self.intents[g.index].busy_probes = 0
+            self.intents[g.index].yielded = False
             self._fire(g, ownership.PROBE_FREE, out)
+        return self._finish(now, out)
+
+    def conflict(self, key, now, detail=""):
+        """The runner heard another MAC claim an address of group ``key`` (see the module
+        docstring): defend it or release it."""
+        out = self._enter(now)
+        g = self._group(key)
+        intent = self.intents[g.index]
+        if self.stopped or g.state not in (ownership.STARTING, ownership.RUNNING):
+            return self._finish(now, out)   # not ours (any more): nothing to defend or yield
+        self.counters["vip_conflicts"] += 1
+        new_episode = intent.conflict_at is None or now - intent.conflict_at >= DEFEND_INTERVAL_MS
+        intent.conflict_at = now
+        peer = self.peer_view()
+        foreign = peer is not None and not peer.held & g.bit   # not the peer: a stranger on the LAN
+        # a stale node (our loop stalled) yields even as the preferred node: the peer may have
+        # taken over meanwhile, and wants.py lets it keep the group (no defence to undo later)
+        if (g.group.preferred == self.me and not self.stale) or foreign:
+            if intent.defended_at is None or now - intent.defended_at >= DEFEND_INTERVAL_MS:
+                intent.defended_at = now
+                out.append(Defend(key))
+            if new_episode:
+                out.append(Log("critical", "Address conflict for resource group %s: %s; %s: keeping it "
+                               "and defending it (one gratuitous ARP per %d s)" % (
+                                   key, detail, "a box that is not %s" % self.peer if foreign
+                                   else "we are its preferred node", DEFEND_INTERVAL_MS // 1000)))
+            return self._finish(now, out)
+        if intent.conflict_pending:
+            return self._finish(now, out)   # yielded already; its start is giving up
+        intent.retry_at = now + self._probe_retry_ms(g)
+        intent.yielded = True
+        if new_episode:
+            out.append(Log("critical", "Address conflict for resource group %s: %s; %s: releasing it here, "
+                           "probing again in %d ms" % (
+                               key, detail, "our loop stalled, the other box may have taken over" if self.stale
+                               else "its preferred node %s keeps it" % g.group.preferred,
+                               self._probe_retry_ms(g))))
+        out.append(DropAddresses(key))
+        if g.state == ownership.RUNNING:
+            self._fire(g, ownership.CONFLICT, out)
+        else:
+            intent.conflict_pending = True   # the start gives up (or ends): then it is released
         return self._finish(now, out)
 
     def nonce(self, value, now):
@@ -768,6 +835,7 @@ class Node:
             elif event == "peer_up":
                 for g in self.groups:
                     self.intents[g.index].busy_probes = 0     # a new episode gets its own warning
+                    self.intents[g.index].yielded = False     # the frames say who holds it now
                 if detail == DEAD and returning:
                     out.append(Log("critical", "Cluster node %s returning after partition." % self.peer))
                 out.append(Log("info", "Status update for node %s: status %s"
@@ -780,6 +848,8 @@ class Node:
         return self.peer_said_goodbye and not self.goodbye_held & g.bit
 
     def _lone_event(self, g):
+        if self.intents[g.index].yielded:   # another box kept its address: never retake it blind
+            return wants.lone_event(g, True, False)
         return wants.lone_event(g, self.config.vip_probe, self._trusts_goodbye(g))
 
     def _on_peer_dead(self, never_heard, out):

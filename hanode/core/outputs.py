@@ -55,6 +55,27 @@ class Probe(Output):
         self.group = group
 
 
+class Defend(Output):
+    """Another box claims one of the group's addresses and we keep it: send one gratuitous
+    ARP for each (RFC 5227 section 2.4 (c); the core sends at most one per DEFEND_INTERVAL_MS)."""
+    kind = "defend"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+
+class DropAddresses(Output):
+    """Another box keeps one of the group's addresses: take the group's addresses down now,
+    without waiting for a start in progress or for the scripts to stop (an acquire in progress
+    gives up at its next step and reports a failure); the Release that follows stops the rest."""
+    kind = "drop_addresses"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+
 class Log(Output):
     """A log line; level is debug, info, warning, error or critical."""
     kind = "log"

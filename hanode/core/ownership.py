@@ -29,6 +29,7 @@ reported something twice or out of turn, and must not pass unnoticed.
     starting     done_ok       running      -
     starting     done_fail     stopping     Release   roll back what started, then offer the group to the peer
     running      release       stopping     Release
+    running      conflict      stopping     Release   another box holds our address too and keeps it (node.conflict)
     stopping     done_ok       stopped      -
     stopping     done_fail     stop_failed  -         it may still be running: the peer must not take it
     stop_failed  retry         stopping     Release
@@ -63,6 +64,7 @@ RELEASE = "release"
 DONE_OK = "done_ok"
 DONE_FAIL = "done_fail"
 RETRY = "retry"
+CONFLICT = "conflict"
 
 # output names; node.py turns them into Acquire/Release/Probe objects
 DO_ACQUIRE = "acquire"
@@ -80,6 +82,7 @@ TRANSITIONS = {
     (STARTING, DONE_OK): (RUNNING, None),
     (STARTING, DONE_FAIL): (STOPPING, DO_RELEASE),
     (RUNNING, RELEASE): (STOPPING, DO_RELEASE),
+    (RUNNING, CONFLICT): (STOPPING, DO_RELEASE),
     (STOPPING, DONE_OK): (STOPPED, None),
     (STOPPING, DONE_FAIL): (STOP_FAILED, None),
     (STOP_FAILED, RETRY): (STOPPING, DO_RELEASE),

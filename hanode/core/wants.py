@@ -127,6 +127,10 @@ class Intent:
         self.gave_up = False       # START_ROUNDS failed starts: not wanted until an operator acts
         self.stop_failures = 0     # failed stops in a row (the first and its retries)
         self.escalated = False     # STOP_RETRIES retries failed too: the agent was told to escalate
+        self.conflict_at = None    # last address conflict heard (node.conflict): episodes and defence
+        self.defended_at = None    # last Defend output
+        self.conflict_pending = False  # heard while starting and we yield: release once started
+        self.yielded = False       # we yielded it in a conflict: probe before retaking, even with vip_probe off
 
     def clear_start_failures(self):
         """An operator acted (takeover, standby on either box), or a start worked."""

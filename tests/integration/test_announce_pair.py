@@ -1,8 +1,11 @@
 """Issue 13 finding 11 on real processes: the keeper of a VIP announces it after a heal.
 
 lab (hanode.lab), tight timing, ``vip_probe off`` (Heartbeat's behaviour): the
-cable is cut with both boxes healthy, so both hold the VIP and node2's
-gratuitous ARP moves the client's neighbour entry to node2's MAC.  On
+cable is cut while node1's LAN link is down, so node2 takes the VIP blindly and
+its gratuitous ARP moves the client's neighbour entry to node2's MAC; node1's
+link comes back and both hold the VIP (nobody announces it then, so the
+conflict watch of finding 5 hears nothing - with node1's link up during the
+takeover it would have ended the double at once).  On
 reconnect node2 (not preferred) releases; node1, which kept the VIP, must
 announce it again, so that the client's neighbour entry - read from the
 client namespace's own table (``ip -n <client> neigh``) - points at node1
@@ -44,11 +47,15 @@ def test_lab_healed_split_brain_keeper_announces_so_clients_move_within_1s():
         subprocess.run(["ip", "netns", "exec", lab.ns("client"), "ping", "-c", "1", "-W", "2", VIP],
                        capture_output=True, check=True)
         assert client_neighbour(lab) == mac1
+        subprocess.run(["ip", "-n", lab.ns("node1"), "link", "set", "eth0", "down"], check=True)
         lab.cable.cut()
         wait(lambda: vip_on(lab, "node2") and vip_on(lab, "node1"), 10, "both hold the VIP (vip_probe off)")
         wait(lambda: client_neighbour(lab) == mac2, 5, "node2's gratuitous ARP reaches the client")
         time.sleep(1.5)      # past the neighbour table's locktime, as a real split lasts
+        subprocess.run(["ip", "-n", lab.ns("node1"), "link", "set", "eth0", "up"], check=True)
+        time.sleep(0.5)
         assert client_neighbour(lab) == mac2
+        assert vip_on(lab, "node2") and vip_on(lab, "node1"), diagnose(lab)
         lab.cable.reconnect()
         reconnected = time.time()
         moved_at = None
