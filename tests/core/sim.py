@@ -232,6 +232,9 @@ class Sim:
         self.unserved_run_ms = {}       # group key -> ms unserved while a healthy box could serve it
         self.max_unserved_ms = 0
         self.unserved_excuses = {}      # why an unserved group was not counted: excuse -> ms
+        self.excused = ("frozen holder", "stop failed")   # excuses unserved_excuse may give
+        self.holder_count = {}          # group key -> holders at the last step
+        self.doubles_begun_on_lan = 0   # a second holder appeared while the LAN carried ARP
 
     # ------------------------------------------------------------------ boxes
     def power_on(self, name):
@@ -345,6 +348,9 @@ class Sim:
         for g in self.cfg.groups:
             holders = [b for b in self.boxes.values() if b.powered and b.holds(g.key)]
             self._account_service(g.key)
+            if len(holders) > 1 and self.holder_count.get(g.key, 0) < 2 and self.lan_hearing():
+                self.doubles_begun_on_lan += 1   # its probe should have heard the other's address
+            self.holder_count[g.key] = len(holders)
             if len(holders) > 1:
                 if self.hearing_since is not None and self.now - self.hearing_since > self.hearing_grace_ms():
                     self.double_while_hearing_ms += self.tick_ms
@@ -408,13 +414,16 @@ class Sim:
         - "frozen holder": a frozen box may have it up (its address answers the peer's probe):
           the watchdog's job, which the sim does not model; counted from the thaw;
         - "stop failed": a box has it in stop_failed, or shut down with its stop failed: it
-          may still run there, so the peer is barred (issue 13 finding 3, being fixed)."""
+          may still run there, so the peer is barred (issue 13 finding 3, being fixed).
+
+        Only the excuses listed in ``self.excused`` are given."""
         for b in self.boxes.values():
             if not b.powered:
                 continue
-            if b.frozen and b.holds(key):
+            if b.frozen and b.holds(key) and "frozen holder" in self.excused:
                 return "frozen holder"
-            if b.group_state(key) == ownership.STOP_FAILED or (b.stopped and b.holds(key)):
+            if ((b.group_state(key) == ownership.STOP_FAILED or (b.stopped and b.holds(key)))
+                    and "stop failed" in self.excused):
                 return "stop failed"
         return None
 
