@@ -159,7 +159,7 @@ class Pair(RuleBasedStateMachine):
         self._scripts(name)
 
     if FINDINGS:
-        @rule(ms=st.sampled_from([0, 0, 20, 200]))
+        @rule(ms=st.sampled_from([0, 0, 20, 200, 500]))
         def address_answers_late(self, ms):
             """The address answers ARP only ``ms`` after its Acquire (finding 5's window)."""
             self.sim.arp_after_ms = ms

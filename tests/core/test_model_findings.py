@@ -8,6 +8,7 @@ and the mark is removed); under MicroPython (no pytest) the same mark inverts th
 """
 
 from tests.core.sim import Box, Sim
+from tests.core.test_node import cold_start
 from hanode.core.node import Node
 
 KEY = "192.0.2.100"
@@ -32,14 +33,6 @@ def known_finding(reason):
             raise AssertionError("known finding fixed, remove its mark: " + reason)
         return inverted
     return mark
-
-
-def cold_start(**kwargs):
-    sim = Sim(**kwargs)
-    sim.power_on("node1")
-    sim.power_on("node2")
-    assert sim.run_until(lambda: sim.settled(), 5000) is not None
-    return sim
 
 
 def count_acquires(sim):
