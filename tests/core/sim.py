@@ -32,7 +32,8 @@ What the model tells apart (issue 13, "the model checker sees none of this"):
 Bookkeeping for the model checker's invariants (``account`` runs every step):
 ``double_while_hearing_ms`` is the time two boxes held a group while they had
 heard each other over the cable for longer than ``hearing_grace_ms()``;
-``double_while_lan_ms`` the same over the LAN; ``unserved_run_ms`` the current
+``double_while_lan_ms`` the same over the LAN (a double whose loser's stop failed
+counts in ``double_excused_ms`` instead while "stop failed" is in ``excused``); ``unserved_run_ms`` the current
 time nobody served a group while a healthy box existed and nothing excused it
 (see ``unserved_excuse``), compared against ``unserved_bound_ms()``.
 """
@@ -40,7 +41,6 @@ time nobody served a group while a healthy box existed and nothing excused it
 from hanode.core.config import parse
 from hanode.core.node import Node
 from hanode.core.wants import RETRY_MS
-from hanode.core import ownership
 
 HA_CF = """
 keepalive {keepalive}
@@ -96,6 +96,7 @@ class Box:
         self.active = {}        # group key -> True while resources may be up on this box
         self.serving = {}       # group key -> True from a successful acquire's end until a Release
         self.arp_from = {}      # group key -> when its address starts answering ARP here
+        self.stop_failed = set()  # group keys whose last stop here failed (until one succeeds)
         self.pending = []       # [due, kind, key, ok]
         self.logs = []
         self.fail_start = set()  # group keys whose start fails on this box
@@ -146,6 +147,9 @@ class Box:
                 if ok:
                     self.active.pop(key, None)
                     self.serving.pop(key, None)
+                    self.stop_failed.discard(key)
+                else:
+                    self.stop_failed.add(key)
                 self.handle(self.node.completed(key, ok, sim.now))
             else:
                 other = sim.other(self.name)
@@ -182,11 +186,6 @@ class Box:
         return (self.powered and not self.frozen and not self.stopped and not n.shutting_down
                 and key not in self.fail_start and n.identity_conflict is None)
 
-    def group_state(self, key):
-        for g in self.node.groups:
-            if g.key == key:
-                return g.state
-        return None
 
     def log_text(self):
         return "\n".join("%d %s %s" % entry for entry in self.logs)
@@ -227,6 +226,7 @@ class Sim:
         self.lan_hearing_since = None   # both boxes on an up LAN: since when
         self.double_while_hearing_ms = 0
         self.double_while_lan_ms = 0
+        self.double_excused_ms = 0      # doubles while hearing with a failed stop (finding 3)
         self.max_action_ms = action_ms  # the slowest start or stop configured so far
         self.max_jitter_ms = 0
         self.unserved_run_ms = {}       # group key -> ms unserved while a healthy box could serve it
@@ -256,6 +256,7 @@ class Sim:
         box.powered = False
         box.active = {}
         box.serving = {}
+        box.stop_failed = set()
         box.pending = []
 
     def freeze(self, name):
@@ -353,7 +354,11 @@ class Sim:
             self.holder_count[g.key] = len(holders)
             if len(holders) > 1:
                 if self.hearing_since is not None and self.now - self.hearing_since > self.hearing_grace_ms():
-                    self.double_while_hearing_ms += self.tick_ms
+                    if "stop failed" in self.excused and self.stop_failed_somewhere(g.key):
+                        # the loser's stop failed: it may still run there (finding 3, being fixed)
+                        self.double_excused_ms += self.tick_ms
+                    else:
+                        self.double_while_hearing_ms += self.tick_ms
                 if (self.lan_hearing_since is not None
                         and self.now - self.lan_hearing_since > self.lan_grace_ms()):
                     self.double_while_lan_ms += self.tick_ms
@@ -413,7 +418,7 @@ class Sim:
 
         - "frozen holder": a frozen box may have it up (its address answers the peer's probe):
           the watchdog's job, which the sim does not model; counted from the thaw;
-        - "stop failed": a box has it in stop_failed, or shut down with its stop failed: it
+        - "stop failed": a box's last stop of it failed (stop_failed, a retry, a shutdown): it
           may still run there, so the peer is barred (issue 13 finding 3, being fixed).
 
         Only the excuses listed in ``self.excused`` are given."""
@@ -422,10 +427,14 @@ class Sim:
                 continue
             if b.frozen and b.holds(key) and "frozen holder" in self.excused:
                 return "frozen holder"
-            if ((b.group_state(key) == ownership.STOP_FAILED or (b.stopped and b.holds(key)))
-                    and "stop failed" in self.excused):
-                return "stop failed"
+        if "stop failed" in self.excused and self.stop_failed_somewhere(key):
+            return "stop failed"
         return None
+
+    def stop_failed_somewhere(self, key):
+        """A powered box's last stop of ``key`` failed (it is in stop_failed, retrying, or shut
+        down with it held)."""
+        return any(b.powered and key in b.stop_failed for b in self.boxes.values())
 
     def _account_hearing(self):
         if self.serial_hearing():
