@@ -485,6 +485,7 @@ class Sim:
         return sorted(b.name for b in self.boxes.values() if b.powered and b.holds(key))
 
     def settled(self, key=None):
-        """Exactly one powered box holds the group and nothing is in flight on either box."""
+        """Exactly one powered box holds the group and nothing is in flight on either box (a
+        probe still out when an agent shut down died with it: a stopped agent's is ignored)."""
         return len(self.holders(key)) == 1 and all(
-            not b.pending for b in self.boxes.values() if b.powered)
+            not b.pending for b in self.boxes.values() if b.powered and not b.stopped)

@@ -284,3 +284,15 @@ def test_twins_on_the_cable_take_nothing_even_with_the_lan_down():
     assert a.node.status()["identity_conflict"] is not None
     assert twin.node.status()["identity_conflict"] is not None
     assert sim.holders() == []
+
+
+def test_a_probe_out_when_the_agent_shuts_down_does_not_keep_the_pair_unsettled():
+    # found by the model (HANODE_MODEL_FINDINGS=5, seed 5): node2 shuts down while its probe is
+    # out; the stopped agent never hears the answer, and the sim waited for it forever
+    sim = cold_start()
+    sim.set_cut(True)
+    n2 = sim.box("node2")
+    assert sim.run_until(lambda: any(p[1] == "probe" for p in n2.pending), 3000) is not None
+    n2.handle(n2.node.shutdown(sim.now))
+    assert n2.stopped and n2.pending
+    assert sim.settled() and sim.holders() == ["node1"]
