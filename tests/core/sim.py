@@ -32,8 +32,8 @@ What the model tells apart (issue 13, "the model checker sees none of this"):
 Bookkeeping for the model checker's invariants (``account`` runs every step):
 ``double_while_hearing_ms`` is the time two boxes held a group while they had
 heard each other over the cable for longer than ``hearing_grace_ms()``;
-``double_while_lan_ms`` the same over the LAN (a double whose loser's stop failed
-counts in ``double_excused_ms`` instead while "stop failed" is in ``excused``); ``unserved_run_ms`` the current
+``double_while_lan_ms`` the same over the LAN only (a double whose loser's stop
+failed counts in ``double_excused_ms`` instead while "stop failed" is in ``excused``); ``unserved_run_ms`` the current
 time nobody served a group while a healthy box existed and nothing excused it
 (see ``unserved_excuse``), compared against ``unserved_bound_ms()``.
 """
@@ -353,14 +353,16 @@ class Sim:
                 self.doubles_begun_on_lan += 1   # its probe should have heard the other's address
             self.holder_count[g.key] = len(holders)
             if len(holders) > 1:
-                if self.hearing_since is not None and self.now - self.hearing_since > self.hearing_grace_ms():
-                    if "stop failed" in self.excused and self.stop_failed_somewhere(g.key):
-                        # the loser's stop failed: it may still run there (finding 3, being fixed)
-                        self.double_excused_ms += self.tick_ms
-                    else:
-                        self.double_while_hearing_ms += self.tick_ms
-                if (self.lan_hearing_since is not None
-                        and self.now - self.lan_hearing_since > self.lan_grace_ms()):
+                hearing = (self.hearing_since is not None
+                           and self.now - self.hearing_since > self.hearing_grace_ms())
+                on_lan = (self.lan_hearing_since is not None
+                          and self.now - self.lan_hearing_since > self.lan_grace_ms())
+                if (hearing or on_lan) and "stop failed" in self.excused and self.stop_failed_somewhere(g.key):
+                    # the loser's stop failed: it may still run there (finding 3, being fixed)
+                    self.double_excused_ms += self.tick_ms
+                elif hearing:
+                    self.double_while_hearing_ms += self.tick_ms
+                elif on_lan:
                     self.double_while_lan_ms += self.tick_ms
                 self.doubles_ms += self.tick_ms
                 self.double_run += self.tick_ms
