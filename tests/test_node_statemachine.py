@@ -38,7 +38,7 @@ The invariants (checked after every rule, i.e. after every burst of simulated ti
   HANODE_MODEL_FINDINGS=1 owes it then too).
 
 HANODE_STATEFUL_EXAMPLES sets the number of examples (default 300, about 30 s); the ``slow``
-test runs HANODE_STATEFUL_EXAMPLES_LONG (default 3000) with longer programs.
+test runs HANODE_STATEFUL_EXAMPLES_LONG (default 1000) programs of 80 steps.
 """
 
 import os
@@ -251,7 +251,10 @@ class Pair(RuleBasedStateMachine):
         assert took is not None, ("no single holder", sim.holders(), self._logs())
         sim.run(3 * cfg.keepalive_ms + sim.max_action_ms)
         assert len(sim.holders()) == 1
-        assert len(sim.servers()) == 1, (sim.holders(), sim.servers(), self._logs())
+        # a hand-over may have begun meanwhile (a box whose frames were refused is heard at
+        # last, and auto_failback moves the group): it ends with one box serving
+        assert sim.run_until(lambda: sim.settled() and len(sim.servers()) == 1, bound) is not None, (
+            sim.holders(), sim.servers(), self._logs())
         preferred = cfg.groups[0].preferred
         if (not self.manual and preferred in live and preferred not in self.failing
                 and not sim.box(preferred).node.status()["groups"][0]["failed"]
@@ -274,4 +277,4 @@ class LongPair(Pair):
 
 @pytest.mark.slow
 class TestPairLong(LongPair.TestCase):
-    settings = _settings(int(os.environ.get("HANODE_STATEFUL_EXAMPLES_LONG", "3000")), 80)
+    settings = _settings(int(os.environ.get("HANODE_STATEFUL_EXAMPLES_LONG", "1000")), 80)
