@@ -146,20 +146,14 @@ class Pair(RuleBasedStateMachine):
         self.sim.action_ms = action_ms
         self.sim.action_jitter_ms = jitter
 
-    @rule(name=NODES, failing=st.booleans())
-    def start_script_fails(self, name, failing):
+    @rule(name=NODES, action=st.sampled_from(["start", "stop"]), failing=st.booleans())
+    def script_fails(self, name, action, failing):
+        """The box's start (or stop) of the group fails from now on, or works again."""
+        boxes = self.failing if action == "start" else self.failing_stop
         if failing:
-            self.failing.add(name)
+            boxes.add(name)
         else:
-            self.failing.discard(name)
-        self._scripts(name)
-
-    @rule(name=NODES, failing=st.booleans())
-    def stop_script_fails(self, name, failing):
-        if failing:
-            self.failing_stop.add(name)
-        else:
-            self.failing_stop.discard(name)
+            boxes.discard(name)
         self._scripts(name)
 
     if FINDING5:
