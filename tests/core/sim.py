@@ -33,12 +33,14 @@ Bookkeeping for the model checker's invariants (``account`` runs every step):
 ``double_while_hearing_ms`` is the time two boxes held a group while they had
 heard each other over the cable for longer than ``hearing_grace_ms()``;
 ``double_while_lan_ms`` the same over the LAN only (a double whose loser's stop
-failed counts in ``double_excused_ms`` instead while "stop failed" is in ``excused``); ``unserved_run_ms`` the current
+failed, or while one box refuses the other's life as a replay, counts in
+``double_excused_ms`` instead while "stop failed" / "life refused" is in ``excused``); ``unserved_run_ms`` the current
 time nobody served a group while a healthy box existed and nothing excused it
 (see ``unserved_excuse``), compared against ``unserved_bound_ms()``.
 """
 
 from hanode.core.config import parse
+from hanode.core.frame import REPLAY
 from hanode.core.node import Node
 from hanode.core.wants import RETRY_MS
 
@@ -232,7 +234,8 @@ class Sim:
         self.unserved_run_ms = {}       # group key -> ms unserved while a healthy box could serve it
         self.max_unserved_ms = 0
         self.unserved_excuses = {}      # why an unserved group was not counted: excuse -> ms
-        self.excused = ("frozen holder", "stop failed")   # excuses unserved_excuse may give
+        # known findings the invariants' bookkeeping excuses (see unserved_excuse, account)
+        self.excused = ("frozen holder", "stop failed", "life refused")
         self.holder_count = {}          # group key -> holders at the last step
         self.doubles_begun_on_lan = 0   # a second holder appeared while the LAN carried ARP
 
@@ -360,6 +363,9 @@ class Sim:
                 if (hearing or on_lan) and "stop failed" in self.excused and self.stop_failed_somewhere(g.key):
                     # the loser's stop failed: it may still run there (finding 3, being fixed)
                     self.double_excused_ms += self.tick_ms
+                elif (hearing or on_lan) and "life refused" in self.excused and self.refused_lives():
+                    # one box drops the other's frames as replays: it cannot hear it (finding 1)
+                    self.double_excused_ms += self.tick_ms
                 elif hearing:
                     self.double_while_hearing_ms += self.tick_ms
                 elif on_lan:
@@ -432,6 +438,18 @@ class Sim:
         if "stop failed" in self.excused and self.stop_failed_somewhere(key):
             return "stop failed"
         return None
+
+    def refused_lives(self):
+        """Boxes whose current life the peer refuses: their latest frame would be dropped as a
+        replay (a box that lost its state restarts at generation 1, below the peer's floor or
+        its last accepted sequence number: issue 13 finding 1)."""
+        names = []
+        for b in self.boxes.values():
+            other = self.other(b.name)
+            if (b.powered and not b.stopped and b.node.seq and other is not None and other.powered
+                    and other.node.guard.check(b.node.my_id, b.node.gen, b.node.seq) == REPLAY):
+                names.append(b.name)
+        return sorted(names)
 
     def stop_failed_somewhere(self, key):
         """A powered box's last stop of ``key`` failed (it is in stop_failed, retrying, or shut

@@ -172,6 +172,41 @@ def test_finding1_a_blank_box_rejoins_within_deadtime_plus_one_second():
     assert took is not None, sim.box("node2").node.status()["counters"]["dropped"]
 
 
+def _blank_holder_meets_a_peer_that_refuses_it(excused=None):
+    """node1 (generation 3 so far, persisted by node2 as its floor) is replaced by a box with
+    no state that comes up alone on a cut cable and takes its group; then node2 boots and the
+    cable is connected, with the LAN down.  ``excused``: the sim's excuses from then on."""
+    sim = _blank_after_restarts()
+    if excused is not None:
+        sim.excused = excused
+    sim.set_lan(False)
+    sim.power_off("node2")
+    sim.set_cut(True)
+    assert sim.run_until(lambda: sim.servers() == ["node1"], 5000) is not None
+    sim.power_on("node2")
+    sim.set_cut(False)
+    sim.run(5000)
+    return sim
+
+
+def test_a_blank_box_refused_as_a_replay_is_booked_as_finding1():
+    # found by the model (long run, seed 51): node2 drops the blank node1's frames as replays,
+    # declares it dead after initdead, its probe hears nothing on the cut LAN and it takes the
+    # group: both hold it with the cable connected and both agents running.  Not only is the
+    # new box refused (finding 1): it is a split brain on a working cable.
+    sim = _blank_holder_meets_a_peer_that_refuses_it()
+    assert sim.refused_lives() == ["node1"]
+    assert sim.holders() == ["node1", "node2"] and sim.servers() == ["node1", "node2"]
+    assert sim.double_while_hearing_ms == 0 and sim.double_excused_ms > 1000
+    assert sim.box("node2").node.status()["counters"]["dropped"]["replay"] > 20
+
+
+@known_finding("issue 13 finding 1: a peer that refuses a blank box's frames takes its group")
+def test_finding1_a_blank_box_and_its_peer_never_both_hold_on_a_working_cable():
+    sim = _blank_holder_meets_a_peer_that_refuses_it(excused=("frozen holder", "stop failed"))
+    assert sim.double_while_hearing_ms == 0, sim.double_while_hearing_ms
+
+
 @known_finding("issue 13 finding 3: a failed stop leaves nobody serving (being fixed)")
 def test_finding3_a_failed_stop_bounds_the_outage():
     sim = cold_start()
