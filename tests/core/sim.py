@@ -427,7 +427,10 @@ class Sim:
         - "frozen holder": a frozen box may have it up (its address answers the peer's probe):
           the watchdog's job, which the sim does not model; counted from the thaw;
         - "stop failed": a box's last stop of it failed (stop_failed, a retry, a shutdown): it
-          may still run there, so the peer is barred (issue 13 finding 3, being fixed).
+          may still run there, so the peer is barred (issue 13 finding 3, being fixed);
+        - "life refused": one box drops the other's frames as replays (it restarted without
+          its state): the refused box waits for an acknowledgement that never comes (issue
+          13 finding 1, being fixed).
 
         Only the excuses listed in ``self.excused`` are given."""
         for b in self.boxes.values():
@@ -437,6 +440,8 @@ class Sim:
                 return "frozen holder"
         if "stop failed" in self.excused and self.stop_failed_somewhere(key):
             return "stop failed"
+        if "life refused" in self.excused and self.refused_lives():
+            return "life refused"
         return None
 
     def refused_lives(self):

@@ -207,6 +207,34 @@ def test_finding1_a_blank_box_and_its_peer_never_both_hold_on_a_working_cable():
     assert sim.double_while_hearing_ms == 0, sim.double_while_hearing_ms
 
 
+def _blank_box_whose_peer_cannot_start(excused=None):
+    """node1 replaced by a box with no state while node2, which refuses its frames, holds the
+    group; then node2's start fails (a stopped disk, a broken script)."""
+    sim = _blank_after_restarts()
+    if excused is not None:
+        sim.excused = excused
+    sim.power_off("node2")
+    sim.power_on("node2")
+    sim.box("node2").fail_start.add(KEY)
+    sim.run(20000)
+    return sim
+
+
+def test_a_blank_box_whose_peer_cannot_start_is_booked_as_finding1():
+    # found by the model (long run, seed 51, HANODE_MODEL_FINDINGS=1): node1 hears node2 and
+    # waits for it to acknowledge that node1 wants the group; node2 drops node1's frames as
+    # replays and cannot start the group itself: nobody serves it while node1 could
+    sim = _blank_box_whose_peer_cannot_start()
+    assert sim.refused_lives() == ["node1"] and sim.servers() == []
+    assert sim.unserved_excuses.get("life refused", 0) > 15000
+
+
+@known_finding("issue 13 finding 1: a blank box waits forever for a peer that refuses it")
+def test_finding1_a_blank_box_serves_when_its_peer_cannot():
+    sim = _blank_box_whose_peer_cannot_start(excused=("frozen holder", "stop failed"))
+    assert sim.max_unserved_ms <= sim.unserved_bound_ms(), sim.max_unserved_ms
+
+
 @known_finding("issue 13 finding 3: a failed stop leaves nobody serving (being fixed)")
 def test_finding3_a_failed_stop_bounds_the_outage():
     sim = cold_start()
