@@ -31,8 +31,10 @@ The invariants (checked after every rule, i.e. after every burst of simulated ti
   running, its start works, no identity conflict): max(initdead, deadtime) + 2 keepalives +
   delay + jitter + 2 (probe + probe retry) + RETRY_MS (5 s) + 3 of the slowest actions +
   100 ms.  Excused by default (counted in ``sim.unserved_excuses``): a frozen box holding
-  the group (the watchdog's job, not modelled), and a failed stop that bars the peer (issue
-  13 finding 3, being fixed; HANODE_MODEL_FINDINGS=3 takes that excuse away).
+  the group (the watchdog's job, not modelled), a failed stop that bars the peer (issue
+  13 finding 3, being fixed; HANODE_MODEL_FINDINGS=3 takes that excuse away), and a box
+  whose frames its peer drops as replays, waiting for an acknowledgement that never comes
+  (finding 1, being fixed; HANODE_MODEL_FINDINGS=1).
 * every event has a row in its transition table; ``settle`` heals everything and then
   exactly one box must hold and serve the group, and auto_failback must bring it home
   (not owed after an operator's standby/takeover, or - finding 1, being fixed - after a box
