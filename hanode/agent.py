@@ -15,12 +15,21 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 
 - ``links``: objects of the link protocol (``hanode.links``): ``name``,
   ``async read() -> bytes`` and ``write(data)``
-- ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)`` and
-  ``async probe(key)`` -> ``(in_use, detail)``
+- ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)``,
+  ``async probe(key)`` -> ``(in_use, detail)`` and, optionally,
+  ``async announce(key)`` (gratuitous ARP for a group we keep)
 - ``log(level, text)``
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
-  daemon tells the watchdog's health gate that the core ticked) and
-  ``on_change(status)`` when the node's summary changes (systemd STATUS=).
+  daemon tells the watchdog's health gate that the core ticked),
+  ``on_change(status)`` when the node's summary changes (systemd STATUS=),
+  ``on_escalate(group, reason) -> bool`` when a group's stop failed even after
+  its retries (the daemon applies ha.cf's ``stop_failure``; True: the box now
+  self-fences, so a shutdown must not say goodbye but wait for the reset),
+  ``on_peer_generation(gen)`` and ``async save_generation(gen) -> (ok, detail)``
+  (persist the peer's and our own generation; without the latter a rejoin's
+  new generation is used unsaved: there is no state to keep it in)
+- ``entropy(n) -> bytes`` (optional, default ``os.urandom``): the nonce of a
+  rejoin challenge; the core never makes randomness itself
 
 On Linux the daemon (``hanode.daemon``) supplies the links (``hanode.links``:
 serial and UDP), netlink, ARP and init-script adapters; the MicroPython tests
@@ -32,7 +41,7 @@ from hanode.core import status
 
 
 class Agent:
-    def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None):
+    def __init__(self, node, links, runner, log, tick_ms=None, clock=None, hooks=None, entropy=None):
         self.node = node
         self.links = links
         self.runner = runner
@@ -42,6 +51,7 @@ class Agent:
         self.tick_ms = tick_ms or max(5, min(50, keepalive // 4))
         self.clock = clock or aio.ticks_ms
         self.hooks = hooks
+        self.entropy = entropy or _urandom
         self.stopped = aio.Event()
         self.is_stopped = False
         self.tasks = []
@@ -70,6 +80,19 @@ class Agent:
             elif kind == "stopped":
                 self.is_stopped = True
                 self.stopped.set()
+            elif kind == "escalate":
+                hook = getattr(self.hooks, "on_escalate", None) if self.hooks is not None else None
+                # the node logged the reason; the hook says whether this box now self-fences
+                if not (hook and hook(o.group, o.reason)):
+                    self.dispatch(self.node.not_fencing(self.clock()))
+            elif kind == "announce" and hasattr(self.runner, "announce"):
+                self.tasks = [t for t in self.tasks if not t.done()]
+                self.tasks.append(aio.create_task(self._announce(o.group)))
+            elif kind == "need_nonce":
+                self.dispatch(self.node.nonce(self.entropy(4), self.clock()))
+            elif kind == "new_generation":
+                self.tasks = [t for t in self.tasks if not t.done()]
+                self.tasks.append(aio.create_task(self._save_generation(o.generation)))
             elif kind == "peer_generation" and self.hooks is not None:
                 hook = getattr(self.hooks, "on_peer_generation", None)
                 if hook:
@@ -112,6 +135,26 @@ class Agent:
                 self.dispatch(self.node.completed(key, ok, now))
         finally:
             self.actions_running -= 1
+
+    async def _announce(self, key):
+        try:
+            await self.runner.announce(key)
+        except aio.CancelledError:
+            raise
+        except Exception as e:   # an announcement is a courtesy to the clients: say it, go on
+            self.log("error", "announce of %s failed: %r" % (key, e))
+
+    async def _save_generation(self, generation):
+        hook = getattr(self.hooks, "save_generation", None) if self.hooks is not None else None
+        ok, detail = True, ""
+        if hook is not None:
+            try:
+                ok, detail = await hook(generation)
+            except aio.CancelledError:
+                raise
+            except Exception as e:   # the node must hear back either way
+                ok, detail = False, repr(e)
+        self.dispatch(self.node.generation_saved(generation, ok, self.clock(), detail))
 
     # ------------------------------------------------------------------- tasks
     async def _reader(self, link):
@@ -174,3 +217,13 @@ class Agent:
         ok, why = self.node.can_takeover()
         self.dispatch(self.node.takeover(self.clock()))
         return ok, why
+
+
+def _urandom(n):
+    """n random bytes: os.urandom, or on a MicroPython port without it the random module
+    (seeded from the hardware RNG where the port has one)."""
+    import os
+    if hasattr(os, "urandom"):
+        return os.urandom(n)
+    import random
+    return bytes([random.getrandbits(8) for _ in range(n)])

@@ -50,6 +50,21 @@ def _plural(n: int, word: str) -> str:
     return "%d %s%s" % (n, word, "" if n == 1 else "s")
 
 
+def _stop_failure_text(cfg: Config) -> str:
+    """What ha.cf's stop_failure does (issue 13 finding 3), for the explanation."""
+    from hanode.core import wants
+    from hanode.core.config.model import STOP_FAILURE_FENCE, STOP_FAILURE_REBOOT
+    tries = "a stop that still fails after %d release%s %d s apart (each runs the script up to 4 times)" % (
+        wants.STOP_RETRIES + 1, "s" if wants.STOP_RETRIES else "", wants.RETRY_MS // 1000)
+    if cfg.stop_failure == STOP_FAILURE_FENCE:
+        return ("fence: %s stops the watchdog pets, so the box resets within %d s and the peer takes over "
+                "(Heartbeat reboots here; Pacemaker fences)" % (tries, cfg.watchdog_timeout_s))
+    if cfg.stop_failure == STOP_FAILURE_REBOOT:
+        return "reboot: %s runs %s" % (tries, " ".join(cfg.reboot_command))
+    return ("block: %s leaves the group unserved, alarmed in status, until it stops or an operator acts "
+            "(Pacemaker's on-fail=block without fencing; set 'watchdog' or 'stop_failure reboot')" % tries)
+
+
 def _frame_ms(cfg: Config) -> float:
     frame = FRAME_WIRE_BYTES_CRC if cfg.auth_method() == "crc" else FRAME_WIRE_BYTES
     return frame * 10 * 1000.0 / cfg.baud  # 8N1: ten bit times per byte
@@ -100,6 +115,7 @@ def summary(cfg: Config, scripts: Optional[Dict[str, str]] = None) -> List[str]:
                    % (cfg.watchdog, cfg.watchdog_timeout_s))
     else:
         out.append("Watchdog  none: a hung node is not reset (add 'watchdog /dev/watchdog')")
+    out.append("Stop fail %s" % _stop_failure_text(cfg))
 
     method = cfg.auth_method()
     accepted = ", ".join("%d (%s)" % (n, cfg.auth_keys[n].method) for n in sorted(cfg.auth_keys))

@@ -19,7 +19,7 @@ import socket
 import struct
 import sys
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 DEFAULT_SOCKET = "/run/hanode/control.sock"
 MAX_REQUEST = 4096
@@ -148,11 +148,42 @@ def _age(ms: Optional[int]) -> str:
     return "%.0f s ago" % (ms / 1000)
 
 
+def _rejoin_lines(st: Dict[str, Any]) -> List[str]:
+    """What the rejoin of a box without state (docs/protocol.md, "Rejoin") is doing, if anything."""
+    rj = st.get("rejoin") or {}
+    c = st.get("counters", {})
+    lines = []
+    episode = rj.get("episode")
+    if episode:
+        lines.append("BELOW FLOOR: %d authentic frames of %s with generation %s, below its floor %s (gen/seq) "
+                     "(for %d ms): challenged %d times to rejoin; a box that lost its state, or a replay" % (
+                         episode["below_floor"], st["peer"], episode["their_generation"],
+                         "%d/%d" % tuple(episode["floor"]),
+                         episode["for_ms"], episode["challenges"]))
+    last = rj.get("last")
+    if last and not episode:
+        lines.append("%s %s with generation %s after %d frames below its floor" % (
+            st["peer"], "rejoined" if last["how"] == "rejoined" else "moved above its floor",
+            last["generation"], last["below_floor"]))
+    if rj.get("saving_generation"):
+        lines.append("rejoining %s: saving boot generation %s" % (st["peer"], rj["saving_generation"]))
+    if c.get("generation_jumps"):
+        lines.append("this box lost its state and rejoined %s %d time(s) (generation jumped)" % (
+            st["peer"], c["generation_jumps"]))
+    return lines
+
+
 def format_status(st: Dict[str, Any]) -> str:
     lines = []
     role = "standby" if st.get("standby") else st["rscstatus"]
     lines.append("%s (generation %s): %s, resources: %s%s" % (
         st["me"], st["generation"], st["state"], role, ", STALE (own loop stalled)" if st.get("stale") else ""))
+    for alarm in st.get("alarms") or []:
+        lines.append("ALARM: " + alarm)
+    escalation = ((st.get("agent") or {}).get("stop_failure") or {}).get("escalated")
+    if escalation:
+        lines.append("ALARM: stop_failure %s since %s: %s" % (escalation["action"], escalation["at"],
+                                                             escalation.get("what", "")))
     conflict = st.get("identity_conflict")
     if conflict:
         lines.append("CONFLICT: another box also calls itself %s (its generation %s, on %s): give each "
@@ -160,6 +191,7 @@ def format_status(st: Dict[str, Any]) -> str:
                          st["me"], conflict["their_generation"], conflict["link"]))
     lines.append("peer %s (generation %s): %s, last heard %s" % (
         st["peer"], st.get("peer_generation") or "-", st["peer_state"], _age(st.get("peer_last_heard_ms"))))
+    lines.extend(_rejoin_lines(st))
     lines.append("")
     width = max([len("LINK")] + [len(link["name"]) for link in st["links"]])
     lines.append("%-*s %-6s %s" % (width, "LINK", "STATE", "LAST HEARD"))
@@ -168,7 +200,7 @@ def format_status(st: Dict[str, Any]) -> str:
     lines.append("")
     lines.append("%-20s %-10s %-10s %-12s %s" % ("GROUP", "PREFERRED", "HELD BY", "STATE", "RESOURCES"))
     for g in st["groups"]:
-        state = g["state"] + (" (failed)" if g.get("failed") else "")
+        state = g["state"] + (" (given up)" if g.get("gave_up") else " (failed)" if g.get("failed") else "")
         lines.append("%-20s %-10s %-10s %-12s %s" % (
             g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
     lines.append("")

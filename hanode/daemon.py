@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from hanode import __version__
 from hanode.agent import Agent
@@ -70,6 +70,7 @@ class Daemon:
         self.agent: Optional[Agent] = None
         self.started = time.monotonic()
         self.shutdown_requested = 0
+        self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
@@ -80,9 +81,18 @@ class Daemon:
         self.notifier.status(summary)
         log("debug", "status: " + summary)
 
+    def on_escalate(self, group: str, reason: str) -> bool:
+        return self.escalation.escalate(group, reason)   # ha.cf stop_failure: hanode/escalation.py
+
     def on_peer_generation(self, generation: int) -> None:
         from hanode.generation import save_peer_generation
         save_peer_generation(self.state_dir, generation, log)
+
+    async def save_generation(self, generation: int) -> Tuple[bool, str]:
+        """Persist the generation a rejoin jumps to, off the loop (it fsyncs twice)."""
+        from hanode.generation import save_generation
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, save_generation, self.state_dir, generation, log)
 
     # ---- control socket
     def handle(self, cmd: str) -> Dict[str, Any]:
@@ -96,6 +106,7 @@ class Daemon:
                 "uptime_s": round(time.monotonic() - self.started, 1),
                 "watchdog": (("%s (%s s)" % (self.watchdog.path, self.watchdog.granted_timeout_s))
                              if self.watchdog is not None and self.watchdog.enabled else "off"),
+                "stop_failure": self.escalation.report(st["groups"]) if self.escalation else None,
                 "summary": agent.summary(),
                 "write_errors": agent.write_errors,
                 "uart_replaced": sum(getattr(s, "replaced", 0) for s in self.serials),
@@ -156,8 +167,8 @@ class Daemon:
         finally:
             await control.close()
             await runner.close()
-            if self.watchdog is not None:
-                self.watchdog.close_clean()
+            if self.escalation is not None:
+                self.escalation.close_watchdog()   # the magic close, unless we self-fence
             self._close_links()
             if not self.shutdown_requested:   # a signal has said STOPPING=1 already
                 self.notifier.stopping()
@@ -204,6 +215,8 @@ class Daemon:
                           max_age_ms=max(500, cfg.deadtime_ms), need_uart=bool(cfg.serial))
         self.petter = Petter(gate, self.watchdog, self.notifier, every_ms=max(100, min(1000, cfg.keepalive_ms)),
                              clock=aio.ticks_ms, uart_ok=lambda: all(s.is_open for s in self.serials), log=log)
+        from hanode.escalation import StopFailureEscalation
+        self.escalation = StopFailureEscalation(cfg, self.watchdog, self.petter, self.notifier, log)
 
     def _open_udp_links(self) -> List[Any]:
         cfg = self.cfg
@@ -232,7 +245,8 @@ class Daemon:
         if self.realtime:
             loop.run_in_executor(None, lock_memory)
         runner.keep_vips(self.running_groups)
-        respawner = self._start_companions()
+        from hanode.respawn import start_companions
+        respawner = start_companions(self.cfg.respawn, log)
         agent: Any = self.agent
         run = asyncio.create_task(agent.run(running))
         # the ticker's first round comes at once, well before the first pet is due
@@ -247,18 +261,6 @@ class Daemon:
                 pets.cancel()
             if respawner is not None:
                 await respawner.stop()
-
-    def _start_companions(self) -> Any:
-        # a respawn line naming hanode itself is for the init script (S45hanode supervises us);
-        # starting it here would run a second hanode
-        companions = [(user, argv) for user, argv in self.cfg.respawn
-                      if not argv or os.path.basename(argv[0]) != "hanode"]
-        if not companions:
-            return None
-        from hanode.respawn import Respawner
-        respawner = Respawner(companions, log)
-        respawner.start()
-        return respawner
 
     def _close_links(self) -> None:
         for link in self.udp_links:

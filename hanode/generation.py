@@ -112,6 +112,24 @@ def next_generation(state_dir: str, log: Callable[[str, str], None],
     return generation
 
 
+def save_generation(state_dir: str, generation: int, log: Callable[[str, str], None]) -> Tuple[bool, str]:
+    """Persist ``generation`` as ours (the rejoin after a lost state jumps to it; docs/protocol.md,
+    "Rejoin"): main file then backup, as at start.  (False, why) if the main file cannot be
+    written: the node must then not use the generation, or a restart could reuse an older one."""
+    if not 0 < generation <= MAX_GENERATION:
+        return False, "generation %d out of range" % generation
+    path = os.path.join(state_dir, GENERATION)
+    try:
+        write_atomically(path, "%d\n" % generation)
+    except OSError as e:
+        return False, "cannot write %s: %s" % (path, e.strerror or e)
+    try:
+        write_atomically(path + BACKUP_SUFFIX, "%d\n" % generation)
+    except OSError as e:
+        log("warning", "cannot write the backup %s: %s" % (path + BACKUP_SUFFIX, e.strerror or e))
+    return True, ""
+
+
 def peer_generation(state_dir: str, log: Callable[[str, str], None]) -> int:
     path = os.path.join(state_dir, PEER_GENERATION)
     try:

@@ -590,6 +590,20 @@ class ResourceRunner:
             self._log("info", "Resource group %s released" % g.key)
             return True, "released"
 
+    async def announce(self, key: str) -> List[str]:
+        """Gratuitous ARP again for each VIP of a group we hold (the core's Announce: the peer
+        released the group we keep); returns the addresses announced."""
+        await self.ready()
+        g = self._group(key)
+        if g.key not in self._held:
+            return []
+        announced = []
+        for res in g.resources:
+            if res.is_ip:
+                self._announce(self._vip(res))
+                announced.append(self._vip(res).ip)
+        return announced
+
     async def status(self, key: str) -> Dict[str, Any]:
         """Each resource's state: {"group", "held", "state": all|some|none, "resources": [...]}."""
         await self.ready()

@@ -100,3 +100,16 @@ class Respawner:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+
+
+def start_companions(respawn: List[Tuple[str, List[str]]], log: Callable[[str, str], None]) -> Optional[Respawner]:
+    """Start ha.cf's respawn companions; None when there are none.  A respawn line naming hanode
+    itself is for the init script (S45hanode supervises us): starting it here would run a second
+    hanode."""
+    companions = [(user, argv) for user, argv in respawn
+                  if not argv or os.path.basename(argv[0]) != "hanode"]
+    if not companions:
+        return None
+    respawner = Respawner(companions, log)
+    respawner.start()
+    return respawner

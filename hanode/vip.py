@@ -297,27 +297,46 @@ class Vip:
         return link_info(self.dev)
 
 
+# struct ifreq (<net/if.h>): the name, then a union whose largest member is struct ifmap
+# {unsigned long mem_start, mem_end; unsigned short base_addr; unsigned char irq, dma, port;}.
+# Its size follows the C ABI: 40 bytes on LP64 (x86_64, aarch64), 32 on ILP32 (armhf, i386,
+# MIPS32) - so it is computed with the native struct rules ("0L" pads to a long's alignment),
+# never written down.  struct ifconf is {int ifc_len; char *ifc_buf;}: "iP" pads the same way.
+_SOCKADDR_SIZE = 16
+SIOCGIFCONF = 0x8912   # <linux/sockios.h>: the same number on every architecture
+
+
+def ifreq_size() -> int:
+    """sizeof(struct ifreq) for this process's C ABI."""
+    import struct
+    return IFNAMSIZ + max(_SOCKADDR_SIZE, struct.calcsize("LLHBBB0L"))
+
+
 def configured_ipv4() -> List[str]:
     """Every IPv4 address configured on this box (this namespace), without netlink.
 
     SIOCGIFCONF lists each address with its label, secondaries included; it needs
     no pyroute2, so the daemon can tell at once whether a VIP survived a crash
-    (and adopt it) before its first heartbeat goes out.
+    (and adopt it) before its first heartbeat goes out.  (pyroute2's import
+    takes 3-5 s under QEMU TCG and a few MB of the agent's memory; the ioctl is
+    one system call.)  Entries are ``struct ifreq`` of ``ifreq_size()`` bytes:
+    the name (16), then ``struct sockaddr_in`` - family and port (4), then the
+    address in network byte order, so endianness plays no part.
     """
     import array
     import fcntl
     import struct
-    siocgifconf = 0x8912
-    entry = 40                      # struct ifreq on 64-bit Linux
-    size = 64
+    entry = ifreq_size()
+    ifconf = struct.Struct("iP")
+    count = 64
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         while True:
-            buf = array.array("B", b"\0" * (entry * size))
+            buf = array.array("B", bytes(entry * count))
             addr, _ = buf.buffer_info()
-            used = struct.unpack("iL", fcntl.ioctl(s.fileno(), siocgifconf,
-                                                   struct.pack("iL", entry * size, addr)))[0]
-            if used < entry * size:
+            used = ifconf.unpack(fcntl.ioctl(s.fileno(), SIOCGIFCONF, ifconf.pack(entry * count, addr)))[0]
+            if used < entry * count:
                 break
-            size *= 2
+            count *= 2   # full: there may be more
     raw = buf.tobytes()[:used]
-    return [socket.inet_ntoa(raw[i + 20:i + 24]) for i in range(0, used, entry)]
+    sin_addr = IFNAMSIZ + 4
+    return [socket.inet_ntoa(raw[i + sin_addr:i + sin_addr + 4]) for i in range(0, used, entry)]

@@ -390,6 +390,13 @@ class Petter:
         self.log = log or _stderr_log
         self.refused_since: Optional[int] = None   # start of the current run of refused pets
         self.refusals = 0
+        self.fenced: Optional[str] = None   # why we self-fence: the device is never petted again
+
+    def fence(self, reason: str) -> None:
+        """Self-fence: never pet the hardware watchdog again, so it resets the box (a stop that
+        kept failing, issue 13 finding 3). systemd's WatchdogSec is still petted: the agent is
+        healthy, and a restart by systemd would not reset the box."""
+        self.fenced = reason
 
     def targets(self) -> List[str]:
         """What there is to pet now: the device while it is open, systemd's watchdog while armed."""
@@ -421,7 +428,7 @@ class Petter:
                 self.log("error", "not petting the watchdog: %s (%s)" % (why, ", ".join(targets)))
             return False
         self.refused_since = None
-        if self.watchdog is not None and self.watchdog.enabled:
+        if self.watchdog is not None and self.watchdog.enabled and self.fenced is None:
             self.watchdog.pet()
         if self.notifier is not None and self.notifier.watchdog_enabled:
             self.notifier.watchdog()

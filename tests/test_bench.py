@@ -12,11 +12,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIGURES = ("failover", "safe", "wire", "jitter", "footprint", "codec")
+FIGURES = ("failover", "safe", "wire", "jitter", "footprint", "codec", "memory")   # a run without --only
 
 
 def bench(*args, timeout=300):
@@ -54,10 +55,113 @@ def check_figure(fig):
     assert isinstance(fig["notes"], list)
 
 
+def check_memory(fig):
+    off, on, onfault = fig["ladder"]["off"], fig["ladder"]["on"], fig["ladder"]["onfault"]
+    assert len(off) == len(on) == len(onfault) >= 2
+    for a, b, c in zip(off, on, onfault):
+        # USS <= PSS <= RSS by definition; mlockall locks (at least) what is resident
+        assert 0 < a["Uss"] <= a["Pss"] <= a["Rss"], a
+        assert a["VmLck"] == 0 and b["VmLck"] >= b["Rss"] * 0.9, (a, b)
+        # MCL_ONFAULT locks pages as they are touched: never more resident than faulting in all
+        assert c["VmLck"] > 0 and c["Rss"] <= b["Rss"] + 1024, (b, c)
+    assert [r["modules"] for r in off] == sorted(r["modules"] for r in off), "the ladder is cumulative"
+    assert off[-1]["Rss"] > off[0]["Rss"]
+    for single in fig["singles"]:
+        assert "error" in single or single["rss_kb"] >= single["uss_kb"] > 0, single
+
+
 def test_unknown_figure_is_refused_with_the_choices():
     r = bench("--only", "failover,nonsense", timeout=60)
     assert r.returncode == 2
     assert "nonsense" in r.stderr and "footprint" in r.stderr
+
+
+def test_write_readme_needs_the_comparison():
+    r = bench("--only", "codec", "--write-readme", timeout=60)
+    assert r.returncode == 2 and "compare" in r.stderr
+
+
+def test_readme_section_is_replaced_between_its_markers(tmp_path):
+    from tools.bench.__main__ import README_BEGIN, README_END, write_readme
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n%s\nold table\n%s\n\nrest\n" % (README_BEGIN, README_END))
+    write_readme(str(readme), "%s\nnew table\n%s\n" % (README_BEGIN, README_END))
+    assert readme.read_text() == "intro\n%s\nnew table\n%s\n\nrest\n" % (README_BEGIN, README_END)
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit):
+        write_readme(str(readme), "x")
+
+
+def test_heartbeat_gets_the_labs_ha_cf_without_hanodes_extensions():
+    from tools.bench.heartbeat_peer import HANODE_ONLY, ha_cf_for_heartbeat
+    text = "keepalive 100ms\ndeadtime 500ms\nserial /x/ttyS0\nbaud 19200\nvip_probe on\nstate_dir /x\n\nnode node1\n"
+    out = ha_cf_for_heartbeat(text)
+    words = [line.split()[0] for line in out.splitlines() if line.strip() and not line.startswith("#")]
+    assert words[:5] == ["keepalive", "deadtime", "serial", "baud", "node"]
+    assert not set(words) & set(HANODE_ONLY)
+    assert "use_logd no" in out and "crm no" in out
+
+
+def test_heartbeat_messages_are_cut_from_the_cable_log(tmp_path):
+    """Heartbeat's text messages (>>> ... <<<) split across log chunks and preceded by line junk."""
+    from types import SimpleNamespace
+    from tools.bench.common import BYTE_TIME_MS
+    from tools.bench.heartbeat_peer import hb_cable_frames
+    msg = b">>>\nt=status\nst=active\nsrc=node1\nseq=ab\n<<<\n"
+    chunks = [(100.0, "a>b", b"\x00junk" + msg[:10]), (100.1, "a>b", msg[10:] + msg[:5]), (100.2, "b>a", msg),
+              (100.3, "a>b", msg[5:])]
+    with open(tmp_path / "cable.log", "w") as f:
+        f.write(json.dumps({"t": 99.0, "event": "start"}) + "\n")
+        for t, d, data in chunks:
+            f.write(json.dumps({"t": t, "dir": d, "data": data.hex()}) + "\n")
+    frames = hb_cable_frames(SimpleNamespace(workdir=str(tmp_path)))
+    assert [(m["type"], m["src"], m["bytes"], m["junk"]) for m in frames["a>b"]] == \
+        [("status", "node1", len(msg), 5), ("status", "node1", len(msg), 0)]
+    # the message ended with the last byte of the second chunk, 5 bytes before that chunk's own end
+    assert abs(frames["a>b"][0]["t"] - (100.1 - 5 * BYTE_TIME_MS / 1000)) < 1e-9
+    assert len(frames["b>a"]) == 1 and frames["b>a"][0]["t"] == 100.2
+    assert hb_cable_frames(SimpleNamespace(workdir=str(tmp_path)), since=100.25)["a>b"][0]["t"] == 100.3
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_heartbeat_peer_exchanges_heartbeats_and_fails_over():
+    """The real Heartbeat 3.0.6 in the lab: both nodes talk over the paced cable, node1 takes the
+    VIP, and after node1's power loss node2 declares it dead (not before a dead time of silence
+    on the cable) and serves."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab builds network namespaces: needs root")
+    from tools.bench import heartbeat_peer as hb
+    from tools.bench.common import wait_for
+    from tools.bench.failover import power_loss
+    missing = hb.available()
+    if missing:
+        pytest.skip(missing)
+    timing = {"keepalive": "500ms", "warntime": "1", "deadtime": "1500ms", "initdead": "5"}
+    with hb.HeartbeatLab(timing=timing) as lab:
+        lab.start_client(0.05)
+        t0 = time.time()
+        for node in ("node1", "node2"):
+            lab.start(node)
+
+        def served(node, since):
+            return any(e["ok"] and e["body"] == node and e["t"] >= since for e in lab.client_events())
+        assert wait_for(lambda: served("node1", t0), 60), lab.log_text("node1")[-3000:]
+        assert len(lab.heartbeat_pids("node1")) >= 3   # master, FIFO reader, serial write and read
+        time.sleep(3)
+        t1 = time.time()
+        frames = hb.hb_cable_frames(lab, t1 - 3, t1)
+        for d, src in (("a>b", "node1"), ("b>a", "node2")):
+            status = [m for m in frames[d] if m["type"] == "status" and m["src"] == src]
+            assert len(status) >= 4, frames[d]          # ~2 per second each way
+            assert all(100 < m["bytes"] < 400 for m in status), status
+
+        mark, _ = power_loss(lab, "node1")
+        assert wait_for(lambda: served("node2", mark), 30), lab.log_text("node2")[-3000:]
+        dead = lab.tails["node2"].first("is dead", mark)
+        assert dead is not None
+        beats = [m["t"] for m in hb.hb_cable_frames(lab, mark - 5, dead)["a>b"] if m["type"] == "status"]
+        assert beats and dead - beats[-1] >= 1.5 - 0.05, (dead, beats[-3:])
 
 
 def test_plot_without_matplotlib_says_how_to_get_it():
@@ -155,6 +259,8 @@ def test_quick_run_reports_every_figure(tmp_path):
     check_dist(fp["startup"]["ready_ms"])
     assert fp["startup"]["run_path_modules"] and "hanode" in fp["startup"]["import_by_package_ms"]
     assert is_number(fp["imports"]["import_daemon_ms"])
+
+    check_memory(report["figures"]["memory"])
 
     assert [t["met"] for t in report["targets"]] and all(t["met"] in (True, False, None) for t in report["targets"])
     assert "Targets" in r.stdout

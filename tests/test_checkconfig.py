@@ -334,3 +334,19 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
                        % (sys.executable, d), shell=True, cwd=str(REPO), capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert r.stderr == "" and len(r.stdout.splitlines()) == 2, r
+
+
+def test_the_explanation_says_what_a_stop_that_keeps_failing_leads_to(tmp_path: Path) -> None:
+    # issue 13 finding 3: the default is fence with a watchdog, block without; reboot names its command
+    d = example("tight", tmp_path)
+    out = hanode("--config-dir", str(d), "--node", "node1").stdout
+    assert "Stop fail block: a stop that still fails after 2 releases 5 s apart" in out, out
+    ha_cf = (d / "ha.cf").read_text()
+    (d / "ha.cf").write_text(ha_cf + "watchdog /dev/watchdog\n")
+    out = hanode("--config-dir", str(d), "--node", "node1", "--files-only").stdout
+    assert "Stop fail fence: " in out and "the box resets within 1 s" in out, out
+    (d / "ha.cf").write_text(ha_cf + "stop_failure reboot /usr/local/sbin/hard-reset now\n")
+    result = hanode("--config-dir", str(d), "--node", "node1", "--json")
+    assert json.loads(result.stdout)["config"]["stop_failure"] == "reboot", result.stdout
+    out = hanode("--config-dir", str(d), "--node", "node1").stdout
+    assert "Stop fail reboot: " in out and "runs /usr/local/sbin/hard-reset now" in out, out

@@ -377,3 +377,16 @@ def test_both_files_corrupt_and_no_clock_refuses_to_start_with_the_reason(tmp_pa
     with pytest.raises(StateError) as e:
         next_generation(d, Log(), clock=lambda: 50.0)
     assert "clock is not set" in str(e.value) and GENERATION in str(e.value)
+
+
+def test_save_generation_writes_the_file_and_its_backup(tmp_path):
+    """A rejoin's new generation (issue 13 finding 1) is persisted like a start's."""
+    from hanode.generation import save_generation
+    logs = []
+    assert save_generation(str(tmp_path), 65538, lambda *a: logs.append(a)) == (True, "")
+    assert next_generation(str(tmp_path), lambda *a: logs.append(a)) == 65539
+    assert open(os.path.join(str(tmp_path), "generation.bak")).read().strip() == "65539"
+    (tmp_path / "plain").write_text("not a directory")
+    ok, why = save_generation(str(tmp_path / "plain" / "state"), 7, lambda *a: None)   # even as root
+    assert not ok and "cannot write" in why, why
+    assert save_generation(str(tmp_path), 0, lambda *a: None)[0] is False

@@ -206,7 +206,7 @@ def forgeries():
         ("length", wire(body + good_tag[:7])),
         ("length", wire(body)),
         ("version", wire(bytes([0x81]) + body[1:] + good_tag)),
-        ("type", wire(bytes([0x51]) + body[1:] + good_tag)),
+        ("type", wire(bytes([0x71]) + body[1:] + good_tag)),         # type 3 is reserved
         ("garbage", b"\x05\x41\x00"),
     ]
 
@@ -258,7 +258,9 @@ def test_crc_mode_accepts_a_forged_frame_as_documented():
 
     Measured: a forged "node1 shut down" frame with a higher seq is accepted; node2 takes the
     group without probing (a goodbye means the address is free) while node1 still holds it, and
-    node1's real frames now look older than the forgery, so they are dropped as replays."""
+    node1's real frames now look older than the forgery, so they are dropped as replays - until
+    node2 challenges node1 (they are below its floor) and node1 rejoins under a new generation
+    (docs/protocol.md, "Rejoin"), which ends the double (140 ms in the simulation)."""
     sim = crc_sim()
     n2 = sim.box("node2")
     gen = n2.node.status()["peer_generation"]
@@ -267,9 +269,10 @@ def test_crc_mode_accepts_a_forged_frame_as_documented():
     assert n2.node.status()["counters"]["frames_received"] == before + 1
     assert "Received shutdown notice from 'node1'." in n2.log_text()
     sim.run(2000)
-    assert sim.holders() == ["node1", "node2"]
     assert sim.doubles_ms > 0
     assert dropped(n2)["replay"] > 0
+    assert sim.box("node1").node.counters["generation_jumps"] == 1 and n2.node.counters["rejoins"] == 1
+    assert sim.holders() == ["node1"]
 
 
 def test_check_config_warns_that_crc_authenticates_nothing(tmp_path):

@@ -203,3 +203,28 @@ def test_sniff_errors_and_help(tmp_path):
     cfg.mkdir()
     out = sniff(str(bad), "--config-dir", str(cfg))
     assert out.returncode != 0 and "authkeys" in out.stderr
+
+
+def test_sniff_shows_challenge_and_rejoin_frames(tmp_path):
+    """issue 13 finding 1: the rejoin's frames (types 1 and 2, 32 bytes) are decoded and named."""
+    from hanode.core.frame import TYPE_CHALLENGE, TYPE_REJOIN, Control
+    auth = Auth(1, {1: ("hmac-sha256", KEY.encode())})
+
+    def script(wa, wb, nm):
+        wa(encode(Frame(src=0, gen=7, seq=1, state=STATE_ACTIVE), auth))
+        wa(encode(Control(type=TYPE_CHALLENGE, src=0, target=1, gen=7, seq=2, floor_gen=3, floor_seq=40,
+                          nonce=0x1234abcd), auth))
+        wb(encode(Control(type=TYPE_REJOIN, src=1, target=0, gen=3 + 65536, seq=1, floor_gen=3,
+                          floor_seq=40, nonce=0x1234abcd), auth))
+    log = record(tmp_path, auth, script)
+    cfg = config_dir(tmp_path, "auth 1\n1 hmac-sha256 %s\n" % KEY)
+    out = sniff(log, "--config-dir", cfg, "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    frames = [r for r in rows if "verdict" in r]
+    kinds = sorted((r["dir"], r.get("kind") or "", r["size"], r["verdict"]) for r in frames)
+    assert kinds == [("a>b", "", 24, "ok"), ("a>b", "challenge", 32, "ok"), ("b>a", "rejoin", 32, "ok")], kinds
+    text = sniff(log, "--config-dir", cfg)
+    assert text.returncode == 0, text.stderr
+    assert "node1(0)   gen=7     seq=2      challenge to=1 floor=3/40 nonce=1234abcd  ok" in text.stdout, text.stdout
+    assert "node2(1)   gen=65539 seq=1      rejoin    to=0 floor=3/40 nonce=1234abcd  ok" in text.stdout

@@ -90,3 +90,12 @@ def test_docs_states_md_collects_the_same_tables():
     for words in rows(doc, (wants.YES, wants.NO)):
         documented[(words[0], words[1], words[2])] = (words[3], words[4])
     assert documented == wants.TRANSITIONS
+
+
+def test_rejoin_docstring_is_the_transition_table():
+    from hanode.core import rejoin
+    documented = {}
+    for words in rows(rejoin.__doc__, (rejoin.CHALLENGER, rejoin.REJOINER)):
+        role, state, event, nxt, output = words[:5]
+        documented[(role, state, event)] = (nxt, None if output == "-" else output)
+    assert documented == rejoin.TRANSITIONS

@@ -13,3 +13,44 @@ def test_status_text_shows_an_identity_conflict():
             "each box its own node name; taking no resource group meanwhile") in text, text
     sim, a, twin = _twins(3, 1, 500)
     assert "CONFLICT" not in format_status(a.node.status())   # before the twin is heard
+
+
+def test_status_text_leads_with_the_alarms_of_findings_3_and_7():
+    from hanode.core import wants
+    from tests.core.test_escalation import KEY, both_failing_for_ten_minutes, cold_start
+    sim, n1, n2 = both_failing_for_ten_minutes()
+    text = format_status(n1.node.status())
+    assert text.splitlines()[1] == ("ALARM: %s failed to start %d times here: given up until 'hanode takeover' "
+                                    "or 'hanode standby' (either box) or a restart" % (KEY, wants.START_ROUNDS))
+    assert "stopped (given up)" in text
+    sim = cold_start()
+    n1 = sim.box("node1")
+    n1.fail_stop.add(KEY)
+    n1.handle(n1.node.standby(sim.now))
+    sim.run_until(lambda: n1.escalations, 20000)
+    st = n1.node.status()
+    st["agent"] = {"pid": 1, "uptime_s": 1, "watchdog": "/dev/watchdog (1 s)", "stop_failure": {
+        "configured": "fence", "escalated": {"group": KEY, "action": "fence", "at": "2026-11-29 02:00:00",
+                                             "what": "SELF-FENCING: no more watchdog pets"}}}
+    lines = format_status(st).splitlines()
+    assert lines[1].startswith("ALARM: %s failed to stop %d times" % (KEY, wants.STOP_RETRIES + 1)), lines
+    assert lines[2] == "ALARM: stop_failure fence since 2026-11-29 02:00:00: SELF-FENCING: no more watchdog pets"
+
+
+def test_status_text_shows_a_peer_below_its_floor_and_its_rejoin():
+    """issue 13 finding 1: the episode while it lasts, then how it ended."""
+    from tests.core.test_rejoin import cold_start, lose_state_while_down
+    sim = cold_start()
+    lose_state_while_down(sim, restarts=1)
+    sim.power_on("node1", forget=True)
+    n1 = sim.box("node1")
+    n1.node.receive = lambda data, now, link=None: []          # deaf: no rejoin yet
+    sim.run(500)
+    text = format_status(sim.box("node2").node.status())
+    assert "BELOW FLOOR: " in text and "authentic frames of node1 with generation 1, below its floor 2/" in text, text
+    assert "challenged" in text
+    del n1.node.receive                                         # hears again: rejoins
+    assert sim.run_until(lambda: sim.box("node2").node.counters["rejoins"] == 1, 3000) is not None
+    text = format_status(sim.box("node2").node.status())
+    assert "BELOW FLOOR" not in text and "node1 rejoined with generation 65538" in text, text
+    assert "lost its state and rejoined node2 1 time(s)" in format_status(n1.node.status())

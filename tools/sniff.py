@@ -222,7 +222,13 @@ def frame_dict(rec: Record, t0: float, nodes: List[str]) -> Dict[str, Any]:
     d: Dict[str, Any] = {"t": rec.t, "rel": round(rec.t - t0, 6), "dir": rec.direction,
                          "size": rec.size, "verdict": rec.verdict}
     f = rec.frame
-    if f is not None:
+    if isinstance(f, wire.Control):   # a rejoin's challenge or answer (docs/protocol.md, "Rejoin")
+        d.update(src=f.src, gen=f.gen, seq=f.seq, key=f.key_index, target=f.target, nonce=f.nonce,
+                 kind="challenge" if f.type == wire.TYPE_CHALLENGE else "rejoin",
+                 floor=[f.floor_gen, f.floor_seq])
+        if f.src < len(nodes):
+            d["node"] = nodes[f.src]
+    elif f is not None:
         d.update(src=f.src, gen=f.gen, seq=f.seq, state=f.state_name,
                  flags=[name for bit, name in wire.FLAG_NAMES if f.flags & bit],
                  held=f.held, want=f.want, ack_gen=f.ack_gen, ack_seq=f.ack_seq, key=f.key_index)
@@ -236,6 +242,10 @@ def frame_line(d: Dict[str, Any]) -> str:
     if "src" not in d:
         return head + "-- %s" % d["verdict"]
     who = "%s(%d)" % (d["node"], d["src"]) if "node" in d else "src=%d" % d["src"]
+    if "kind" in d:
+        return head + "%-10s gen=%-5d seq=%-6d %-9s to=%d floor=%d/%d nonce=%08x  %s" % (
+            who, d["gen"], d["seq"], d["kind"], d["target"], d["floor"][0], d["floor"][1], d["nonce"],
+            d["verdict"])
     state = d["state"] + ("," + ",".join(d["flags"]) if d["flags"] else "")
     return head + "%-10s gen=%-5d seq=%-6d %-16s held=0x%02x want=0x%02x ack=%d/%d  %s" % (
         who, d["gen"], d["seq"], state, d["held"], d["want"], d["ack_gen"], d["ack_seq"], d["verdict"])

@@ -1,26 +1,6 @@
 #!/bin/sh
 # Buildroot post-build script for the QEMU x86_64 board.  $1 = TARGET_DIR.
-# The board's factory configuration (data/: /etc/ha.d and an empty /var/lib/hanode) goes into
-# the system part too, so S10data can initialise a blank or missing data partition from it.
+# The factory configuration and the module load order (board/common/install-board-files.sh).
 set -eu
-TARGET=$1
-BOARD_DIR=$(dirname "$0")
-rm -rf "$TARGET/usr/share/hanode/factory"
-mkdir -p "$TARGET/usr/share/hanode"
-cp -a "$BOARD_DIR/data" "$TARGET/usr/share/hanode/factory"
-# Heartbeat (and hanode) refuse an authkeys readable by others: git does not keep modes
-chmod 600 "$TARGET/usr/share/hanode/factory/etc/ha.d/authkeys"
-
-# /etc/modules.order for S05modules: the board's module list (board/<board>/modules) with each
-# module's dependencies first, as modprobe resolves them against the target's own modules.dep.
-# Modules built into the kernel (Buildroot's kernel config may do that) are simply skipped.
-KVER=$(ls "$TARGET/lib/modules" 2>/dev/null | head -n 1)
-: >"$TARGET/etc/modules.order"
-if [ -n "$KVER" ]; then
-	depmod -b "$TARGET" "$KVER"
-	for m in $(sed 's/#.*//' "$BOARD_DIR/modules"); do
-		modprobe -d "$TARGET" -S "$KVER" --show-depends "$m" ||
-			{ echo "post-build.sh: kernel $KVER has no module $m (board/$(basename "$BOARD_DIR")/modules)" >&2; exit 1; }
-	done | awk '$1 == "insmod" { print $2 }' | sed "s|^$TARGET||; s|^/usr/lib/|/lib/|" | awk '!seen[$0]++' \
-		>"$TARGET/etc/modules.order"
-fi
+BOARD_DIR=$(cd "$(dirname "$0")" && pwd)
+"$BOARD_DIR/../common/install-board-files.sh" "$1" "$BOARD_DIR"

@@ -21,11 +21,4 @@ mcopy -i "$BIN/boot.vfat" "$BIN/bzImage" "$BIN/rootfs.cpio.gz" "$BOARD_DIR/sysli
 syslinux --install "$BIN/boot.vfat"
 cp "$SYSLINUX_MBR" "$BIN/mbr.bin"
 
-# genimage's data.ext4 comes from the board's data/ tree; authkeys must be 600 there too
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cp -a "$BOARD_DIR/data" "$tmp/root"
-chmod 600 "$tmp/root/etc/ha.d/authkeys"
-genimage --config "$BOARD_DIR/genimage.cfg" --rootpath "$tmp/root" --tmppath "$tmp/genimage" \
-	--inputpath "$BIN" --outputpath "$BIN" >"$tmp/genimage.log" 2>&1 ||
-	{ cat "$tmp/genimage.log" >&2; exit 1; }
+"$BOARD_DIR/../common/genimage-with-data.sh" "$BIN" "$BOARD_DIR"

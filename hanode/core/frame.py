@@ -26,15 +26,26 @@ the same frame arriving over a second link is recognised as a duplicate (it
 still proves that link works) and an old frame played back as a replay;
 ``set_floor`` lets the agent restore a peer's persisted generation so frames
 recorded before our own restart are rejected after it.
+
+Two more frame types carry the rejoin of a box that lost its state
+(docs/protocol.md, "Rejoin"): a CHALLENGE (type 1) from the node that keeps
+dropping a peer's authentic frames because they are below the generation floor
+it holds for that peer, and the peer's REJOIN (type 2) answer.  Both are a
+``Control``: sender, target, the sender's (gen, seq), the floor (the newest
+(gen, seq) of the target the challenger accepted) and the challenge's nonce,
+under the same tag; 32 bytes on the wire with an 8-byte tag, the most a
+receiver takes.
 """
 
 import struct
 
 from hanode.core.compat import const
-from hanode.core.limits import ACK_MASK, BODY_LENGTH, GROUP_MASK, MAX_ENCODED
+from hanode.core.limits import ACK_MASK, BODY_LENGTH, CONTROL_BODY_LENGTH, GROUP_MASK, MAX_ENCODED
 
 VERSION = const(1)
 TYPE_STATUS = const(0)
+TYPE_CHALLENGE = const(1)   # "your frames are below my floor for you: answer this nonce"
+TYPE_REJOIN = const(2)      # "here is my new generation, and your nonce"
 
 # Node states (bits 3-2 of the `who` byte): the one definition the node uses too.
 STATE_UP = const(0)          # running, not yet in touch with the peer nor past initdead
@@ -52,6 +63,7 @@ STALE = const(0x08)
 FLAG_NAMES = ((STANDBY, "standby"), (TAKEOVER, "takeover"), (BUSY, "busy"), (STALE, "stale"))
 
 _BODY_FORMAT = ">BBIIBBBB"  # BODY_LENGTH bytes: hdr who gen(4) seq(4) ack_gen ack_seq held want
+_CONTROL_FORMAT = ">BBIIIII"  # CONTROL_BODY_LENGTH bytes: hdr who(src, target) gen seq floor_gen floor_seq nonce
 _U32 = 0xFFFFFFFF
 
 # Why the Decoder dropped bytes (its counters' keys).
@@ -63,7 +75,24 @@ DUPLICATE = "duplicate"
 REPLAY = "replay"
 
 
-class Frame:
+class _ByFields:
+    """Equal when of the same class and ``fields()`` match (what goes on the wire)."""
+
+    def __eq__(self, other):
+        if not isinstance(other, self.__class__):
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    def __ne__(self, other):  # MicroPython does not derive != from ==
+        result = self.__eq__(other)
+        if result is NotImplemented:
+            return result
+        return not result
+
+    __hash__ = None  # mutable
+
+
+class Frame(_ByFields):
     """One status frame: the sender's whole view (see docs/protocol.md).
 
     Plain attributes; nothing is checked until ``encode``.  ``key_index`` is
@@ -117,19 +146,6 @@ class Frame:
             return STATE_NAMES[self.state]
         return "state%r" % (self.state,)
 
-    def __eq__(self, other):
-        if not isinstance(other, Frame):
-            return NotImplemented
-        return self.fields() == other.fields()
-
-    def __ne__(self, other):  # MicroPython does not derive != from ==
-        result = self.__eq__(other)
-        if result is NotImplemented:
-            return result
-        return not result
-
-    __hash__ = None  # mutable
-
     def __repr__(self):
         return ("Frame(src=%r, gen=%r, seq=%r, state=%r, flags=%s, ack_gen=%r, ack_seq=%r,"
                 " held=%s, want=%s, type=%r, key_index=%r)"
@@ -143,6 +159,43 @@ class Frame:
             self.src, self.gen, self.seq, self.state_name,
             (" " + ",".join(names)) if names else "", self.ack_gen, self.ack_seq,
             _hex(self.held), _hex(self.want))
+
+
+class Control(_ByFields):
+    """A challenge (``TYPE_CHALLENGE``) or rejoin (``TYPE_REJOIN``) frame.
+
+    ``src`` sends it to ``target``; ``gen``/``seq`` are the sender's, in the same
+    sequence as its status frames (so the replay rule guards these too; a rejoin
+    carries the new generation).  ``floor_gen``/``floor_seq``: the newest frame of
+    the target the challenger accepted (a rejoin echoes them); ``nonce`` is the
+    challenge's (echoed by the rejoin).
+    """
+
+    def __init__(self, type=TYPE_CHALLENGE, src=0, target=0, gen=0, seq=0, floor_gen=0, floor_seq=0,
+                 nonce=0, key_index=None):
+        self.type = type
+        self.src = src
+        self.target = target
+        self.gen = gen
+        self.seq = seq
+        self.floor_gen = floor_gen
+        self.floor_seq = floor_seq
+        self.nonce = nonce
+        self.key_index = key_index
+
+    def fields(self):
+        return (self.type, self.src, self.target, self.gen, self.seq, self.floor_gen, self.floor_seq,
+                self.nonce)
+
+    def __repr__(self):
+        return ("Control(type=%r, src=%r, target=%r, gen=%r, seq=%r, floor_gen=%r, floor_seq=%r, "
+                "nonce=%r, key_index=%r)" % (self.type, self.src, self.target, self.gen, self.seq,
+                                             self.floor_gen, self.floor_seq, self.nonce, self.key_index))
+
+    def describe(self):
+        return "%s src=%r target=%r gen=%r seq=%r floor=%r/%r nonce=%r" % (
+            "challenge" if self.type == TYPE_CHALLENGE else "rejoin", self.src, self.target,
+            self.gen, self.seq, self.floor_gen, self.floor_seq, self.nonce)
 
 
 def _hex(value):
@@ -175,6 +228,32 @@ def pack_body(frame, key_index):
     who = frame.src | (frame.state << 2) | (frame.flags << 4)
     return struct.pack(_BODY_FORMAT, hdr, who, frame.gen, frame.seq, frame.ack_gen,
                        frame.ack_seq, frame.held, frame.want)
+
+
+_CONTROL_LIMITS = (("src", 3), ("target", 3), ("gen", _U32), ("seq", _U32), ("floor_gen", _U32),
+                   ("floor_seq", _U32), ("nonce", _U32))
+
+
+def pack_control(frame, key_index):
+    """The 22 untagged body bytes of the Control ``frame``."""
+    _check("type", frame.type, 3)
+    if frame.type not in (TYPE_CHALLENGE, TYPE_REJOIN):
+        raise ValueError("control frame type=%r is not %d or %d" % (frame.type, TYPE_CHALLENGE, TYPE_REJOIN))
+    _check("key_index", key_index, 0x0F)
+    for name, high in _CONTROL_LIMITS:
+        _check(name, getattr(frame, name), high)
+    hdr = (VERSION << 6) | (frame.type << 4) | key_index
+    return struct.pack(_CONTROL_FORMAT, hdr, frame.src | (frame.target << 2), frame.gen, frame.seq,
+                       frame.floor_gen, frame.floor_seq, frame.nonce)
+
+
+def body_length(frame_type):
+    """Untagged body bytes of a frame of this type; None for a type this version does not know."""
+    if frame_type == TYPE_STATUS:
+        return BODY_LENGTH
+    if frame_type == TYPE_CHALLENGE or frame_type == TYPE_REJOIN:
+        return CONTROL_BODY_LENGTH
+    return None
 
 
 def cobs_encode(data):
@@ -230,7 +309,7 @@ def encode(frame, auth):
     Raises ValueError if a field is out of range (the core must not wrap).
     """
     index = auth.send_index
-    body = pack_body(frame, index)
+    body = pack_control(frame, index) if isinstance(frame, Control) else pack_body(frame, index)
     return cobs_encode(body + auth.tag(index, body)) + b"\x00"
 
 
@@ -258,17 +337,23 @@ def decode_one(payload, auth):
     hdr = raw[0]
     if hdr >> 6 != VERSION:
         return None, "version"
-    if (hdr >> 4) & 3 != TYPE_STATUS:
+    frame_type = (hdr >> 4) & 3
+    length = body_length(frame_type)
+    if length is None:
         return None, "type"
     index = hdr & 0x0F
     tag_length = auth.tag_length(index)
     if tag_length is None:
         return None, "unknown_key"
-    if len(raw) != BODY_LENGTH + tag_length:
+    if len(raw) != length + tag_length:
         return None, "length"
-    body = raw[:BODY_LENGTH]
-    if not auth.verify(index, body, raw[BODY_LENGTH:]):
+    body = raw[:length]
+    if not auth.verify(index, body, raw[length:]):
         return None, "bad_tag"
+    if frame_type != TYPE_STATUS:
+        hdr, who, gen, seq, floor_gen, floor_seq, nonce = struct.unpack(_CONTROL_FORMAT, body)
+        return Control(type=frame_type, src=who & 3, target=(who >> 2) & 3, gen=gen, seq=seq,
+                       floor_gen=floor_gen, floor_seq=floor_seq, nonce=nonce, key_index=index), "ok"
     hdr, who, gen, seq, ack_gen, ack_seq, held, want = struct.unpack(_BODY_FORMAT, body)
     return Frame(src=who & 3, gen=gen, seq=seq, state=(who >> 2) & 3, flags=who >> 4,
                  ack_gen=ack_gen, ack_seq=ack_seq, held=held, want=want,
@@ -343,12 +428,13 @@ class Decoder:
         self._buf = bytearray()
         self._discarding = False
         self.resynced = 0   # frames recovered from behind noise or a half frame
-        # the COBS length of a status frame for each tag length in use, longest first
+        # the COBS length of a status or control frame for each tag length in use, longest first
         sizes = []
         for index in auth.indexes():
-            size = BODY_LENGTH + auth.tag_length(index) + 1
-            if size not in sizes:
-                sizes.append(size)
+            for length in (BODY_LENGTH, CONTROL_BODY_LENGTH):
+                size = length + auth.tag_length(index) + 1
+                if size not in sizes:
+                    sizes.append(size)
         sizes.sort()
         self._sizes = sizes[::-1] if sizes else []
 
@@ -397,7 +483,8 @@ class Decoder:
         COBS length, so try the tail of the run as a frame before giving it up.  Returns True
         if a frame was found."""
         for size in self._sizes:
-            if len(payload) > size:
+            # (equal: after an overflow the run was cut to MAX_ENCODED, which a control frame fills)
+            if len(payload) >= size:
                 frame, reason = decode_one(payload[len(payload) - size:], self.auth)
                 if frame is not None:
                     self.resynced += 1

@@ -27,6 +27,10 @@ CRC_TAG_LENGTH = const(4)
 BODY_LENGTH = const(14)
 FRAME_WIRE_BYTES = BODY_LENGTH + MAC_TAG_LENGTH + 2       # 24
 FRAME_WIRE_BYTES_CRC = BODY_LENGTH + CRC_TAG_LENGTH + 2   # 20
+# A challenge or rejoin frame (frame types 1 and 2, docs/protocol.md): 22 body bytes + tag,
+# 32 on the wire with an 8-byte tag: exactly the most a receiver takes (MAX_ENCODED + 1).
+CONTROL_BODY_LENGTH = const(22)
+CONTROL_WIRE_BYTES = CONTROL_BODY_LENGTH + MAC_TAG_LENGTH + 2   # 32
 # Longest run without a delimiter a receiver keeps: the design caps a frame at
 # 32 bytes on the wire (31 encoded + the 0x00).
 MAX_ENCODED = const(31)

@@ -14,6 +14,10 @@ What a node wants of each group, and which ownership event that fires, is
 ``acks.py``; the status view (``status()``, cl_status's ``rscstatus``) is
 ``status.py``.
 
+A peer whose authentic frames arrive below the generation floor we hold for it
+(a box that lost its state) is challenged to rejoin under a new generation;
+the two small tables for that are ``rejoin.py``.
+
 Standby is sticky (``standby()``, or the peer's ``takeover()``) until our own
 ``takeover()``, the peer going standby after us, the peer's death, or a
 restart: auto_failback does not undo an operator's standby.
@@ -33,16 +37,18 @@ suspended VM) knows the peer may have taken over meanwhile: it marks itself
 yields every group the peer claims until the peer has heard from it again.
 """
 
-from hanode.core import ownership, status, wants
+from hanode.core import ownership, rejoin, status, wants
 from hanode.core.acks import Mark
 from hanode.core.auth import Auth
-from hanode.core.frame import (Decoder, Frame, ReplayGuard, encode, NEW, REPLAY,
+from hanode.core.config.model import STOP_FAILURE_FENCE
+from hanode.core.frame import (Decoder, Frame, Control, ReplayGuard, encode, NEW, REPLAY,
+                               TYPE_STATUS, TYPE_CHALLENGE, TYPE_REJOIN,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
-from hanode.core.limits import ACK_MASK
+from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES
 from hanode.core.liveness import Liveness, DEAD
-from hanode.core.outputs import (Send, Acquire, Release, Probe, Log,
-                                 PeerGeneration, Stopped)
+from hanode.core.outputs import (Send, Acquire, Release, Probe, Log, Escalate,
+                                 PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
 RETRY_MS = wants.RETRY_MS
@@ -95,19 +101,25 @@ class Node:
         self.peer_said_goodbye = False
         self.goodbye_held = 0         # held bits of that goodbye: groups it admits it still holds
         self.identity_conflict = None # another box uses our node id: {link, their_generation, since_ms}
+        self.rejoin = rejoin.Rejoin() # challenging a peer below its floor / rejoining after our state loss
         self.recent_sent = []         # fields of our last ECHO_FRAMES frames: what an echo may repeat
         self.started_at = None
         self.shutting_down = False
+        self.self_fencing = False     # stop_failure fence under way: no goodbye, the watchdog resets us
         self.stopped = False
         self.now = None
         self.last_call = None
         self.last_send = None
         self.next_send = None
+        self.hold_until = None        # a challenge/rejoin frame is on the wire until then (_sent_control)
         self.sent_view = None
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
             "peer_restarts": 0, "probes_busy": 0, "start_failures": 0, "stop_failures": 0,
+            "escalations": 0,
+            "below_floor": 0, "challenges_sent": 0, "rejoins": 0, "generation_jumps": 0,
+            "control_ignored": 0,
         }
 
     # ------------------------------------------------------------------ inputs
@@ -154,26 +166,64 @@ class Node:
         g = self._group(key)
         before = g.state
         self._fire(g, ownership.DONE_OK if ok else ownership.DONE_FAIL, out)
+        intent = self.intents[g.index]
         if before == ownership.STARTING:
             if ok:   # (the runner logs the success in detail)
-                self.intents[g.index].failed = False
+                intent.clear_start_failures()
                 if not self.live.alive():
                     self.counters["failovers"] += 1
             else:
-                self.intents[g.index].failed = True
-                self.intents[g.index].failed_mark.arm(self.seq)
-                self.intents[g.index].retry_at = now + RETRY_MS
-                self.counters["start_failures"] += 1
-                out.append(Log("critical", "Giving up resource group %s due to a failed start; "
-                               "%s may take it" % (key, self.peer)))
+                self._start_failed(g, intent, now, out)
         elif before == ownership.STOPPING:
-            if not ok:
-                self.intents[g.index].retry_at = now + RETRY_MS
-                self.counters["stop_failures"] += 1
-                out.append(Log("critical", "Resource group %s failed to stop: it may still be running, "
-                               "so %s will not take it; retrying every %d s"
-                               % (key, self.peer, RETRY_MS // 1000)))
+            if ok:
+                intent.stop_failures = 0
+                intent.escalated = False
+            else:
+                self._stop_failed(g, intent, now, out)
         return self._finish(now, out)
+
+    def _start_failed(self, g, intent, now, out):
+        """Back off (doubling, capped) so that two boxes that both fail a start do not hand the
+        group back and forth for ever; give it up after START_ROUNDS failures here."""
+        intent.failed = True
+        intent.failed_mark.arm(self.seq)
+        intent.start_failures += 1
+        delay = wants.start_retry_ms(intent.start_failures)
+        intent.retry_at = now + delay
+        self.counters["start_failures"] += 1
+        if intent.start_failures >= wants.START_ROUNDS:
+            intent.gave_up = True
+            out.append(Log("critical", "ALARM: resource group %s failed to start %d times here: giving it "
+                           "up on %s until an operator acts (fix the cause, then 'hanode takeover' or "
+                           "'hanode standby' on either box, or restart hanode)"
+                           % (g.key, intent.start_failures, self.me)))
+        else:
+            out.append(Log("critical", "Giving up resource group %s due to a failed start (%d of %d here); "
+                           "%s may take it; retrying here in %d s at the earliest"
+                           % (g.key, intent.start_failures, wants.START_ROUNDS, self.peer, delay // 1000)))
+
+    def _stop_failed(self, g, intent, now, out):
+        """Retry STOP_RETRIES times, then escalate (Heartbeat reboots, Pacemaker fences or blocks):
+        the group may still run here, so the peer must not take it until this box is reset."""
+        intent.retry_at = now + RETRY_MS
+        intent.stop_failures += 1
+        self.counters["stop_failures"] += 1
+        if intent.stop_failures <= wants.STOP_RETRIES:
+            out.append(Log("critical", "Resource group %s failed to stop: it may still be running, so %s will "
+                           "not take it; retry %d of %d in %d s"
+                           % (g.key, self.peer, intent.stop_failures, wants.STOP_RETRIES, RETRY_MS // 1000)))
+            return
+        if intent.escalated:
+            intent.retry_at = now + wants.QUIET_STOP_RETRY_MS   # said once; keep trying, quietly
+            return
+        intent.escalated = True
+        self.self_fencing = self.config.stop_failure == STOP_FAILURE_FENCE   # the agent says if it cannot
+        self.counters["escalations"] += 1
+        reason = ("ALARM: resource group %s failed to stop %d times: it may still be running here, so %s "
+                  "will not take it; Resource STOP failure, escalating (ha.cf stop_failure)"
+                  % (g.key, intent.stop_failures, self.peer))
+        out.append(Log("critical", reason))
+        out.append(Escalate(g.key, reason))
 
     def probed(self, key, in_use, now, detail=""):
         out = self._enter(now)
@@ -200,6 +250,52 @@ class Node:
                                "taking it" % (key, self.intents[g.index].busy_probes)))
             self.intents[g.index].busy_probes = 0
             self._fire(g, ownership.PROBE_FREE, out)
+        return self._finish(now, out)
+
+    def nonce(self, value, now):
+        """A fresh random nonce from the agent (4 bytes, or an int), asked for by NeedNonce."""
+        out = self._enter(now)
+        if isinstance(value, (bytes, bytearray)):
+            value = int.from_bytes(bytes(value[:4]), "big")
+        self.rejoin.nonce = value & 0xFFFFFFFF
+        self.rejoin.nonce_asked = False
+        if self.rejoin.challenge_due:
+            self._challenge(now, out)
+        return self._finish(now, out)
+
+    def generation_saved(self, generation, ok, now, detail=""):
+        """The agent persisted (ok) or could not persist the generation of a NewGeneration."""
+        out = self._enter(now)
+        pending = self.rejoin.pending
+        if pending is None or pending[0] != generation or self.stopped:
+            return self._finish(now, out)
+        self.rejoin.pending = None
+        if not ok:
+            self.rejoin.fire(rejoin.REJOINER, rejoin.SAVE_FAILED)
+            out.append(Log("critical", "Cannot save the new boot generation %d%s: staying at %d, so %s "
+                           "keeps refusing our frames; the next challenge tries again"
+                           % (generation, " (" + detail + ")" if detail else "", self.gen, self.peer)))
+            return self._finish(now, out)
+        self.rejoin.fire(rejoin.REJOINER, rejoin.SAVED)
+        old = self.gen
+        self.gen = generation
+        self.seq = 0
+        # acknowledgements count our frames within a generation: what waited for one starts over
+        for mark in [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents]:
+            if mark.since is not None and not mark.seen:
+                mark.arm(0)
+        for intent in self.intents:
+            intent.want_since = None
+        self.counters["generation_jumps"] += 1
+        self.seq += 1
+        out.append(Send(encode(Control(type=TYPE_REJOIN, src=self.my_id, target=self.peer_id, gen=self.gen,
+                                       seq=self.seq, floor_gen=pending[2], floor_seq=pending[3],
+                                       nonce=pending[1]), self.auth)))
+        self._sent_control(now)
+        out.append(Log("warning", "Rejoining %s with boot generation %d (was %d): it refused our frames "
+                       "as older than its floor for us, so this box's state was lost (replaced, "
+                       "reflashed, or /data not persistent?)" % (self.peer, generation, old)))
+        self.next_send = now    # our status frames with the new generation, once the REJOIN is out
         return self._finish(now, out)
 
     def can_standby(self):
@@ -231,6 +327,7 @@ class Node:
             return self._finish(now, out)
         self._go_standby()
         self.takeover_request = False
+        self._operator_acted()
         out.append(Log("info", "Going standby: " + why))
         return self._finish(now, out)
 
@@ -242,9 +339,7 @@ class Node:
             return self._finish(now, out)
         self.standby_mode = False
         self.takeover_request = True
-        for g in self.groups:
-            self.intents[g.index].failed = False
-            self.intents[g.index].retry_at = None
+        self._operator_acted()
         out.append(Log("info", "Takeover: " + why))
         return self._finish(now, out)
 
@@ -302,10 +397,14 @@ class Node:
         return self.peer_frame if self.live.alive() else None
 
     def _on_frame(self, f, link, now, out):
+        if f.type != TYPE_STATUS:
+            self._on_control(f, now, out)
+            return
         if f.src == self.my_id:
             leftover = f.gen < self.gen and (self.started_at is None
                                              or now - self.started_at <= self.config.deadtime_ms)
-            if leftover or (f.gen == self.gen and f.fields() in self.recent_sent):
+            # (the fields include the generation: an echo from before a rejoin's jump is ours too)
+            if leftover or f.fields() in self.recent_sent:
                 self.counters["own"] += 1   # our own frame echoed back, or left in the line by our last life
             else:
                 self._on_identity_conflict(f, link, now, out)
@@ -316,6 +415,8 @@ class Node:
         verdict = self.guard.check(f.src, f.gen, f.seq)
         if verdict == REPLAY:
             self.counters["replay"] += 1
+            if rejoin.below_floor(f.gen, f.seq, self._peer_floor()):
+                self._below_floor(f, now, out)
             return
         events = self.live.heard(link, now, verdict == NEW)
         if verdict != NEW:
@@ -324,6 +425,11 @@ class Node:
             return
         self.guard.commit(f.src, f.gen, f.seq)
         self.counters["frames_received"] += 1
+        if self.rejoin.challenging() and f.gen > self.rejoin.episode["floor"][0]:
+            self.rejoin.fire(rejoin.CHALLENGER, rejoin.PEER_MOVED)
+            self.rejoin.end_episode(now, "peer_moved", f.gen)
+            out.append(Log("info", "%s now sends generation %d, above its floor: its frames are accepted "
+                           "again (its rejoin answer was lost, or it restarted with its state)" % (self.peer, f.gen)))
         previous = self.peer_frame
         if previous is None or previous.gen != f.gen:
             out.append(PeerGeneration(f.gen))
@@ -331,11 +437,15 @@ class Node:
                 self.counters["peer_restarts"] += 1
                 out.append(Log("info", "Heartbeat restart on node %s" % self.peer))
         self.peer_frame = f
+        self._announce_kept(previous, f, out)
         self._report(events, out, returning=previous is not None and previous.gen == f.gen)
         if not self.comm_up:
             self._comm_now_up(out)
         if previous is None or _view_of(previous) != _view_of(f):
             self.next_send = now   # answer at once: the peer may be waiting for our ack
+        operator_flags = f.flags & (STANDBY | TAKEOVER)
+        if operator_flags and not (previous and previous.flags & operator_flags == operator_flags):
+            self._operator_acted()   # an operator acted on the peer: our given-up groups get a new chance
         if f.flags & TAKEOVER and not self.standby_mode:
             self._go_standby()
             out.append(Log("info", "%s wants to take over: giving it all resource groups" % self.peer))
@@ -372,6 +482,135 @@ class Node:
                 self.stale = False
                 out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
 
+    def _announce_kept(self, previous, f, out):
+        """The peer released a group we hold and run (a healed split brain with vip_probe off, a
+        hand-over): clients that learned its MAC for the address must hear ours again.  (Its held
+        bit in the last frame of an earlier life says nothing: that life ended.)"""
+        if previous is None or previous.gen != f.gen:
+            return
+        for g in self.groups:
+            if previous.held & g.bit and not f.held & g.bit and g.state == ownership.RUNNING:
+                out.append(Log("info", "%s released resource group %s, which we hold: announcing its "
+                               "addresses again" % (self.peer, g.key)))
+                out.append(Announce(g.key))
+
+    def _peer_floor(self):
+        """(gen, seq): the newest frame of the peer we accepted, or (persisted floor, 0)."""
+        floor = (self.guard.floor(self.peer_id) or 0, 0)
+        last = self.guard.last(self.peer_id)
+        return last if last is not None and last > floor else floor
+
+    def _below_floor(self, f, now, out):
+        """An authentic status frame of the peer below its floor: a box that lost its state, or
+        a replay.  Dropped (counted as a replay) either way; said once per episode; the peer is
+        challenged."""
+        self.counters["below_floor"] += 1
+        floor = self._peer_floor()
+        action = self.rejoin.fire(rejoin.CHALLENGER, rejoin.BELOW_FLOOR)
+        if action == rejoin.DO_LOG:
+            self.rejoin.episode = {"since_ms": now, "floor": floor, "their_generation": f.gen,
+                                   "below_floor": 0, "challenges": 0}
+            out.append(Log("critical", "Authentic frames from %s with generation %d (seq %d), below its floor "
+                           "%d/%d (the newest frame of %s accepted before): a replaced or reflashed box "
+                           "that lost its state? Dropping them and challenging %s to rejoin under the "
+                           "shared key. If this repeats while %s runs normally, someone is replaying "
+                           "recorded frames." % (self.peer, f.gen, f.seq, floor[0], floor[1], self.peer,
+                                                 self.peer, self.peer)))
+        episode = self.rejoin.episode
+        episode["below_floor"] += 1
+        episode["their_generation"] = f.gen
+        last = self.rejoin.last_challenge_ms
+        if last is None or now - last >= self.config.keepalive_ms:
+            self.rejoin.challenge_due = True
+            self._challenge(now, out)
+
+    def _challenge(self, now, out):
+        """Send the due challenge, or ask the agent for a nonce first."""
+        r = self.rejoin
+        if r.sent_nonce is None:
+            if r.nonce is None:
+                if not r.nonce_asked:
+                    r.nonce_asked = True
+                    out.append(NeedNonce())
+                return
+            r.sent_nonce, r.nonce = r.nonce, None
+        self.seq += 1
+        out.append(Send(encode(Control(type=TYPE_CHALLENGE, src=self.my_id, target=self.peer_id,
+                                       gen=self.gen, seq=self.seq, floor_gen=r.episode["floor"][0],
+                                       floor_seq=r.episode["floor"][1], nonce=r.sent_nonce), self.auth)))
+        self._sent_control(now)
+        self.counters["challenges_sent"] += 1
+        r.episode["challenges"] += 1
+        r.last_challenge_ms = now
+        r.challenge_due = False
+
+    def _sent_control(self, now):
+        """A serial link replaces a frame still queued in the kernel by the next one (a stale status
+        frame is worth nothing; links.py): hold our next status frame until this one is out."""
+        self.hold_until = now + CONTROL_WIRE_BYTES * 10000 // self.config.baud + 1
+
+    def _on_control(self, f, now, out):
+        """A challenge or rejoin frame (rejoin.py)."""
+        if f.src == self.my_id:
+            self.counters["own"] += 1     # our own challenge or rejoin, echoed by the line
+            return
+        if f.src != self.peer_id:
+            self.counters["unknown_src"] += 1
+            return
+        verdict = self.guard.check(f.src, f.gen, f.seq)
+        if verdict != NEW:
+            self.counters["replay" if verdict == REPLAY else "duplicate"] += 1
+            return
+        if f.target != self.my_id:
+            self.counters["control_ignored"] += 1
+            return
+        if f.type == TYPE_CHALLENGE:
+            self._on_challenge(f, out)
+        else:
+            self._on_rejoin(f, now, out)
+
+    def _on_challenge(self, f, out):
+        peer = self.peer_frame
+        # Only a challenge from the peer's life we are hearing, naming a frame of ours newer than
+        # any we sent in this life, counts: a box with its state is always at or past what the
+        # peer accepted, and one recorded from an earlier life of either box changes nothing.
+        if (peer is None or f.gen != peer.gen or (self.gen, self.seq) >= (f.floor_gen, f.floor_seq)
+                or self.rejoin.saving()):
+            self.counters["control_ignored"] += 1
+            return
+        generation = f.floor_gen + rejoin.REJOIN_JUMP
+        if generation > 0xFFFFFFFF:
+            self.counters["control_ignored"] += 1
+            out.append(Log("critical", "%s challenged our generation %d with floor %d: no generation is "
+                           "left above it; remove %s's peer_generation file for %s" % (
+                               self.peer, self.gen, f.floor_gen, self.peer, self.me)))
+            return
+        self.guard.commit(f.src, f.gen, f.seq)
+        self.rejoin.fire(rejoin.REJOINER, rejoin.CHALLENGED)
+        self.rejoin.pending = (generation, f.nonce, f.floor_gen, f.floor_seq)
+        out.append(Log("warning", "%s refuses our generation %d: it accepted frame %d/%d of %s before, "
+                       "so this box lost its state. Saving generation %d to rejoin"
+                       % (self.peer, self.gen, f.floor_gen, f.floor_seq, self.me, generation)))
+        out.append(NewGeneration(generation))
+
+    def _on_rejoin(self, f, now, out):
+        r = self.rejoin
+        if (not r.challenging() or r.sent_nonce is None or f.nonce != r.sent_nonce
+                or (f.floor_gen, f.floor_seq) != r.episode["floor"] or f.gen <= f.floor_gen):
+            self.counters["control_ignored"] += 1    # not an answer to our current challenge
+            return
+        self.guard.commit(f.src, f.gen, f.seq)
+        self.guard.set_floor(f.src, f.gen)
+        episode = r.episode
+        r.fire(rejoin.CHALLENGER, rejoin.REJOINED)
+        r.end_episode(now, "rejoined", f.gen)
+        self.counters["rejoins"] += 1
+        out.append(PeerGeneration(f.gen))
+        out.append(Log("warning", "%s rejoined with generation %d after losing its state (%d frames below "
+                       "its floor %d dropped over %d ms); frames of its earlier lives stay refused"
+                       % (self.peer, f.gen, episode["below_floor"], episode["floor"][0],
+                          now - episode["since_ms"])))
+
     def _on_identity_conflict(self, f, link, now, out):
         """An authentic frame with our id that we did not just send: our generation with a
         sequence or content that is not one of our last frames, a newer generation, or an older
@@ -387,6 +626,11 @@ class Node:
                        "/data/etc/identity) - one of the names in ha.cf's node lines (%s) - and restart "
                        "hanode there. Taking no resource group meanwhile."
                        % (self.me, f.gen, self.gen, link, ", ".join(self.config.nodes))))
+
+    def _operator_acted(self):
+        """takeover or standby, here or on the peer: start afresh for groups whose starts failed."""
+        for intent in self.intents:
+            intent.clear_start_failures()
 
     def _go_standby(self):
         self.standby_mode = True
@@ -500,7 +744,7 @@ class Node:
         if self.stopped:
             return out
         self._evaluate(now, out)
-        if self.shutting_down and not any(g.held() and g.state != ownership.STOP_FAILED for g in self.groups):
+        if self.shutting_down and all(self._released_or_escalated(g) for g in self.groups):
             return self._stop(now, out)
         held, want = self._masks()
         view = (self.state, self._flags(), held, want)
@@ -508,6 +752,8 @@ class Node:
             soon = now if self.last_send is None else max(now, self.last_send + MIN_FRAME_GAP_MS)
             if self.next_send is None or soon < self.next_send:
                 self.next_send = soon
+        if self.hold_until is not None and self.next_send is not None and self.next_send < self.hold_until:
+            self.next_send = self.hold_until
         if self.next_send is None or now >= self.next_send:
             self._send(now, view, out)
         return out
@@ -534,6 +780,21 @@ class Node:
         self.last_send = now
         self.next_send = now + self.config.keepalive_ms
         self.sent_view = view
+
+    def _released_or_escalated(self, g):
+        """Shutdown may finish: the group is stopped, or its stop failed even after the retries -
+        unless we self-fence: then no goodbye, we keep claiming the group until the watchdog
+        resets the box, and the peer takes it only after our silence (probing first)."""
+        if not g.held():
+            return True
+        return g.state == ownership.STOP_FAILED and self.intents[g.index].escalated and not self.self_fencing
+
+    def not_fencing(self, now):
+        """The agent could not self-fence (no watchdog open; stop_failure fell back to block):
+        a shutdown that waits for the reset may finish after all."""
+        out = self._enter(now)
+        self.self_fencing = False
+        return self._finish(now, out)
 
     def _stop(self, now, out):
         for g in self.groups:

@@ -79,3 +79,45 @@ class Stopped(Output):
     """Shutdown finished: every group is released and the peer has been told."""
     kind = "stopped"
     fields = ()
+
+
+class Escalate(Output):
+    """A group could not be stopped, STOP_RETRIES retries included: it may still run here, so the
+    peer stays barred from it.  The agent applies ha.cf's ``stop_failure`` action (fence: stop
+    petting the watchdog; reboot: run the reboot command; block: stay, alarmed); ``reason`` is
+    the log line that says so."""
+    kind = "escalate"
+    fields = ("group", "reason")
+
+    def __init__(self, group, reason):
+        self.group = group
+        self.reason = reason
+
+
+class NeedNonce(Output):
+    """Give the node a fresh random 32-bit nonce (``Node.nonce``): it is about to
+    challenge a peer whose frames are below their generation floor.  The core never
+    makes randomness itself."""
+    kind = "need_nonce"
+    fields = ()
+
+
+class NewGeneration(Output):
+    """The peer challenged our generation (we lost our state): persist this one as our
+    boot generation, then report with ``Node.generation_saved`` - it is used only once saved."""
+    kind = "new_generation"
+    fields = ("generation",)
+
+    def __init__(self, generation):
+        self.generation = generation
+
+
+class Announce(Output):
+    """Announce the group's addresses again (gratuitous ARP, garp_count x garp_interval): we
+    keep the group and the peer just released it (a healed split brain, a hand-over), so
+    clients that learned the peer's MAC for them must hear ours.  Nothing to report back."""
+    kind = "announce"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group

@@ -11,9 +11,10 @@ status: dead, init, up, active, releasing, shutdone).
 
 from hanode.core.frame import BUSY, STANDBY, STATE_NAMES
 from hanode.core.liveness import DEAD, INIT
+from hanode.core.wants import START_ROUNDS
 
 # The counters the node keeps for frames it judged and dropped (the decoders count the rest).
-NODE_DROPS = ("replay", "duplicate", "own", "unknown_src")
+NODE_DROPS = ("replay", "duplicate", "own", "unknown_src", "control_ignored")
 
 
 def peer_state(node):
@@ -42,10 +43,33 @@ def rscstatus(node):
     return "none"
 
 
+def alarms(node, times=True):
+    """What an operator must act on, one sentence each (also at the head of ``summary``, there
+    without the count-down, so that systemd's STATUS= does not change every second)."""
+    out = []
+    for g in node.groups:
+        intent = node.intents[g.index]
+        if intent.escalated:
+            out.append("%s failed to stop %d times: it may still run here and %s may not take it "
+                       "(stop_failure escalation)" % (g.key, intent.stop_failures, node.peer))
+        if intent.gave_up:
+            out.append("%s failed to start %d times here: given up until 'hanode takeover' or "
+                       "'hanode standby' (either box) or a restart" % (g.key, intent.start_failures))
+        elif intent.start_failures and not times:
+            out.append("%s failed to start %d of %d times here; backing off"
+                       % (g.key, intent.start_failures, START_ROUNDS))
+        elif intent.start_failures:
+            wait = 0 if intent.retry_at is None or node.now is None else max(0, intent.retry_at - node.now)
+            out.append("%s failed to start %d of %d times here; next try here in %d s at the earliest"
+                       % (g.key, intent.start_failures, START_ROUNDS, (wait + 999) // 1000))
+    return out
+
+
 def summary(node):
-    """One line for systemd's STATUS= and the logs: role and peer state."""
-    return "%s: %s%s, holds %s; peer %s %s" % (
-        node.me, ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "", ("standby" if node.standby_mode else rscstatus(node)),
+    """One line for systemd's STATUS= and the logs: alarms, role and peer state."""
+    return "%s: %s%s%s, holds %s; peer %s %s" % (
+        node.me, "".join("ALARM: %s; " % a for a in alarms(node, times=False)),
+        ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "", ("standby" if node.standby_mode else rscstatus(node)),
         (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node))
 
 
@@ -63,6 +87,10 @@ def _groups(node, peer):
             "held_by": holders[0] if len(holders) == 1 else ("both" if holders else None),
             "wanted": bool(intent.wanted),
             "failed": intent.failed,
+            "start_failures": intent.start_failures,
+            "gave_up": intent.gave_up,
+            "stop_failures": intent.stop_failures,
+            "escalated": intent.escalated,
         })
     return groups
 
@@ -78,7 +106,8 @@ def _counters(node):
     counters["dropped"] = dropped
     # events a transition table has no row for (ownership, liveness): each one is a bug or an
     # adapter reporting out of turn, so it is shown rather than silently ignored
-    counters["unlisted_transitions"] = node.live.unlisted + sum(g.unlisted for g in node.groups)
+    counters["unlisted_transitions"] = (node.live.unlisted + sum(g.unlisted for g in node.groups)
+                                        + node.rejoin.unlisted)
     return counters
 
 
@@ -100,6 +129,8 @@ def status(node):
         "takeover_requested": node.takeover_request,
         "stale": node.stale,
         "identity_conflict": dict(node.identity_conflict) if node.identity_conflict else None,
+        "alarms": alarms(node),
+        "rejoin": node.rejoin.status(now),
         "peer_state": peer_state(node),
         "peer_generation": node.peer_frame.gen if node.peer_frame else None,
         "peer_standby": bool(peer and peer.flags & STANDBY),

@@ -15,9 +15,12 @@ What a node wants (per group), the peer being alive - the first row that applies
     we are shutting down                         no                    no
     another box uses our node name               keep what we hold, take nothing
     peer releasing everything (shutting down)    yes                   yes
+    we gave up starting it (START_ROUNDS failed  no                    no
+    starts here, until an operator acts)
     our start of it failed                       only if the peer has seen that and still neither
                                                  holds nor wants it (and, the peer being in standby,
-                                                 only on the preferred node); every 5 s at most
+                                                 only on the preferred node); after a back-off that
+                                                 doubles with each failure (start_retry_ms)
     we are in standby                            only if the peer has seen that and still neither
                                                  holds nor wants it (somebody has to run it)
     peer in standby                              yes                   yes
@@ -47,7 +50,11 @@ fires only when its condition holds:
     yes     stop_failed  alive  agreed  acquire
     no      probing      any    always  release  no longer wanted: the probe's answer will be ignored
     no      running      any    always  release
-    no      stop_failed  any    due     retry    a failed stop is retried every 5 s
+    no      stop_failed  any    due     retry    a failed stop is retried every 5 s; after
+                                                 STOP_RETRIES retries the node escalates (and
+                                                 retries once a minute from then on)
+                                                 (``Escalate``: the agent fences, blocks or
+                                                 reboots, as ha.cf's ``stop_failure`` says)
 
 ``lone`` is ``acquire_lone`` (probe the LAN first) when the group has an
 address, the probe is on and the peer did not say goodbye having released the
@@ -80,7 +87,18 @@ ALWAYS = "always"
 
 LONE = "lone"   # acquire_lone or acquire_free: see lone_event()
 
-RETRY_MS = 5000   # retry a failed stop, or a failed start while alone, this often
+RETRY_MS = 5000   # retry a failed stop this often; the first back-off after a failed start
+# A failed release is retried this many times (RETRY_MS apart) before the node escalates.  The
+# runner already runs a failing stop script 4 times 1 s apart in each release, so the first
+# failure plus one retry is ~11 s for a script that fails at once: Heartbeat's ResourceManager
+# retries 10 times 1 s apart and then reboots.
+STOP_RETRIES = 1
+QUIET_STOP_RETRY_MS = 60000   # after escalating, the release is still retried, this often
+# A failed start backs off RETRY_MS, doubling with each failure on this node, up to this cap; after
+# START_ROUNDS failed starts here the node gives the group up until an operator acts (takeover or
+# standby on either box, or a restart).  Both boxes failing: at most 2 x START_ROUNDS starts in all.
+START_BACKOFF_CAP_MS = 60000
+START_ROUNDS = 5
 
 TRANSITIONS = {
     (YES, ownership.STOPPED, DEAD): (DUE, LONE),
@@ -105,6 +123,17 @@ class Intent:
         self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
         self.busy_probes = 0       # probes in a row that found the address answered
         self.busy_logged_at = 0
+        self.start_failures = 0    # failed starts here since the last success or operator action
+        self.gave_up = False       # START_ROUNDS failed starts: not wanted until an operator acts
+        self.stop_failures = 0     # failed stops in a row (the first and its retries)
+        self.escalated = False     # STOP_RETRIES retries failed too: the agent was told to escalate
+
+    def clear_start_failures(self):
+        """An operator acted (takeover, standby on either box), or a start worked."""
+        self.start_failures = 0
+        self.gave_up = False
+        self.failed = False
+        self.retry_at = None
 
     def due(self, now):
         return self.retry_at is None or now >= self.retry_at
@@ -114,7 +143,7 @@ def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_co
            comm_up, standby, standby_seen, stale):
     """Does this node want the group (``own``: its GroupOwnership)?  ``peer`` is the
     peer's latest frame while it is alive, else None (see the first table)."""
-    if shutting_down:
+    if shutting_down or intent.gave_up:
         return False
     if identity_conflict:
         return own.held()   # take nothing: the box with our name may be running it
@@ -152,6 +181,16 @@ def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_co
             return True
         return not peer_wants
     return orphaned
+
+
+def start_retry_ms(failures):
+    """The back-off after the ``failures``-th failed start here: RETRY_MS doubling, capped."""
+    delay = RETRY_MS
+    for _ in range(failures - 1):
+        delay *= 2
+        if delay >= START_BACKOFF_CAP_MS:
+            return START_BACKOFF_CAP_MS
+    return delay
 
 
 def peer_agrees(own, intent, peer, seq, gen):

@@ -411,6 +411,22 @@ def test_watchdog_required_switch():
     find(probs_with("watchdog_required maybe"), "error", "watchdog_required", 5)
 
 
+def test_stop_failure_defaults_to_fence_with_a_watchdog_and_block_without():
+    # issue 13 finding 3: what a stop that still fails after its retries leads to
+    assert cfg_with("watchdog /dev/watchdog").stop_failure == "fence"
+    cfg = cfg_with()
+    assert cfg.stop_failure == "block" and cfg.reboot_command == ["/sbin/reboot", "-nf"]
+    assert cfg_with("stop_failure block", "watchdog /dev/watchdog").stop_failure == "block"
+    cfg = cfg_with("stop_failure reboot /usr/sbin/hanode-reset --now")
+    assert cfg.stop_failure == "reboot" and cfg.reboot_command == ["/usr/sbin/hanode-reset", "--now"]
+    assert cfg_with("stop_failure REBOOT").reboot_command == ["/sbin/reboot", "-nf"]
+    find(probs_with("stop_failure fence"), "error", "stop_failure fence needs a watchdog", 5)
+    find(probs_with("stop_failure shrug"), "error", "invalid value [shrug] for stop_failure", 5)
+    find(probs_with("stop_failure block /sbin/reboot"), "error", "stop_failure block takes no command", 5)
+    find(probs_with("stop_failure reboot reboot -f"), "error", "must be an absolute path", 5)
+    assert cfg.to_dict()["stop_failure"] == "reboot"
+
+
 def test_logging_directives():
     cfg = cfg_with("logfile /var/log/ha-log", "debugfile /var/log/ha-debug", "logfacility local0", "debug 3")
     assert cfg.logfile == "/var/log/ha-log" and cfg.debugfile == "/var/log/ha-debug"

@@ -146,6 +146,7 @@ def _blank_after_restarts():
     """node1 restarted twice (generation 3, persisted by node2 as its floor), then replaced by
     a box with no state (generation 1)."""
     sim = cold_start()
+    sim.persist_floors = True
     for _ in range(2):
         sim.power_off("node1")
         sim.power_on("node1")
@@ -161,10 +162,9 @@ def _blank_after_restarts():
 def test_a_blank_box_below_the_floor_causes_no_outage_and_no_double():
     sim = _blank_after_restarts()
     sim.run(5000)
-    assert sim.servers() == ["node2"] and sim.doubles_ms == 0 and sim.max_unserved_ms < 2000
+    assert sim.servers() == ["node1"] and sim.doubles_ms == 0 and sim.max_unserved_ms < 2000
 
 
-@known_finding("issue 13 finding 1: a box that lost its state is refused forever (being fixed)")
 def test_finding1_a_blank_box_rejoins_within_deadtime_plus_one_second():
     sim = _blank_after_restarts()
     took = sim.run_until(lambda: sim.settled() and sim.servers() == ["node1"],
@@ -172,13 +172,11 @@ def test_finding1_a_blank_box_rejoins_within_deadtime_plus_one_second():
     assert took is not None, sim.box("node2").node.status()["counters"]["dropped"]
 
 
-def _blank_holder_meets_a_peer_that_refuses_it(excused=None):
+def _blank_holder_meets_its_peer():
     """node1 (generation 3 so far, persisted by node2 as its floor) is replaced by a box with
     no state that comes up alone on a cut cable and takes its group; then node2 boots and the
-    cable is connected, with the LAN down.  ``excused``: the sim's excuses from then on."""
+    cable is connected, with the LAN down."""
     sim = _blank_after_restarts()
-    if excused is not None:
-        sim.excused = excused
     sim.set_lan(False)
     sim.power_off("node2")
     sim.set_cut(True)
@@ -189,49 +187,24 @@ def _blank_holder_meets_a_peer_that_refuses_it(excused=None):
     return sim
 
 
-def test_a_blank_box_refused_as_a_replay_is_booked_as_finding1():
-    # found by the model (long run, seed 51): node2 drops the blank node1's frames as replays,
-    # declares it dead after initdead, its probe hears nothing on the cut LAN and it takes the
-    # group: both hold it with the cable connected and both agents running.  Not only is the
-    # new box refused (finding 1): it is a split brain on a working cable.
-    sim = _blank_holder_meets_a_peer_that_refuses_it()
-    assert sim.refused_lives() == ["node1"]
-    assert sim.holders() == ["node1", "node2"] and sim.servers() == ["node1", "node2"]
-    assert sim.double_while_hearing_ms == 0 and sim.double_excused_ms > 1000
-    assert sim.box("node2").node.status()["counters"]["dropped"]["replay"] > 20
-
-
-@known_finding("issue 13 finding 1: a peer that refuses a blank box's frames takes its group")
 def test_finding1_a_blank_box_and_its_peer_never_both_hold_on_a_working_cable():
-    sim = _blank_holder_meets_a_peer_that_refuses_it(excused=("frozen holder", "stop failed"))
+    # found by the model (long run, seed 51) before finding 1's fix: node2 dropped the blank
+    # node1's frames as replays, declared it dead, probed on the cut LAN and took the group:
+    # both held it on a working cable with both agents running
+    sim = _blank_holder_meets_its_peer()
+    assert sim.refused_lives() == []
     assert sim.double_while_hearing_ms == 0, sim.double_while_hearing_ms
 
 
-def _blank_box_whose_peer_cannot_start(excused=None):
-    """node1 replaced by a box with no state while node2, which refuses its frames, holds the
-    group; then node2's start fails (a stopped disk, a broken script)."""
+def test_finding1_a_blank_box_serves_when_its_peer_cannot():
+    # found by the model (long run, seed 51) before finding 1's fix: the blank node1 heard
+    # node2 and waited for an acknowledgement that node2, dropping its frames as replays,
+    # never sent; node2's own start failing, nobody served the group while node1 could
     sim = _blank_after_restarts()
-    if excused is not None:
-        sim.excused = excused
     sim.power_off("node2")
     sim.power_on("node2")
     sim.box("node2").fail_start.add(KEY)
     sim.run(20000)
-    return sim
-
-
-def test_a_blank_box_whose_peer_cannot_start_is_booked_as_finding1():
-    # found by the model (long run, seed 51, HANODE_MODEL_FINDINGS=1): node1 hears node2 and
-    # waits for it to acknowledge that node1 wants the group; node2 drops node1's frames as
-    # replays and cannot start the group itself: nobody serves it while node1 could
-    sim = _blank_box_whose_peer_cannot_start()
-    assert sim.refused_lives() == ["node1"] and sim.servers() == []
-    assert sim.unserved_excuses.get("life refused", 0) > 15000
-
-
-@known_finding("issue 13 finding 1: a blank box waits forever for a peer that refuses it")
-def test_finding1_a_blank_box_serves_when_its_peer_cannot():
-    sim = _blank_box_whose_peer_cannot_start(excused=("frozen holder", "stop failed"))
     assert sim.max_unserved_ms <= sim.unserved_bound_ms(), sim.max_unserved_ms
 
 
@@ -274,7 +247,6 @@ def test_finding3_a_healed_double_whose_stop_fails_ends_within_the_grace():
     assert len(sim.holders()) == 1, sim.holders()
 
 
-@known_finding("issue 13 finding 7: both boxes failing a start ping-pong forever (being fixed)")
 def test_finding7_both_failing_starts_back_off():
     sim = Sim()
     sim.power_on("node1")
@@ -286,7 +258,7 @@ def test_finding7_both_failing_starts_back_off():
     first = counts["node1"] + counts["node2"]
     sim.run(60000)
     second = counts["node1"] + counts["node2"] - first
-    # today 12 + 12 a minute, each minute; backing off, the second minute has far fewer
+    # before the fix 12 + 12 a minute, each minute; backing off, the second minute has far fewer
     assert second <= 4, (first, second)
 
 

@@ -6,6 +6,9 @@ example's (keepalive 100 ms, deadtime 500 ms) unless the story needs others.
 
 from tests.core.sim import Box, Sim, make_config
 from hanode.core.node import Node
+from hanode.core import wants
+
+STOP_RETRY_SPAN_MS = wants.STOP_RETRIES * wants.RETRY_MS
 
 KEY = "192.0.2.100"
 
@@ -429,7 +432,8 @@ def test_a_goodbye_that_admits_a_held_group_is_probed_like_a_death():
     key = n1.node.groups[0].key
     n1.fail_stop.add(key)
     n1.handle(n1.node.shutdown(sim.now))
-    assert sim.run_until(lambda: n1.stopped, 3000) is not None
+    # the stop is retried STOP_RETRIES times, RETRY_MS apart, before the node escalates and stops
+    assert sim.run_until(lambda: n1.stopped, 3000 + STOP_RETRY_SPAN_MS) is not None
     sim.run(3000)
     assert sim.doubles_ms == 0, (n1.log_text(), n2.log_text())
     assert sim.holders() == ["node1"]               # still up there: nobody else takes it
@@ -447,7 +451,7 @@ def test_a_goodbye_that_admits_a_held_group_is_taken_once_the_address_is_free():
     n1 = sim.box("node1")
     n1.fail_stop.add(n1.node.groups[0].key)
     n1.handle(n1.node.shutdown(sim.now))
-    assert sim.run_until(lambda: n1.stopped, 3000) is not None
+    assert sim.run_until(lambda: n1.stopped, 3000 + STOP_RETRY_SPAN_MS) is not None
     sim.run(500)
     sim.power_off("node1")
     assert sim.run_until(lambda: sim.holders() == ["node2"], 5000) is not None

@@ -1,7 +1,7 @@
 """Fixtures for the appliance image tests: the image (built or reused), and a pair of boxes.
 
-The image is built once per session with image/build (incremental: cached debs, ~30 s) unless
-HANODE_IMAGE_REUSE=1 and output/qemu-x86_64/disk.img already exists.  Each pair gets a private
+Each board's image is built once per session with image/build (incremental: cached debs, ~30 s)
+unless HANODE_IMAGE_REUSE=1 and output/<board>/disk.img (sdcard.img for the armhf board) exists.  Each pair gets a private
 directory in /tmp (unix socket paths must stay short) for its qcow2 overlays, the two LAN
 datagram sockets and the two cable sockets; the null-modem simulator joins the cable sockets at
 19200 baud.  Everything is torn down even when a test fails: both QEMUs are killed by PID, the
@@ -22,8 +22,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from imagelab import BOARD, IMAGE_DIR, NOTES, TIMES, TOP, Pair, record  # noqa: E402
-from qemuvm import QEMU, Box  # noqa: E402
+from imagelab import ARM_BOARD, BOARD, IMAGE_DIR, NOTES, TIMES, TOP, Pair, image_dir_of, record  # noqa: E402
+from qemuvm import DISK_OF_BOARD, QEMU_OF_BOARD, Box  # noqa: E402
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
@@ -41,35 +41,63 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         pass
 
 
-def _missing_requirements() -> str:
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    """The long armhf tests stay out of the default run (CI's budget): HANODE_ARMHF_LONG=1, or a
+    -m expression naming armhf_long, runs them."""
+    if os.environ.get("HANODE_ARMHF_LONG") == "1" or "armhf_long" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="long armhf test: HANODE_ARMHF_LONG=1 or -m armhf_long runs it")
+    for item in items:
+        if "armhf_long" in item.keywords:
+            item.add_marker(skip)
+
+
+def _missing_requirements(board: str = BOARD) -> str:
     if os.geteuid() != 0:
         return "the image build needs root (chroot)"
-    if not shutil.which(QEMU):
-        return "qemu-system-x86_64 is not installed (tools/setup --test)"
-    for tool in ("genimage", "mkfs.vfat", "mcopy", "syslinux", "mke2fs", "cpio", "qemu-img"):
+    if not shutil.which(QEMU_OF_BOARD[board]):
+        return "%s is not installed (tools/setup --test)" % QEMU_OF_BOARD[board]
+    tools = ["genimage", "mkfs.vfat", "mcopy", "syslinux", "mke2fs", "cpio", "qemu-img"]
+    if board == ARM_BOARD:
+        tools.append("qemu-arm-static")
+    for tool in tools:
         if not shutil.which(tool):
             return "%s is not installed (tools/setup --test)" % tool
+    if board == ARM_BOARD and "armhf" not in subprocess.run(["dpkg", "--print-foreign-architectures"],
+                                                           capture_output=True, text=True).stdout.split():
+        return "dpkg has no armhf architecture (tools/setup --test adds it)"
     return ""
 
 
-@pytest.fixture(scope="session")
-def image_dir() -> str:
-    why = _missing_requirements()
+def build_image(board: str) -> str:
+    """output/<board>/, built by image/build (incremental) or reused with HANODE_IMAGE_REUSE=1."""
+    why = _missing_requirements(board)
     if why:
         pytest.skip(why)
-    if os.environ.get("HANODE_IMAGE_REUSE") == "1" and os.path.exists(os.path.join(IMAGE_DIR, "disk.img")):
-        return IMAGE_DIR
+    out = image_dir_of(board)
+    if os.environ.get("HANODE_IMAGE_REUSE") == "1" and os.path.exists(os.path.join(out, DISK_OF_BOARD[board])):
+        return out
     t0 = time.monotonic()
     log = os.path.join(tempfile.gettempdir(), "hanode-image-build-%d.log" % os.getpid())
     with open(log, "w") as f:
-        rc = subprocess.run([os.path.join(TOP, "image", "build"), "--board", BOARD],
+        rc = subprocess.run([os.path.join(TOP, "image", "build"), "--board", board],
                             stdout=f, stderr=subprocess.STDOUT, cwd=TOP).returncode
     with open(log) as f:
         text = f.read()
     os.unlink(log)
-    assert rc == 0, "image/build failed (exit %d):\n%s" % (rc, text[-4000:])
-    record("image/build (incremental)", time.monotonic() - t0)
-    return IMAGE_DIR
+    assert rc == 0, "image/build --board %s failed (exit %d):\n%s" % (board, rc, text[-4000:])
+    record("image/build --board %s (incremental)" % board, time.monotonic() - t0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_dir() -> str:
+    return build_image(BOARD)
+
+
+@pytest.fixture(scope="session")
+def armhf_image_dir() -> str:
+    return build_image(ARM_BOARD)
 
 
 @pytest.fixture

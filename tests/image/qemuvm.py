@@ -16,6 +16,11 @@ hanode.ip=192.0.2.11/24``), exactly as a technician would on a real box.  After 
 the prompt comes back and is answered again by the same thread, so a reset box boots as itself.
 (``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: faster, no bootloader.)
 
+``board="qemu-sabrelite"`` is the 32-bit ARM box instead (``qemu-system-arm -M sabrelite``,
+512 MB): the cable on UART1, the console on UART2, the imx2 watchdog, the FEC on the same LAN,
+the SD card image as an ``sd-card``; it always boots -kernel/-dtb/-initrd (QEMU has no model of
+the board's boot flash), and a boot is counted from S05modules' line instead of a prompt.
+
 ``expect()`` waits for a regular expression in the console output after a cursor and moves the
 cursor past the match; ``sh()`` runs one shell command and returns its output and status, found
 between markers that the shell prints but its echo cannot contain (``printf '%s%s'`` splits them).
@@ -32,10 +37,18 @@ import time
 from typing import List, Optional, Pattern, Tuple, Union
 
 QEMU = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
+QEMU_OF_BOARD = {"qemu-x86_64": QEMU, "qemu-sabrelite": shutil.which("qemu-system-arm") or "qemu-system-arm"}
+# the board's flashable image: the PC's disk, the SABRE Lite's SD card
+DISK_OF_BOARD = {"qemu-x86_64": "disk.img", "qemu-sabrelite": "sdcard.img"}
 QEMU_IMG = shutil.which("qemu-img") or "qemu-img"
 # TCG by default: KVM is present on these machines but does not boot guests. Where it works,
 # HANODE_QEMU_ACCEL=kvm makes the boots several times faster.
 ACCEL = os.environ.get("HANODE_QEMU_ACCEL", "tcg")
+# the first line every boot prints at loglevel=4 (S05modules, early in rcS), bootloader or not
+BOOT_LINE = "Loading kernel modules"
+# without a bootloader banner, the first sign of a new boot is the kernel's first console line
+# (timestamped 0.000000: at loglevel=4 there is one on both boards), else S05modules' line
+KERNEL_FIRST_LINE = r"\[\s*0\.000000\]|" + BOOT_LINE
 
 
 def linux_partition(disk: str) -> Optional[Tuple[int, int]]:
@@ -56,8 +69,9 @@ class ConsoleTimeout(AssertionError):
 class Box:
     def __init__(self, name: str, workdir: str, image_dir: str, node: str, ip: str,
                  lan_local: str, lan_remote: str, mac: str, boot: str = "disk",
-                 memory_mb: int = 256, extra_cmdline: str = "") -> None:
+                 memory_mb: int = 256, extra_cmdline: str = "", board: str = "qemu-x86_64") -> None:
         self.name = name
+        self.board = board
         self.workdir = workdir
         self.image_dir = image_dir
         self.node = node
@@ -65,7 +79,8 @@ class Box:
         self.lan_local = lan_local
         self.lan_remote = lan_remote
         self.mac = mac
-        self.boot = boot
+        # QEMU models no SABRE Lite boot flash (its U-Boot): that board always boots -kernel
+        self.boot = "kernel" if board == "qemu-sabrelite" else boot
         self.memory_mb = memory_mb
         self.extra_cmdline = extra_cmdline
         self.overlay = os.path.join(workdir, name + ".qcow2")
@@ -79,7 +94,7 @@ class Box:
         self._marker = 0
         self._prompt_pos = 0  # console position after the last boot prompt answered
         self.powered_on_at: Optional[float] = None
-        self.boots = 0  # boot prompts answered (1 + resets) since power-on
+        self.boots = 0  # boots seen (1 + resets) since power-on: boot prompts, or S05modules' line
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -88,7 +103,7 @@ class Box:
         if os.path.exists(self.overlay):
             os.unlink(self.overlay)
         subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-                        os.path.join(self.image_dir, "disk.img"), self.overlay], check=True)
+                        os.path.join(self.image_dir, DISK_OF_BOARD[self.board]), self.overlay], check=True)
 
     @property
     def cmdline_words(self) -> str:
@@ -96,6 +111,8 @@ class Box:
         return (words + " " + self.extra_cmdline).strip()
 
     def argv(self) -> List[str]:
+        if self.board == "qemu-sabrelite":
+            return self._argv_sabrelite()
         args = [QEMU, "-name", self.name, "-M", "pc", "-accel", ACCEL, "-m", str(self.memory_mb),
                 "-display", "none", "-monitor", "none", "-no-user-config", "-nodefaults",
                 "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
@@ -113,6 +130,27 @@ class Box:
                      "-initrd", os.path.join(self.image_dir, "rootfs.cpio.gz"),
                      "-append", "console=ttyS0,115200 panic=5 loglevel=4 " + self.cmdline_words]
         return args
+
+    def _argv_sabrelite(self) -> List[str]:
+        """The i.MX6 Quad board: UART1 is the cable, UART2 the console (ttymxc1), the imx2
+        watchdog resets the machine, the FEC on the LAN, the SD card holds sdcard.img."""
+        o = self.image_dir
+        return [QEMU_OF_BOARD[self.board], "-name", self.name, "-M", "sabrelite", "-m", str(max(self.memory_mb, 512)),
+                "-display", "none", "-monitor", "none", "-no-user-config", "-nodefaults",
+                "-chardev", "socket,id=cable,path=%s,server=on,wait=off" % self.cable_socket,
+                "-serial", "chardev:cable",
+                "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
+                # writethrough: QEMU's SD card model gets no flush from the guest, so with writeback
+                # the qcow2 overlay's own metadata would stay in QEMU's memory and a power cut
+                # (SIGKILL) would lose every write; a card's writes reach its flash by themselves
+                "-drive", "file=%s,if=none,id=sd,format=qcow2,cache=writethrough" % self.overlay,
+                "-device", "sd-card,drive=sd", "-action", "watchdog=reset",
+                "-netdev", "dgram,id=lan,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s"
+                % (self.lan_local, self.lan_remote),
+                "-net", "nic,netdev=lan,macaddr=%s" % self.mac,
+                "-kernel", os.path.join(o, "zImage"), "-dtb", os.path.join(o, "imx6q-sabrelite.dtb"),
+                "-initrd", os.path.join(o, "rootfs.cpio.gz"),
+                "-append", "console=ttymxc1,115200 panic=5 loglevel=4 " + self.cmdline_words]
 
     def power_on(self) -> None:
         assert self.proc is None, "box %s is already on" % self.name
@@ -193,6 +231,8 @@ class Box:
                     self._cond.notify_all()
                     if self.boot == "disk":
                         self._answer_boot_prompt()
+                    else:
+                        self._count_kernel_boots()
 
     def _answer_boot_prompt(self) -> None:
         # called with the lock held: every syslinux "boot:" prompt gets this box's identity
@@ -203,6 +243,15 @@ class Box:
             self._prompt_pos = i + 6
             self.boots += 1
             self._write("hanode " + self.cmdline_words + "\r")
+
+    def _count_kernel_boots(self) -> None:
+        # called with the lock held: without a bootloader, a boot is S05modules' first line
+        while True:
+            i = self._buf.find(BOOT_LINE, self._prompt_pos)
+            if i < 0:
+                return
+            self._prompt_pos = i + len(BOOT_LINE)
+            self.boots += 1
 
     def _write(self, text: str) -> None:
         if self.proc is not None and self.proc.stdin is not None:
@@ -255,7 +304,7 @@ class Box:
             m = self.expect(re.compile(r"<<B%s>>\n(.*?)<<E%s (\d+)>>" % (tag, tag), re.S), timeout, since=since)
         except ConsoleTimeout:
             with self._cond:
-                rebooted = re.search(r"SYSLINUX \d|Linux version", self._buf[since:])
+                rebooted = re.search(r"SYSLINUX \d|Linux version|" + BOOT_LINE, self._buf[since:])
             if rebooted:
                 raise ConsoleTimeout("%s rebooted while running `%s` (a watchdog reset? its hanode log is "
                                      "copied next to the image after the test):\n%s"
@@ -269,7 +318,7 @@ class Box:
     def expect_reboot(self, timeout: float) -> None:
         """Wait for the box to come back through its firmware: the bootloader's banner (SeaBIOS
         prints nothing on a serial-only machine), or the kernel's first line with -kernel."""
-        self.expect(r"SYSLINUX \d" if self.boot == "disk" else r"Linux version|Run /init", timeout)
+        self.expect(r"SYSLINUX \d" if self.boot == "disk" else KERNEL_FIRST_LINE, timeout)
 
     def wait_shell(self, timeout: float) -> float:
         """Wait until the console shell answers; returns seconds since power-on."""

@@ -7,107 +7,19 @@ hanode on the real kernel drivers (i6300esb, e1000, 8250 UART), the VIP is a rea
 the other box reaches over the emulated LAN, the web service is BusyBox httpd.
 """
 
-import json
 import os
 import re
 import struct
 import subprocess
 import time
-from typing import Any, Callable, Dict, Optional
 
 import pytest
 
-from imagelab import Pair, note, record
+from imagelab import (BOOT_TIMEOUT, READY_TIMEOUT, VIP, Pair, alone_holding, fetch_vip, generation, holds_vip,
+                      note, record, settled, status, wait_for, web_running)
 from qemuvm import Box
 
 pytestmark = pytest.mark.image
-
-VIP = "192.0.2.100"
-BOOT_TIMEOUT = 90.0      # power-on -> shell; ~11 s measured alone, slower with two VMs on 2 cores
-READY_TIMEOUT = 120.0    # power-on -> hanode has settled who holds what
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.5) -> Any:
-    """Poll PROBE until it returns something truthy; fail naming WHAT and the last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s (last: %r)" % (timeout, what, last))
-        time.sleep(interval)
-
-
-def status(box: Box) -> Optional[Dict[str, Any]]:
-    """hanode's own view (`hanode status --json` in the guest), or None if it does not answer."""
-    rc, out = box.sh("hanode status --json 2>/dev/null", timeout=60, check=False)
-    if rc != 0 or "{" not in out:
-        return None
-    try:
-        doc = json.loads(out[out.index("{"):out.rindex("}") + 1])
-    except ValueError:
-        return None
-    return _find_node_status(doc)
-
-
-def _find_node_status(doc: Any) -> Optional[Dict[str, Any]]:
-    # the control socket may wrap the core's status dict; find the dict that has peer_state
-    if isinstance(doc, dict):
-        if "peer_state" in doc:
-            return doc
-        for v in doc.values():
-            found = _find_node_status(v)
-            if found:
-                return found
-    return None
-
-
-def holds_vip(box: Box) -> bool:
-    _, out = box.sh("ip -o -4 addr show dev eth0", check=False)
-    return (" %s/" % VIP) in out
-
-
-def web_running(box: Box) -> bool:
-    return box.sh("/etc/init.d/webdemo status >/dev/null", check=False)[0] == 0
-
-
-def fetch_vip(box: Box) -> str:
-    """What a client on this box gets from http://VIP/ (the holder's node name), '' if nothing."""
-    # busybox 1.35's `wget -T` segfaults (Debian's busybox-static): bound it with timeout instead
-    rc, out = box.sh("timeout 5 wget -q -O - http://%s/" % VIP, timeout=30, check=False)
-    return out.strip() if rc == 0 else ""
-
-
-def generation(box: Box) -> int:
-    _, out = box.sh("cat /var/lib/hanode/generation")
-    m = re.search(r"\d+", out)
-    assert m, "%s: /var/lib/hanode/generation holds no number: %r" % (box.name, out)
-    return int(m.group())
-
-
-def settled(box: Box, holder: str) -> Optional[Dict[str, Any]]:
-    """The box's hanode sees its peer and agrees that HOLDER holds the (only) group."""
-    st = status(box)
-    if not st or st.get("peer_state") not in ("up", "active"):
-        return None
-    groups = st.get("groups") or []
-    if not groups or any(g.get("held_by") != holder for g in groups):
-        return None
-    return st
-
-
-def alone_holding(box: Box) -> Optional[Dict[str, Any]]:
-    st = status(box)
-    if not st or st.get("peer_state") != "dead":
-        return None
-    if any(g.get("held_by") != box.node for g in st.get("groups") or []):
-        return None
-    return st
-
 
 # -- the image as built --------------------------------------------------------------------------
 

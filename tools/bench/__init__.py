@@ -16,6 +16,10 @@ method in words, a table (columns + rows of strings) and the raw numbers:
 4. ``jitter``    heartbeat send-interval jitter, idle / loaded, real-time or not
 5. ``footprint`` idle CPU and RSS, start-up to READY and first heartbeat, imports
 6. ``codec``     encode + decode + verify frames per second (CPython, MicroPython)
+7. ``compare``   hanode and Heartbeat 3.0.6 side by side in the same lab (only with
+   ``--compare-heartbeat`` or ``--only compare``: ~15 min; ``heartbeat_peer``
+   runs Heartbeat in the namespaces)
+8. ``memory``    what the agent's memory is made of, import by import, realtime on/off
 
 ``common`` holds what they share (``Pair``: a running pair and its measured
 windows; statistics; CPU load).  ``__main__`` is the CLI: it prints one table
@@ -33,8 +37,12 @@ FIGURES = {
     "jitter": "4. Timing quality: heartbeat send-interval jitter",
     "footprint": "5. Footprint: idle CPU, RSS, start-up, imports",
     "codec": "6. Codec: frames per second through hanode.core.frame / auth",
+    "compare": "7. hanode and Heartbeat 3.0.6 side by side (same lab, same cable, same files)",
+    "memory": "8. Memory: what it is made of, import by import, realtime on and off",
 }
 ORDER = tuple(FIGURES)
+# what a run without --only measures (the Heartbeat comparison is its own mode: --compare-heartbeat)
+DEFAULT = tuple(n for n in ORDER if n != "compare")
 
 
 def modules() -> Dict[str, Any]:

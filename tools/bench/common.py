@@ -399,13 +399,31 @@ def cable_frames(lab: Lab, auth: Any, since: float = 0.0, until: float = math.in
     outside [since, until] are left out.
     """
     from hanode.core.frame import decode_one
-    path = os.path.join(lab.workdir, "cable.log")
     out: Dict[str, List[Tuple[float, int, str]]] = {"a>b": [], "b>a": []}
     pending = {"a>b": bytearray(), "b>a": bytearray()}
+    for t, d, data in cable_chunks(lab, until):
+        buf = pending[d]
+        for i, byte in enumerate(data):
+            if byte != 0:
+                buf.append(byte)
+                continue
+            end = byte_time(t, data, i)
+            if since <= end <= until:
+                if len(buf) == 0:
+                    verdict = "empty"
+                else:
+                    frame, verdict = decode_one(bytes(buf), auth)
+                out[d].append((end, len(buf) + 1, verdict))
+            buf.clear()
+    return out
+
+
+def cable_chunks(lab: Lab, until: float = math.inf) -> Iterator[Tuple[float, str, bytes]]:
+    """(time, direction, bytes) of each chunk in the cable's byte log, up to a second past until."""
     try:
-        f = open(path)
+        f = open(os.path.join(lab.workdir, "cable.log"))
     except OSError:
-        return out
+        return
     with f:
         for line in f:
             if '"data"' not in line:
@@ -414,26 +432,14 @@ def cable_frames(lab: Lab, auth: Any, since: float = 0.0, until: float = math.in
                 e = json.loads(line)
             except ValueError:
                 continue   # the last line may be half written
-            t = e["t"]
-            if t > until + 1.0:
+            if e["t"] > until + 1.0:
                 break
-            d = e["dir"]
-            data = bytes.fromhex(e["data"])
-            buf = pending[d]
-            for i, byte in enumerate(data):
-                if byte != 0:
-                    buf.append(byte)
-                    continue
-                # the chunk's time is its last byte's; earlier bytes left the line sooner
-                end = t - (len(data) - 1 - i) * BYTE_TIME_MS / 1000.0
-                if since <= end <= until:
-                    if len(buf) == 0:
-                        verdict = "empty"
-                    else:
-                        frame, verdict = decode_one(bytes(buf), auth)
-                    out[d].append((end, len(buf) + 1, verdict))
-                buf.clear()
-    return out
+            yield e["t"], e["dir"], bytes.fromhex(e["data"])
+
+
+def byte_time(t: float, chunk: bytes, i: int) -> float:
+    """When byte i of a chunk logged at t left the line: the chunk's time is its last byte's."""
+    return t - (len(chunk) - 1 - i) * BYTE_TIME_MS / 1000.0
 
 
 def intervals_ms(frames: List[Tuple[float, int, str]]) -> List[float]:

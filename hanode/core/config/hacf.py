@@ -8,8 +8,9 @@ last line come the checks that need the whole file (media, nodes, the timing
 rules and their defaults), with Heartbeat's messages where it has one.
 """
 
-from hanode.core.config.model import (BAUD_RATES, FRAME_WIRE_BYTES, USABLE_MEDIA,
-                                      default_resource_dirs)
+from hanode.core.config.model import (BAUD_RATES, FRAME_WIRE_BYTES, STOP_FAILURE_ACTIONS,
+                                      STOP_FAILURE_BLOCK, STOP_FAILURE_FENCE, STOP_FAILURE_REBOOT,
+                                      USABLE_MEDIA, default_resource_dirs)
 from hanode.core.config.problems import HA_CF, FileParser
 from hanode.core.config.values import (edit_distance, is_digits, parse_bool, parse_ipv4,
                                        parse_time_ms, split_lines)
@@ -26,6 +27,7 @@ _HEARTBEAT_API_CLIENTS = (
 )
 
 _EXAMPLES = {
+    "stop_failure": "e.g. 'stop_failure fence', 'stop_failure block' or 'stop_failure reboot /sbin/reboot -nf'",
     "keepalive": "e.g. 'keepalive 1' or 'keepalive 200ms'",
     "deadtime": "e.g. 'deadtime 15'",
     "warntime": "e.g. 'warntime 5'",
@@ -118,6 +120,7 @@ _DIRECTIVES = {
     "garp_interval": (_TIME, "garp_interval_ms", None),
     "watchdog_timeout": (_INT, "watchdog_timeout_s", (1, 65535)),
     "watchdog_required": (_BOOL, "watchdog_required", None),
+    "stop_failure": (_SPECIAL, None, None),
     "state_dir": (_ABSPATH, "state_dir", None),
     "control_socket": (_ABSPATH, "control_socket", None),
     "resource_dir": (_SPECIAL, None, None),
@@ -427,6 +430,30 @@ class HaCfParser(FileParser):
                 continue
             self.cfg.watchdog = a
 
+    def _d_stop_failure(self, line, name, args):
+        """What to do when a group's stop still fails after its retries (issue 13 finding 3):
+        ``fence`` (stop petting the watchdog: the box resets), ``block`` (stay, alarmed: Pacemaker's
+        on-fail=block) or ``reboot [command ...]`` (run the command; Heartbeat's ResourceManager
+        runs ``/sbin/reboot -nf``)."""
+        action = args[0].lower()
+        if action not in STOP_FAILURE_ACTIONS:
+            self.err(line, "invalid value [%s] for stop_failure; use one of %s (%s)"
+                     % (args[0], ", ".join(STOP_FAILURE_ACTIONS), _EXAMPLES[name]))
+            return
+        command = args[1:]
+        if command and action != STOP_FAILURE_REBOOT:
+            self.err(line, "stop_failure %s takes no command; only 'stop_failure reboot <command ...>' does"
+                     % action)
+            return
+        if command and not command[0].startswith("/"):
+            self.err(line, "stop_failure reboot: the command [%s] must be an absolute path, e.g. "
+                           "/sbin/reboot -nf" % command[0])
+            return
+        self._once(line, name)
+        self.cfg.stop_failure = action
+        if command:
+            self.cfg.reboot_command = list(command)
+
     def _d_use_logd(self, line, name, args):
         b = parse_bool(args[-1])
         if b is None:
@@ -569,6 +596,12 @@ class HaCfParser(FileParser):
         if c.watchdog_required and c.watchdog is None:
             self.err(self._line_of("watchdog_required"), "watchdog_required on needs a watchdog to require: "
                                                          "add 'watchdog /dev/watchdog'")
+        if c.stop_failure is None:
+            c.stop_failure = STOP_FAILURE_FENCE if c.watchdog else STOP_FAILURE_BLOCK
+        elif c.stop_failure == STOP_FAILURE_FENCE and c.watchdog is None:
+            self.err(self._line_of("stop_failure"), "stop_failure fence needs a watchdog to stop petting: add "
+                                                    "'watchdog /dev/watchdog', or use 'stop_failure reboot' or "
+                                                    "'stop_failure block'")
         if c.resource_dirs is None:
             c.resource_dirs = default_resource_dirs(c.config_dir)
         for attr, name in (("probe_interval_ms", "probe_interval"), ("garp_interval_ms", "garp_interval"),

@@ -13,6 +13,12 @@ MIN_KEY_BYTES = 16
 # The media hanode actually sends on; the others are read (Heartbeat counts them) but unused.
 USABLE_MEDIA = ("serial", "ucast")
 DEFAULT_PATHS = ("/etc/ha.d/ha.cf", "/etc/ha.d/authkeys", "/etc/ha.d/haresources")
+# ha.cf stop_failure: what a stop that still fails after its retries leads to (issue 13 finding 3).
+STOP_FAILURE_FENCE = "fence"     # stop petting the watchdog: the box resets (default with a watchdog)
+STOP_FAILURE_BLOCK = "block"     # stay put, alarmed, peer barred (default without: Pacemaker's block)
+STOP_FAILURE_REBOOT = "reboot"   # run reboot_command (Heartbeat's ResourceManager: reboot -nf)
+STOP_FAILURE_ACTIONS = (STOP_FAILURE_FENCE, STOP_FAILURE_BLOCK, STOP_FAILURE_REBOOT)
+DEFAULT_REBOOT_COMMAND = ("/sbin/reboot", "-nf")
 
 
 class AuthKey:
@@ -116,6 +122,8 @@ class Config:
         self.garp_interval_ms = 200
         self.watchdog_timeout_s = None
         self.watchdog_required = False  # on: a watchdog that cannot be opened stops the start
+        self.stop_failure = None        # fence | block | reboot; None until parsed: fence with a watchdog
+        self.reboot_command = list(DEFAULT_REBOOT_COMMAND)
         self.state_dir = "/var/lib/hanode"
         self.control_socket = "/run/hanode/control.sock"
         self.resource_dirs = None
@@ -179,6 +187,8 @@ class Config:
             "watchdog": self.watchdog,
             "watchdog_timeout_s": self.watchdog_timeout_s,
             "watchdog_required": self.watchdog_required,
+            "stop_failure": self.stop_failure,
+            "reboot_command": list(self.reboot_command),
             "logfile": self.logfile,
             "debugfile": self.debugfile,
             "logfacility": self.logfacility,
