@@ -1,10 +1,12 @@
 """Scripted regression scenarios for what the model checker (tests/test_node_statemachine.py)
 exercises: the field events of issue 13 on the simulated pair (also run under MicroPython).
 
-Plain ``test_*`` functions.  A finding that another branch is fixing is marked
-``@known_finding("...")``: under pytest that is ``pytest.mark.xfail(strict=True)`` (the test
-must fail with an AssertionError; when the fix merges it passes, the strict xfail turns red
-and the mark is removed); under MicroPython (no pytest) the same mark inverts the test by hand.
+Plain ``test_*`` functions.  A finding the simulator cannot yet show fixed (its fix lives in an
+adapter the simulator does not model: the watchdog reset of finding 3, the ARP watch of finding
+5) is marked ``@known_finding("...")``: under pytest that is ``pytest.mark.xfail(strict=True)``
+(the test must fail with an AssertionError; once the simulator models the fix it passes, the
+strict xfail turns red and the mark is removed); under MicroPython (no pytest) the same mark
+inverts the test by hand.
 """
 
 from tests.support.sim import Box, Sim
@@ -20,7 +22,7 @@ except ImportError:   # MicroPython: no pytest, the mark inverts the test itself
 
 
 def known_finding(reason):
-    """A strict expected failure: the scenario shows a known finding that is being fixed."""
+    """A strict expected failure: the scenario shows a finding the simulator does not yet model fixed."""
     if pytest is not None:
         return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
 
@@ -208,7 +210,7 @@ def test_finding1_a_blank_box_serves_when_its_peer_cannot():
     assert sim.max_unserved_ms <= sim.unserved_bound_ms(), sim.max_unserved_ms
 
 
-@known_finding("issue 13 finding 3: a failed stop leaves nobody serving (being fixed)")
+@known_finding("issue 13 finding 3: fixed in the product by stop_failure fence (hanode/escalation.py, tests/integration/test_escalation_pair.py); the simulator does not model the watchdog reset yet")
 def test_finding3_a_failed_stop_bounds_the_outage():
     sim = cold_start()
     n1 = sim.box("node1")
@@ -240,7 +242,7 @@ def test_a_healed_split_brain_whose_loser_cannot_stop_is_counted_as_finding3():
     assert "failed to stop" in sim.box("node2").log_text()
 
 
-@known_finding("issue 13 finding 3: a loser whose stop fails keeps a healed double (being fixed)")
+@known_finding("issue 13 finding 3: a loser whose stop fails keeps a healed double until its stop_failure action acts; the simulator does not model the watchdog reset yet")
 def test_finding3_a_healed_double_whose_stop_fails_ends_within_the_grace():
     sim = _healed_split_brain_whose_loser_cannot_stop()
     sim.excused = ("frozen holder",)
@@ -262,7 +264,7 @@ def test_finding7_both_failing_starts_back_off():
     assert second <= 4, (first, second)
 
 
-@known_finding("issue 13 finding 5: no ongoing ARP conflict detection after the add (being fixed)")
+@known_finding("issue 13 finding 5: fixed in the product by the ARP watch (hanode/arp.py, Node.conflict, tests/integration/test_conflict_pair.py); the simulator does not report conflicts to the nodes yet")
 def test_finding5_an_address_that_answers_late_still_ends_with_one_holder():
     # cable never connected, LAN up, both boot together; the address answers ARP only 400 ms
     # after its Acquire (executor, group lock, netlink): node2's retry probe (450 ms after its
@@ -278,7 +280,7 @@ def test_finding5_an_address_that_answers_late_still_ends_with_one_holder():
     assert sim.max_double_ms <= 450, sim.max_double_ms
 
 
-@known_finding("issue 13 finding 5: a double begun on a cut LAN persists once it is back")
+@known_finding("issue 13 finding 5: a double begun on a cut LAN ends by the ARP watch in the product; the simulator does not report conflicts to the nodes yet")
 def test_finding5_a_double_heals_when_the_lan_port_returns():
     sim = cold_start()
     sim.set_cut(True)
