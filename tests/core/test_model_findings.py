@@ -210,7 +210,8 @@ def test_finding1_a_blank_box_serves_when_its_peer_cannot():
     assert sim.max_unserved_ms <= sim.unserved_bound_ms(), sim.max_unserved_ms
 
 
-@known_finding("issue 13 finding 3: fixed in the product by stop_failure fence (hanode/escalation.py, tests/integration/test_escalation_pair.py); the simulator does not model the watchdog reset yet")
+@known_finding("issue 13 finding 3: fixed in the product by stop_failure fence (hanode/escalation.py, tests/integration/test_escalation_pair.py); "
+               "the simulator does not model the watchdog reset yet")
 def test_finding3_a_failed_stop_bounds_the_outage():
     sim = cold_start()
     n1 = sim.box("node1")
@@ -242,7 +243,8 @@ def test_a_healed_split_brain_whose_loser_cannot_stop_is_counted_as_finding3():
     assert "failed to stop" in sim.box("node2").log_text()
 
 
-@known_finding("issue 13 finding 3: a loser whose stop fails keeps a healed double until its stop_failure action acts; the simulator does not model the watchdog reset yet")
+@known_finding("issue 13 finding 3: a loser whose stop fails keeps a healed double until its stop_failure action acts; "
+               "the simulator does not model the watchdog reset yet")
 def test_finding3_a_healed_double_whose_stop_fails_ends_within_the_grace():
     sim = _healed_split_brain_whose_loser_cannot_stop()
     sim.excused = ("frozen holder",)
@@ -264,7 +266,8 @@ def test_finding7_both_failing_starts_back_off():
     assert second <= 4, (first, second)
 
 
-@known_finding("issue 13 finding 5: fixed in the product by the ARP watch (hanode/arp.py, Node.conflict, tests/integration/test_conflict_pair.py); the simulator does not report conflicts to the nodes yet")
+@known_finding("issue 13 finding 5: fixed in the product by the ARP watch (hanode/arp.py, Node.conflict, tests/integration/test_conflict_pair.py); "
+               "the simulator does not report conflicts to the nodes yet")
 def test_finding5_an_address_that_answers_late_still_ends_with_one_holder():
     # cable never connected, LAN up, both boot together; the address answers ARP only 400 ms
     # after its Acquire (executor, group lock, netlink): node2's retry probe (450 ms after its
@@ -280,7 +283,8 @@ def test_finding5_an_address_that_answers_late_still_ends_with_one_holder():
     assert sim.max_double_ms <= 450, sim.max_double_ms
 
 
-@known_finding("issue 13 finding 5: a double begun on a cut LAN ends by the ARP watch in the product; the simulator does not report conflicts to the nodes yet")
+@known_finding("issue 13 finding 5: a double begun on a cut LAN ends by the ARP watch in the product; "
+               "the simulator does not report conflicts to the nodes yet")
 def test_finding5_a_double_heals_when_the_lan_port_returns():
     sim = cold_start()
     sim.set_cut(True)
