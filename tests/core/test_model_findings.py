@@ -210,7 +210,8 @@ def test_finding1_a_blank_box_serves_when_its_peer_cannot():
     assert sim.max_unserved_ms <= sim.unserved_bound_ms(), sim.max_unserved_ms
 
 
-@known_finding("issue 13 finding 3: fixed in the product by stop_failure fence (hanode/escalation.py, tests/integration/test_escalation_pair.py); "
+@known_finding("issue 13 finding 3: fixed in the product by stop_failure fence "
+               "(hanode/escalation.py, tests/integration/test_escalation_pair.py); "
                "the simulator does not model the watchdog reset yet")
 def test_finding3_a_failed_stop_bounds_the_outage():
     sim = cold_start()
@@ -266,7 +267,8 @@ def test_finding7_both_failing_starts_back_off():
     assert second <= 4, (first, second)
 
 
-@known_finding("issue 13 finding 5: fixed in the product by the ARP watch (hanode/arp.py, Node.conflict, tests/integration/test_conflict_pair.py); "
+@known_finding("issue 13 finding 5: fixed in the product by the ARP watch "
+               "(hanode/arp.py, Node.conflict, tests/integration/test_conflict_pair.py); "
                "the simulator does not report conflicts to the nodes yet")
 def test_finding5_an_address_that_answers_late_still_ends_with_one_holder():
     # cable never connected, LAN up, both boot together; the address answers ARP only 400 ms
