@@ -12,12 +12,11 @@ declared dead, which group starts what in which order, and what happens when the
 preferred node comes back.  ``--json`` gives the same as one JSON object for
 scripts.  Exit status: 0 usable (warnings allowed), 1 not usable.
 
-Two checks go further than ``hanode run``'s (it must start where they would not
+One check goes further than ``hanode run``'s (it must start where it would not
 pass): what the files name must exist on this machine (resource scripts,
-executable; serial ports; interfaces) unless ``--files-only`` is given, and a
-published example key is refused, not just warned about (the factory image ships
-one so that it boots; its agent says so in its log).  Output into a pipe that
-closes early (``| head``) ends quietly.
+executable; serial ports; interfaces) unless ``--files-only`` is given.  A
+published example key is refused by both (the image gets its key from
+image/build).  Output into a pipe that closes early (``| head``) ends quietly.
 """
 import argparse
 import json

@@ -140,12 +140,13 @@ def system_problems(cfg: Config) -> List[Problem]:
     return problems
 
 
-def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None,
-              system: bool = False) -> Tuple[Optional[Config], List[Problem]]:
+def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None, system: bool = False,
+              refuse_example_keys: bool = False) -> Tuple[Optional[Config], List[Problem]]:
     """Like ``load`` but returns ``(config or None, problems)`` instead of raising.
 
     ``system`` (check-config): also check, on this machine, what a usable configuration names
     (``system_problems``), and refuse a published example key instead of warning about it.
+    ``refuse_example_keys`` alone (``hanode run``, reload): refuse a published key.
     """
     if me is None:
         me = default_node_name()
@@ -163,7 +164,8 @@ def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None,
             early.append(bad_mode)
     haresources = _read(paths[2], False, early)
     cfg, problems = check(ha_cf, authkeys, haresources, me=me, paths=paths,
-                          config_dir=os.path.abspath(config_dir), refuse_example_keys=system)
+                          config_dir=os.path.abspath(config_dir),
+                          refuse_example_keys=system or refuse_example_keys)
     if system and cfg is not None and not early:
         problems = problems + system_problems(cfg)
     # keep file order: each file's own problems (cannot open, permissions) first
@@ -176,13 +178,14 @@ def check_dir(config_dir: str = DEFAULT_DIR, me: Optional[str] = None,
     return cfg, merged
 
 
-def load(config_dir: str = DEFAULT_DIR, me: Optional[str] = None) -> Config:
+def load(config_dir: str = DEFAULT_DIR, me: Optional[str] = None, refuse_example_keys: bool = False) -> Config:
     """Read the three files; raise ConfigError listing every problem if any is an error.
 
     ``me`` defaults to ``os.uname().nodename`` (lower-cased), as Heartbeat's check
-    against ``uname -n``.
+    against ``uname -n``.  ``refuse_example_keys`` (``hanode run``): a published key is an
+    error; readers that only translate a configuration (export) keep it a warning.
     """
-    cfg, problems = check_dir(config_dir, me)
+    cfg, problems = check_dir(config_dir, me, refuse_example_keys=refuse_example_keys)
     if cfg is None:
         raise ConfigError(problems)
     return cfg

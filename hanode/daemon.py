@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="hanode[%(process)d]: %(levelname)s: %(message)s")
     try:
-        cfg = load(args.config_dir, me=args.node)
+        cfg = load(args.config_dir, me=args.node, refuse_example_keys=True)  # issue 13 finding 12
     except ConfigError as e:
         for problem in e.problems:
             print(str(problem), file=sys.stderr)

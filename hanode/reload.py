@@ -148,7 +148,7 @@ class Reloader:
 
     def reload(self) -> Dict[str, Any]:
         new_revision = revision(self.config_dir)
-        cfg, problems = check_dir(self.config_dir, self.cfg.me)
+        cfg, problems = check_dir(self.config_dir, self.cfg.me, refuse_example_keys=True)
         if cfg is None:
             reasons = [str(p) for p in problems if p.level == "error"]
             return self._done(False, new_revision, "configuration error, running configuration kept", reasons)

@@ -12,8 +12,10 @@ BOARD_DIR=$2
 rm -rf "$TARGET/usr/share/hanode/factory"
 mkdir -p "$TARGET/usr/share/hanode"
 cp -a "$BOARD_DIR/data" "$TARGET/usr/share/hanode/factory"
+# the board's authkeys is a template without a key: the pair's file comes from image/build
+: "${HANODE_AUTHKEYS:?set by image/build: the pair's authkeys (the board's holds no key)}"
 # Heartbeat (and hanode) refuse an authkeys readable by others: git does not keep modes
-chmod 600 "$TARGET/usr/share/hanode/factory/etc/ha.d/authkeys"
+install -m 600 "$HANODE_AUTHKEYS" "$TARGET/usr/share/hanode/factory/etc/ha.d/authkeys"
 
 # "name param=value ..." lines of the list become /etc/modules.options (S05modules passes them)
 sed 's/#.*//' "$BOARD_DIR/modules" | awk 'NF > 1 { print }' >"$TARGET/etc/modules.options"

@@ -276,41 +276,62 @@ def test_the_agent_does_not_make_the_machine_checks(tmp_path):
     assert cfg is None and [(p.path, p.line) for p in problems] == [(str(d / "haresources"), 4)]  # the group
 
 
-def published_keys() -> List[str]:
-    """Every key written in an authkeys file shipped with hanode (examples/, the image's board/)."""
+def published_keys(base: str) -> List[str]:
+    """Every key written in an authkeys file shipped with hanode under base (examples/, board/)."""
     keys = []
-    for base in ("examples", "board"):
-        for root, _, files in os.walk(REPO / base):
-            for name in files:
-                if name != "authkeys":
-                    continue
-                for line in (Path(root) / name).read_text().splitlines():
-                    words = line.split("#")[0].split()
-                    if len(words) == 3 and words[0].isdigit():
-                        keys.append(words[2])
+    for root, _, files in os.walk(REPO / base):
+        for name in files:
+            if name != "authkeys":
+                continue
+            for line in (Path(root) / name).read_text().splitlines():
+                words = line.split("#")[0].split()
+                if len(words) == 3 and words[0].isdigit():
+                    keys.append(words[2])
     return keys
 
 
-def test_every_published_key_is_known():
-    keys = published_keys()
-    assert "example-pair-key-change-me" in keys and TIGHT_KEY in keys, keys
+def test_every_published_key_is_known_and_the_image_ships_none():
+    keys = published_keys("examples")
+    assert TIGHT_KEY in keys, keys
     assert sorted(set(keys) - set(EXAMPLE_KEYS)) == []
+    # the boards' authkeys are templates: image/build appends a key made for the pair
+    assert published_keys("board") == []
+    for board in ("qemu-x86_64", "qemu-sabrelite"):
+        template = REPO / "board" / board / "data" / "etc" / "ha.d" / "authkeys"
+        assert "image/build" in template.read_text()
 
 
-def test_the_factory_image_key_is_refused_with_how_to_make_one(tmp_path):
+def test_the_board_template_alone_is_not_a_usable_key_file(tmp_path):
+    d = example("tight", tmp_path)
+    shutil.copy(REPO / "board" / "qemu-x86_64" / "data" / "etc" / "ha.d" / "authkeys", d / "authkeys")
+    os.chmod(d / "authkeys", 0o600)
+    cfg, problems = check_dir(str(d), "node1")
+    assert cfg is None and [p.message.split(" in keyfile")[0] for p in problems if p.level == "error"] == [
+        "Auth Key [1] not found"], problems
+
+
+def test_a_published_key_is_refused_by_check_config_and_run_with_how_to_make_one(tmp_path):
     # issue 13 finding 12: the image's example key was accepted as if it were a secret
     d = example("tight", tmp_path)
-    factory = REPO / "board" / "qemu-x86_64" / "data" / "etc" / "ha.d" / "authkeys"
-    shutil.copy(factory, d / "authkeys")
-    os.chmod(d / "authkeys", 0o600)
+    path = d / "authkeys"
+    path.write_text("auth 1\n1 hmac-sha256 example-pair-key-change-me\n")
+    os.chmod(path, 0o600)
+    remedy = ("printf 'auth 1\\n1 hmac-sha256 %%s\\n' \"$(openssl rand -hex 32)\" > %s; chmod 600 %s"
+              % (path, path))
+    where = "%s:2: error: key 1 is the published example key of an older factory image" % path
     r = hanode("--config-dir", str(d), "--node", "node1")
     assert r.returncode == 1, r.stdout
-    path = d / "authkeys"
-    assert ("%s:3: error: key 1 is the published example key of the factory image" % path) in r.stdout
-    assert ("printf 'auth 1\\n1 hmac-sha256 %%s\\n' \"$(openssl rand -hex 32)\" > %s; chmod 600 %s"
-            % (path, path)) in r.stdout, r.stdout
+    assert where in r.stdout and remedy in r.stdout, r.stdout
     assert "example-pair-key-change-me" not in r.stdout      # the key itself is never printed
-    # the agent still starts (the factory image ships this key), and says why it should not
+    # the agent refuses it too: a real `hanode run`, configuration error (exit 6), nothing started
+    run = subprocess.run([sys.executable, "-m", "hanode", "run", "--config-dir", str(d), "--node", "node1"],
+                         cwd=str(REPO), env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 6, (run.returncode, run.stderr)
+    assert where in run.stderr and remedy in run.stderr, run.stderr
+    assert "hanode not started: configuration error." in run.stderr
+    assert "example-pair-key-change-me" not in run.stderr
+    # a reader that only translates the configuration (the export) still gets it, with the warning
     cfg, problems = check_dir(str(d), "node1")
     assert cfg is not None and [p.level for p in problems] == ["warning"]
     assert "published example key" in problems[0].message

@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from imagelab import ARM_BOARD, BOARD, IMAGE_DIR, NOTES, TIMES, TOP, Pair, image_dir_of, record  # noqa: E402
+from imagelab import ARM_BOARD, BOARD, IMAGE_DIR, NOTES, TIMES, TOP, Pair, image_dir_of, pair_key, record  # noqa: E402
 from qemuvm import DISK_OF_BOARD, QEMU_OF_BOARD, Box  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def build_image(board: str) -> str:
     t0 = time.monotonic()
     log = os.path.join(tempfile.gettempdir(), "hanode-image-build-%d.log" % os.getpid())
     with open(log, "w") as f:
-        rc = subprocess.run([os.path.join(TOP, "image", "build"), "--board", board],
+        rc = subprocess.run([os.path.join(TOP, "image", "build"), "--board", board, "--key", pair_key()],
                             stdout=f, stderr=subprocess.STDOUT, cwd=TOP).returncode
     with open(log) as f:
         text = f.read()

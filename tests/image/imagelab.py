@@ -7,6 +7,7 @@ pair of boxes on one LAN and one null-modem cable.
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -24,6 +25,20 @@ from qemuvm import Box  # noqa: E402
 
 BOARD = "qemu-x86_64"          # the reference board
 ARM_BOARD = "qemu-sabrelite"   # the 32-bit ARM board (i.MX6, armhf)
+
+
+def pair_key() -> str:
+    """The hmac-sha256 key every test image is built with (image/build --key): the boxes of a
+    pair, the x86_64 and armhf boards of the mixed pair and images reused across sessions must
+    share one.  Random per checkout (output/ is not in git), so no published key is used."""
+    path = os.path.join(TOP, "output", "test-pair-key")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    with open(path) as f:
+        return f.read().strip()
 
 
 def image_dir_of(board: str) -> str:

@@ -15,8 +15,9 @@ import time
 
 import pytest
 
+from hanode.core.config.authkeys import EXAMPLE_KEYS
 from imagelab import (BOOT_TIMEOUT, READY_TIMEOUT, VIP, Pair, alone_holding, fetch_vip, generation, holds_vip,
-                      note, record, settled, status, wait_for, web_running)
+                      note, pair_key, record, settled, status, wait_for, web_running)
 from qemuvm import Box
 
 pytestmark = pytest.mark.image
@@ -66,6 +67,12 @@ def test_disk_image_layout(image_dir: str) -> None:
         mode = subprocess.run(["debugfs", "-R", "stat /etc/ha.d/authkeys", data], capture_output=True,
                               text=True, check=True).stdout
         assert re.search(r"Mode:\s+0600", mode), "authkeys is not mode 600 on the data partition:\n" + mode
+        # the pair key made at build time (image/build --key, see imagelab.pair_key), never a published one
+        keys = subprocess.run(["debugfs", "-R", "cat /etc/ha.d/authkeys", data], capture_output=True,
+                              text=True, check=True).stdout
+        key_lines = [line.split() for line in keys.splitlines() if line.split()[:2] == ["1", "hmac-sha256"]]
+        assert key_lines == [["1", "hmac-sha256", pair_key()]], keys
+        assert not set(EXAMPLE_KEYS) & set(keys.split()), "the image carries a published key:\n" + keys
         assert "hanode" in subprocess.run(["debugfs", "-R", "ls /var/lib", data], capture_output=True,
                                            text=True, check=True).stdout, "no /var/lib/hanode on the data partition"
     finally:

@@ -11,9 +11,10 @@ from hanode.core.config.values import is_digits, split_lines
 
 
 # Keys published with hanode (issue 13 finding 12): a pair using one is authenticated by nothing.
-# tests/adapters/test_checkconfig.py checks that every key in examples/ and board/ is listed here.
+# tests/adapters/test_checkconfig.py checks that every key in examples/ is listed here and that
+# board/ holds none (image/build makes the pair key).
 EXAMPLE_KEYS = {
-    "example-pair-key-change-me": "the factory image (board/qemu-x86_64/data/etc/ha.d/authkeys)",
+    "example-pair-key-change-me": "an older factory image (board/<board>/data/etc/ha.d/authkeys)",
     "9f3c1e7a52d08b64c2e5f19a7d3b80e6a4c95f2718d06be3f7a1c48e2b95d063": "examples/tight/authkeys",
     "SomeSecretKey": "docs/protocol.md",
 }
@@ -22,8 +23,8 @@ EXAMPLE_KEYS = {
 class AuthkeysParser(FileParser):
     """authkeys into ``Config.auth_index`` and ``Config.auth_keys``.
 
-    ``refuse_example_keys``: a published key is an error (check-config) rather than a warning
-    (``hanode run``, so that the factory image, which ships one, still starts and says so).
+    ``refuse_example_keys``: a published key is an error (check-config, ``hanode run``, reload)
+    rather than a warning (readers that only translate a configuration, e.g. the export).
     """
 
     FILE = AUTHKEYS
