@@ -329,11 +329,8 @@ class ResourceRunner:
         """First regular executable file named ``script`` in resource_dirs, or None."""
         if "/" in script:
             return None  # names only, as Heartbeat: a path would escape the search directories
-        for d in self.resource_dirs:
-            path = os.path.join(d, script)
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                return path
-        return None
+        from hanode.configdir import find_script   # the one search rule check-config reports too
+        return find_script(self.resource_dirs, script)[0]
 
     def holds(self, key: str) -> bool:
         return self._group(key).key in self._held
