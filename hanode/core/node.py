@@ -600,7 +600,7 @@ class Node:
                 self.counters["peer_restarts"] += 1
                 out.append(Log("info", "Heartbeat restart on node %s" % self.peer))
         self.peer_frame = f
-        self._announce_kept(previous, f, out)
+        self._announce_kept(previous, f, events, out)
         self._report(events, out, returning=previous is not None and previous.gen == f.gen)
         if not self.comm_up:
             self._comm_now_up(out)
@@ -658,16 +658,26 @@ class Node:
                 self.stale = False
                 out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
 
-    def _announce_kept(self, previous, f, out):
-        """The peer released a group we hold and run (a healed split brain with vip_probe off, a
-        hand-over): clients that learned its MAC for the address must hear ours again.  (Its held
-        bit in the last frame of an earlier life says nothing: that life ended.)"""
-        if previous is None or previous.gen != f.gen:
-            return
+    def _announce_kept(self, previous, f, events, out):
+        """Clients may have learned the peer's MAC for an address of a group we hold and run:
+        the peer released the group (a healed split brain with vip_probe off, a hand-over), or
+        the peer comes back in the same life after a partition without it (it may have taken
+        and released it while we could not hear it - its release can beat its first frame to
+        us).  Then they must hear ours again.  (A peer that restarted took nothing since its
+        boot without telling us, and its earlier life's held bits say nothing: that life
+        ended.)"""
+        same_life = previous is not None and previous.gen == f.gen
+        back = same_life and any(event == "peer_up" and detail == DEAD for event, detail in events)
         for g in self.groups:
-            if previous.held & g.bit and not f.held & g.bit and g.state == ownership.RUNNING:
+            if g.state != ownership.RUNNING or f.held & g.bit:
+                continue
+            if same_life and previous.held & g.bit:
                 out.append(Log("info", "%s released resource group %s, which we hold: announcing its "
                                "addresses again" % (self.peer, g.key)))
+                out.append(Announce(g.key))
+            elif back:
+                out.append(Log("info", "%s is back and does not hold resource group %s, which we hold: "
+                               "announcing its addresses again" % (self.peer, g.key)))
                 out.append(Announce(g.key))
 
     def _peer_floor(self):

@@ -45,3 +45,44 @@ def test_an_ordinary_failback_needs_no_extra_announcement():
     assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 5000) is not None
     sim.run(1000)
     assert a1 == [] and a2 == []
+
+
+def test_keeper_announces_when_the_loser_released_before_its_first_frame_arrived():
+    """The heal reaches the loser first: it hears the keeper, releases, and only then does its
+    first frame reach the keeper - a frame that never showed the group held.  The keeper must
+    still announce (seen on the lab pair under CI load: the client stayed on the loser's MAC)."""
+    sim = cold_start(probe="off")
+    n1 = sim.box("node1")
+    announced1 = record(n1, "announce")
+    sim.set_cut(True)
+    assert sim.run_until(lambda: sim.holders() == ["node1", "node2"], 3000) is not None
+    sim.run(1000)
+    sim.set_muted("node2", True)       # node2 hears node1 again; node1 does not hear node2 yet
+    sim.set_cut(False)
+    assert sim.run_until(lambda: sim.holders() == ["node1"], 3000) is not None
+    sim.run(300)
+    assert announced1 == []
+    sim.set_muted("node2", False)
+    heard = sim.now
+    assert sim.run_until(lambda: announced1 != [], 1000) is not None
+    assert [o.group for _, o in announced1] == [GROUP]
+    assert announced1[0][0] <= heard + sim.cfg.keepalive_ms + sim.delay_ms + 2 * sim.tick_ms + 13
+    assert "node2 is back and does not hold resource group %s, which we hold: announcing" % GROUP \
+        in n1.log_text()
+    sim.run(2000)
+    assert len(announced1) == 1 and sim.holders() == ["node1"]
+
+
+def test_a_partition_without_a_split_brain_announces_once_on_heal():
+    """vip_probe on: the loser found the address answered and took nothing.  The keeper's one
+    announcement on heal is harmless (it owns the address); the loser announces nothing."""
+    sim = cold_start()
+    n1, n2 = sim.box("node1"), sim.box("node2")
+    announced1, announced2 = record(n1, "announce"), record(n2, "announce")
+    sim.set_cut(True)
+    sim.run(3000)
+    assert sim.holders() == ["node1"]
+    sim.set_cut(False)
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 3000) is not None
+    sim.run(1000)
+    assert [o.group for _, o in announced1] == [GROUP] and announced2 == []

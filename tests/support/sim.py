@@ -227,6 +227,7 @@ class Sim:
         self.in_flight = []     # [deliver_at, dst, bytes]
         self.line_free_at = {"node1": 0, "node2": 0}
         self.cut = False
+        self.muted = set()   # boxes whose frames the line loses (one direction of the cable cut)
         self.drop = 0.0
         self.corrupt = 0.0
         self.lan_up = True
@@ -295,6 +296,13 @@ class Sim:
             self.linked_since = self.now
         self.cut = cut
 
+    def set_muted(self, name, muted):
+        """Lose what ``name`` sends while the other direction still carries: a heal that reaches
+        one box before the other."""
+        if not muted and name in self.muted:
+            self.linked_since = self.now
+        (self.muted.add if muted else self.muted.discard)(name)
+
     def action_time(self):
         extra = self.rng.below(self.action_jitter_ms + 1) if self.action_jitter_ms else 0
         self.max_action_ms = max(self.max_action_ms, self.action_ms + self.action_jitter_ms)
@@ -310,7 +318,7 @@ class Sim:
 
     def transmit(self, src, data):
         dst = "node2" if src == "node1" else "node1"
-        if self.cut:
+        if self.cut or src in self.muted:
             return
         start = max(self.now, self.line_free_at[src])
         byte_ms = 10000.0 / 19200
@@ -388,7 +396,7 @@ class Sim:
                 self.doubles_ms += self.tick_ms
                 self.double_run += self.tick_ms
                 self.max_double_ms = max(self.max_double_ms, self.double_run)
-                if not self.cut and self.now - self.linked_since > self.cfg.deadtime_ms:
+                if not self.cut and not self.muted and self.now - self.linked_since > self.cfg.deadtime_ms:
                     self.double_while_linked_ms += self.tick_ms
             else:
                 self.double_run = 0
@@ -401,7 +409,7 @@ class Sim:
         boxes = list(self.boxes.values())
         clean = (not self.drop and not self.corrupt
                  and self.delay_ms + self.jitter_ms + self.cfg.keepalive_ms < self.cfg.deadtime_ms)
-        return (not self.cut and clean and len(boxes) == 2
+        return (not self.cut and not self.muted and clean and len(boxes) == 2
                 and all(b.powered and not b.frozen and not b.stopped for b in boxes))
 
     def lan_hearing(self):
