@@ -266,6 +266,27 @@ class Sim:
         box.handle(box.node.start(self.now))
         return box
 
+    def restart_agent(self, name):
+        """``hanode restart`` on box ``name``: its node announces the restart and stops; the box's
+        resources stay up.  ``agent_back`` starts the next agent."""
+        box = self.boxes[name]
+        box.handle(box.node.restart(self.now))
+        return box
+
+    def agent_back(self, name, forget=False):
+        """The next agent on box ``name`` starts (a new generation; ``forget``: its state
+        directory was wiped) and finds the old one's resources still up: it adopts them."""
+        old = self.boxes[name]
+        if forget:
+            self.generations[name] = 0
+            self.peer_generation_floor.pop(name, None)
+        self.generations[name] += 1
+        box = Box(self, name, self.generations[name])
+        box.active, box.serving, box.arp_from = old.active, old.serving, old.arp_from
+        self.boxes[name] = box
+        box.handle(box.node.start(self.now, [key for key in box.active if box.active[key]]))
+        return box
+
     def power_on_blank(self, name):
         """Power on with no state (issue 13 finding 1): ``power_on(name, forget=True)``."""
         return self.power_on(name, forget=True)

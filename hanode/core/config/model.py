@@ -7,7 +7,7 @@ with the codec and the UART; the file parsers import them from here.
 
 from hanode.core.config.values import join_path
 from hanode.core.limits import (AUTH_METHODS, BAUD_RATES, DEFAULT_BAUD, FRAME_WIRE_BYTES,  # noqa: F401
-                                FRAME_WIRE_BYTES_CRC, MAX_AUTH_INDEX, MAX_GROUPS)
+                                FRAME_WIRE_BYTES_CRC, MAX_AUTH_INDEX, MAX_GROUPS, DEFAULT_RESTART_GRACE_MS)
 
 MIN_KEY_BYTES = 16
 # The media hanode actually sends on; the others are read (Heartbeat counts them) but unused.
@@ -128,6 +128,7 @@ class Config:
         self.control_socket = "/run/hanode/control.sock"
         self.resource_dirs = None
         self.resource_timeout_ms = 30000
+        self.restart_grace_ms = DEFAULT_RESTART_GRACE_MS   # how long the peer waits for our restarted agent
         # auth
         self.auth_index = None
         self.auth_keys = {}
@@ -209,6 +210,7 @@ class Config:
             "control_socket": self.control_socket,
             "resource_dirs": list(self.resource_dirs or []),
             "resource_timeout_ms": self.resource_timeout_ms,
+            "restart_grace_ms": self.restart_grace_ms,
             "auth": {"index": self.auth_index, "method": self.auth_method(), "methods": methods},
             "groups": [g.to_dict() for g in self.groups],
             "extra": [[n, v] for (n, v) in self.extra],
