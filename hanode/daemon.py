@@ -140,15 +140,16 @@ class Daemon:
             self._close_links()
             return 1
         runner = self.runner = ResourceRunner(cfg, log=log)
-        running = runner.active_groups()
+        running = await runner.found_running()   # what an agent restart (or a crash) left running
         node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
                     links=[link.name for link in self.links])
         # the watchdog's health gate needs a tick well within its max age
         self.agent = Agent(node, self.links, runner, log, hooks=self,
                            max_sleep_ms=min(cfg.keepalive_ms, self.petter.gate.max_age_ms // 2))
         self.reloader = Reloader(cfg, self.args.config_dir,
-                                 lambda c: apply_live(self.agent, runner, c, self.args.verbose),
+                                 lambda c: apply_live(self.agent, runner, c, self.args.verbose, self.reloader.revision),
                                  log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))
+        node.revision = int(self.reloader.revision, 16)   # told to the peer in notices
         control = ControlServer(self.socket_path, self.handle, log)
         try:
             await control.start()
@@ -283,7 +284,13 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(cfg, args.verbose)
     for problem in cfg.warnings:
         log("warning", str(problem))
+    daemon = Daemon(cfg, args)
     try:
-        return asyncio.run(Daemon(cfg, args).main())
+        code = asyncio.run(daemon.main())
     except KeyboardInterrupt:
         return 130
+    if daemon.agent is not None and daemon.agent.node.restarting is not None:
+        from hanode.restart import reexec
+        reexec(log)   # `hanode restart`: the next agent adopts the groups (returns only on failure)
+        return 1
+    return code

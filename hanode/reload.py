@@ -45,7 +45,7 @@ from hanode.configdir import FILES, check_dir
 # "groups" and "auth" are compared on their own
 LIVE = ("keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "logfile", "debugfile", "logfacility",
         "debug", "vip_probe", "probe_count", "probe_interval_ms", "probe_wait_ms", "garp_count",
-        "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd")
+        "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd", "restart_grace_ms")
 WHY_NOT = {
     "nodes": "node names are the ids both boxes put in every frame",
     "me": "this box's name is the id it puts in every frame",
@@ -157,9 +157,9 @@ class Reloader:
             return self._done(False, new_revision, "refused, running configuration kept", refused)
         for p in problems:
             self.log("warning", str(p))
+        self.revision = new_revision   # (apply tells the peer)
         self.apply(cfg)
         self.cfg = cfg
-        self.revision = new_revision
         return self._done(True, new_revision, "in force: %s" % (", ".join(changed) or "no change"), [])
 
     def _done(self, ok: bool, new_revision: str, message: str, reasons: List[str]) -> Dict[str, Any]:
@@ -173,11 +173,14 @@ class Reloader:
         return {"revision": self.revision, "last_reload": self.last}
 
 
-def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int) -> None:
-    """Put a checked configuration in force: the node (timings, keys, groups), the agent's sleep cap,
-    the runner's settings, the logging.  Nothing here moves a resource."""
+def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int, revision: str = "") -> None:
+    """Put a checked configuration in force: the node (timings, keys, groups; its revision, told to
+    the peer), the agent's sleep cap, the runner's settings, the logging.  Nothing here moves a
+    resource."""
     relog(cfg, verbose)
     agent.dispatch(agent.node.reconfigure(cfg, agent.clock()))
+    if revision:
+        agent.dispatch(agent.node.set_revision(int(revision, 16), agent.clock()))
     # the loop sleeps until the core's next deadline (which the new timings already move); its
     # safety cap follows a shorter keepalive, and stays within the health gate's bound it had
     agent.max_sleep_ms = min(agent.max_sleep_ms, cfg.keepalive_ms)

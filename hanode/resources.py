@@ -354,6 +354,20 @@ class ResourceRunner:
         here = set(configured_ipv4())
         return [key for key, g in self._groups.items() if any(r.is_ip and r.ip in here for r in g.resources)]
 
+    async def found_running(self) -> List[str]:
+        """``active_groups``, plus the groups without an address whose scripts' ``status`` says one
+        of them runs: what an agent restart left running, adopted by the next agent (a group only
+        partly running is completed by its start, which skips what runs)."""
+        found = self.active_groups()
+        for key, g in self._groups.items():
+            if key in found or any(r.is_ip for r in g.resources):
+                continue
+            for res in g.resources:
+                if (await self.script_status(res))[0]:
+                    found.append(key)
+                    break
+        return [key for key, _ in self._groups.items() if key in found]   # haresources order
+
     # -- running scripts ----------------------------------------------------------------------
 
     async def run_script(self, path: str, args: List[str], action: str) -> ScriptResult:

@@ -77,7 +77,7 @@ from hanode.core.frame import (Decoder, Frame, Control, Notice, ReplayGuard, enc
                                TYPE_STATUS, TYPE_CHALLENGE, TYPE_REJOIN, TYPE_NOTICE,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
-from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES
+from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES, FRAME_WIRE_BYTES
 from hanode.core.liveness import Liveness, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddresses, Log, Escalate,
                                  PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
@@ -574,7 +574,7 @@ class Node:
         """Send the restart notices, NOTICE_GAP_MS apart, then stop (no status frame any more:
         one would tell the peer the restart was called off)."""
         r = self.restarting
-        if now < r["next_at"] or (self.hold_until is not None and now < self.hold_until):
+        if now < self._line_free(r["next_at"]):
             return out
         if r["copies_left"]:
             r["copies_left"] -= 1
@@ -875,6 +875,13 @@ class Node:
         r.last_challenge_ms = now
         r.challenge_due = False
 
+    def _line_free(self, at):
+        """``at``, or later while our last frame may still be queued on a serial line (the next one
+        would replace it): a control frame's or a status frame's wire time."""
+        if self.last_send is not None:
+            at = max(at, self.last_send + FRAME_WIRE_BYTES * 10000 // self.config.baud + 1)
+        return max(at, self.hold_until or 0)
+
     def _sent_control(self, now):
         """A serial link replaces a frame still queued in the kernel by the next one (a stale status
         frame is worth nothing; links.py): hold our next status frame until this one is out."""
@@ -1123,8 +1130,7 @@ class Node:
             self.next_send = self.hold_until
         if self.next_send is None or now >= self.next_send:
             self._send(now, view, out)
-        if (self.notice_at is not None and now >= self.notice_at and self.revision
-                and (self.hold_until is None or now >= self.hold_until)):
+        if self.notice_at is not None and self.revision and now >= self._line_free(self.notice_at):
             self._notice(now, out)
             self.notice_at = now + REVISION_NOTICE_MS if self.peer_revision is not None else None
         return out
@@ -1194,9 +1200,10 @@ class Node:
             return None
         now = self.now or 0
         if self.restarting is not None:
-            return max(now + 1, self.restarting["next_at"], self.hold_until or 0)
+            return max(now + 1, self._line_free(self.restarting["next_at"]))
         live = self.live
-        times = [self.next_send, self.notice_at, live.hold_until and live.hold_until + 1]
+        notice = self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None
+        times = [self.next_send, notice, live.hold_until and live.hold_until + 1]
         times += [i.retry_at for i in self.intents]
         for t in [live.peer] + live.links:
             if t.state != DEAD and t.since is not None:

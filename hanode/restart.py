@@ -1,0 +1,133 @@
+"""``hanode restart``: restart or upgrade the agent without a failover (issue 15).
+
+Theory of operation
+-------------------
+The running daemon answers the control command ``restart`` (``accept``) only if
+the configuration on disk passes every check (the next agent must not die of
+it) and the node agrees (no group starting, stopping or being probed).  The
+node then tells the peer "restarting, my groups stay, grace G" (three NOTICE
+frames, docs/protocol.md) and stops without releasing anything; the daemon
+closes its adapters - the hardware watchdog with the magic character, so the
+gap does not reset the box - and ``reexec`` replaces the process with a fresh
+``python -m hanode`` and the same arguments: the same PID (systemd's main PID,
+the init script's pidfile, a respawn supervisor's child stay valid; the
+resource daemons in the unit's cgroup are not touched), new code from disk
+(an upgrade installed before), the configuration read anew.  The new agent
+finds the groups still running (``ResourceRunner.found_running``) and adopts
+them; the peer, which held off, sees "Heartbeat restart" with the held bits
+continuous.
+
+The command line (``run``) waits for the new life (a status with another
+generation) and its adopted groups running.  If it does not come within the
+grace, the peer takes over as from a dead peer - probing the addresses first,
+which the groups left running here would still answer: so this command, the
+restart's guard, releases them (right to left, as a stop would) so that the
+peer's probe finds them free.  (With a hardware watchdog the peer would
+otherwise wait for nothing: the watchdog was closed cleanly.)
+"""
+import argparse
+import asyncio
+import os
+import sys
+import time
+from typing import Any, Dict, List
+
+EXIT_NOT_RUNNING = 3
+
+
+def accept(daemon: Any) -> Dict[str, Any]:
+    """The control command: check the configuration on disk, then start the node's restart."""
+    from hanode.configdir import check_dir
+    cfg, problems = check_dir(daemon.args.config_dir, daemon.cfg.me, refuse_example_keys=True)
+    if cfg is None:
+        return {"ok": False, "message": "configuration error: the next agent would not start; nothing changed",
+                "problems": [str(p) for p in problems if p.level == "error"]}
+    agent = daemon.agent
+    node = agent.node
+    ok, why = node.can_restart()
+    if not ok:
+        return {"ok": False, "message": why}
+    agent.dispatch(node.restart(agent.clock()))
+    return {"ok": True, "message": why, "generation": node.gen, "grace_ms": node.config.restart_grace_ms,
+            "groups": node.held_groups()}
+
+
+def reexec(log: Any) -> None:
+    """Replace this process by a new agent with the same arguments; returns only if exec failed."""
+    argv = [sys.executable, "-m", "hanode"] + sys.argv[1:]
+    log("info", "Agent restart: executing %s" % " ".join(argv))
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        os.execv(sys.executable, argv)
+    except OSError as e:
+        log("critical", "Agent restart: cannot execute %s: %s; the resource groups stay up without an agent "
+            "(hanode restart releases them once the grace is over)" % (sys.executable, e))
+
+
+# ---------------------------------------------------------------- the command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from hanode.control import DEFAULT_SOCKET
+    parser.add_argument("--socket", default=os.environ.get("HANODE_SOCKET", DEFAULT_SOCKET),
+                        help="control socket of the running daemon (default %(default)s; env HANODE_SOCKET)")
+    parser.add_argument("--config-dir", default=os.environ.get("HANODE_CONFIG_DIR", "/etc/ha.d"),
+                        help="the daemon's configuration directory, to release the groups if the new agent "
+                             "does not come back (default %(default)s)")
+    parser.add_argument("--node", help="this node's name, as given to hanode run (default: uname -n)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 once the new agent runs and its adopted groups are running; 1 if the restart is refused
+    or the new agent does not come back within the grace (its groups are then released)."""
+    from hanode.control import ControlError, request
+    try:
+        answer = request("restart", args.socket, timeout=30)
+    except ControlError as e:
+        print("hanode restart: %s" % e, file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if not answer.get("ok"):
+        print("\n".join(["hanode restart: refused: %s" % answer.get("message")]
+                        + ["  " + p for p in answer.get("problems", [])]), file=sys.stderr)
+        return 1
+    print("hanode restart: %s" % answer["message"])
+    started = time.monotonic()
+    deadline = started + answer["grace_ms"] / 1000.0
+    while time.monotonic() < deadline:
+        try:
+            st = request("status", args.socket, timeout=2)
+        except (ControlError, OSError, ValueError):   # the old agent going, the new one not there yet
+            st = {}
+        if st.get("generation", answer["generation"]) != answer["generation"] and _adopted(st, answer["groups"]):
+            print("hanode restart: done in %.1f s: generation %d -> %d, holds %s" % (
+                time.monotonic() - started, answer["generation"], st["generation"],
+                " ".join(g["key"] for g in st["groups"] if g["state"] == "running") or "nothing"))
+            return 0
+        time.sleep(0.05)
+    print("hanode restart: the new agent did not come back within the restart grace (%d ms): releasing the "
+          "groups it left running (%s) so that the peer can take them over"
+          % (answer["grace_ms"], " ".join(answer["groups"]) or "none"), file=sys.stderr)
+    release_leftovers(args.config_dir, args.node)
+    return 1
+
+
+def _adopted(st: Dict[str, Any], groups: List[str]) -> bool:
+    running = [g["key"] for g in st.get("groups", []) if g["state"] == "running"]
+    return all(key in running for key in groups)
+
+
+def release_leftovers(config_dir: str, node: Any = None) -> None:
+    """Stop every group found running here, right to left, as the agent's release would."""
+    from hanode.configdir import load
+    from hanode.resources import ResourceRunner
+
+    def say(level: str, text: str) -> None:
+        print("hanode restart: %s: %s" % (level, text), file=sys.stderr)
+
+    async def release() -> None:
+        runner = ResourceRunner(load(config_dir, me=node), log=say)
+        try:
+            for key in reversed(await runner.found_running()):
+                await runner.release(key)
+        finally:
+            await runner.close()
+    asyncio.run(release())

@@ -1,0 +1,126 @@
+"""Agent restart and upgrade without a failover (issue 15) - two real agents on the paced null-modem,
+the client fetching the VIP every 15 ms from its own namespace.
+
+Theory of operation
+-------------------
+``hanode restart`` is run as the operator would, in the node's namespace (it is also the restart's
+guard: if the new agent does not come back within the grace it releases the groups left running).
+The witnesses are independent of the agents: the client's answers (failed requests), the netlink
+monitors (the VIP on both, the VIP leaving node1) and node2's own counters (failovers, held
+restarts).  The "upgrade" that does not come back is a broken ``hanode`` package put in front of
+the agent's PYTHONPATH after its start: the re-executed agent dies at import, as after a broken
+package upgrade.
+"""
+import os
+import subprocess
+import time
+
+import pytest
+
+from hanode.lab.bed import Lab, _repo_root
+from test_pair import _root_and_no_leftovers  # noqa: F401  (autouse: root, and no namespace left behind)
+import test_reload_pair
+from test_reload_pair import TIMINGS_A, baseline, report, status
+
+pytestmark = pytest.mark.integration
+
+GRACE_S = 3
+CLIENT_INTERVAL = 0.015
+
+
+def live_pair(lab):
+    """test_reload_pair's settled pair, with the client fetching every 15 ms."""
+    default, test_reload_pair.CLIENT_INTERVAL = test_reload_pair.CLIENT_INTERVAL, CLIENT_INTERVAL
+    try:
+        return test_reload_pair.live_pair(lab)
+    finally:
+        test_reload_pair.CLIENT_INTERVAL = default
+
+
+def restart(lab, node, timeout=60):
+    d = lab.node_dir(node)
+    argv = ["ip", "netns", "exec", lab.ns(node)] + lab.hanode_argv(
+        node, "restart", "--socket", os.path.join(d, "control.sock"), "--config-dir", os.path.join(d, "ha.d"),
+        "--node", node)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _repo_root()
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def outage_ms(lab, since):
+    windows = lab.outages(since)
+    return max([(b - a) * 1000 for a, b, _, _ in windows] or [0.0]), len(windows)
+
+
+def test_restart_of_the_active_agent_twenty_times_without_a_failover():
+    with Lab(timing=dict(TIMINGS_A), extra_ha_cf="restart_grace %d\n" % GRACE_S) as lab:
+        live_pair(lab)
+        quiet = baseline(lab, 5.0)
+        since = time.time()
+        pid = lab.procs["node1"].pid
+        st1, st2 = status(lab, "node1"), status(lab, "node2")
+        gen, peer_restarts = st1["generation"], st2["counters"]["peer_restarts"]
+        took = []
+        for _ in range(20):
+            t0 = time.time()
+            r = restart(lab, "node1")
+            assert r.returncode == 0 and "done in" in r.stdout, r.stdout + r.stderr + lab.log_text("node1")[-3000:]
+            took.append(time.time() - t0)
+            time.sleep(0.5)
+        st1, st2 = status(lab, "node1"), status(lab, "node2")
+        assert st1["generation"] == gen + 20 and st1["agent"]["pid"] == pid   # re-executed in place
+        assert st2["counters"]["peer_restarts"] == peer_restarts + 20
+        assert st2["counters"]["peer_restarts_held"] == 20 and st2["counters"]["peer_restart_timeouts"] == 0
+        assert st2["counters"]["failovers"] == 0 and st2["peer_revision"] == st1["config"]["revision"]
+        assert "restarted its agent in" in lab.log_text("node2") and "is dead" not in lab.log_text("node2")
+        worst, windows = outage_ms(lab, since)
+        print("20 restarts: %.2f-%.2f s each (CLI to the new agent's groups running); client outage windows %d, "
+              "longest %.0f ms" % (min(took), max(took), windows, worst))
+        report(lab, "20 agent restarts of the active box", since, quiet)
+
+
+def test_a_timing_change_reload_refuses_is_applied_by_a_restart_without_an_outage():
+    with Lab(timing=dict(TIMINGS_A), extra_ha_cf="restart_grace %d\n" % GRACE_S) as lab:
+        live_pair(lab)
+        quiet = baseline(lab, 5.0)
+        since = time.time()
+        # warntime and deadtime up on node2 first (live), then node1's keepalive 300 ms: reload refuses
+        # it (not under half the running deadtime 500 ms), a restart puts it in force
+        lab.timing = dict(TIMINGS_A, warntime="1", deadtime="2")
+        lab.write_config("node2")
+        assert lab.cli("node2", "reload", "--socket", os.path.join(lab.node_dir("node2"), "control.sock")).returncode == 0
+        lab.timing = dict(TIMINGS_A, keepalive="300ms", warntime="1", deadtime="2")
+        lab.write_config("node1")
+        r = lab.cli("node1", "reload", "--socket", os.path.join(lab.node_dir("node1"), "control.sock"))
+        assert r.returncode == 1 and "keepalive 300 ms" in r.stderr, r.stdout + r.stderr
+        r = restart(lab, "node1")
+        assert r.returncode == 0 and "done in" in r.stdout, r.stdout + r.stderr
+        time.sleep(2.0)
+        assert status(lab, "node1")["timings"]["keepalive_ms"] == 300
+        assert status(lab, "node2")["counters"]["failovers"] == 0
+        print("timing change by restart: client outage windows %d, longest %.0f ms" % outage_ms(lab, since)[::-1])
+        report(lab, "a timing change by restart", since, quiet)
+
+
+def test_a_restart_that_does_not_come_back_fails_over_after_the_grace():
+    with Lab(timing=dict(TIMINGS_A), extra_ha_cf="restart_grace %d\n" % GRACE_S) as lab:
+        live_pair(lab)
+        # the next agent cannot start: its generation file cannot be read (a directory in its place),
+        # as after a broken upgrade or a damaged state directory (hanode run exits 1)
+        generation = os.path.join(lab.node_dir("node1"), "state", "generation")
+        os.unlink(generation)
+        os.mkdir(generation)
+        t0 = time.time()
+        r = restart(lab, "node1")
+        assert r.returncode == 1 and "did not come back within the restart grace" in r.stderr, r.stdout + r.stderr
+        assert lab.wait_for(lambda: status(lab, "node2")["groups"][0]["held_by"] == "node2"
+                            and status(lab, "node2")["groups"][0]["state"] == "running", 20) is not None
+        took = time.time() - t0
+        text = lab.log_text("node2")
+        assert "did not come back within its restart grace (3000 ms)" in text, text[-3000:]
+        assert "cannot read" in lab.log_text("node1")
+        vip_on_node2 = [a for a, b in lab.vip_intervals("node2") if a >= t0]
+        assert vip_on_node2 and vip_on_node2[0] - t0 >= GRACE_S, (vip_on_node2, t0)
+        assert lab.double_holder_ms(t0) == 0
+        print("restart that did not come back: node2 added the VIP %.2f s after the restart command "
+              "(grace %d s); running there %.2f s after it" % (vip_on_node2[0] - t0, GRACE_S, took))
