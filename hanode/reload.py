@@ -184,14 +184,9 @@ def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int, revision: str = 
     # the loop sleeps until the core's next deadline (which the new timings already move); its
     # safety cap follows a shorter keepalive, and stays within the health gate's bound it had
     agent.max_sleep_ms = min(agent.max_sleep_ms, cfg.keepalive_ms)
-    # the runner's own copies of the settings (resources.ResourceRunner reads them at start)
-    runner.config = cfg
-    runner.timeout_ms = cfg.resource_timeout_ms
-    runner.garp_count, runner.garp_interval_ms = cfg.garp_count, cfg.garp_interval_ms
-    runner.env = runner._base_env(None)
-    # a group is started and stopped with the definition the node has for it: the node swaps in
-    # a reloaded one only once the group is stopped there
-    runner._groups = _NodeGroups(agent.node)
+    # the runner's own copies of the settings; a group is started and stopped with the definition
+    # the node has for it: the node swaps in a reloaded one only once the group is stopped there
+    runner.reconfigure(cfg, _NodeGroups(agent.node))
 
 
 def relog(cfg: Any, verbose: int) -> None:

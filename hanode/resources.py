@@ -332,6 +332,18 @@ class ResourceRunner:
         from hanode.configdir import find_script   # the one search rule check-config reports too
         return find_script(self.resource_dirs, script)[0]
 
+    def reconfigure(self, config: Any, groups: Any = None) -> None:
+        """Put a reloaded configuration's settings in force (timeout, gratuitous ARP, the scripts'
+        HA_* environment). ``groups``: where to look a group up from now on (``get``, ``items``),
+        e.g. the node's own definitions, which it swaps only once a group is stopped there."""
+        self.config = config
+        self.timeout_ms = int(getattr(config, "resource_timeout_ms", None) or DEFAULT_TIMEOUT_MS)
+        self.garp_count = int(getattr(config, "garp_count", 5))
+        self.garp_interval_ms = int(getattr(config, "garp_interval_ms", 200))
+        self.env = self._base_env(None)
+        if groups is not None:
+            self._groups = groups
+
     def holds(self, key: str) -> bool:
         return self._group(key).key in self._held
 

@@ -492,7 +492,6 @@ class Decoder:
     """
 
     def __init__(self, auth):
-        self.auth = auth
         self.counters = {}
         for reason in REASONS:
             self.counters[reason] = 0
@@ -500,6 +499,12 @@ class Decoder:
         self._buf = bytearray()
         self._discarding = False
         self.resynced = 0   # frames recovered from behind noise or a half frame
+        self.rekey(auth)
+
+    def rekey(self, auth):
+        """Verify with ``auth`` (a reload's keys) from now on; the counters and a half-received
+        frame stay."""
+        self.auth = auth
         # the COBS length of a status or control frame for each tag length in use, longest first
         sizes = []
         for index in auth.indexes():

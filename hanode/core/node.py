@@ -508,8 +508,8 @@ class Node:
         out = self._enter(now)
         self.config = config
         self.auth = Auth.from_config(config)
-        for link in self.decoders:
-            self.decoders[link] = _rekeyed(self.decoders[link], self.auth)
+        for decoder in self.decoders.values():
+            decoder.rekey(self.auth)
         live = self.live
         live.keepalive_ms, live.warntime_ms = config.keepalive_ms, config.warntime_ms
         live.deadtime_ms, live.initdead_ms = config.deadtime_ms, config.initdead_ms
@@ -1250,14 +1250,6 @@ class Node:
 
 def _tokens(group):
     return [r.token for r in group.resources]
-
-
-def _rekeyed(old, auth):
-    """A decoder for the new keys that keeps the old one's counters and half-received frame."""
-    new = Decoder(auth)
-    new.counters, new.accepted, new.resynced = old.counters, old.accepted, old.resynced
-    new._buf, new._discarding = old._buf, old._discarding
-    return new
 
 
 def _view_of(f):
