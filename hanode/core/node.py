@@ -611,8 +611,8 @@ class Node:
             self.peer_revision = f.revision
         if self.notice_at is None and self.revision:
             self.notice_at = now + REVISION_NOTICE_MS   # it reads notices: keep it up to date
-        if not f.restarting or self.shutting_down or not self.live.alive():
-            return
+        if not f.restarting or not f.held or self.shutting_down or not self.live.alive():
+            return   # (a peer that keeps nothing running gets no grace: its silence is a death)
         if self.peer_restart is not None and self.peer_restart["gen"] == f.gen:
             return   # another copy: it does not extend the grace
         grace = min(f.grace_ms, self.config.restart_grace_ms)

@@ -237,3 +237,14 @@ def test_the_revision_goes_to_the_peer_and_into_status():
     sim.run(200)
     assert b2.node.status()["peer_revision"] == "111111111111"
     assert "ours is ba9876543210" in b2.log_text()
+
+
+def test_a_restarting_peer_that_keeps_nothing_gets_no_grace():
+    sim = pair()
+    node1 = sim.box("node1")
+    sim.restart_agent("node2")          # holds nothing: its silence is an ordinary death
+    t0 = sim.now
+    assert sim.run_until(lambda: not node1.node.live.alive(), 3000) is not None
+    assert sim.now - t0 <= sim.cfg.deadtime_ms + 2 * sim.cfg.keepalive_ms
+    assert node1.node.peer_restart is None and node1.node.counters["peer_restarts_held"] == 0
+    assert sim.servers() == ["node1"]

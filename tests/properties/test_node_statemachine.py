@@ -5,7 +5,8 @@ The events: power loss and power-on, power-on of a box that lost its state (gene
 to 1, the peer keeps its floor), freezes, the serial cable cut, the LAN switch and each box's
 LAN port cut independently of it, line noise, frames delayed by a variable amount and
 delivered twice, starts and stops that are slow (with jitter) or fail, standby/takeover,
-clean shutdowns and shutdowns whose stop fails.
+clean shutdowns and shutdowns whose stop fails, agent restarts (``hanode restart``: the
+groups stay up) whose next agent comes back - with or without its state - or never does.
 
 The invariants (checked after every rule, i.e. after every burst of simulated time):
 
@@ -75,7 +76,8 @@ class Pair(RuleBasedStateMachine):
 
     def alive(self, name):
         box = self.sim.boxes[name]
-        return box.powered and not box.frozen and not box.node.shutting_down
+        return (box.powered and not box.frozen and not box.node.shutting_down
+                and box.node.restarting is None)
 
     def _scripts(self, name):
         box = self.sim.boxes[name]
@@ -95,11 +97,26 @@ class Pair(RuleBasedStateMachine):
     def power_on(self, name, blank):
         """Power on (after a power loss or a shutdown); now and then the box lost its state."""
         box = self.sim.boxes[name]
-        if not box.powered or box.stopped:
+        if not box.powered or (box.stopped and box.node.restarting is None):
             if blank:
                 self.sim.power_on_blank(name)
             else:
                 self.sim.power_on(name)
+            self._scripts(name)
+            self.manual.discard(name)
+
+    @rule(name=NODES)
+    def agent_restart(self, name):
+        """hanode restart: the agent announces, stops and leaves the groups up."""
+        if self.alive(name):
+            self.sim.restart_agent(name)
+
+    @rule(name=NODES, blank=st.sampled_from([False, False, False, True]))
+    def agent_back(self, name, blank):
+        """The next agent after a restart (now and then with its state directory wiped)."""
+        box = self.sim.boxes[name]
+        if box.powered and box.stopped and box.node.restarting is not None:
+            self.sim.agent_back(name, forget=blank)
             self._scripts(name)
             self.manual.discard(name)
 
