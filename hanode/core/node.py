@@ -96,8 +96,12 @@ DEFEND_INTERVAL_MS = 10000
 # stops one gap after the last: every copy is on the wire (32 bytes: 17 ms at 19200 baud) by then.
 RESTART_NOTICES = 3
 NOTICE_GAP_MS = 50
-# Our revision is sent at start, on a reload and to each new life of the peer; again this often
-# once the peer has shown it reads notices (an older release counts each one as a "type" drop).
+# Our revision is sent at start, on a reload and to each new life of the peer, REVISION_COPIES
+# times REVISION_REPEAT_MS apart (a serial link replaces a frame still queued by the next one, so
+# a single copy can be lost without any noise); again every REVISION_NOTICE_MS once the peer has
+# shown it reads notices (an older release counts each one as a "type" drop).
+REVISION_COPIES = 3
+REVISION_REPEAT_MS = 1000
 REVISION_NOTICE_MS = 60000
 
 _OUTPUTS = {
@@ -162,6 +166,7 @@ class Node:
         self.revision = 0             # our configuration revision (48 bits, 0: unknown), set by the agent
         self.peer_revision = None     # the peer's, from its notices
         self.notice_at = None         # when our next revision notice is due (None: none due)
+        self.notice_copies = 0        # copies of it still to send (_revision_due)
         self.restarting = None        # restart(): {"copies_left", "next_at"}; then Stopped, groups kept
         self.peer_restart = None      # the peer announced a restart: {"gen", "since_ms", "until_ms", ...}
         self.sent_view = None
@@ -193,7 +198,7 @@ class Node:
                 self._fire(g, ownership.ADOPT, out)
                 out.append(Log("warning", "Resource group %s found active at start: adopting it" % g.key))
         out.append(Log("info", "Local status now set to: 'up'"))
-        self.notice_at = now
+        self._revision_due(now)
         return self._finish(now, out)
 
     def receive(self, data, now, link=None):
@@ -538,8 +543,12 @@ class Node:
         the peer in a notice at once."""
         out = self._enter(now)
         self.revision = revision & 0xFFFFFFFFFFFF
-        self.notice_at = now
+        self._revision_due(now)
         return self._finish(now, out)
+
+    def _revision_due(self, now):
+        self.notice_at = now
+        self.notice_copies = REVISION_COPIES
 
     def can_restart(self):
         """(ok, why): may the agent restart now, leaving the groups running?"""
@@ -739,7 +748,7 @@ class Node:
             self._peer_restart_over(now, f, out)
         if previous is None or previous.gen != f.gen:
             out.append(PeerGeneration(f.gen))
-            self.notice_at = now   # a new life of the peer: tell it our revision
+            self._revision_due(now)   # a new life of the peer: tell it our revision
             self.peer_revision = None
             if previous is not None:
                 self.counters["peer_restarts"] += 1
@@ -1132,7 +1141,11 @@ class Node:
             self._send(now, view, out)
         if self.notice_at is not None and self.revision and now >= self._line_free(self.notice_at):
             self._notice(now, out)
-            self.notice_at = now + REVISION_NOTICE_MS if self.peer_revision is not None else None
+            self.notice_copies = max(0, self.notice_copies - 1)
+            if self.notice_copies:
+                self.notice_at = now + REVISION_REPEAT_MS
+            else:
+                self.notice_at = now + REVISION_NOTICE_MS if self.peer_revision is not None else None
         return out
 
     def _send(self, now, view, out):

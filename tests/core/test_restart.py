@@ -248,3 +248,18 @@ def test_a_restarting_peer_that_keeps_nothing_gets_no_grace():
     assert sim.now - t0 <= sim.cfg.deadtime_ms + 2 * sim.cfg.keepalive_ms
     assert node1.node.peer_restart is None and node1.node.counters["peer_restarts_held"] == 0
     assert sim.servers() == ["node1"]
+
+
+def test_restart_grace_is_checked_with_its_line():
+    from hanode.core.config import ConfigError
+    from tests.support.sim import make_config
+    assert make_config().restart_grace_ms == 30000
+    assert make_config(extra="restart_grace 2500ms\n").restart_grace_ms == 2500
+    for bad in ("restart_grace 0\n", "restart_grace 601\n"):
+        try:
+            make_config(extra=bad)
+        except ConfigError as e:
+            errors = [str(p) for p in e.problems if p.level == "error"]
+            assert len(errors) == 1 and "ha.cf:12: error: restart_grace" in errors[0], errors
+        else:
+            raise AssertionError("accepted " + bad)
