@@ -199,9 +199,11 @@ class Daemon:
 
     def _open_watchdog(self) -> None:
         from hanode import aio
-        from hanode.watchdog import HealthGate, Petter, Watchdog, WatchdogError
+        from hanode.watchdog import HealthGate, Petter, Watchdog, WatchdogError, release_handed_over
         cfg = self.cfg
-        if cfg.watchdog:
+        if not cfg.watchdog:
+            release_handed_over(log)   # a restart handed one over that ha.cf no longer names
+        else:
             self.watchdog = Watchdog(cfg.watchdog, cfg.watchdog_timeout_s, required=cfg.watchdog_required, log=log)
             try:
                 self.watchdog.open()   # without watchdog_required: a warning, and no watchdog

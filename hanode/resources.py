@@ -100,7 +100,8 @@ DEFAULT_TIMEOUT_MS = 30000
 VIP_RECHECK_S = 5.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Handed down by systemd to the agent; a script must not talk to systemd in the agent's name.
-_PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+_PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+                "HANODE_WATCHDOG_FD")
 _STATUS_TEXT_BYTES = 4096
 # Control characters from a script would corrupt the log's own line structure.
 _SANITISE = {c: "?" for c in list(range(0, 9)) + list(range(10, 32)) + [127]}

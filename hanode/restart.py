@@ -7,8 +7,11 @@ the configuration on disk passes every check (the next agent must not die of
 it) and the node agrees (no group starting, stopping or being probed).  The
 node then tells the peer "restarting, my groups stay, grace G" (three NOTICE
 frames, docs/protocol.md) and stops without releasing anything; the daemon
-closes its adapters - the hardware watchdog with the magic character, so the
-gap does not reset the box - and ``reexec`` replaces the process with a fresh
+closes its adapters but the hardware watchdog: it stays armed and open across
+the re-execution (``Watchdog.hand_over``: its timeout stretched to the grace
+where the driver allows, the fd inherited and taken by the new agent), so a
+next agent that hangs or never comes is reset like a hung one, while a restart
+that works never lets it expire.  ``reexec`` replaces the process with a fresh
 ``python -m hanode`` and the same arguments: the same PID (systemd's main PID,
 the init script's pidfile, a respawn supervisor's child stay valid; the
 resource daemons in the unit's cgroup are not touched), new code from disk
@@ -23,8 +26,9 @@ grace, the peer takes over as from a dead peer - probing the addresses first,
 which the groups left running here would still answer, and starting a group
 without an address blind: so this command, the restart's guard, releases them
 (right to left, as a stop would) at GUARD_SHARE of the grace, before the peer
-acts, so that its probe finds them free and nothing runs twice.  (With a hardware watchdog the peer would
-otherwise wait for nothing: the watchdog was closed cleanly.)
+acts, so that its probe finds them free and nothing runs twice.  (With a
+hardware watchdog the handed-over device resets the box too, at the latest
+when the stretched timeout - the grace - runs out.)
 """
 import argparse
 import asyncio
@@ -51,6 +55,9 @@ def accept(daemon: Any) -> Dict[str, Any]:
     ok, why = node.can_restart()
     if not ok:
         return {"ok": False, "message": why}
+    watchdog = daemon.watchdog
+    if watchdog is not None and watchdog.enabled and cfg.watchdog == watchdog.path:
+        watchdog.hand_over(-(-cfg.restart_grace_ms // 1000))   # armed across the gap (module docstring)
     agent.dispatch(node.restart(agent.clock()))
     return {"ok": True, "message": why, "generation": node.gen, "grace_ms": node.config.restart_grace_ms,
             "groups": node.held_groups()}

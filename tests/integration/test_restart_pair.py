@@ -138,3 +138,41 @@ def test_a_restart_that_does_not_come_back_fails_over_after_the_grace():
         assert lab.double_holder_ms(t0) == 0
         print("restart that did not come back: node2 added the VIP %.2f s after the restart command "
               "(grace %d s); running there %.2f s after it" % (vip_on_node2[0] - t0, GRACE_S, took))
+
+
+def test_the_watchdog_stays_armed_across_a_restart():
+    """ha.cf `watchdog <fifo>` on node1 (test_supervision's stand-in records every byte): across
+    `hanode restart` the pets go on through the handed-over fd, with no magic 'V' in between."""
+    import shutil
+    import signal
+    import tempfile
+    from test_supervision import WatchdogFifo
+    tmp = tempfile.mkdtemp(prefix="hanode-wd-")
+    fifo = os.path.join(tmp, "watchdog")
+    wd = WatchdogFifo(fifo)
+    try:
+        grace = "restart_grace %d\n" % GRACE_S
+        with Lab(timing=dict(TIMINGS_A), extra_ha_cf={"node1": grace + "watchdog %s\n" % fifo,
+                                                      "node2": grace}) as lab:
+            live_pair(lab)
+            t0 = time.time()
+            r = restart(lab, "node1")
+            assert r.returncode == 0 and "done in" in r.stdout, r.stdout + r.stderr
+            t1 = time.time()
+            time.sleep(1.0)
+            wd.drain()
+            assert b"V" not in wd.data(), wd.data()
+            assert wd.count_since(t1) >= 3
+            text = lab.log_text("node1")
+            assert "stays armed for the next agent" in text and "armed all along" in text, text[-3000:]
+            pets = [t for t, b in wd.bytes if t0 - 1 <= t]
+            gap = max(b - a for a, b in zip(pets, pets[1:]))
+            lab.signal("node1", signal.SIGTERM)
+            assert lab.procs["node1"].wait(30) == 0
+            wd.drain()
+            assert wd.data().endswith(b"V") and wd.data().count(b"V") == 1
+            print("watchdog across a restart: no 'V', longest gap between pets %.0f ms (restart took %.2f s)"
+                  % (gap * 1000, t1 - t0))
+    finally:
+        wd.close()
+        shutil.rmtree(tmp, ignore_errors=True)
