@@ -21,7 +21,7 @@ them; the peer, which held off, sees "Heartbeat restart" with the held bits
 continuous.
 
 The command line (``run``) waits for the new life (a status with another
-generation) and its adopted groups running.  If it does not come within the
+generation) and its adopted groups running.  If no new life answers within the
 grace, the peer takes over as from a dead peer - probing the addresses first,
 which the groups left running here would still answer, and starting a group
 without an address blind: so this command, the restart's guard, releases them
@@ -41,6 +41,9 @@ EXIT_NOT_RUNNING = 3
 # The guard releases what the restart left running after this share of the grace: before the peer
 # takes over, which it does without a probe for a group with no address (or with vip_probe off).
 GUARD_SHARE = 0.8
+# Once the new agent answers, the groups are its own (never released here); its adoption may still
+# wait for a slow start (pyroute2's import on a loaded box): the command waits this long for it.
+ADOPT_WAIT_S = 60
 
 
 def accept(daemon: Any) -> Dict[str, Any]:
@@ -103,16 +106,26 @@ def run(args: argparse.Namespace) -> int:
     print("hanode restart: %s" % answer["message"])
     started = time.monotonic()
     deadline = started + GUARD_SHARE * answer["grace_ms"] / 1000.0
-    while time.monotonic() < deadline:
+    up_at = None   # when the new agent first answered: from then on its groups are its own
+    while True:
         try:
             st = request("status", args.socket, timeout=2)
         except (ControlError, OSError, ValueError):   # the old agent going, the new one not there yet
             st = {}
-        if st.get("generation", answer["generation"]) != answer["generation"] and _adopted(st, answer["groups"]):
-            print("hanode restart: done in %.1f s: generation %d -> %d, holds %s" % (
-                time.monotonic() - started, answer["generation"], st["generation"],
-                " ".join(g["key"] for g in st["groups"] if g["state"] == "running") or "nothing"))
-            return 0
+        now = time.monotonic()
+        if st.get("generation", answer["generation"]) != answer["generation"]:
+            up_at = up_at or now
+            if _adopted(st, answer["groups"]):
+                print("hanode restart: done in %.1f s: generation %d -> %d, holds %s" % (
+                    now - started, answer["generation"], st["generation"],
+                    " ".join(g["key"] for g in st["groups"] if g["state"] == "running") or "nothing"))
+                return 0
+        if up_at is not None and now - up_at > ADOPT_WAIT_S:
+            print("hanode restart: the new agent runs, but %s not running after %d s; see its log"
+                  % (" ".join(answer["groups"]), ADOPT_WAIT_S), file=sys.stderr)
+            return 1
+        if up_at is None and now >= deadline:
+            break
         time.sleep(0.05)
     print("hanode restart: the new agent did not come back within %.1f s of the restart grace (%d ms): "
           "releasing the groups it left running (%s) so that the peer can take them over"
