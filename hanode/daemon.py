@@ -140,7 +140,8 @@ class Daemon:
             self._close_links()
             return 1
         runner = self.runner = ResourceRunner(cfg, log=log)
-        running = await runner.found_running()   # what an agent restart (or a crash) left running
+        from hanode.restart import restarted   # what an agent restart (or a crash) left running:
+        running = await runner.found_running(scripts=restarted())
         node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
                     links=[link.name for link in self.links])
         # the watchdog's health gate needs a tick well within its max age

@@ -101,7 +101,7 @@ VIP_RECHECK_S = 5.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Handed down by systemd to the agent; a script must not talk to systemd in the agent's name.
 _PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-                "HANODE_WATCHDOG_FD")
+                "HANODE_WATCHDOG_FD", "HANODE_RESTARTED")
 _STATUS_TEXT_BYTES = 4096
 # Control characters from a script would corrupt the log's own line structure.
 _SANITISE = {c: "?" for c in list(range(0, 9)) + list(range(10, 32)) + [127]}
@@ -367,12 +367,12 @@ class ResourceRunner:
         here = set(configured_ipv4())
         return [key for key, g in self._groups.items() if any(r.is_ip and r.ip in here for r in g.resources)]
 
-    async def found_running(self) -> List[str]:
-        """``active_groups``, plus the groups without an address whose scripts' ``status`` says one
-        of them runs: what an agent restart left running, adopted by the next agent (a group only
-        partly running is completed by its start, which skips what runs)."""
+    async def found_running(self, scripts: bool = True) -> List[str]:
+        """``active_groups``, plus (``scripts``) the groups without an address whose scripts'
+        ``status`` says one of them runs: what an agent restart left running, adopted by the next
+        agent (a group only partly running is completed by its start, which skips what runs)."""
         found = self.active_groups()
-        for key, g in self._groups.items():
+        for key, g in self._groups.items() if scripts else ():
             if key in found or any(r.is_ip for r in g.resources):
                 continue
             for res in g.resources:

@@ -16,8 +16,9 @@ that works never lets it expire.  ``reexec`` replaces the process with a fresh
 the init script's pidfile, a respawn supervisor's child stay valid; the
 resource daemons in the unit's cgroup are not touched), new code from disk
 (an upgrade installed before), the configuration read anew.  The new agent
-finds the groups still running (``ResourceRunner.found_running``) and adopts
-them; the peer, which held off, sees "Heartbeat restart" with the held bits
+finds the groups still running (``ResourceRunner.found_running``: addresses,
+and - re-executed, ``restarted()`` - the scripts of groups without one) and
+adopts them; the peer, which held off, sees "Heartbeat restart" with the held bits
 continuous.
 
 The command line (``run``) waits for the new life (a status with another
@@ -66,9 +67,19 @@ def accept(daemon: Any) -> Dict[str, Any]:
             "groups": node.held_groups()}
 
 
+RESTARTED_ENV = "HANODE_RESTARTED"   # set for the re-executed agent: look for running scripts too
+
+
+def restarted() -> bool:
+    """Was this agent re-executed by ``hanode restart``?  (Then it asks the ``status`` of the groups
+    without an address; a cold boot does not wait for status scripts before its first heartbeat.)"""
+    return os.environ.pop(RESTARTED_ENV, None) is not None
+
+
 def reexec(log: Any) -> None:
     """Replace this process by a new agent with the same arguments; returns only if exec failed."""
     argv = [sys.executable, "-m", "hanode"] + sys.argv[1:]
+    os.environ[RESTARTED_ENV] = "1"
     log("info", "Agent restart: executing %s" % " ".join(argv))
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
