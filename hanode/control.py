@@ -233,11 +233,13 @@ def _config_lines(st: Dict[str, Any]) -> List[str]:
     config = st.get("config")
     if config:
         last = config.get("last_reload")
-        peer = st.get("peer_revision")
-        lines.append("config revision %s%s%s" % (config["revision"], "" if not peer else "; %s runs %s%s" % (
-            st["peer"], peer, "" if peer == config["revision"] else " (differs)"), "" if not last else
+        lines.append("config revision %s%s" % (config["revision"], "" if not last else
                      "; last reload %s: %s (revision %s)" % (last["at"], last["message"], last["revision"])))
         lines.extend("  " + p for p in (last or {}).get("problems", []) if not last["ok"])
+        peer = st.get("peer_revision")
+        if peer:
+            lines.append("%s runs config revision %s%s" % (st["peer"], peer,
+                                                           "" if peer == config["revision"] else " (differs)"))
     return lines
 
 

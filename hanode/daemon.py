@@ -294,6 +294,6 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if daemon.agent is not None and daemon.agent.node.restarting is not None:
         from hanode.restart import reexec
-        reexec(log)   # `hanode restart`: the next agent adopts the groups (returns only on failure)
+        reexec(log, daemon.notifier)   # `hanode restart`: the next agent adopts the groups
         return 1
     return code

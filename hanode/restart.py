@@ -76,10 +76,18 @@ def restarted() -> bool:
     return os.environ.pop(RESTARTED_ENV, None) is not None
 
 
-def reexec(log: Any) -> None:
-    """Replace this process by a new agent with the same arguments; returns only if exec failed."""
+def reexec(log: Any, notifier: Any = None) -> None:
+    """Replace this process by a new agent with the same arguments; returns only if exec failed.
+    ``notifier``: systemd's NOTIFY_SOCKET and WATCHDOG_USEC, which it took out of the environment
+    (so that resource scripts do not see them), go back in for the new agent (the same main PID):
+    it says READY=1 again and keeps WatchdogSec= fed."""
     argv = [sys.executable, "-m", "hanode"] + sys.argv[1:]
     os.environ[RESTARTED_ENV] = "1"
+    if notifier is not None and notifier.socket_path:
+        os.environ["NOTIFY_SOCKET"] = notifier.socket_path
+        if notifier.watchdog_usec:
+            os.environ["WATCHDOG_USEC"] = str(notifier.watchdog_usec)
+            os.environ["WATCHDOG_PID"] = str(os.getpid())
     log("info", "Agent restart: executing %s" % " ".join(argv))
     for stream in (sys.stdout, sys.stderr):
         stream.flush()

@@ -82,7 +82,8 @@ def test_status_text_shows_the_peer_revision_and_a_restart_held_off():
     sim.run(500)
     st = sim.box("node2").node.status()
     st["config"] = {"revision": "ba9876543210", "last_reload": None}   # what the daemon adds
-    assert "config revision ba9876543210; node1 runs 0123456789ab (differs)" in format_status(st)
+    text = format_status(st)
+    assert "config revision ba9876543210\nnode1 runs config revision 0123456789ab (differs)" in text, text
     sim.restart_agent("node1")
     sim.run(1000)
     st = sim.box("node2").node.status()

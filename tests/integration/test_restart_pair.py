@@ -194,3 +194,31 @@ def test_the_watchdog_stays_armed_across_a_restart():
     finally:
         wd.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_systemd_keeps_hearing_the_restarted_agent():
+    """Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC) the re-executed agent, the same main PID, says
+    READY=1 again and keeps sending WATCHDOG=1: WatchdogSec= does not kill it after the restart."""
+    import shutil
+    import tempfile
+    from test_supervision import NotifySocket
+    tmp = tempfile.mkdtemp(prefix="hanode-notify-")
+    ns = NotifySocket(os.path.join(tmp, "notify"))
+    try:
+        with Lab(timing=dict(TIMINGS_A), extra_ha_cf="restart_grace %d\n" % GRACE_S) as lab:
+            lab.start("node1", env={"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "2000000"})
+            lab.start("node2")
+            assert lab.wait_for(lambda: status(lab, "node2").get("groups", [{}])[0].get("held_by") == "node1"
+                                and status(lab, "node2")["peer_state"] == "active", 60) is not None
+            pid = lab.procs["node1"].pid
+            t0 = time.time()
+            r = restart(lab, "node1")
+            assert r.returncode == 0 and "done in" in r.stdout, r.stdout + r.stderr
+            time.sleep(2.5)
+            after = [(k, v) for t, k, v in ns.assignments() if t >= t0]
+            assert ("READY", "1") in after and ("MAINPID", str(pid)) in after, after
+            assert len([1 for k, v in after if k == "WATCHDOG"]) >= 2, after
+            assert status(lab, "node1")["agent"]["pid"] == pid
+    finally:
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
