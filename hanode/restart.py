@@ -45,6 +45,7 @@ GUARD_SHARE = 0.8
 # Once the new agent answers, the groups are its own (never released here); its adoption may still
 # wait for a slow start (pyroute2's import on a loaded box): the command waits this long for it.
 ADOPT_WAIT_S = 60
+SETTLE_WAIT_S = 60   # how long the command retries while a group is starting, stopping or probed
 
 
 def accept(daemon: Any) -> Dict[str, Any]:
@@ -57,8 +58,9 @@ def accept(daemon: Any) -> Dict[str, Any]:
     agent = daemon.agent
     node = agent.node
     ok, why = node.can_restart()
-    if not ok:
-        return {"ok": False, "message": why}
+    if not ok:   # retry: a group in transition or a rejoin's save settles by itself
+        return {"ok": False, "message": why,
+                "retry": any(g.busy() for g in node.groups) or node.rejoin.saving()}
     watchdog = daemon.watchdog
     if watchdog is not None and watchdog.enabled and cfg.watchdog == watchdog.path:
         watchdog.hand_over(-(-cfg.restart_grace_ms // 1000))   # armed across the gap (module docstring)
@@ -113,11 +115,16 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 once the new agent runs and its adopted groups are running; 1 if the restart is refused
     or the new agent does not come back within the grace (its groups are then released)."""
     from hanode.control import ControlError, request
-    try:
-        answer = request("restart", args.socket, timeout=30)
-    except ControlError as e:
-        print("hanode restart: %s" % e, file=sys.stderr)
-        return EXIT_NOT_RUNNING
+    until = time.monotonic() + SETTLE_WAIT_S
+    while True:
+        try:
+            answer = request("restart", args.socket, timeout=30)
+        except ControlError as e:
+            print("hanode restart: %s" % e, file=sys.stderr)
+            return EXIT_NOT_RUNNING
+        if answer.get("ok") or not answer.get("retry") or time.monotonic() > until:
+            break
+        time.sleep(0.2)   # a group is starting or stopping: wait for it to settle
     if not answer.get("ok"):
         print("\n".join(["hanode restart: refused: %s" % answer.get("message")]
                         + ["  " + p for p in answer.get("problems", [])]), file=sys.stderr)
