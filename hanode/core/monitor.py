@@ -41,7 +41,7 @@ does not define, a usage message for a missing ``status`` verb, no script) is
     ----------  -------------  ----------  -------
     off         running        waiting     -        the group's start finished here: first check an interval later
     waiting     due            checking    check
-    waiting     stopped        off         -        the group is being released (or yielded)
+    waiting     stopped        off         -        the group is being released (or yielded; or monitoring turned off)
     checking    ok             waiting     -        every resource running (or unknown)
     checking    failed         restarting  restart  within the limit: the failed resource and those after it
     checking    failed_limit   off         give     past the limit, a healthy peer: hand the group over
@@ -199,9 +199,10 @@ class Monitoring:
         is due."""
         for g in node.groups:
             m = self.monitors[g.index]
-            running = g.state == ownership.RUNNING and not node.shutting_down
+            # (a reload that turns monitoring off ends it like a release)
+            running = g.state == ownership.RUNNING and not node.shutting_down and self.interval_ms
             if m.state == OFF:
-                if running and self.interval_ms:
+                if running:
                     m.fire(RUNNING)
                     m.due_at = now + self.interval_ms
                 continue
