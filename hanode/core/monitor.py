@@ -138,15 +138,8 @@ class GroupMonitor:
         self.unlisted = 0
 
     def fire(self, event):
-        """Apply an event; return the output name (or None).  An unlisted pair keeps the state
-        and is counted in ``unlisted``."""
-        entry = TRANSITIONS.get((self.state, event))
-        if entry is None:
-            self.unlisted += 1
-            return None
-        self.state, output = entry
-        self.transitions += 1
-        return output
+        """Apply an event; return the output name (or None) (``ownership.fire``)."""
+        return ownership.fire(self, TRANSITIONS, event)
 
     def busy(self):
         return self.state == RESTARTING

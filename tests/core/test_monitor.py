@@ -43,18 +43,16 @@ def test_monitoring_is_off_unless_monitor_interval_is_given():
 
 
 def test_monitor_keys_are_checked_with_their_line():
-    probs = check(HA + "monitor_interval 10ms\n", AK, HR, me="node1")[1]
-    find(probs, "error", "monitor_interval [10 ms] is too short", line=5)
-    probs = check(HA + "monitor_interval soon\n", AK, HR, me="node1")[1]
-    find(probs, "error", "invalid time [soon] for monitor_interval", line=5)
-    probs = check(HA + "monitor_failures -1\n", AK, HR, me="node1")[1]
-    find(probs, "error", "invalid number [-1] for monitor_failures", line=5)
-    probs = check(HA + "monitor_timeout 0\nmonitor_interval 5\n", AK, HR, me="node1")[1]
-    find(probs, "error", "monitor_timeout must be more than 0", line=5)
-    probs = check(HA + "monitor_failures 2\n", AK, HR, me="node1")[1]
-    find(probs, "warning", "has no effect without monitor_interval", line=5)
-    probs = check(HA + "monitor_interval 10\nmonitor_window 20\n", AK, HR, me="node1")[1]
-    find(probs, "warning", "never moved to the peer", line=6)
+    cases = [
+        ("monitor_interval 10ms\n", "error", "monitor_interval [10 ms] is too short", 5),
+        ("monitor_interval soon\n", "error", "invalid time [soon] for monitor_interval", 5),
+        ("monitor_failures -1\n", "error", "invalid number [-1] for monitor_failures", 5),
+        ("monitor_timeout 0\nmonitor_interval 5\n", "error", "monitor_timeout must be more than 0", 5),
+        ("monitor_failures 2\n", "warning", "has no effect without monitor_interval", 5),
+        ("monitor_interval 10\nmonitor_window 20\n", "warning", "never moved to the peer", 6),
+    ]
+    for lines, level, fragment, line in cases:
+        find(check(HA + lines, AK, HR, me="node1")[1], level, fragment, line=line)
     assert check(HA + MONITOR, AK, HR, me="node1")[1] == []
 
 
@@ -193,3 +191,29 @@ def test_a_release_during_a_check_ignores_its_answer():
     assert sim.run_until(lambda: sim.settled() and sim.servers() == ["node2"], 5000) is not None
     n1.handle(n1.node.monitored(KEY, [("running", ""), ("failed", "late")], sim.now))
     assert n1.restarts == 0 and n1.node.status()["counters"]["unlisted_transitions"] == 0
+
+
+def test_status_says_degraded_while_a_restart_runs():
+    from hanode.core.status import summary
+    sim = monitored_pair(action_ms=300)
+    n1 = sim.box("node1")
+    assert "DEGRADED" not in summary(n1.node)
+    n1.crash(KEY)
+    assert sim.run_until(lambda: n1.node.monitoring.monitors[0].state == monitor.RESTARTING, 2000) is not None
+    assert "DEGRADED: %s" % KEY in summary(n1.node)
+    assert n1.node.status()["groups"][0]["monitor"]["state"] == "restarting"
+    assert sim.run_until(lambda: sim.servers() == ["node1"], 1000) is not None
+    assert "DEGRADED" not in summary(n1.node)
+
+
+def test_a_reload_turns_monitoring_off_and_on():
+    from tests.support.sim import make_config
+    sim = monitored_pair()
+    n1 = sim.box("node1")
+    checks = record(n1, "check")
+    n1.handle(n1.node.reconfigure(make_config(me="node1"), sim.now))   # no monitor_interval
+    sim.run(2000)
+    assert checks == [] and n1.node.monitoring.monitors[0].state == monitor.OFF
+    n1.handle(n1.node.reconfigure(make_config(me="node1", extra=MONITOR), sim.now))
+    sim.run(2000)
+    assert len(checks) >= 3 and n1.node.status()["counters"]["unlisted_transitions"] == 0
