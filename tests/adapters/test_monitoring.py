@@ -98,6 +98,10 @@ def test_check_config_flags_a_script_without_status(tmp_path):
     assert len(hits) == 1 and hits[0].line == 1 and hits[0].level == "warning", problems
     assert "monitoring cannot check it" in hits[0].message
     assert str(hits[0]).startswith(str(d / "haresources") + ":1: warning:")
+    from hanode.checkconfig import summary
+    text = "\n".join(summary(cfg))
+    assert "Monitor   every 5 s each resource's status" in text and "up to 3 times within 600 s" in text
+    assert cfg.to_dict()["monitor_interval_ms"] == 5000
 
 
 def test_status_text_shows_each_resources_last_check(tmp_path):
