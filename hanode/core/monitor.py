@@ -187,6 +187,12 @@ class Monitoring:
         """A group's reloaded definition is in force (it is stopped here): watch its resources."""
         self.monitors[index] = GroupMonitor(len(group.resources))
 
+    def operator_acted(self):
+        """takeover or standby on either box: the restarts counted so far are forgiven."""
+        for m in self.monitors:
+            m.restarts = []
+            m.backoffs = 0
+
     def step(self, node, now, out):
         """Follow the ownership table (checks only while a group is running here) and fire what
         is due."""

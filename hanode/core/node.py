@@ -830,9 +830,11 @@ class Node:
                        % (self.me, f.gen, self.gen, link, ", ".join(self.config.nodes))))
 
     def _operator_acted(self):
-        """takeover or standby, here or on the peer: start afresh for groups whose starts failed."""
+        """takeover or standby, here or on the peer: start afresh for groups whose starts failed,
+        and with a full allowance of restarts in place."""
         for intent in self.intents:
             intent.clear_start_failures()
+        self.monitoring.operator_acted()
 
     def _go_standby(self):
         self.standby_mode = True

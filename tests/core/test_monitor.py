@@ -119,6 +119,11 @@ def test_past_the_limit_the_group_moves_to_the_peer_never_on_both():
     assert group_status(sim.box("node2"))["held_by"] == "node2"
     sim.run(3000)   # the hand-over sticks (auto_failback on does not undo it)
     assert sim.holders() == ["node2"]
+    # the operator takes it back: node1 starts afresh, with a full allowance of restarts
+    n1.handle(n1.node.takeover(sim.now, KEY))
+    assert sim.run_until(lambda: sim.settled() and sim.servers() == ["node1"], 5000) is not None
+    assert crash_and_wait_served(sim) is not None and sim.servers() == ["node1"]
+    assert sim.doubles_ms == 0
 
 
 def test_with_no_healthy_peer_it_keeps_restarting_with_back_off_and_an_alarm():
