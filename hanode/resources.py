@@ -278,6 +278,7 @@ class ResourceRunner:
         self._conflict_sink: Optional[Callable[[str, str], None]] = None
         self._defences: set = set()  # pending defend and drop tasks
         self._abandoned: set = set()  # group keys whose acquire in progress must give up (drop_addresses)
+        self._not_lsb: set = set()  # resources whose status said running right after a stop (said once)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -712,11 +713,34 @@ class ResourceRunner:
                 if not ok:
                     return False, "stop of %s: %s" % (res.token, detail)
             for res in part:
-                ok, detail = await self._start_one(res, g.key)
+                if res.is_ip:
+                    ok, detail = await self._start_one(res, g.key)
+                else:
+                    ok, detail = await self._start_stopped(res)
                 if not ok:
                     return False, "start of %s: %s" % (res.token, detail)
             self._log("info", "Resource group %s restarted from %s" % (g.key, part[0].token))
             return True, "restarted"
+
+    async def _start_stopped(self, res: Any) -> Tuple[bool, str]:
+        """Start a script resource just stopped by a restart.  Its status must say stopped now;
+        one that still says running (exit 0 while stopped) is not LSB-conformant - monitoring
+        cannot see it crash - which is said once; it is started anyway (an acquire would skip
+        it)."""
+        running, detail = await self.script_status(res)
+        if running and res.token not in self._not_lsb:
+            self._not_lsb.add(res.token)
+            self._log("warning", "Resource %s: its status says running right after a successful stop (%s): "
+                      "not LSB-conformant (exit 0 while stopped), so monitoring cannot see it fail; "
+                      "starting it anyway (said once)" % (res.token, detail))
+        path = self.locate(res.script)
+        if path is None:
+            return False, "Cannot locate resource script %s" % res.script
+        r = await self.run_script(path, res.args, "start")
+        if not r.ok:
+            self._log("error", r.why())
+            return False, r.why()
+        return True, "started"
 
     async def probe(self, key: str) -> Tuple[bool, str]:
         """ARP-probe every VIP of the group at once: (in_use, detail) for the core's Probe output.

@@ -113,3 +113,18 @@ def test_status_text_shows_each_resources_last_check(tmp_path):
     text = format_status(sim.box("node1").node.status())
     assert "httpd" in text and "failures 1, restarts 1" in text
     assert "checked " in text and " ms ago: running" in text
+
+
+def test_a_status_that_says_running_while_stopped_is_said_once_and_restarted_anyway(tmp_path):
+    w = World(tmp_path)
+    write_script(w.rd, "liar", status='echo "liar is running"; exit 0')   # exit 0 whatever
+    g = Group("node1", [Res("liar")])
+    r = w.runner(g)
+    assert run(r.acquire(g.key))[0]
+    for _ in range(2):
+        ok, detail = run(r.restart(g.key, 0))
+        assert ok, detail
+    acted = [c for c in w.calls() if not c.endswith(" status")]
+    # the acquire skipped the start (status said running); each restart stopped and started it
+    assert acted == ["liar stop", "liar start", "liar stop", "liar start"]
+    assert w.text().count("not LSB-conformant (exit 0 while stopped)") == 1
