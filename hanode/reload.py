@@ -45,7 +45,8 @@ from hanode.configdir import FILES, check_dir
 # "groups" and "auth" are compared on their own
 LIVE = ("keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "logfile", "debugfile", "logfacility",
         "debug", "vip_probe", "probe_count", "probe_interval_ms", "probe_wait_ms", "garp_count",
-        "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd")
+        "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd",
+        "monitor_interval_ms", "monitor_timeout_ms", "monitor_failures", "monitor_window_ms")
 WHY_NOT = {
     "nodes": "node names are the ids both boxes put in every frame",
     "me": "this box's name is the id it puts in every frame",
@@ -184,6 +185,7 @@ def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int) -> None:
     # the runner's own copies of the settings (resources.ResourceRunner reads them at start)
     runner.config = cfg
     runner.timeout_ms = cfg.resource_timeout_ms
+    runner.monitor_timeout_ms = cfg.monitor_timeout_ms
     runner.garp_count, runner.garp_interval_ms = cfg.garp_count, cfg.garp_interval_ms
     runner.env = runner._base_env(None)
     # a group is started and stopped with the definition the node has for it: the node swaps in
