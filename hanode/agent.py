@@ -24,6 +24,10 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 - ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)``,
   ``async probe(key)`` -> ``(in_use, detail)`` and, optionally,
   ``async announce(key)`` (gratuitous ARP for a group we keep)
+- optionally ``async check(key)`` -> ``[(result, detail), ...]`` (one per resource) and
+  ``async restart(key, index)`` -> ``(ok, detail)`` for the core's Check and Restart
+  outputs (monitor_interval), reported through ``Node.monitored``/``Node.restarted``; a
+  runner without them answers every check "unknown" (the core says so once)
 - optionally ``report_conflicts(sink)``: the runner calls ``sink(key, detail)``
   when another box claims one of a group's addresses (fed to
   ``Node.conflict``), ``defend(key)`` and ``drop_addresses(key)`` for the
@@ -92,6 +96,10 @@ class Agent:
             elif kind in ("acquire", "release", "probe"):
                 self.tasks = [t for t in self.tasks if not t.done()]
                 self.tasks.append(aio.create_task(self._perform(kind, o.group)))
+            elif kind == "check":
+                self._spawn(self._check(o.group))
+            elif kind == "restart":
+                self._spawn(self._restart(o.group, o.index))
             elif kind == "defend":
                 self.runner.defend(o.group)
             elif kind == "drop_addresses":
@@ -160,6 +168,36 @@ class Agent:
                 if not ok and detail:
                     self.log("error", "%s %s: %s" % (kind, key, detail))
                 self.dispatch(self.node.completed(key, ok, now))
+        finally:
+            self.actions_running -= 1
+
+    def _spawn(self, coro):
+        self.tasks = [t for t in self.tasks if not t.done()]
+        self.tasks.append(aio.create_task(coro))
+
+    async def _check(self, key):
+        check = getattr(self.runner, "check", None)
+        try:
+            if check is None:
+                raise NotImplementedError("this runner cannot check resources")
+            results = await check(key)
+        except aio.CancelledError:
+            raise
+        except Exception as e:   # the core must hear back: it checks again an interval later
+            count = len(self.node.config.group(key).resources)
+            results = [("unknown", "check failed: %r" % (e,))] * count
+        self.dispatch(self.node.monitored(key, results, self.clock()))
+
+    async def _restart(self, key, index):
+        self.actions_running += 1
+        try:
+            try:
+                ok, detail = await self.runner.restart(key, index)
+            except aio.CancelledError:
+                raise
+            except Exception as e:   # a broken adapter must still be reported to the core
+                ok, detail = False, "restart failed: %r" % (e,)
+            self.dispatch(self.node.restarted(key, ok, self.clock(), detail or ""))
         finally:
             self.actions_running -= 1
 

@@ -160,6 +160,16 @@ def summary(cfg: Config, scripts: Optional[Dict[str, str]] = None) -> List[str]:
     else:
         out.append("Groups    none")
 
+    if cfg.monitor_interval_ms:
+        out.append("Monitor   every %s each resource's status (LSB: 0 running, 1-3 stopped; an address: still "
+                   "configured), %s timeout; a failed one is restarted in place (with those after it) up to %d "
+                   "times within %s, then the group moves to the peer (if it can take it; else restarts back "
+                   "off, alarmed)" % (_secs(cfg.monitor_interval_ms), _secs(cfg.monitor_timeout_ms),
+                                      cfg.monitor_failures, _secs(cfg.monitor_window_ms)))
+    else:
+        out.append("Monitor   off: a resource is not checked after its start (as in Heartbeat); add e.g. "
+                   "'monitor_interval 10' to restart a crashed service and then move it")
+
     failback = {
         "on": "on: a group goes back to its preferred node when that node returns (released first, then taken)",
         "off": "off: groups stay where they are when their preferred node returns; move them with "

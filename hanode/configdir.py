@@ -28,6 +28,7 @@ import stat
 from typing import List, Optional, Tuple
 
 from hanode.core.config import Config, ConfigError, Problem, check
+from hanode.lsb import static_problems
 
 FILES = ("ha.cf", "authkeys", "haresources")
 DEFAULT_DIR = "/etc/ha.d"
@@ -128,6 +129,11 @@ def system_problems(cfg: Config) -> List[Problem]:
                 continue
             path, not_executable = find_script(cfg.resource_dirs or [], r.script)
             if path is not None:
+                why = static_problems(path)
+                if why:
+                    problems.append(Problem(haresources, g.line, "resource [%s]: %s: %s, so %s" % (
+                        r.token, path, why, "monitoring cannot check it (monitor_interval)" if cfg.monitor_interval_ms
+                        else "hanode cannot tell whether it already runs before a start"), level="warning"))
                 continue
             if not_executable is not None:
                 message = ("resource [%s]: %s is not executable, so the group could not start; "

@@ -208,6 +208,7 @@ def format_status(st: Dict[str, Any]) -> str:
             g["key"], g["preferred"], g["held_by"] or "nobody", state, " ".join(g["resources"])))
         if g.get("pending"):
             lines.append("%-20s pending until its next hand-over: %s" % ("", " ".join(g["pending"])))
+        lines.extend(_monitor_lines(g))
     lines.append("")
     lines.append("auto_failback %s: %s" % (st["auto_failback"], st["on_peer_return"]))
     c = st["counters"]
@@ -222,6 +223,22 @@ def format_status(st: Dict[str, Any]) -> str:
         lines.append("pid %s, up %.0f s, watchdog: %s" % (extra.get("pid"), extra.get("uptime_s", 0),
                                                           extra.get("watchdog", "off")))
     return "\n".join(lines)
+
+
+def _monitor_lines(g: Dict[str, Any]) -> List[str]:
+    """Per resource of a monitored group: its last check, what it said, failures, restarts."""
+    m = g.get("monitor")
+    if not m or all(r["last_check_ms_ago"] is None for r in m["resources"]):
+        return []
+    lines = []
+    for token, r in zip(g["resources"], m["resources"]):
+        lines.append("%-20s %-22s checked %s: %s, failures %d, restarts %d%s" % (
+            "", token, _age(r["last_check_ms_ago"]), r["result"] or "-", r["failures"], r["restarts"],
+            " (%s)" % r["detail"] if r["result"] != "running" and r["detail"] else ""))
+    if m["state"] in ("restarting", "backoff") or m["handed_over"]:
+        lines.append("%-20s monitor: %s, %d restarts within the window, handed over %d times" % (
+            "", m["state"], m["restarts_in_window"], m["handed_over"]))
+    return lines
 
 
 def _config_lines(st: Dict[str, Any]) -> List[str]:

@@ -113,7 +113,8 @@ def _stderr_log(level: str, text: str) -> None:
 
 def status_says_running(rc: int, stdout: str) -> bool:
     """Decide "running" from a status action's exit code and stdout (see the module docstring)."""
-    text_not = fnmatch.fnmatchcase(stdout, "*[Nn][Oo][Tt] *[Rr]unning*")
+    from hanode.lsb import NOT_RUNNING_TEXT
+    text_not = fnmatch.fnmatchcase(stdout, NOT_RUNNING_TEXT)
     text_yes = not text_not and (fnmatch.fnmatchcase(stdout, "*[Rr]unning*") or "OK" in stdout)
     if rc == 0:
         return not text_not and "usage" not in stdout.lower()
@@ -131,6 +132,7 @@ class ScriptResult:
         self.timed_out = False
         self.error: Optional[str] = None     # could not be run at all
         self.stdout_head = ""                # first few KB of stdout (status text)
+        self.stderr_head = ""                # first few KB of stderr (a usage message)
         self.lines = 0
         self.dropped_lines = 0
         self.dropped_bytes = 0
@@ -154,20 +156,20 @@ class _OutputSink:
     """Splits a pipe's bytes into lines and logs them, within a line and byte budget."""
 
     def __init__(self, runner: "ResourceRunner", label: str, level: str, budget: Dict[str, int],
-                 result: ScriptResult, keep_head: bool):
+                 result: ScriptResult, head: str):
         self.runner = runner
         self.label = label
         self.level = level
         self.budget = budget
         self.result = result
-        self.keep_head = keep_head
+        self.head = head   # the ScriptResult attribute that keeps the first few KB
         self.partial = bytearray()
         self.skipping = False  # inside an over-long line: drop until its newline
 
     def feed(self, data: bytes) -> None:
-        if self.keep_head and len(self.result.stdout_head) < _STATUS_TEXT_BYTES:
-            self.result.stdout_head += data[:_STATUS_TEXT_BYTES - len(self.result.stdout_head)].decode(
-                "utf-8", "replace")
+        kept = getattr(self.result, self.head)
+        if len(kept) < _STATUS_TEXT_BYTES:
+            setattr(self.result, self.head, kept + data[:_STATUS_TEXT_BYTES - len(kept)].decode("utf-8", "replace"))
         if self.budget["lines"] <= 0:
             # Budget spent: just count (a C-speed scan), keep nothing.
             n = data.count(b"\n")
@@ -259,6 +261,7 @@ class ResourceRunner:
         self.resource_dirs: List[str] = list(dirs) if dirs else [os.path.join(self.config_dir, "resource.d"),
                                                                    "/etc/init.d"]
         self.timeout_ms = int(getattr(config, "resource_timeout_ms", None) or DEFAULT_TIMEOUT_MS)
+        self.monitor_timeout_ms = int(getattr(config, "monitor_timeout_ms", None) or self.timeout_ms)
         self.garp_count = int(getattr(config, "garp_count", 5))
         self.garp_interval_ms = int(getattr(config, "garp_interval_ms", 200))
         self.me = getattr(config, "me", None) or socket.gethostname().lower()
@@ -276,6 +279,7 @@ class ResourceRunner:
         self._conflict_sink: Optional[Callable[[str, str], None]] = None
         self._defences: set = set()  # pending defend and drop tasks
         self._abandoned: set = set()  # group keys whose acquire in progress must give up (drop_addresses)
+        self._not_lsb: set = set()  # resources whose status said running right after a stop (said once)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -334,11 +338,12 @@ class ResourceRunner:
         return find_script(self.resource_dirs, script)[0]
 
     def reconfigure(self, config: Any, groups: Any = None) -> None:
-        """Put a reloaded configuration's settings in force (timeout, gratuitous ARP, the scripts'
+        """Put a reloaded configuration's settings in force (timeouts, gratuitous ARP, the scripts'
         HA_* environment). ``groups``: where to look a group up from now on (``get``, ``items``),
         e.g. the node's own definitions, which it swaps only once a group is stopped there."""
         self.config = config
         self.timeout_ms = int(getattr(config, "resource_timeout_ms", None) or DEFAULT_TIMEOUT_MS)
+        self.monitor_timeout_ms = int(getattr(config, "monitor_timeout_ms", None) or self.timeout_ms)
         self.garp_count = int(getattr(config, "garp_count", 5))
         self.garp_interval_ms = int(getattr(config, "garp_interval_ms", 200))
         self.env = self._base_env(None)
@@ -383,8 +388,10 @@ class ResourceRunner:
 
     # -- running scripts ----------------------------------------------------------------------
 
-    async def run_script(self, path: str, args: List[str], action: str) -> ScriptResult:
-        """Run ``path args... action`` with the deadline, capturing output into the log."""
+    async def run_script(self, path: str, args: List[str], action: str,
+                         timeout_ms: Optional[int] = None) -> ScriptResult:
+        """Run ``path args... action`` with the deadline (default resource_timeout), capturing
+        output into the log."""
         argv = [path] + list(args) + [action]
         result = ScriptResult(argv)
         quiet = action == "status"
@@ -409,7 +416,7 @@ class ResourceRunner:
         name = os.path.basename(path)
         budget = {"lines": self.max_output_lines}
         eofs = []
-        for fd, label, keep in ((out_r, name, True), (err_r, name + " (stderr)", False)):
+        for fd, label, keep in ((out_r, name, "stdout_head"), (err_r, name + " (stderr)", "stderr_head")):
             sink = _OutputSink(self, label, level, budget, result, keep)
             eof = loop.create_future()
             eofs.append(eof)
@@ -417,7 +424,7 @@ class ResourceRunner:
             loop.add_reader(fd, self._pipe_readable, loop, fd, sink, eof)
         try:
             try:
-                result.rc = await asyncio.wait_for(proc.wait(), self.timeout_ms / 1000.0)
+                result.rc = await asyncio.wait_for(proc.wait(), (timeout_ms or self.timeout_ms) / 1000.0)
             except asyncio.TimeoutError:
                 result.timed_out = True
                 result.rc = await self._kill_group(proc, " ".join(argv))
@@ -689,6 +696,79 @@ class ResourceRunner:
         state = "all" if count == len(items) else ("none" if count == 0 else "some")
         return {"group": g.key, "preferred": g.preferred, "held": g.key in self._held, "state": state,
                 "resources": items}
+
+    # -- monitoring (monitor_interval; the core decides: hanode/core/monitor.py) -------------
+
+    async def check(self, key: str) -> List[Tuple[str, str]]:
+        """Each resource's state for the core's Check, concurrently: (result, detail) in group
+        order, result one of monitor.RESULTS.  A script's ``status`` has ``monitor_timeout``; one
+        that hangs past it failed (a hung service serves nobody).  An address: still configured
+        (asked without netlink)."""
+        from hanode.core.monitor import RESULT_FAILED, RESULT_RUNNING, RESULT_UNKNOWN
+        from hanode.lsb import classify
+        from hanode.vip import configured_ipv4
+        g = self._group(key)
+
+        async def one(res: Any) -> Tuple[str, str]:
+            if res.is_ip:
+                if res.ip in configured_ipv4():
+                    return RESULT_RUNNING, "configured"
+                return RESULT_FAILED, "%s is not configured" % res.ip
+            path = self.locate(res.script)
+            if path is None:
+                return RESULT_UNKNOWN, "Cannot locate resource script %s" % res.script
+            r = await self.run_script(path, res.args, "status", timeout_ms=self.monitor_timeout_ms)
+            if r.timed_out:
+                return RESULT_FAILED, "status " + r.why()
+            if r.error:
+                return RESULT_UNKNOWN, r.error
+            return classify(r.rc, r.stdout_head, r.stderr_head)
+        return list(await asyncio.gather(*(one(res) for res in g.resources)))
+
+    async def restart(self, key: str, index: int) -> Tuple[bool, str]:
+        """Restart the group in place from resource ``index`` on (the core's Restart): stop the
+        resources from the last down to it, right to left, then start them left to right."""
+        g = self._group(key)
+        await self.ready()
+        async with self._lock(g.key):
+            if g.key not in self._held:
+                return False, "not held here"
+            part = g.resources[index:]
+            self._log("info", "Restarting resource group %s from %s: %s"
+                      % (g.key, part[0].token, " ".join(r.token for r in part)))
+            for res in reversed(part):
+                ok, detail = await self._stop_one(res)
+                if not ok:
+                    return False, "stop of %s: %s" % (res.token, detail)
+            for res in part:
+                if res.is_ip:
+                    ok, detail = await self._start_one(res, g.key)
+                else:
+                    ok, detail = await self._start_stopped(res)
+                if not ok:
+                    return False, "start of %s: %s" % (res.token, detail)
+            self._log("info", "Resource group %s restarted from %s" % (g.key, part[0].token))
+            return True, "restarted"
+
+    async def _start_stopped(self, res: Any) -> Tuple[bool, str]:
+        """Start a script resource just stopped by a restart.  Its status must say stopped now;
+        one that still says running (exit 0 while stopped) is not LSB-conformant - monitoring
+        cannot see it crash - which is said once; it is started anyway (an acquire would skip
+        it)."""
+        running, detail = await self.script_status(res)
+        if running and res.token not in self._not_lsb:
+            self._not_lsb.add(res.token)
+            self._log("warning", "Resource %s: its status says running right after a successful stop (%s): "
+                      "not LSB-conformant (exit 0 while stopped), so monitoring cannot see it fail; "
+                      "starting it anyway (said once)" % (res.token, detail))
+        path = self.locate(res.script)
+        if path is None:
+            return False, "Cannot locate resource script %s" % res.script
+        r = await self.run_script(path, res.args, "start")
+        if not r.ok:
+            self._log("error", r.why())
+            return False, r.why()
+        return True, "started"
 
     async def probe(self, key: str) -> Tuple[bool, str]:
         """ARP-probe every VIP of the group at once: (in_use, detail) for the core's Probe output.

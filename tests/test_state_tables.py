@@ -99,3 +99,26 @@ def test_rejoin_docstring_is_the_transition_table():
         role, state, event, nxt, output = words[:5]
         documented[(role, state, event)] = (nxt, None if output == "-" else output)
     assert documented == rejoin.TRANSITIONS
+
+
+def _monitor_rows(doc):
+    from hanode.core import monitor
+    states = (monitor.OFF, monitor.WAITING, monitor.CHECKING, monitor.RESTARTING, monitor.BACKOFF)
+    documented = {}
+    for words in rows(doc, states):
+        if len(words) >= 4 and not words[1].startswith("-"):
+            documented[(words[0], words[1])] = (words[2], None if words[3] == "-" else words[3])
+    return documented
+
+
+def test_monitor_docstring_is_the_transition_table():
+    from hanode.core import monitor
+    assert _monitor_rows(monitor.__doc__) == monitor.TRANSITIONS
+
+
+def test_docs_states_md_has_the_monitor_table():
+    import os
+    from hanode.core import monitor
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "states.md")
+    with open(path) as f:
+        assert _monitor_rows(f.read()) == monitor.TRANSITIONS

@@ -69,7 +69,7 @@ suspended VM) knows the peer may have taken over meanwhile: it marks itself
 yields every group the peer claims until the peer has heard from it again.
 """
 
-from hanode.core import ownership, rejoin, status, wants
+from hanode.core import monitor, ownership, rejoin, status, wants
 from hanode.core.acks import Mark
 from hanode.core.auth import Auth
 from hanode.core.config.model import STOP_FAILURE_FENCE
@@ -153,6 +153,7 @@ class Node:
         self.goodbye_held = 0         # held bits of that goodbye: groups it admits it still holds
         self.identity_conflict = None # another box uses our node id: {link, their_generation, since_ms}
         self.rejoin = rejoin.Rejoin() # challenging a peer below its floor / rejoining after our state loss
+        self.monitoring = monitor.Monitoring(config)   # monitor_interval: checks, restarts in place
         self.recent_sent = []         # fields of our last ECHO_FRAMES frames: what an echo may repeat
         self.started_at = None
         self.shutting_down = False
@@ -176,8 +177,8 @@ class Node:
             "peer_restarts": 0, "probes_busy": 0, "vip_conflicts": 0, "start_failures": 0, "stop_failures": 0,
             "escalations": 0,
             "below_floor": 0, "challenges_sent": 0, "rejoins": 0, "generation_jumps": 0,
-            "control_ignored": 0, "restarts_announced": 0, "peer_restarts_held": 0,
-            "peer_restart_timeouts": 0,
+            "control_ignored": 0, "monitor_failures": 0, "monitor_restarts": 0, "monitor_handovers": 0,
+            "restarts_announced": 0, "peer_restarts_held": 0, "peer_restart_timeouts": 0,
         }
 
     # ------------------------------------------------------------------ inputs
@@ -246,6 +247,19 @@ class Node:
                 intent.escalated = False
             else:
                 self._stop_failed(g, intent, now, out)
+        return self._finish(now, out)
+
+    def monitored(self, key, results, now):
+        """The answer to a Check: one (result, detail) per resource of the group, result one of
+        monitor.RESULTS (see monitor.py)."""
+        out = self._enter(now)
+        self.monitoring.checked(self, self._group(key), results, now, out)
+        return self._finish(now, out)
+
+    def restarted(self, key, ok, now, detail=""):
+        """The runner finished a Restart (ok: every resource it restarted runs)."""
+        out = self._enter(now)
+        self.monitoring.restarted(self, self._group(key), ok, detail, now, out)
         return self._finish(now, out)
 
     def _start_failed(self, g, intent, now, out):
@@ -512,6 +526,7 @@ class Node:
         group is stopped with the definition it was started with."""
         out = self._enter(now)
         self.config = config
+        self.monitoring.configure(config)
         self.auth = Auth.from_config(config)
         for decoder in self.decoders.values():
             decoder.rekey(self.auth)
@@ -533,6 +548,7 @@ class Node:
                 changed = _tokens(g.group) != _tokens(self.pending_groups[index])
                 g.group = self.pending_groups.pop(index)
                 if changed:
+                    self.monitoring.regroup(index, g.group)
                     out.append(Log("info", "Resource group %s: reloaded definition in force (%s)"
                                    % (g.key, " ".join(_tokens(g.group)))))
             elif _tokens(g.group) == _tokens(self.pending_groups[index]):
@@ -977,9 +993,11 @@ class Node:
                        % (self.me, f.gen, self.gen, link, ", ".join(self.config.nodes))))
 
     def _operator_acted(self):
-        """takeover or standby, here or on the peer: start afresh for groups whose starts failed."""
+        """takeover or standby, here or on the peer: start afresh for groups whose starts failed,
+        and with a full allowance of restarts in place."""
         for intent in self.intents:
             intent.clear_start_failures()
+        self.monitoring.operator_acted()
 
     def _go_standby(self):
         self.standby_mode = True
@@ -1104,8 +1122,8 @@ class Node:
             flags |= STANDBY
         if self.takeover_request or self.taking:
             flags |= TAKEOVER
-        if any(g.busy() for g in self.groups):
-            flags |= BUSY
+        if any(g.busy() or self.monitoring.monitors[g.index].busy() for g in self.groups):
+            flags |= BUSY   # (a restart in place too: a takeover waits for it)
         if self.stale:
             flags |= STALE
         return flags
@@ -1127,6 +1145,7 @@ class Node:
         if self.pending_groups:
             self._apply_pending_groups(out)
         self._evaluate(now, out)
+        self.monitoring.step(self, now, out)
         if self.shutting_down and all(self._released_or_escalated(g) for g in self.groups):
             return self._stop(now, out)
         held, want = self._masks()
@@ -1217,7 +1236,7 @@ class Node:
         live = self.live
         notice = self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None
         times = [self.next_send, notice, live.hold_until and live.hold_until + 1]
-        times += [i.retry_at for i in self.intents]
+        times += [i.retry_at for i in self.intents] + self.monitoring.deadlines()
         for t in [live.peer] + live.links:
             if t.state != DEAD and t.since is not None:
                 times.append(t.since + live.limit(t) + 1)

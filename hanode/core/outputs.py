@@ -142,3 +142,24 @@ class Announce(Output):
 
     def __init__(self, group):
         self.group = group
+
+
+class Check(Output):
+    """Run each resource's status check of the group (monitor_interval; LSB status, an address:
+    still configured) off the heartbeat loop; report with Node.monitored()."""
+    kind = "check"
+    fields = ("group",)
+
+    def __init__(self, group):
+        self.group = group
+
+
+class Restart(Output):
+    """Restart the group in place from resource ``index`` on: stop the resources from the last
+    down to it (right to left), then start them left to right; report with Node.restarted()."""
+    kind = "restart"
+    fields = ("group", "index")
+
+    def __init__(self, group, index):
+        self.group = group
+        self.index = index

@@ -94,6 +94,19 @@ TRANSITIONS = {
 BUSY_STATES = (PROBING, STARTING, STOPPING)
 
 
+def fire(machine, transitions, event):
+    """One step of a per-group table (this one, monitor.py's): ``machine`` has ``state``,
+    ``transitions`` and ``unlisted``; return the output name (or None).  A pair not in the
+    table keeps the state and is counted in ``unlisted``."""
+    entry = transitions.get((machine.state, event))
+    if entry is None:
+        machine.unlisted += 1
+        return None
+    machine.state, output = entry
+    machine.transitions += 1
+    return output
+
+
 class GroupOwnership:
     """One group's state on this node: the table's state and nothing else."""
 
@@ -109,13 +122,7 @@ class GroupOwnership:
     def fire(self, event):
         """Apply an event; return the output name (or None).  An unlisted pair keeps
         the state and is counted in ``unlisted``."""
-        entry = TRANSITIONS.get((self.state, event))
-        if entry is None:
-            self.unlisted += 1
-            return None
-        self.state, output = entry
-        self.transitions += 1
-        return output
+        return fire(self, TRANSITIONS, event)
 
     def held(self):
         return self.state != STOPPED

@@ -62,13 +62,18 @@ def alarms(node, times=True):
             wait = 0 if intent.retry_at is None or node.now is None else max(0, intent.retry_at - node.now)
             out.append("%s failed to start %d of %d times here; next try here in %d s at the earliest"
                        % (g.key, intent.start_failures, START_ROUNDS, (wait + 999) // 1000))
+        watch = node.monitoring.monitors[g.index]
+        if watch.alarm is not None:
+            out.append(watch.alarm)
     return out
 
 
 def summary(node):
     """One line for systemd's STATUS= and the logs: alarms, role and peer state."""
-    return "%s: %s%s%s, holds %s; peer %s %s" % (
+    degraded = node.monitoring.degraded(node)
+    return "%s: %s%s%s%s, holds %s; peer %s %s" % (
         node.me, "".join("ALARM: %s; " % a for a in alarms(node, times=False)),
+        ("DEGRADED: %s failed a check; " % " ".join(degraded)) if degraded else "",
         ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "",
         ("standby" if node.standby_mode else rscstatus(node)),
         (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node))
@@ -92,6 +97,7 @@ def _groups(node, peer):
             "gave_up": intent.gave_up,
             "stop_failures": intent.stop_failures,
             "escalated": intent.escalated,
+            "monitor": node.monitoring.status(g, node.now if node.now is not None else 0),
             "given": g.index in node.given,       # per-group standby: given to the peer
             "taking": g.index in node.taking,     # per-group takeover asked of the peer
             # reloaded resources wait until the group is stopped here (its next hand-over)
@@ -113,7 +119,8 @@ def _counters(node):
     # events a transition table has no row for (ownership, liveness): each one is a bug or an
     # adapter reporting out of turn, so it is shown rather than silently ignored
     counters["unlisted_transitions"] = (node.live.unlisted + sum(g.unlisted for g in node.groups)
-                                        + node.rejoin.unlisted)
+                                        + node.rejoin.unlisted
+                                        + sum(m.unlisted for m in node.monitoring.monitors))
     return counters
 
 
@@ -158,7 +165,8 @@ def status(node):
         "auto_failback": node.config.auto_failback,
         "on_peer_return": on_return,
         "timings": {"keepalive_ms": node.live.keepalive_ms, "warntime_ms": node.live.warntime_ms,
-                    "deadtime_ms": node.live.deadtime_ms, "initdead_ms": node.live.initdead_ms},
+                    "deadtime_ms": node.live.deadtime_ms, "initdead_ms": node.live.initdead_ms,
+                    "monitor_interval_ms": node.monitoring.interval_ms},
         "auth_index": node.auth.send_index,
         "links": links,
         "groups": _groups(node, peer),

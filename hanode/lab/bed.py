@@ -76,7 +76,14 @@ stop)
     if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null; rm -f "$PIDFILE"; fi
     exit 0 ;;
 status)
-    if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then echo "webapp is running"; exit 0; fi
+    # LSB: 0 running, 1 dead with its pid file left (killed, crashed), 3 not running.  A killed
+    # process stays a zombie until whoever inherited it reaps it (a container's init may take
+    # seconds): kill -0 still reaches a zombie, so its state in /proc decides.
+    if [ -f "$PIDFILE" ]; then
+        state=$(sed 's/^.*) //' "/proc/$(cat "$PIDFILE")/stat" 2>/dev/null | cut -c1)
+        if [ -n "$state" ] && [ "$state" != Z ]; then echo "webapp is running"; exit 0; fi
+        echo "webapp is dead but its pid file exists"; exit 1
+    fi
     echo "webapp is not running"; exit 3 ;;
 *) echo "usage: $0 start|stop|status"; exit 2 ;;
 esac

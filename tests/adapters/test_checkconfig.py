@@ -55,7 +55,8 @@ def example(name: str, tmp_path: Path, mode: int = 0o600) -> Path:
 
 
 def script(path: Path, mode: int = 0o755) -> None:
-    path.write_text("#!/bin/sh\nexit 0\n")
+    # (a status action: a script without one is warned about, see test_monitoring.py)
+    path.write_text("#!/bin/sh\n[ \"$1\" = status ] && exit 3\nexit 0\n")
     os.chmod(path, mode)
 
 

@@ -482,6 +482,9 @@ def test_status_json_content_and_text_table():
         # heard within the deadtime (500 ms), or the peer would not be "active"
         assert 0 <= link["last_heard_ms"] < 500 and 0 <= st["peer_last_heard_ms"] < 500
         [g] = st["groups"]
+        # (monitoring is off in this lab: nothing checked; tests/integration/test_monitor_pair.py has it on)
+        monitor = g.pop("monitor")
+        assert monitor["state"] == "off" and [r["last_check_ms_ago"] for r in monitor["resources"]] == [None, None]
         assert g == {"key": GROUP, "preferred": "node1", "resources": [GROUP, "webapp"], "state": "stopped",
                      "held_by": "node1", "wanted": False, "failed": False, "given": False, "taking": False,
                      "pending": None, "start_failures": 0, "gave_up": False, "stop_failures": 0, "escalated": False}

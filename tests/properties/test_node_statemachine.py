@@ -6,7 +6,9 @@ to 1, the peer keeps its floor), freezes, the serial cable cut, the LAN switch a
 LAN port cut independently of it, line noise, frames delayed by a variable amount and
 delivered twice, starts and stops that are slow (with jitter) or fail, standby/takeover,
 clean shutdowns and shutdowns whose stop fails, agent restarts (``hanode restart``: the
-groups stay up) whose next agent comes back - with or without its state - or never does.
+groups stay up) whose next agent comes back - with or without its state - or never does,
+and the service crashing on a box (once, or
+after every start: monitoring is on, ``MONITOR``: restarts in place, then the hand-over).
 
 The invariants (checked after every rule, i.e. after every burst of simulated time):
 
@@ -33,6 +35,10 @@ The invariants (checked after every rule, i.e. after every burst of simulated ti
   100 ms.  Excused by default (counted in ``sim.unserved_excuses``): a frozen box holding
   the group (the watchdog's job, not modelled), a failed stop that bars the peer (issue
   13 finding 3, being fixed; HANODE_MODEL_FINDINGS=3 takes that excuse away).
+* **monitoring**: a crashed service is served again within ``Sim.restart_bound_ms()``
+  (monitor interval + check + a restart) while its box may keep it, and past the restart
+  limit it moves to a healthy peer - the liveness bound above covers both; a box restarting
+  with back-off because the peer cannot take it is excused ("monitor alarm").
 * every event has a row in its transition table; ``settle`` heals everything and then
   exactly one box must hold and serve the group, and auto_failback must bring it home
   (not owed after an operator's standby/takeover; owed after a box came back without its
@@ -49,10 +55,12 @@ import pytest
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from hanode.core.monitor import BACKOFF_CAP_MS
 from tests.support.sim import Sim
 
 NODES = st.sampled_from(["node1", "node2"])
 KEY = "192.0.2.100"
+MONITOR = "monitor_interval 300ms\nmonitor_failures 2\nmonitor_window 30\n"
 # Known findings of issue 13 that other branches fix: their checks run only when asked, by
 # number (HANODE_MODEL_FINDINGS=3,5) or all of them (HANODE_MODEL_FINDINGS=all).
 _ASKED = os.environ.get("HANODE_MODEL_FINDINGS", "").replace(" ", "").split(",")
@@ -62,7 +70,7 @@ FINDING3, FINDING5 = ["all" in _ASKED or n in _ASKED for n in ("3", "5")]
 class Pair(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        self.sim = Sim(seed=7, action_ms=50)
+        self.sim = Sim(seed=7, action_ms=50, extra=MONITOR)
         self.sim.persist_floors = True   # each box keeps its peer's generation, as the daemon does
         if FINDING3:
             self.sim.excused = tuple(e for e in self.sim.excused if e != "stop failed")
@@ -73,6 +81,7 @@ class Pair(RuleBasedStateMachine):
         self.manual = set()
         self.failing = set()      # boxes whose start of the group fails
         self.failing_stop = set() # boxes whose stop of the group fails
+        self.crashy = set()       # boxes whose service crashes after every start
 
     def alive(self, name):
         box = self.sim.boxes[name]
@@ -83,6 +92,7 @@ class Pair(RuleBasedStateMachine):
         box = self.sim.boxes[name]
         box.fail_start = {KEY} if name in self.failing else set()
         box.fail_stop = {KEY} if name in self.failing_stop else set()
+        box.crashy = {KEY} if name in self.crashy else set()
 
     def _logs(self):
         return (self.sim.box("node1").log_text(), self.sim.box("node2").log_text())
@@ -173,6 +183,19 @@ class Pair(RuleBasedStateMachine):
             boxes.discard(name)
         self._scripts(name)
 
+    @rule(name=NODES)
+    def service_crashes(self, name):
+        """The service dies on the box (if it runs there): SIGKILL, an OOM kill."""
+        box = self.sim.boxes[name]
+        if box.powered:
+            box.crash(KEY)
+
+    @rule(name=NODES, crashy=st.booleans())
+    def service_keeps_crashing(self, name, crashy):
+        """The service dies shortly after every start on the box from now on, or not any more."""
+        (self.crashy.add if crashy else self.crashy.discard)(name)
+        self._scripts(name)
+
     if FINDING5:
         @rule(ms=st.sampled_from([0, 0, 20, 200, 500]))
         def address_answers_late(self, ms):
@@ -242,6 +265,7 @@ class Pair(RuleBasedStateMachine):
         sim.jitter_ms = 0
         sim.duplicate = 0.0
         self.failing_stop.clear()
+        self.crashy.clear()
         for name in ("node1", "node2"):
             sim.thaw(name)
             sim.set_lan_link(name, True)
@@ -251,6 +275,8 @@ class Pair(RuleBasedStateMachine):
         if all(n in self.failing for n in live):
             return   # nobody can run it: nothing to promise
         bound = sim.unserved_bound_ms() + cfg.deadtime_ms
+        if any(b.powered and b.node.monitoring.monitors[0].alarm for b in sim.boxes.values()):
+            bound += BACKOFF_CAP_MS   # a box backing off restarts its (healed) service that late
         # what was in flight before the line healed (a goodbye lost on a cut cable, a
         # peer about to be declared dead) plays out first
         sim.run(cfg.deadtime_ms + 2 * cfg.keepalive_ms + 2 * sim.max_action_ms)
@@ -267,7 +293,8 @@ class Pair(RuleBasedStateMachine):
         assert sim.run_until(lambda: sim.settled() and len(sim.servers()) == 1, bound) is not None, (
             sim.holders(), sim.servers(), self._logs())
         preferred = cfg.groups[0].preferred
-        if (not self.manual and preferred in live and preferred not in self.failing
+        handed = any(b.node.monitoring.monitors[0].handed_over for b in sim.boxes.values())
+        if (not self.manual and not handed and preferred in live and preferred not in self.failing
                 and not sim.box(preferred).node.status()["groups"][0]["failed"]
                 and len(live) == 2):
             assert sim.run_until(lambda: sim.settled() and sim.holders() == [preferred],

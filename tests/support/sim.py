@@ -25,6 +25,11 @@ What the model tells apart (issue 13, "the model checker sees none of this"):
   only the ARP probe; frames on the cable are delayed by ``delay_ms`` plus up
   to ``jitter_ms`` (in order: it is one wire) and delivered twice with
   probability ``duplicate``;
+* a service that crashes on the box that runs it (``crash``: its last resource stops
+  running; ``crashy``: it crashes ``crash_after_ms`` after every start or restart there):
+  it no longer serves, while the box still holds the group; with ``monitor_interval``
+  in the config the node's Check finds it failed (after ``check_ms``) and its Restart
+  brings it back (after an action's time);
 * a box that loses its state on restart (``power_on_blank``): its generation
   restarts at 1 while the peer keeps the floor it persisted (with
   ``persist_floors``, each box persists the peer's generation when its node
@@ -108,6 +113,9 @@ class Box:
         self.probe_done = {}    # group key -> when our last probe for it ended
         self.starts = 0         # Acquire outputs: start attempts on this box
         self.escalations = []   # (time, group) of each Escalate output
+        self.crashed = set()    # group keys whose service (last resource) is not running here
+        self.crashy = set()     # group keys whose service crashes crash_after_ms after each start here
+        self.restarts = 0       # Restart outputs: restarts in place on this box
 
     def handle(self, outputs):
         sim = self.sim
@@ -127,6 +135,11 @@ class Box:
                                      o.group not in self.fail_stop])
             elif o.kind == "probe":
                 self.pending.append([sim.now + sim.probe_ms, "probe", o.group, None])
+            elif o.kind == "check":
+                self.pending.append([sim.now + sim.check_ms, "check", o.group, None])
+            elif o.kind == "restart":
+                self.restarts += 1
+                self.pending.append([sim.now + sim.action_time(), "restart", o.group, True])
             elif o.kind == "log":
                 self.logs.append((sim.now, o.level, o.text))
             elif o.kind == "escalate":
@@ -153,6 +166,7 @@ class Box:
             if kind == "acquire":
                 if ok:
                     self.serving[key] = True
+                    self._started(key)
                 elif key not in self.fail_stop:
                     self.active.pop(key, None)   # a failed start rolls itself back (its stops work)
                 self.handle(self.node.completed(key, ok, sim.now))
@@ -164,6 +178,19 @@ class Box:
                 else:
                     self.stop_failed.add(key)
                 self.handle(self.node.completed(key, ok, sim.now))
+            elif kind == "check":
+                group = sim.cfg.group(key)
+                results = [("running", "")] * len(group.resources)
+                if key in self.crashed or not self.active.get(key):
+                    results[-1] = ("failed", "exit 3: not running")
+                self.handle(self.node.monitored(key, results, sim.now))
+            elif kind == "restart":
+                if self.active.get(key):   # (a release that overtook it stopped it for good)
+                    self.serving[key] = True
+                    self._started(key)
+                self.handle(self.node.restarted(key, True, sim.now))
+            elif kind == "crash":
+                self.crash(key)
             else:
                 other = sim.other(self.name)
                 # someone answers for the address, or probes for it at the same time (RFC 5227)
@@ -171,6 +198,18 @@ class Box:
                               and other.lan and (other.answers_arp(key)
                                                  or other.probing(key, due - sim.probe_ms)))
                 self.handle(self.node.probed(key, in_use, sim.now))
+
+    def _started(self, key):
+        self.crashed.discard(key)
+        if key in self.crashy:
+            self.pending.append([self.sim.now + self.sim.crash_after_ms, "crash", key, None])
+
+    def crash(self, key):
+        """The group's service (its last resource) dies here: the box still holds the group
+        (its address is up), but it no longer serves until a restart or a new start."""
+        if self.serving.get(key):
+            self.crashed.add(key)
+            self.serving.pop(key, None)
 
     def probing(self, key, since):
         """Was this box probing for key at any time from `since` until now?"""
@@ -197,7 +236,7 @@ class Box:
         its start of the group works and it knows its name is its own."""
         n = self.node
         return (self.powered and not self.frozen and not self.stopped and not n.shutting_down
-                and key not in self.fail_start and n.identity_conflict is None)
+                and key not in self.fail_start and key not in self.crashy and n.identity_conflict is None)
 
 
     def log_text(self):
@@ -215,6 +254,8 @@ class Sim:
         self.action_jitter_ms = 0   # a start or stop takes up to this much longer
         self.arp_after_ms = 0       # an added address answers ARP this long after its Acquire
         self.probe_ms = probe_ms
+        self.check_ms = 10          # a status check's run time
+        self.crash_after_ms = 200   # a crashy service dies this long after each start
         self.tick_ms = tick_ms
         self.config_args = config_args
         self.configs = {"node1": make_config(me="node1", **config_args),
@@ -249,7 +290,7 @@ class Sim:
         self.unserved_excuses = {}      # why an unserved group was not counted: excuse -> ms
         # known findings the invariants' bookkeeping excuses (see unserved_excuse, account)
         # ("life refused": finding 1, fixed since; kept to test a build without the fix)
-        self.excused = ("frozen holder", "stop failed")
+        self.excused = ("frozen holder", "stop failed", "monitor alarm")
         self.holder_count = {}          # group key -> holders at the last step
         self.doubles_begun_on_lan = 0   # a second holder appeared while the LAN carried ARP
 
@@ -298,6 +339,7 @@ class Sim:
         box.serving = {}
         box.stop_failed = set()
         box.pending = []
+        box.crashed = set()
 
     def freeze(self, name):
         self.boxes[name].frozen = True
@@ -463,7 +505,13 @@ class Sim:
         probe_retry = max(cfg.keepalive_ms, 200) * 2 + 50
         return (max(cfg.initdead_ms, cfg.deadtime_ms) + 2 * cfg.keepalive_ms + self.delay_ms
                 + self.max_jitter_ms + 2 * (self.probe_ms + probe_retry) + RETRY_MS
-                + 3 * self.max_action_ms + 100)
+                + 3 * self.max_action_ms + 100 + self.restart_bound_ms())
+
+    def restart_bound_ms(self):
+        """With monitoring on, a crashed service is found within a monitor interval and a
+        check, and restarted in place within an action more (0 with monitoring off)."""
+        interval = self.cfg.monitor_interval_ms
+        return interval + self.check_ms + self.max_action_ms + self.tick_ms if interval else 0
 
     def unserved_excuse(self, key):
         """Why nobody serving ``key`` is not (yet) the pair's fault, or None:
@@ -474,7 +522,10 @@ class Sim:
           may still run there, so the peer is barred (issue 13 finding 3, being fixed);
         - "life refused": one box drops the other's frames as replays (it restarted without
           its state): the refused box waits for an acknowledgement that never comes (issue
-          13 finding 1, being fixed).
+          13 finding 1, being fixed);
+        - "monitor alarm": the box holding it keeps restarting its crashing service with
+          back-off, alarmed, because the peer cannot take it (in standby, stale, not active,
+          or it gave the group back): the operator's to act on (hanode/core/monitor.py).
 
         Only the excuses listed in ``self.excused`` are given."""
         for b in self.boxes.values():
@@ -484,6 +535,8 @@ class Sim:
                 return "frozen holder"
         if "stop failed" in self.excused and self.stop_failed_somewhere(key):
             return "stop failed"
+        if "monitor alarm" in self.excused and self.monitor_alarmed(key):
+            return "monitor alarm"
         if "life refused" in self.excused and self.refused_lives():
             return "life refused"
         return None
@@ -499,6 +552,15 @@ class Sim:
                     and other.node.guard.check(b.node.my_id, b.node.gen, b.node.seq) == REPLAY):
                 names.append(b.name)
         return sorted(names)
+
+    def monitor_alarmed(self, key):
+        """A powered box holds ``key`` and restarts it with back-off, alarmed (no healthy peer)."""
+        for b in self.boxes.values():
+            if b.powered and b.holds(key):
+                g = b.node._group(key)
+                if b.node.monitoring.monitors[g.index].alarm is not None:
+                    return True
+        return False
 
     def stop_failed_somewhere(self, key):
         """A powered box's last stop of ``key`` failed (it is in stop_failed, retrying, or shut

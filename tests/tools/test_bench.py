@@ -17,7 +17,7 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIGURES = ("failover", "safe", "wire", "jitter", "footprint", "codec", "memory")   # a run without --only
+FIGURES = ("failover", "safe", "wire", "jitter", "footprint", "codec", "memory", "monitor")   # a run without --only
 
 
 def bench(*args, timeout=300):

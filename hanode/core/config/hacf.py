@@ -46,6 +46,9 @@ _EXAMPLES = {
     "state_dir": "e.g. /var/lib/hanode",
     "control_socket": "e.g. /run/hanode/control.sock",
     "resource_dir": "e.g. 'resource_dir /etc/ha.d/resource.d'",
+    "monitor_interval": "e.g. 'monitor_interval 10' (seconds; 0 or no line: off)",
+    "monitor_timeout": "e.g. 'monitor_timeout 20'",
+    "monitor_window": "e.g. 'monitor_window 600'",
 }
 
 _TIME, _BOOL, _INT, _CHOICE, _WORD, _ABSPATH, _LINE, _SPECIAL = range(8)
@@ -127,6 +130,10 @@ _DIRECTIVES = {
     "resource_dir": (_SPECIAL, None, None),
     "resource_timeout": (_TIME, "resource_timeout_ms", None),
     "restart_grace": (_TIME, "restart_grace_ms", None),
+    "monitor_interval": (_TIME, "monitor_interval_ms", None),
+    "monitor_timeout": (_TIME, "monitor_timeout_ms", None),
+    "monitor_failures": (_INT, "monitor_failures", (0, 1000)),
+    "monitor_window": (_TIME, "monitor_window_ms", None),
 }
 
 _NOT_USED_LAN = ("hanode's LAN path is UDP unicast ('ucast <interface> <peer address>'); "
@@ -614,8 +621,34 @@ class HaCfParser(FileParser):
             self.err(self._line_of("restart_grace"), "restart_grace [%d ms] must be more than 0 and at most "
                      "%d s: the peer leaves our groups unguarded that long if the restart fails"
                      % (c.restart_grace_ms, MAX_RESTART_GRACE_MS // 1000))
+        self._monitor_checks()
         if c.serial and keep_ok:
             self._line_load()
+
+    def _monitor_checks(self):
+        c = self.cfg
+        for attr, name in (("monitor_timeout_ms", "monitor_timeout"), ("monitor_window_ms", "monitor_window")):
+            if name in self.seen and getattr(c, attr) <= 0:
+                self.err(self._line_of(name), "%s must be more than 0 (%s)" % (name, _EXAMPLES[name]))
+        if c.monitor_interval_ms < 0:
+            self.err(self._line_of("monitor_interval"), "monitor_interval cannot be negative (%s)"
+                     % _EXAMPLES["monitor_interval"])
+        given = [n for n in ("monitor_timeout", "monitor_failures", "monitor_window") if n in self.seen]
+        if not c.monitor_interval_ms:
+            if given:
+                self.warn(self._line_of(*given), "%s has no effect without monitor_interval: resources are "
+                                                 "not monitored (%s)" % (given[0], _EXAMPLES["monitor_interval"]))
+            return
+        if c.monitor_interval_ms < 100:
+            self.err(self._line_of("monitor_interval"), "monitor_interval [%d ms] is too short: each check "
+                                                        "runs every resource's status script; use 100ms or more"
+                     % c.monitor_interval_ms)
+        if c.monitor_failures and c.monitor_failures * c.monitor_interval_ms >= c.monitor_window_ms:
+            # restarts come at least a monitor_interval apart (each is found by a check)
+            self.warn(self._line_of("monitor_window", "monitor_interval", "monitor_failures"),
+                      "monitor_window [%d ms] is not longer than monitor_failures x monitor_interval [%d x %d ms]: "
+                      "the restarts never add up to the limit within it, so a failing group is never moved "
+                      "to the peer" % (c.monitor_window_ms, c.monitor_failures, c.monitor_interval_ms))
 
     def _line_load(self):
         c = self.cfg

@@ -19,6 +19,11 @@ STOP_FAILURE_BLOCK = "block"     # stay put, alarmed, peer barred (default witho
 STOP_FAILURE_REBOOT = "reboot"   # run reboot_command (Heartbeat's ResourceManager: reboot -nf)
 STOP_FAILURE_ACTIONS = (STOP_FAILURE_FENCE, STOP_FAILURE_BLOCK, STOP_FAILURE_REBOOT)
 DEFAULT_REBOOT_COMMAND = ("/sbin/reboot", "-nf")
+# Resource monitoring (ha.cf monitor_*; hanode/core/monitor.py).  A status check gets Pacemaker's
+# default operation timeout; 3 restarts in place within 10 minutes, then the group moves.
+DEFAULT_MONITOR_TIMEOUT_MS = 20000
+DEFAULT_MONITOR_FAILURES = 3
+DEFAULT_MONITOR_WINDOW_MS = 600000
 
 
 class AuthKey:
@@ -129,6 +134,12 @@ class Config:
         self.resource_dirs = None
         self.resource_timeout_ms = 30000
         self.restart_grace_ms = DEFAULT_RESTART_GRACE_MS   # how long the peer waits for our restarted agent
+        # resource monitoring (issue 14): off unless monitor_interval is given (Heartbeat never
+        # called a script's status after its start; a migrated ha.cf behaves as it did)
+        self.monitor_interval_ms = 0
+        self.monitor_timeout_ms = DEFAULT_MONITOR_TIMEOUT_MS
+        self.monitor_failures = DEFAULT_MONITOR_FAILURES
+        self.monitor_window_ms = DEFAULT_MONITOR_WINDOW_MS
         # auth
         self.auth_index = None
         self.auth_keys = {}
@@ -211,6 +222,10 @@ class Config:
             "resource_dirs": list(self.resource_dirs or []),
             "resource_timeout_ms": self.resource_timeout_ms,
             "restart_grace_ms": self.restart_grace_ms,
+            "monitor_interval_ms": self.monitor_interval_ms,
+            "monitor_timeout_ms": self.monitor_timeout_ms,
+            "monitor_failures": self.monitor_failures,
+            "monitor_window_ms": self.monitor_window_ms,
             "auth": {"index": self.auth_index, "method": self.auth_method(), "methods": methods},
             "groups": [g.to_dict() for g in self.groups],
             "extra": [[n, v] for (n, v) in self.extra],
