@@ -280,6 +280,10 @@ class Pair(RuleBasedStateMachine):
         # what was in flight before the line healed (a goodbye lost on a cut cable, a
         # peer about to be declared dead) plays out first
         sim.run(cfg.deadtime_ms + 2 * cfg.keepalive_ms + 2 * sim.max_action_ms)
+        # a box that died during its restart grace is waited for until the grace ends (by design:
+        # the peer cannot tell it from a slow restart; docs/protocol.md)
+        sim.run_until(lambda: all(b.node.peer_restart is None for b in sim.boxes.values() if b.powered),
+                      cfg.restart_grace_ms + cfg.keepalive_ms)
         if not FINDING3 and any(b.stopped and b.holds(KEY) for b in sim.boxes.values()):
             # finding 3 (being fixed): a box shut down with its stop failed keeps the group up
             # with no agent to retry or escalate; with the LAN cut meanwhile the peer took it too

@@ -527,7 +527,10 @@ class Sim:
           back-off, alarmed, because the peer cannot take it (in standby, stale, not active,
           or it gave the group back): the operator's to act on (hanode/core/monitor.py).
 
-        Only the excuses listed in ``self.excused`` are given."""
+        - "restart grace": a box announced its agent restart and its peer holds off (by design,
+          bounded by restart_grace), e.g. while the box died during the restart; always given.
+
+        Only the excuses listed in ``self.excused`` are given (and "restart grace")."""
         for b in self.boxes.values():
             if not b.powered:
                 continue
@@ -535,6 +538,8 @@ class Sim:
                 return "frozen holder"
         if "stop failed" in self.excused and self.stop_failed_somewhere(key):
             return "stop failed"
+        if any(b.powered and b.node.peer_restart is not None for b in self.boxes.values()):
+            return "restart grace"   # the peer announced its restart: held off by design, bounded by the grace
         if "monitor alarm" in self.excused and self.monitor_alarmed(key):
             return "monitor alarm"
         if "life refused" in self.excused and self.refused_lives():
