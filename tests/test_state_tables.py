@@ -99,3 +99,12 @@ def test_rejoin_docstring_is_the_transition_table():
         role, state, event, nxt, output = words[:5]
         documented[(role, state, event)] = (nxt, None if output == "-" else output)
     assert documented == rejoin.TRANSITIONS
+
+
+def test_health_docstring_is_the_transition_table():
+    from hanode.core import health
+    documented = {}
+    for words in rows(health.__doc__, (health.UNKNOWN, health.STEADY, health.SETTLING)):
+        state, event, nxt, output = words[:4]
+        documented[(state, event)] = (nxt, None if output == "-" else output)
+    assert documented == health.TRANSITIONS

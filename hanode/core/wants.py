@@ -25,6 +25,8 @@ What a node wants (per group), the peer being alive - the first row that applies
                                                  holds nor wants it (somebody has to run it)
     peer in standby                              yes                   yes
     we were stalled (stale), peer holds it       no                    no
+    LAN health differs (health.py; both known)   yes if ours is better, no if it is worse - unless
+                                                 the peer neither holds nor wants it (orphaned)
     auto_failback on (and legacy)                yes                   keep it while the preferred
                                                                        node does not want it; pick
                                                                        it up only if that node is
@@ -144,9 +146,10 @@ class Intent:
 
 
 def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_conflict,
-           comm_up, standby, standby_seen, stale):
+           comm_up, standby, standby_seen, stale, lan=None):
     """Does this node want the group (``own``: its GroupOwnership)?  ``peer`` is the
-    peer's latest frame while it is alive, else None (see the first table)."""
+    peer's latest frame while it is alive, else None (see the first table).  ``lan``:
+    ``health.lan_rule`` (True: our LAN is better, False: worse, None: no say)."""
     if shutting_down or intent.gave_up:
         return False
     if identity_conflict:
@@ -174,6 +177,8 @@ def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_co
         return True
     if stale and peer_holds:
         return False
+    if lan is not None:
+        return lan or orphaned   # the better LAN serves; a worse one only what nobody else will
     if preferred:
         if auto_failback == "off":
             return own.held() or not peer_holds
