@@ -109,7 +109,9 @@ class Config:
         self.use_logd = None  # None: not given; resolved after parsing as Heartbeat does
         self.debug = 0
         self.respawn = []
-        self.ping = []
+        self.ping = []          # ping node addresses: each one counts in the LAN health (health.py)
+        self.ping_groups = []   # (name, [addresses]): one ping node, up while any member answers
+        self.deadping_ms = None # a ping node is lost after this long without an answer; None: deadtime
         self.realtime = True
         self.rtprio = None
         self.crm = False
@@ -196,6 +198,8 @@ class Config:
             "debug": self.debug,
             "respawn": [[u, list(argv)] for (u, argv) in self.respawn],
             "ping": list(self.ping),
+            "ping_groups": [[name, list(addrs)] for (name, addrs) in self.ping_groups],
+            "deadping_ms": self.deadping_ms,
             "realtime": self.realtime,
             "rtprio": self.rtprio,
             "crm": self.crm,
