@@ -75,6 +75,7 @@ class Daemon:
         self.started = time.monotonic()
         self.shutdown_requested = 0
         self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
+        self.lan: Any = None          # hanode.lan.LanWatch while running
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
@@ -244,16 +245,42 @@ class Daemon:
         run = asyncio.create_task(agent.run(running))
         # the ticker's first round comes at once, well before the first pet is due
         pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)   # the node has started: it may hear from the LAN watch now
+        await self._start_lan_watch()
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
             await run
         finally:
+            if self.lan is not None:
+                self.lan.close()
             if pets is not None:
                 pets.cancel()
             if respawner is not None:
                 await respawner.stop()
+
+    async def _start_lan_watch(self) -> None:
+        """The carrier of the VIP interfaces and the ping nodes, reported to the node (hanode/lan.py).
+        Without it the node has no LAN health and the LAN moves nothing, so a failure to start it is
+        said loudly but does not stop hanode."""
+        from hanode.lan import LanWatch, vip_interfaces
+        cfg, agent = self.cfg, self.agent
+        assert agent is not None
+        loop = asyncio.get_running_loop()
+        interfaces = await loop.run_in_executor(None, vip_interfaces, cfg, log)   # netlink: off the loop
+        self.lan = LanWatch(interfaces, cfg.ping, cfg.ping_groups, cfg.keepalive_ms, cfg.deadping_ms,
+                            agent.lan_changed, log)
+        try:
+            await self.lan.start()
+        except OSError as e:
+            log("critical", "LAN watch could not start (%s): this box's LAN health is unknown, so a LAN "
+                "loss here moves nothing" % e)
+            self.lan.close()
+            self.lan = None
+            return
+        log("info", "LAN watch: carrier of %s; ping nodes: %s" % (
+            " ".join(interfaces) or "no VIP interface",
+            " ".join(name for name, _ in self.lan.nodes) or "none"))
 
     def _close_links(self) -> None:
         for link in self.udp_links:
