@@ -31,7 +31,15 @@ the rule below compares, so both boxes judge with the same two numbers.
 The rule (``wants.wanted``, after the operator's standby/takeover and the
 stall rule, before auto_failback): with the peer alive and both healths known,
 a box whose counted health is *lower* than the peer's does not want a group
-the peer will run, and the box whose health is *higher* wants it.  Equal
+the peer will run, and the box whose health is *higher* wants it - once the
+two counted values have differed for ``verdict_delay_ms`` (``Comparison``): two
+boxes losing the same LAN (a dead switch, a gateway both ping) count their
+losses a little apart, and for that moment one of them looks better; the
+delay, at least two keepalives (ping rounds), lets the second loss arrive
+before anything moves.  While a verdict is pending each box keeps what it
+holds and takes nothing (``PENDING``): the usual rules must not move a group
+meanwhile either (a preferred box that starts with its cable out would
+otherwise take its group back only to give it away again).  Equal
 health (both LANs down, or both fine) leaves the usual rules in charge: nothing
 moves for the LAN, and ``auto_failback on`` brings a group back to its
 preferred box once that box's LAN counts as good as the peer's again.  A peer
@@ -50,6 +58,8 @@ DIFFERS = "differs"
 SETTLED = "settled"
 
 DO_COUNT = "count"
+
+PENDING = "pending"   # Comparison.rule: the healths differ, not yet for the verdict delay
 
 TRANSITIONS = {
     (UNKNOWN, REPORT): (STEADY, DO_COUNT),
@@ -78,6 +88,14 @@ def gain_settle_ms(deadtime_ms):
     15 s).  A port that flaps faster than this never counts as back, so it moves a group at
     most once (away) until it holds still."""
     return 2 * deadtime_ms
+
+
+def verdict_delay_ms(deadtime_ms, keepalive_ms):
+    """How long the two counted healths must differ before the better box takes a group: the
+    loss settle time, at least two keepalives (ping nodes are probed once per keepalive and a
+    loss is noticed at a probe round, so two boxes losing the same one count it up to two
+    keepalives apart)."""
+    return max(loss_settle_ms(deadtime_ms), 2 * keepalive_ms)
 
 
 def health_of(carrier, reachable):
@@ -165,6 +183,29 @@ class LanHealth:
                 "detail": self.counted_detail, "raw_detail": self.detail,
                 "counts_in_ms": None if due is None or now is None else max(0, due - now),
                 "changes": self.changes, "flaps": self.flaps}
+
+
+class Comparison:
+    """``lan_rule`` once the pair (own, peer) has held for the verdict delay; PENDING before
+    (when they differ), None when the LAN has no say."""
+
+    def __init__(self):
+        self.pair = (None, None)
+        self.since = None
+
+    def rule(self, own, peer, now, delay_ms):
+        if (own, peer) != self.pair:
+            self.pair, self.since = (own, peer), now
+        verdict = lan_rule(own, peer)
+        if verdict is not None and now - self.since < delay_ms:
+            return PENDING
+        return verdict
+
+    def due(self, delay_ms):
+        """When a pending verdict takes effect, or None."""
+        if self.since is None or lan_rule(self.pair[0], self.pair[1]) is None:
+            return None
+        return self.since + delay_ms
 
 
 def lan_rule(own, peer):

@@ -133,6 +133,7 @@ class Node:
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
         self.lan_health = health.LanHealth()   # ours, with hysteresis (health.py)
+        self.lan_compare = health.Comparison() # ours against the peer's, with the verdict delay
         self.peer_lan = None          # the peer's counted LAN health from its version 2 frames; None: unknown
         self.peer_v2_gen = None       # the peer generation heard speaking version 2
         self.peer_v1_frames = 0       # new version 1 frames of the peer's generation, none of version 2
@@ -974,8 +975,13 @@ class Node:
     def _on_silence(self, now, out):
         self._report(self.live.check(now), out)
 
+    def _lan_delay_ms(self):
+        return health.verdict_delay_ms(self.config.deadtime_ms, self.config.keepalive_ms)
+
     def _evaluate(self, now, out):
         peer = self.peer_view()
+        lan = self.lan_compare.rule(self.lan_health.counted, self.peer_lan if peer is not None else None,
+                                    now, self._lan_delay_ms())
         for g in self.groups:
             intent = self.intents[g.index]
             given = self.given.get(g.index)
@@ -993,7 +999,7 @@ class Node:
                 shutting_down=self.shutting_down, identity_conflict=self.identity_conflict is not None,
                 comm_up=self.comm_up, standby=self.standby_mode or given is not None,
                 standby_seen=self.standby_mark.seen if self.standby_mode else given is not None and given.seen,
-                stale=self.stale, lan=health.lan_rule(self.lan_health.counted, self.peer_lan)
+                stale=self.stale, lan=lan
             ) or self._asking(g, peer)
             event = wants.event(intent.wanted, g.state, peer is not None, intent.due(now),
                                 lambda: wants.peer_agrees(g, intent, peer, self.seq, self.gen),
@@ -1124,7 +1130,8 @@ class Node:
             return None
         now = self.now or 0
         live = self.live
-        times = [self.next_send, self.lan_health.due(self.config.deadtime_ms)] + [i.retry_at for i in self.intents]
+        times = [self.next_send, self.lan_health.due(self.config.deadtime_ms),
+                 self.lan_compare.due(self._lan_delay_ms())] + [i.retry_at for i in self.intents]
         for t in [live.peer] + live.links:
             if t.state != DEAD and t.since is not None:
                 times.append(t.since + live.limit(t) + 1)

@@ -93,6 +93,13 @@ def _lan_summary(node):
                                        " (both down: nothing moves)" if own == peer else "")
 
 
+def _verdict_in(node):
+    due = node.lan_compare.due(health.verdict_delay_ms(node.config.deadtime_ms, node.config.keepalive_ms))
+    if due is None or node.now is None or due <= node.now:
+        return None
+    return due - node.now
+
+
 def lan(node):
     """Own and peer LAN health, which frame version the peer speaks, and what it means."""
     p = node.peer_frame
@@ -109,6 +116,8 @@ def lan(node):
         "peer_version": version,
         "loss_settle_ms": health.loss_settle_ms(deadtime),
         "gain_settle_ms": health.gain_settle_ms(deadtime),
+        "verdict_delay_ms": health.verdict_delay_ms(deadtime, node.config.keepalive_ms),
+        "verdict_in_ms": _verdict_in(node),
         "why": health.why(node.lan_health.counted, _peer_lan(node), node.me, node.peer),
     }
 

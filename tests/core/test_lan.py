@@ -16,7 +16,8 @@ DEADTIME_MS = 500
 # A lone LAN loss on the holder moves the group within: the adapter's report, the loss settle
 # time, the frames both ways (a keepalive each, the line's delay), the old holder's stop and the
 # new one's start (50 ms each in the sim), plus 100 ms.
-MOVE_BOUND_MS = 5 + health.loss_settle_ms(DEADTIME_MS) + 2 * (100 + 13) + 2 * 50 + 100
+MOVE_BOUND_MS = (5 + health.loss_settle_ms(DEADTIME_MS) + health.verdict_delay_ms(DEADTIME_MS, 100)
+                 + 2 * (100 + 13) + 2 * 50 + 100)
 
 
 def moves(sim, ms, step_ms=5):
@@ -81,6 +82,7 @@ def test_the_group_comes_back_on_auto_failback_once_the_lan_is_stable():
     took = sim.run_until(lambda: sim.servers() == ["node1"], 5000)
     gain = health.gain_settle_ms(DEADTIME_MS)
     assert took is not None and gain <= took <= gain + MOVE_BOUND_MS, (took, gain)
+    # (equal health again: auto_failback decides, no verdict delay)
     assert sim.doubles_ms == 0
 
 
@@ -206,3 +208,33 @@ def test_two_new_boxes_speak_version_2():
     for name in ("node1", "node2"):
         st = sim.box(name).node.status()["lan"]
         assert st["peer_version"] == VERSION_LAN and st["peer"] == 2
+
+
+def test_both_boxes_losing_the_lan_a_little_apart_moves_nothing():
+    for apart_ms in (0, 20, 60, 95, 190):
+        sim = cold_start()
+        sim.run(1000)
+        sim.set_lan_link("node1", False)       # the holder first: for a moment node2 looks better
+        sim.run(apart_ms)
+        sim.set_lan_link("node2", False)
+        assert moves(sim, 3000) == 0 and sim.servers() == ["node1"], (apart_ms, sim.box("node1").log_text())
+        assert sim.doubles_ms == 0
+
+
+def test_a_ping_node_both_boxes_lose_a_keepalive_apart_moves_nothing():
+    sim = cold_start()
+    sim.set_ping("node1", False)
+    sim.run(190)      # the same ping node, lost a little under two probe rounds apart
+    sim.set_ping("node2", False)
+    assert moves(sim, 3000) == 0 and sim.servers() == ["node1"]
+    st = sim.box("node2").node.status()["lan"]
+    assert st["own"]["health"] == 1 and st["peer"] == 1 and "equal" in st["why"]
+
+
+def test_the_verdict_waits_its_delay():
+    c = health.Comparison()
+    assert c.rule(2, 1, 0, 100) == health.PENDING and c.due(100) == 100
+    assert c.rule(2, 1, 99, 100) == health.PENDING and c.rule(2, 1, 100, 100) is True
+    assert c.rule(1, 1, 150, 100) is None and c.due(100) is None     # equal: no verdict to wait for
+    assert c.rule(0, 1, 200, 100) == health.PENDING and c.rule(0, 1, 300, 100) is False
+    assert c.rule(None, 1, 400, 100) is None
