@@ -71,8 +71,8 @@ def _lan_lines(cfg: Config) -> List[str]:
     d = cfg.deadtime_ms
     out = ["LAN       health = carrier on every interface with a VIP (netlink link events)%s"
            % (" + ping nodes reached: %s, ICMP echo every %s, lost after deadping %s (%d missed)"
-              % (", ".join(nodes), _secs(cfg.keepalive_ms), _secs(cfg.deadping_ms),
-                 cfg.deadping_ms // cfg.keepalive_ms) if nodes else " (no ping/ping_group nodes)"),
+              % (", ".join(nodes), _secs(cfg.keepalive_ms), _secs(cfg.deadping()),
+                 cfg.deadping() // cfg.keepalive_ms) if nodes else " (no ping/ping_group nodes)"),
            "          a loss counts after %s, a return after %s stable; a group goes to the box whose LAN "
            "is better, never to a worse one; both equal (e.g. both down): nothing moves; auto_failback %s"
            % (_secs(health.loss_settle_ms(d)), _secs(health.gain_settle_ms(d)),

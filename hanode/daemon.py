@@ -128,7 +128,7 @@ class Daemon:
         from hanode.core.node import Node
         from hanode.generation import peer_generation
         from hanode.notify import SystemdNotifier
-        from hanode.reload import Reloader, apply_live
+        from hanode.reload import Reloader
         from hanode.resources import ResourceRunner
         cfg = self.cfg
         self.notifier = SystemdNotifier(log=log)
@@ -148,7 +148,7 @@ class Daemon:
         self.agent = Agent(node, self.links, runner, log, hooks=self,
                            max_sleep_ms=min(cfg.keepalive_ms, self.petter.gate.max_age_ms // 2))
         self.reloader = Reloader(cfg, self.args.config_dir,
-                                 lambda c: apply_live(self.agent, runner, c, self.args.verbose),
+                                 lambda c: self._apply_live(runner, c),
                                  log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))
         control = ControlServer(self.socket_path, self.handle, log)
         try:
@@ -259,6 +259,12 @@ class Daemon:
             if respawner is not None:
                 await respawner.stop()
 
+    def _apply_live(self, runner: Any, cfg: Any) -> None:
+        from hanode.reload import apply_live
+        apply_live(self.agent, runner, cfg, self.args.verbose)
+        if self.lan is not None:   # the ping round and deadping follow keepalive and deadtime
+            self.lan.interval_ms, self.lan.deadping_ms = cfg.keepalive_ms, cfg.deadping()
+
     async def _start_lan_watch(self) -> None:
         """The carrier of the VIP interfaces and the ping nodes, reported to the node (hanode/lan.py).
         Without it the node has no LAN health and the LAN moves nothing, so a failure to start it is
@@ -268,7 +274,7 @@ class Daemon:
         assert agent is not None
         loop = asyncio.get_running_loop()
         interfaces = await loop.run_in_executor(None, vip_interfaces, cfg, log)   # netlink: off the loop
-        self.lan = LanWatch(interfaces, cfg.ping, cfg.ping_groups, cfg.keepalive_ms, cfg.deadping_ms,
+        self.lan = LanWatch(interfaces, cfg.ping, cfg.ping_groups, cfg.keepalive_ms, cfg.deadping(),
                             agent.lan_changed, log)
         try:
             await self.lan.start()

@@ -45,7 +45,7 @@ from hanode.configdir import FILES, check_dir
 # "groups" and "auth" are compared on their own
 LIVE = ("keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "logfile", "debugfile", "logfacility",
         "debug", "vip_probe", "probe_count", "probe_interval_ms", "probe_wait_ms", "garp_count",
-        "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd")
+        "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd", "deadping_ms")
 WHY_NOT = {
     "nodes": "node names are the ids both boxes put in every frame",
     "me": "this box's name is the id it puts in every frame",

@@ -459,7 +459,7 @@ def test_ping_nodes_are_the_lan_health_targets():
     cfg = cfg_with("ping 192.0.2.254 192.0.2.253", "ping_group routers 192.0.2.1 192.0.2.2", "hbaping fc0")
     assert cfg.ping == ["192.0.2.254", "192.0.2.253"]
     assert cfg.ping_groups == [("routers", ["192.0.2.1", "192.0.2.2"])]
-    assert cfg.deadping_ms == cfg.deadtime_ms          # Heartbeat's default
+    assert cfg.deadping_ms is None and cfg.deadping() == cfg.deadtime_ms   # Heartbeat's default
     assert cfg.extra == [("hbaping", "fc0")]
     assert len(cfg.warnings) == 1
     find(cfg.warnings, "warning", "hbaping", 7)

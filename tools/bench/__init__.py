@@ -20,6 +20,8 @@ method in words, a table (columns + rows of strings) and the raw numbers:
    ``--compare-heartbeat`` or ``--only compare``: ~15 min; ``heartbeat_peer``
    runs Heartbeat in the namespaces)
 8. ``memory``    what the agent's memory is made of, import by import, realtime on/off
+9. ``lan``       the active box's LAN link down (issue 14): detection, hand-over,
+   client outage; failback once the link is stable
 
 ``common`` holds what they share (``Pair``: a running pair and its measured
 windows; statistics; CPU load).  ``__main__`` is the CLI: it prints one table
@@ -39,6 +41,7 @@ FIGURES = {
     "codec": "6. Codec: frames per second through hanode.core.frame / auth",
     "compare": "7. hanode and Heartbeat 3.0.6 side by side (same lab, same cable, same files)",
     "memory": "8. Memory: what it is made of, import by import, realtime on and off",
+    "lan": "9. LAN loss of the active box: detection, hand-over, client outage",
 }
 ORDER = tuple(FIGURES)
 # what a run without --only measures (the Heartbeat comparison is its own mode: --compare-heartbeat)

@@ -641,9 +641,9 @@ class HaCfParser(FileParser):
 
     def _ping_checks(self):
         c = self.cfg
-        if c.deadping_ms is None:
-            c.deadping_ms = c.deadtime_ms   # Heartbeat's default too
-        elif c.keepalive_ms > 0 and c.deadping_ms < 2 * c.keepalive_ms:
+        # (not given: the dead time, as in Heartbeat - resolved by Config.deadping(), so that a
+        # reload of deadtime moves it too)
+        if c.deadping_ms is not None and c.keepalive_ms > 0 and c.deadping_ms < 2 * c.keepalive_ms:
             self.err(self._line_of("deadping"),
                      "deadping [%d ms] must be at least twice keepalive [%d ms]: ping nodes are probed once "
                      "per keepalive, and one lost echo must not count as a lost node; e.g. 'deadping %dms'"

@@ -112,6 +112,7 @@ class Config:
         self.ping = []          # ping node addresses: each one counts in the LAN health (health.py)
         self.ping_groups = []   # (name, [addresses]): one ping node, up while any member answers
         self.deadping_ms = None # a ping node is lost after this long without an answer; None: deadtime
+                                # (deadping() resolves it)
         self.realtime = True
         self.rtprio = None
         self.crm = False
@@ -161,6 +162,10 @@ class Config:
         """The method of the key used to sign outgoing frames (None if authkeys is unusable)."""
         k = self.auth_keys.get(self.auth_index)
         return k.method if k is not None else None
+
+    def deadping(self):
+        """How long a ping node may stay silent before it is lost (ha.cf deadping; default deadtime)."""
+        return self.deadping_ms if self.deadping_ms is not None else self.deadtime_ms
 
     def to_dict(self):
         """JSON-serialisable view for check-config --json and status: never the keys."""
