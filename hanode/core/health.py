@@ -35,8 +35,10 @@ the peer will run, and the box whose health is *higher* wants it - once the
 two counted values have differed for ``verdict_delay_ms`` (``Comparison``): two
 boxes losing the same LAN (a dead switch, a gateway both ping) count their
 losses a little apart, and for that moment one of them looks better; the
-delay, at least two keepalives (ping rounds), lets the second loss arrive
-before anything moves.  While a verdict is pending each box keeps what it
+delay lets the second loss arrive before anything moves - the loss settle
+time when the worse box has no carrier (a dead switch drops both carriers
+within milliseconds), and at least two keepalives (ping rounds) when it is a
+ping node that differs.  While a verdict is pending each box keeps what it
 holds and takes nothing (``PENDING``): the usual rules must not move a group
 meanwhile either (a preferred box that starts with its cable out would
 otherwise take its group back only to give it away again).  Equal
@@ -90,11 +92,14 @@ def gain_settle_ms(deadtime_ms):
     return 2 * deadtime_ms
 
 
-def verdict_delay_ms(deadtime_ms, keepalive_ms):
+def verdict_delay_ms(deadtime_ms, keepalive_ms, own=None, peer=None):
     """How long the two counted healths must differ before the better box takes a group: the
-    loss settle time, at least two keepalives (ping nodes are probed once per keepalive and a
-    loss is noticed at a probe round, so two boxes losing the same one count it up to two
-    keepalives apart)."""
+    loss settle time when the worse of ``own`` and ``peer`` is NO_CARRIER (carrier events reach
+    both boxes within milliseconds of each other), else at least two keepalives (ping nodes
+    are probed once per keepalive and a loss is noticed at a probe round, so two boxes losing
+    the same one count it up to two keepalives apart)."""
+    if own is not None and peer is not None and min(own, peer) == NO_CARRIER:
+        return loss_settle_ms(deadtime_ms)
     return max(loss_settle_ms(deadtime_ms), 2 * keepalive_ms)
 
 

@@ -975,13 +975,16 @@ class Node:
     def _on_silence(self, now, out):
         self._report(self.live.check(now), out)
 
-    def _lan_delay_ms(self):
-        return health.verdict_delay_ms(self.config.deadtime_ms, self.config.keepalive_ms)
+    def lan_delay_ms(self):
+        """How long the two healths must differ before the LAN moves a group (health.verdict_delay_ms)."""
+        pair = self.lan_compare.pair
+        return health.verdict_delay_ms(self.config.deadtime_ms, self.config.keepalive_ms, pair[0], pair[1])
 
     def _evaluate(self, now, out):
         peer = self.peer_view()
-        lan = self.lan_compare.rule(self.lan_health.counted, self.peer_lan if peer is not None else None,
-                                    now, self._lan_delay_ms())
+        own, theirs = self.lan_health.counted, self.peer_lan if peer is not None else None
+        lan = self.lan_compare.rule(own, theirs, now, health.verdict_delay_ms(
+            self.config.deadtime_ms, self.config.keepalive_ms, own, theirs))
         for g in self.groups:
             intent = self.intents[g.index]
             given = self.given.get(g.index)
@@ -1131,7 +1134,7 @@ class Node:
         now = self.now or 0
         live = self.live
         times = [self.next_send, self.lan_health.due(self.config.deadtime_ms),
-                 self.lan_compare.due(self._lan_delay_ms())] + [i.retry_at for i in self.intents]
+                 self.lan_compare.due(self.lan_delay_ms())] + [i.retry_at for i in self.intents]
         for t in [live.peer] + live.links:
             if t.state != DEAD and t.since is not None:
                 times.append(t.since + live.limit(t) + 1)

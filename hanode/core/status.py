@@ -94,7 +94,7 @@ def _lan_summary(node):
 
 
 def _verdict_in(node):
-    due = node.lan_compare.due(health.verdict_delay_ms(node.config.deadtime_ms, node.config.keepalive_ms))
+    due = node.lan_compare.due(node.lan_delay_ms())
     if due is None or node.now is None or due <= node.now:
         return None
     return due - node.now
@@ -116,7 +116,7 @@ def lan(node):
         "peer_version": version,
         "loss_settle_ms": health.loss_settle_ms(deadtime),
         "gain_settle_ms": health.gain_settle_ms(deadtime),
-        "verdict_delay_ms": health.verdict_delay_ms(deadtime, node.config.keepalive_ms),
+        "verdict_delay_ms": node.lan_delay_ms(),
         "verdict_in_ms": _verdict_in(node),
         "why": health.why(node.lan_health.counted, _peer_lan(node), node.me, node.peer),
     }

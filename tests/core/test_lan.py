@@ -17,7 +17,7 @@ DEADTIME_MS = 500
 # time, the frames both ways (a keepalive each, the line's delay), the old holder's stop and the
 # new one's start (50 ms each in the sim), plus 100 ms.
 MOVE_BOUND_MS = (5 + health.loss_settle_ms(DEADTIME_MS) + health.verdict_delay_ms(DEADTIME_MS, 100)
-                 + 2 * (100 + 13) + 2 * 50 + 100)
+                 + 2 * (100 + 13) + 2 * 50 + 100)     # (the ping node's verdict delay: the longer one)
 
 
 def moves(sim, ms, step_ms=5):
@@ -229,6 +229,13 @@ def test_a_ping_node_both_boxes_lose_a_keepalive_apart_moves_nothing():
     assert moves(sim, 3000) == 0 and sim.servers() == ["node1"]
     st = sim.box("node2").node.status()["lan"]
     assert st["own"]["health"] == 1 and st["peer"] == 1 and "equal" in st["why"]
+
+
+def test_the_verdict_delay_is_short_for_a_carrier_and_two_probe_rounds_for_a_ping_node():
+    assert health.verdict_delay_ms(500, 100, 0, 2) == health.loss_settle_ms(500) == 100
+    assert health.verdict_delay_ms(500, 100, 1, 2) == 200
+    assert health.verdict_delay_ms(15000, 1000, 1, 2) == 3000
+    assert health.verdict_delay_ms(500, 100) == 200
 
 
 def test_the_verdict_waits_its_delay():
