@@ -246,7 +246,8 @@ class Daemon:
         # the ticker's first round comes at once, well before the first pet is due
         pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
         await asyncio.sleep(0)   # the node has started: it may hear from the LAN watch now
-        await self._start_lan_watch()
+        from hanode.lan import start_watch
+        self.lan = await start_watch(self.cfg, agent.lan_changed, log)
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
@@ -262,31 +263,8 @@ class Daemon:
     def _apply_live(self, runner: Any, cfg: Any) -> None:
         from hanode.reload import apply_live
         apply_live(self.agent, runner, cfg, self.args.verbose)
-        if self.lan is not None:   # the ping round and deadping follow keepalive and deadtime
-            self.lan.interval_ms, self.lan.deadping_ms = cfg.keepalive_ms, cfg.deadping()
-
-    async def _start_lan_watch(self) -> None:
-        """The carrier of the VIP interfaces and the ping nodes, reported to the node (hanode/lan.py).
-        Without it the node has no LAN health and the LAN moves nothing, so a failure to start it is
-        said loudly but does not stop hanode."""
-        from hanode.lan import LanWatch, vip_interfaces
-        cfg, agent = self.cfg, self.agent
-        assert agent is not None
-        loop = asyncio.get_running_loop()
-        interfaces = await loop.run_in_executor(None, vip_interfaces, cfg, log)   # netlink: off the loop
-        self.lan = LanWatch(interfaces, cfg.ping, cfg.ping_groups, cfg.keepalive_ms, cfg.deadping(),
-                            agent.lan_changed, log)
-        try:
-            await self.lan.start()
-        except OSError as e:
-            log("critical", "LAN watch could not start (%s): this box's LAN health is unknown, so a LAN "
-                "loss here moves nothing" % e)
-            self.lan.close()
-            self.lan = None
-            return
-        log("info", "LAN watch: carrier of %s; ping nodes: %s" % (
-            " ".join(interfaces) or "no VIP interface",
-            " ".join(name for name, _ in self.lan.nodes) or "none"))
+        if self.lan is not None:
+            self.lan.reconfigure(cfg)
 
     def _close_links(self) -> None:
         for link in self.udp_links:

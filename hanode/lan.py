@@ -275,6 +275,11 @@ class LanWatch:
             self.reported = value
             self.report(value[0], value[1])
 
+    def reconfigure(self, cfg: Any) -> None:
+        """A reload: the ping round and deadping follow keepalive and deadtime (the targets and
+        the interfaces are set at start)."""
+        self.interval_ms, self.deadping_ms = cfg.keepalive_ms, cfg.deadping()
+
     def status(self) -> Dict[str, Any]:
         now = self.clock()
         return {
@@ -304,3 +309,23 @@ def vip_interfaces(cfg: Any, log: Callable[[str, str], None]) -> List[str]:
             if dev and dev not in names:
                 names.append(dev)
     return names
+
+
+async def start_watch(cfg: Any, report: Callable[[int, str], None],
+                      log: Callable[[str, str], None]) -> Optional[LanWatch]:
+    """The daemon's LAN watch: the carrier of the VIP interfaces and the ping nodes, reported to
+    ``report`` (the agent's ``lan_changed``).  Without it the node has no LAN health and the LAN
+    moves nothing, so a failure to start it is said loudly but does not stop hanode: None."""
+    loop = asyncio.get_running_loop()
+    interfaces = await loop.run_in_executor(None, vip_interfaces, cfg, log)   # netlink: off the loop
+    watch = LanWatch(interfaces, cfg.ping, cfg.ping_groups, cfg.keepalive_ms, cfg.deadping(), report, log)
+    try:
+        await watch.start()
+    except OSError as e:
+        log("critical", "LAN watch could not start (%s): this box's LAN health is unknown, so a LAN "
+            "loss here moves nothing" % e)
+        watch.close()
+        return None
+    log("info", "LAN watch: carrier of %s; ping nodes: %s" % (
+        " ".join(interfaces) or "no VIP interface", " ".join(name for name, _ in watch.nodes) or "none"))
+    return watch
