@@ -24,8 +24,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from hanode.core import health
 
 from tools.bench import FIGURES
-from tools.bench.common import (BenchError, Context, Pair, TIMINGS, dist, first_line, fmt_dist, machine_line,
-                                ms, release_pair)
+from tools.bench.common import (BenchError, Context, Pair, TIMINGS, dist, first_line, first_served, fmt_dist,
+                                machine_line, ms, release_pair)
 
 NAME = "lan"
 TITLE = FIGURES[NAME]
@@ -72,11 +72,6 @@ def run(ctx: Context) -> Dict[str, Any]:
     }
 
 
-def _first_ok(lab: Any, node: str, since: float) -> Optional[float]:
-    times = [e["t"] for e in lab.client_events() if e["ok"] and e["body"] == node and e["t"] >= since]
-    return min(times) if times else None
-
-
 def _link(lab: Any, node: str, state: str) -> None:
     subprocess.run(["ip", "-n", lab.ns(node), "link", "set", "eth0", state], check=True, timeout=10)
 
@@ -91,7 +86,7 @@ def run_timing(ctx: Context, name: str, trials: int) -> Dict[str, Any]:
     errors: List[str] = []
     with Pair(ctx, name, client_interval=0.025) as pair:
         lab = pair.lab
-        if lab.wait_for(lambda: _first_ok(lab, "node1", 0), 30) is None:
+        if lab.wait_for(lambda: first_served(lab, "node1", 0), 30) is None:
             raise BenchError("the client was never served by node1; see %s" % lab.workdir)
         time.sleep(max(1.0, 2 * keepalive))
         for i in range(trials):
@@ -116,10 +111,10 @@ def _trial(lab: Any, keepalive: float, deadtime_ms: int) -> Dict[str, Any]:
     time.sleep(random.uniform(0, keepalive))
     t0 = time.time()
     _link(lab, "node1", "down")
-    if lab.wait_for(lambda: _first_ok(lab, "node2", t0), 15) is None:
+    if lab.wait_for(lambda: first_served(lab, "node2", t0), 15) is None:
         _link(lab, "node1", "up")
         raise BenchError("node2 never served after node1's link went down; see %s" % lab.workdir)
-    served = _first_ok(lab, "node2", t0)
+    served = first_served(lab, "node2", t0)
     time.sleep(0.3)   # the log lines are written
     added = [s for s, _ in lab.vip_intervals("node2") if s >= t0]
     removed = [e for _, e in lab.vip_intervals("node1") if t0 <= e < time.time() - 0.01]
@@ -136,9 +131,9 @@ def _trial(lab: Any, keepalive: float, deadtime_ms: int) -> Dict[str, Any]:
     }
     t1 = time.time()
     _link(lab, "node1", "up")
-    if lab.wait_for(lambda: _first_ok(lab, "node1", t1), 30) is None:
+    if lab.wait_for(lambda: first_served(lab, "node1", t1), 30) is None:
         raise BenchError("node1 never got its group back after its link came up; see %s" % lab.workdir)
-    r["failback_ms"] = round((_first_ok(lab, "node1", t1) - t1) * 1000, 1)
+    r["failback_ms"] = round((first_served(lab, "node1", t1) - t1) * 1000, 1)
     time.sleep(max(0.5, 3 * keepalive))
     return r
 
