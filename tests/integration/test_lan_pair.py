@@ -71,7 +71,10 @@ def test_lab_active_box_link_down_moves_the_service_within_1s_and_back_when_stab
         down = time.time()
         link(lab, "node1", "down")
         took = wait_served(lab, "node2", down, 10, "node2 serves after node1's link went down")
-        print("link down on the active box: the client was served by node2 %.3f s later" % took)
+        vip_up = [t for t, _ in lab.vip_intervals("node2") if t >= down]
+        print("link down on the active box: the client was served by node2 %.3f s later (VIP on node2 "
+              "after %.3f s; load average %s)" % (took, vip_up[0] - down if vip_up else -1,
+                                                 open("/proc/loadavg").read().split()[0]))
         assert took <= BOUND_S, (took, diagnose(lab))
         wait(lambda: lan_of(lab, "node2")["peer"] == 0, 5, "node2 sees node1's LAN health 0")
         st = lan_of(lab, "node1")
