@@ -245,6 +245,9 @@ def _lan_lines(st: Dict[str, Any]) -> List[str]:
         parts += ["ping %s %s" % (k, "reached" if v else "LOST") for k, v in sorted(watch["ping_nodes"].items())]
         lines.append("LAN: " + (", ".join(parts) or "nothing watched"))
     lines.append("LAN: " + lan["why"])
+    if lan.get("verdict") == "pending" and lan.get("verdict_in_ms") is not None:
+        lines.append("LAN: the two healths differ since less than %d ms: nothing moves for %d ms more"
+                     % (lan["verdict_delay_ms"], lan["verdict_in_ms"]))
     return lines
 
 

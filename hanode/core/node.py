@@ -134,6 +134,7 @@ class Node:
         self.peer_frame = None        # the peer's latest authentic frame
         self.lan_health = health.LanHealth()   # ours, with hysteresis (health.py)
         self.lan_compare = health.Comparison() # ours against the peer's, with the verdict delay
+        self.lan_verdict = None       # its latest rule: True (ours is better), False, PENDING or None
         self.peer_lan = None          # the peer's counted LAN health from its version 2 frames; None: unknown
         self.peer_v2_gen = None       # the peer generation heard speaking version 2
         self.peer_v1_frames = 0       # new version 1 frames of the peer's generation, none of version 2
@@ -983,7 +984,7 @@ class Node:
     def _evaluate(self, now, out):
         peer = self.peer_view()
         own, theirs = self.lan_health.counted, self.peer_lan if peer is not None else None
-        lan = self.lan_compare.rule(own, theirs, now, health.verdict_delay_ms(
+        lan = self.lan_verdict = self.lan_compare.rule(own, theirs, now, health.verdict_delay_ms(
             self.config.deadtime_ms, self.config.keepalive_ms, own, theirs))
         for g in self.groups:
             intent = self.intents[g.index]

@@ -118,6 +118,9 @@ def lan(node):
         "gain_settle_ms": health.gain_settle_ms(deadtime),
         "verdict_delay_ms": node.lan_delay_ms(),
         "verdict_in_ms": _verdict_in(node),
+        # what the LAN says about every group right now (wants.py): "ours" (our LAN is better),
+        # "peer's" (its LAN is better), "pending" (they differ, not yet for the verdict delay)
+        "verdict": {True: "ours", False: "peer's", health.PENDING: "pending"}.get(node.lan_verdict),
         "why": health.why(node.lan_health.counted, _peer_lan(node), node.me, node.peer),
     }
 

@@ -70,6 +70,7 @@ def test_a_lone_lan_loss_on_the_active_moves_the_group_within_the_bound():
     st = sim.box("node1").node.status()
     assert st["lan"]["own"]["health"] == 0 and st["lan"]["peer"] == 2   # carrier + its ping node
     assert "LAN of node1 is worse" in st["lan"]["why"], st["lan"]
+    assert st["lan"]["verdict"] == "peer's" and sim.box("node2").node.status()["lan"]["verdict"] == "ours"
     assert "LAN node2 2 > node1 0" in sim.box("node2").node.status()["summary"]
 
 
