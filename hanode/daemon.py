@@ -75,6 +75,7 @@ class Daemon:
         self.started = time.monotonic()
         self.shutdown_requested = 0
         self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
+        self.lan: Any = None          # hanode.lan.LanWatch while running
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
@@ -127,7 +128,7 @@ class Daemon:
         from hanode.core.node import Node
         from hanode.generation import peer_generation
         from hanode.notify import SystemdNotifier
-        from hanode.reload import Reloader, apply_live
+        from hanode.reload import Reloader
         from hanode.resources import ResourceRunner
         cfg = self.cfg
         self.notifier = SystemdNotifier(log=log)
@@ -147,7 +148,7 @@ class Daemon:
         self.agent = Agent(node, self.links, runner, log, hooks=self,
                            max_sleep_ms=min(cfg.keepalive_ms, self.petter.gate.max_age_ms // 2))
         self.reloader = Reloader(cfg, self.args.config_dir,
-                                 lambda c: apply_live(self.agent, runner, c, self.args.verbose),
+                                 lambda c: self._apply_live(runner, c),
                                  log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))
         control = ControlServer(self.socket_path, self.handle, log)
         try:
@@ -244,16 +245,26 @@ class Daemon:
         run = asyncio.create_task(agent.run(running))
         # the ticker's first round comes at once, well before the first pet is due
         pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)   # the node has started: it may hear from the LAN watch now
+        from hanode.lan import start_watch
+        self.lan = await start_watch(self.cfg, agent.lan_changed, log)
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
             await run
         finally:
+            if self.lan is not None:
+                self.lan.close()
             if pets is not None:
                 pets.cancel()
             if respawner is not None:
                 await respawner.stop()
+
+    def _apply_live(self, runner: Any, cfg: Any) -> None:
+        from hanode.reload import apply_live
+        apply_live(self.agent, runner, cfg, self.args.verbose)
+        if self.lan is not None:
+            self.lan.reconfigure(cfg)
 
     def _close_links(self) -> None:
         for link in self.udp_links:

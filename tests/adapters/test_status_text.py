@@ -70,3 +70,19 @@ def test_status_text_shows_a_peer_below_its_floor_and_its_rejoin():
     text = format_status(sim.box("node2").node.status())
     assert "BELOW FLOOR" not in text and "node1 rejoined with generation 65538" in text, text
     assert "lost its state and rejoined node2 1 time(s)" in format_status(n1.node.status())
+
+
+def test_status_text_shows_both_lan_healths_why_and_a_pending_verdict():
+    from tests.core.test_node import cold_start
+    sim = cold_start()
+    text = format_status(sim.box("node1").node.status())
+    assert "LAN: node1 2 (sim); node2 2" in text and "LAN health equal (2 on both)" in text, text
+    sim.set_lan_link("node1", False)
+    sim.run(150)      # counted (5 + 100 ms), not yet for the verdict delay (100 ms for a carrier)
+    text = format_status(sim.box("node1").node.status())
+    assert "LAN: node1 0 (sim); node2 2" in text, text
+    assert "LAN of node1 is worse (0 vs 2): groups go to node2" in text
+    assert "nothing moves for" in text, text
+    sim.run(2000)
+    text = format_status(sim.box("node2").node.status())
+    assert "LAN: node2 2 (sim); node1 0" in text and "nothing moves for" not in text, text
