@@ -14,7 +14,7 @@ The box boots through the image's own bootloader: syslinux's ``boot:`` prompt ap
 console and the harness types the node's identity there (``hanode hanode.node=node1
 hanode.ip=192.0.2.11/24``), exactly as a technician would on a real box.  After a watchdog reset
 the prompt comes back and is answered again by the same thread, so a reset box boots as itself.
-(``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: faster, no bootloader.)
+(``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: no bootloader.)
 
 ``board="qemu-sabrelite"`` is the 32-bit ARM box instead (``qemu-system-arm -M sabrelite``,
 512 MB): the cable on UART1, the console on UART2, the imx2 watchdog, the FEC on the same LAN,
@@ -126,9 +126,11 @@ class Box:
                 % (self.lan_local, self.lan_remote),
                 "-device", "e1000,netdev=lan,mac=%s" % self.mac]
         if self.boot == "kernel":
+            # the stage-1 initrd and the system partition (root=) as syslinux.cfg boots them
             args += ["-kernel", os.path.join(self.image_dir, "bzImage"),
-                     "-initrd", os.path.join(self.image_dir, "rootfs.cpio.gz"),
-                     "-append", "console=ttyS0,115200 panic=5 loglevel=4 " + self.cmdline_words]
+                     "-initrd", os.path.join(self.image_dir, "initrd.gz"),
+                     "-append", "console=ttyS0,115200 panic=5 loglevel=4 cryptomgr.notests root=/dev/vda3 "
+                     "rootfstype=squashfs " + self.cmdline_words]
         return args
 
     def _argv_sabrelite(self) -> List[str]:
