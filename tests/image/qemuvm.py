@@ -5,7 +5,7 @@ Theory of operation
 A ``Box`` is one QEMU process (TCG, ``-m 256``) booting the appliance's ``disk.img`` through a
 copy-on-write qcow2 overlay, so two boxes share one image and each keeps its own data partition
 across its reboots.  Its hardware is what the appliance expects: an i6300esb watchdog wired to
-``-action watchdog=reset``, an e1000 NIC on a ``-netdev dgram`` LAN made of two unix datagram
+``-action watchdog=reset``, a virtio-net NIC on a ``-netdev dgram`` LAN made of two unix datagram
 sockets (no host interface, no host network: frames only go to the other box), the first UART on
 QEMU's stdio (the console, read by a thread into a transcript) and the second UART on a unix
 stream socket that the null-modem simulator joins to the other box's.
@@ -124,7 +124,7 @@ class Box:
                 "-device", "i6300esb", "-action", "watchdog=reset",
                 "-netdev", "dgram,id=lan,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s"
                 % (self.lan_local, self.lan_remote),
-                "-device", "e1000,netdev=lan,mac=%s" % self.mac]
+                "-device", "virtio-net-pci,netdev=lan,mac=%s" % self.mac]
         if self.boot == "kernel":
             # the stage-1 initrd and the system partition (root=) as syslinux.cfg boots them
             args += ["-kernel", os.path.join(self.image_dir, "bzImage"),

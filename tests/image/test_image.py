@@ -3,7 +3,7 @@ a hung box, and two boxes joined by a 19200-baud null-modem and a LAN fail over 
 
 Every box boots disk.img through its own bootloader (syslinux), copy-on-write, under TCG with
 256 MB; the identity is typed at the boot prompt.  Nothing is mocked: the guest runs the real
-hanode on the real kernel drivers (i6300esb, e1000, 8250 UART), the VIP is a real address that
+hanode on the real kernel drivers (i6300esb, virtio-net, virtio-blk, 8250 UART), the VIP is a real address that
 the other box reaches over the emulated LAN, the web service is BusyBox httpd.
 """
 
@@ -104,7 +104,7 @@ def test_disk_image_layout(image_dir: str) -> None:
         assert path in listing, "rootfs.squashfs lacks /" + path
     assert not any(re.match(r"etc/init.d/S\d\dwebdemo", p) for p in listing), "webdemo must not have an S-link"
     assert not any("/hanode/lab" in p for p in listing), "the appliance must not carry the test bed (hanode/lab)"
-    assert any(p.endswith("/i6300esb.ko") for p in listing) and any(p.endswith("/e1000.ko") for p in listing)
+    assert any(p.endswith("/i6300esb.ko") for p in listing) and any(p.endswith("/virtio_net.ko") for p in listing)
 
 
 # -- one box -------------------------------------------------------------------------------------
