@@ -93,6 +93,7 @@ class Box:
         self._reader: Optional[threading.Thread] = None
         self._marker = 0
         self._prompt_pos = 0  # console position after the last boot prompt answered
+        self._arrivals: List[Tuple[float, int]] = []  # (host clock, console length) per chunk read
         self.powered_on_at: Optional[float] = None
         self.boots = 0  # boots seen (1 + resets) since power-on: boot prompts, or S05modules' line
 
@@ -229,6 +230,7 @@ class Box:
                 log.flush()
                 text = chunk.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "")
                 with self._cond:
+                    self._arrivals.append((time.monotonic(), len(self._buf)))
                     self._buf += text
                     self._cond.notify_all()
                     if self.boot == "disk":
@@ -287,6 +289,16 @@ class Box:
                     raise ConsoleTimeout("%s: no %r on the console within %.0f s; last output:\n%s"
                                          % (self.name, rx.pattern, timeout, self.tail()))
                 self._cond.wait(min(left, 0.5))
+
+    def arrived_at(self, pattern: str, since: int = 0) -> Optional[float]:
+        """Host clock (time.monotonic) at which the first match of PATTERN after console position
+        SINCE was read from the console, or None: a boot chart's host-side stamps."""
+        with self._cond:
+            m = re.compile(pattern).search(self._buf, since)
+            if not m:
+                return None
+            pos = m.end() - 1
+            return next((t for t, start in reversed(self._arrivals) if start <= pos), None)
 
     def _reader_alive(self) -> bool:
         return self._reader is not None and self._reader.is_alive()

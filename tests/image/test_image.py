@@ -16,8 +16,8 @@ import time
 import pytest
 
 from hanode.core.config.authkeys import EXAMPLE_KEYS
-from imagelab import (BOOT_TIMEOUT, READY_TIMEOUT, VIP, Pair, alone_holding, fetch_vip, generation, holds_vip,
-                      note, pair_key, record, settled, status, wait_for, web_running)
+from imagelab import (BOOT_TIMEOUT, READY_TIMEOUT, VIP, Pair, alone_holding, boot_chart, fetch_vip, generation,
+                      holds_vip, note, pair_key, record, settled, status, wait_for, web_running)
 from qemuvm import Box
 
 pytestmark = pytest.mark.image
@@ -114,6 +114,7 @@ def test_boot_python_and_watchdog_reset(box: Box) -> None:
     resets it when the holder of /dev/watchdog stops petting; the data partition persists."""
     box.power_on()
     record("solo: power-on -> shell (bootloader, TCG)", box.wait_shell(BOOT_TIMEOUT))
+    boot_chart(box, "solo")
     box.sh("python3 -c 'import hanode, hanode.cli, pyroute2, sdnotify, asyncio, hashlib, termios'", timeout=60)
     assert box.sh("cat /proc/cmdline")[1].find("hanode.node=node1") >= 0
     assert box.sh("hostname")[1].strip() == "node1"
