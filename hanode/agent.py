@@ -43,6 +43,7 @@ The loop is written for the asyncio subset that CPython and MicroPython share
   ``on_peer_generation(gen)`` and ``async save_generation(gen) -> (ok, detail)``
   (persist the peer's and our own generation; without the latter a rejoin's
   new generation is used unsaved: there is no state to keep it in)
+- a LAN adapter, if any, calls ``lan_changed(health, detail)`` (``Node.lan``)
 - ``entropy(n) -> bytes`` (optional, default ``os.urandom``): the nonce of a
   rejoin challenge; the core never makes randomness itself
 
@@ -144,6 +145,11 @@ class Agent:
     def summary(self):
         """One line for systemd's STATUS= and the logs: role and peer state."""
         return status.summary(self.node)
+
+    def lan_changed(self, value, detail=""):
+        """The LAN adapter's raw health of this box (hanode/lan.py on Linux)."""
+        if not self.is_stopped:
+            self.dispatch(self.node.lan(value, self.clock(), detail))
 
     def _on_conflict(self, key, detail):
         if not self.is_stopped:

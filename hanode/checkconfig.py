@@ -64,6 +64,23 @@ def _stop_failure_text(cfg: Config) -> str:
             "(Pacemaker's on-fail=block without fencing; set 'watchdog' or 'stop_failure reboot')" % tries)
 
 
+def _lan_lines(cfg: Config) -> List[str]:
+    """What makes up each box's LAN health, and what it moves (hanode/core/health.py)."""
+    from hanode.core import health
+    nodes = ["%s" % a for a in cfg.ping] + ["%s (any of %s)" % (n, " ".join(a)) for n, a in cfg.ping_groups]
+    d = cfg.deadtime_ms
+    out = ["LAN       health = carrier on every interface with a VIP (netlink link events)%s"
+           % (" + ping nodes reached: %s, ICMP echo every %s, lost after deadping %s (%d missed)"
+              % (", ".join(nodes), _secs(cfg.keepalive_ms), _secs(cfg.deadping()),
+                 cfg.deadping() // cfg.keepalive_ms) if nodes else " (no ping/ping_group nodes)"),
+           "          a loss counts after %s, a return after %s stable; a group goes to the box whose LAN "
+           "is better, never to a worse one; both equal (e.g. both down): nothing moves; auto_failback %s"
+           % (_secs(health.loss_settle_ms(d)), _secs(health.gain_settle_ms(d)),
+              "on brings a group home once its box's LAN is as good again" if cfg.auto_failback != "off"
+              else "off: a group stays where the LAN sent it")]
+    return out
+
+
 def _frame_ms(cfg: Config) -> float:
     frame = FRAME_WIRE_BYTES_CRC if cfg.auth_method() == "crc" else FRAME_WIRE_BYTES
     return frame * 10 * 1000.0 / cfg.baud  # 8N1: ten bit times per byte
@@ -129,6 +146,8 @@ def summary(cfg: Config, scripts: Optional[Dict[str, str]] = None) -> List[str]:
     else:
         out.append("VIP       no ARP probe before taking an address (vip_probe off); %d gratuitous ARPs %d ms apart"
                    % (cfg.garp_count, cfg.garp_interval_ms))
+
+    out.extend(_lan_lines(cfg))
 
     if cfg.groups:
         out.append("Groups    started left to right, stopped right to left; each resource gets %s per action"

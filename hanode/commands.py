@@ -46,4 +46,6 @@ def status(daemon: Any) -> Dict[str, Any]:
         "uart_replaced": sum(getattr(s, "replaced", 0) for s in daemon.serials),
     }
     st["config"] = daemon.reloader.status()
+    if daemon.lan is not None:
+        st["lan"]["watch"] = daemon.lan.status()
     return st

@@ -210,6 +210,7 @@ def format_status(st: Dict[str, Any]) -> str:
             lines.append("%-20s pending until its next hand-over: %s" % ("", " ".join(g["pending"])))
         lines.extend(_monitor_lines(g))
     lines.append("")
+    lines.extend(_lan_lines(st))
     lines.append("auto_failback %s: %s" % (st["auto_failback"], st["on_peer_return"]))
     c = st["counters"]
     dropped = ", ".join("%s %d" % (k, v) for k, v in sorted(c["dropped"].items()) if v) or "none"
@@ -238,6 +239,32 @@ def _monitor_lines(g: Dict[str, Any]) -> List[str]:
     if m["state"] in ("restarting", "backoff") or m["handed_over"]:
         lines.append("%-20s monitor: %s, %d restarts within the window, handed over %d times" % (
             "", m["state"], m["restarts_in_window"], m["handed_over"]))
+    return lines
+
+
+def _lan_lines(st: Dict[str, Any]) -> List[str]:
+    """Own and peer LAN health, and what they mean for the groups (hanode/core/health.py)."""
+    lan = st.get("lan")
+    if not lan:
+        return []
+    own = lan["own"]
+    lines = ["LAN: %s %s%s; %s %s%s" % (
+        st["me"], "-" if own["health"] is None else own["health"],
+        " (%s)" % own["detail"] if own.get("detail") else "", st["peer"],
+        "-" if lan["peer"] is None else lan["peer"],
+        "" if lan.get("peer_version") != 1 else " (its release has no LAN health)")]
+    if own.get("counts_in_ms") is not None:
+        lines.append("LAN: now %s (%s), counts in %d ms unless it changes back" % (
+            own["raw"], own.get("raw_detail", ""), own["counts_in_ms"]))
+    watch = lan.get("watch")
+    if watch:
+        parts = ["%s %s" % kv for kv in sorted(watch["interfaces"].items())]
+        parts += ["ping %s %s" % (k, "reached" if v else "LOST") for k, v in sorted(watch["ping_nodes"].items())]
+        lines.append("LAN: " + (", ".join(parts) or "nothing watched"))
+    lines.append("LAN: " + lan["why"])
+    if lan.get("verdict") == "pending" and lan.get("verdict_in_ms") is not None:
+        lines.append("LAN: the two healths differ since less than %d ms: nothing moves for %d ms more"
+                     % (lan["verdict_delay_ms"], lan["verdict_in_ms"]))
     return lines
 
 

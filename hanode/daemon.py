@@ -75,6 +75,7 @@ class Daemon:
         self.started = time.monotonic()
         self.shutdown_requested = 0
         self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
+        self.lan: Any = None          # hanode.lan.LanWatch while running
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
@@ -127,7 +128,7 @@ class Daemon:
         from hanode.core.node import Node
         from hanode.generation import peer_generation
         from hanode.notify import SystemdNotifier
-        from hanode.reload import Reloader, apply_live
+        from hanode.reload import Reloader
         from hanode.resources import ResourceRunner
         cfg = self.cfg
         self.notifier = SystemdNotifier(log=log)
@@ -140,15 +141,14 @@ class Daemon:
             self._close_links()
             return 1
         runner = self.runner = ResourceRunner(cfg, log=log)
-        from hanode.restart import restarted   # what an agent restart (or a crash) left running:
-        running = await runner.found_running(scripts=restarted())
+        running = await runner.found_running(scripts=getattr(self.args, "restarted", False))   # left running
         node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
                     links=[link.name for link in self.links])
         # the watchdog's health gate needs a tick well within its max age
         self.agent = Agent(node, self.links, runner, log, hooks=self,
                            max_sleep_ms=min(cfg.keepalive_ms, self.petter.gate.max_age_ms // 2))
         self.reloader = Reloader(cfg, self.args.config_dir,
-                                 lambda c: apply_live(self.agent, runner, c, self.args.verbose, self.reloader.revision),
+                                 lambda c: self._apply_live(runner, c),
                                  log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))
         node.revision = int(self.reloader.revision, 16)   # told to the peer in notices
         control = ControlServer(self.socket_path, self.handle, log)
@@ -200,11 +200,9 @@ class Daemon:
 
     def _open_watchdog(self) -> None:
         from hanode import aio
-        from hanode.watchdog import HealthGate, Petter, Watchdog, WatchdogError, release_handed_over
+        from hanode.watchdog import HealthGate, Petter, Watchdog, WatchdogError
         cfg = self.cfg
-        if not cfg.watchdog:
-            release_handed_over(log)   # a restart handed one over that ha.cf no longer names
-        else:
+        if cfg.watchdog:
             self.watchdog = Watchdog(cfg.watchdog, cfg.watchdog_timeout_s, required=cfg.watchdog_required, log=log)
             try:
                 self.watchdog.open()   # without watchdog_required: a warning, and no watchdog
@@ -248,16 +246,26 @@ class Daemon:
         run = asyncio.create_task(agent.run(running))
         # the ticker's first round comes at once, well before the first pet is due
         pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)   # the node has started: it may hear from the LAN watch now
+        from hanode.lan import start_watch
+        self.lan = await start_watch(self.cfg, agent.lan_changed, log)
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
             await run
         finally:
+            if self.lan is not None:
+                self.lan.close()
             if pets is not None:
                 pets.cancel()
             if respawner is not None:
                 await respawner.stop()
+
+    def _apply_live(self, runner: Any, cfg: Any) -> None:
+        from hanode.reload import apply_live
+        apply_live(self.agent, runner, cfg, self.args.verbose, self.reloader.revision)
+        if self.lan is not None:
+            self.lan.reconfigure(cfg)
 
     def _close_links(self) -> None:
         for link in self.udp_links:
@@ -287,13 +295,5 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(cfg, args.verbose)
     for problem in cfg.warnings:
         log("warning", str(problem))
-    daemon = Daemon(cfg, args)
-    try:
-        code = asyncio.run(daemon.main())
-    except KeyboardInterrupt:
-        return 130
-    if daemon.agent is not None and daemon.agent.node.restarting is not None:
-        from hanode.restart import reexec
-        reexec(log, daemon.notifier)   # `hanode restart`: the next agent adopts the groups
-        return 1
-    return code
+    from hanode.restart import run_and_reexec
+    return run_and_reexec(Daemon(cfg, args), log)   # re-executed after `hanode restart`

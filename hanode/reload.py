@@ -46,7 +46,8 @@ from hanode.configdir import FILES, check_dir
 LIVE = ("keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "logfile", "debugfile", "logfacility",
         "debug", "vip_probe", "probe_count", "probe_interval_ms", "probe_wait_ms", "garp_count",
         "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd",
-        "monitor_interval_ms", "monitor_timeout_ms", "monitor_failures", "monitor_window_ms", "restart_grace_ms")
+        "monitor_interval_ms", "monitor_timeout_ms", "monitor_failures", "monitor_window_ms",
+        "deadping_ms", "restart_grace_ms")
 WHY_NOT = {
     "nodes": "node names are the ids both boxes put in every frame",
     "me": "this box's name is the id it puts in every frame",

@@ -78,6 +78,24 @@ def restarted() -> bool:
     return os.environ.pop(RESTARTED_ENV, None) is not None
 
 
+def run_and_reexec(daemon: Any, log: Any) -> int:
+    """``hanode run``'s end: run the daemon; after ``hanode restart`` re-execute it (the exit code
+    otherwise).  A re-executed agent looks for running scripts too (``daemon.args.restarted``), and
+    disarms a handed-over watchdog its configuration no longer names."""
+    from hanode.watchdog import release_handed_over
+    daemon.args.restarted = restarted()
+    if not daemon.cfg.watchdog:
+        release_handed_over(log)
+    try:
+        code = asyncio.run(daemon.main())
+    except KeyboardInterrupt:
+        return 130
+    if daemon.agent is not None and daemon.agent.node.restarting is not None:
+        reexec(log, daemon.notifier)   # the next agent adopts the groups; returns only on failure
+        return 1
+    return code
+
+
 def reexec(log: Any, notifier: Any = None) -> None:
     """Replace this process by a new agent with the same arguments; returns only if exec failed.
     ``notifier``: systemd's NOTIFY_SOCKET and WATCHDOG_USEC, which it took out of the environment

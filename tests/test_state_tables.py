@@ -122,3 +122,12 @@ def test_docs_states_md_has_the_monitor_table():
     path = os.path.join(os.path.dirname(__file__), "..", "docs", "states.md")
     with open(path) as f:
         assert _monitor_rows(f.read()) == monitor.TRANSITIONS
+
+
+def test_health_docstring_is_the_transition_table():
+    from hanode.core import health
+    documented = {}
+    for words in rows(health.__doc__, (health.UNKNOWN, health.STEADY, health.SETTLING)):
+        state, event, nxt, output = words[:4]
+        documented[(state, event)] = (nxt, None if output == "-" else output)
+    assert documented == health.TRANSITIONS

@@ -11,7 +11,8 @@ older view.  That is the whole hand-over rule's safety: a group is started
 with the peer alive only when the peer has seen us want it and still neither
 holds nor wants it (``wants.py``).
 
-Ack bytes are 8-bit (``limits.ACK_MASK``), so an acknowledgement is trusted
+Ack bytes are 8-bit (``limits.ACK_MASK``; a status frame of version 2 keeps only 5 bits of
+the generation, ``Frame.ack_gen_mask``), so an acknowledgement is trusted
 only within ``ACK_WINDOW`` frames of the change; a change unacknowledged for
 longer is re-armed on our latest frame (which carries the change too).
 """
@@ -25,7 +26,7 @@ def acked(since_seq, my_seq, my_gen, frame):
     """Did the peer's ``frame`` acknowledge one of our frames numbered ``since_seq`` or later?"""
     if since_seq is None or frame is None:
         return False
-    if frame.ack_gen != (my_gen & ACK_MASK):
+    if frame.ack_gen != (my_gen & frame.ack_gen_mask()):
         return False
     sent_since = my_seq - since_seq
     acked_since = (frame.ack_seq - since_seq) & ACK_MASK

@@ -46,9 +46,15 @@ sender's configuration revision.  A release before this one drops type 3 as
 import struct
 
 from hanode.core.compat import const
-from hanode.core.limits import ACK_MASK, BODY_LENGTH, CONTROL_BODY_LENGTH, GROUP_MASK, MAX_ENCODED
+from hanode.core.limits import (ACK_MASK, ACK_GEN_MASK_V2, BODY_LENGTH, LAN_WIRE_MAX, CONTROL_BODY_LENGTH,
+                                 GROUP_MASK, MAX_ENCODED)
 
 VERSION = const(1)
+# Status frames of version 2 carry the sender's LAN health in the top 3 bits of ack_gen (which
+# keeps the low ACK_GEN_MASK_V2 bits of the generation): docs/protocol.md, "Versions".  A box
+# of the previous release drops them (counted as "version"), so a node sends them only to a peer
+# it heard speak version 2 (node.py); control frames stay version 1.
+VERSION_LAN = const(2)
 TYPE_STATUS = const(0)
 TYPE_CHALLENGE = const(1)   # "your frames are below my floor for you: answer this nonce"
 TYPE_REJOIN = const(2)      # "here is my new generation, and your nonce"
@@ -111,7 +117,7 @@ class Frame(_ByFields):
     """
 
     def __init__(self, src=0, gen=0, seq=0, state=STATE_UP, flags=0, ack_gen=0,
-                 ack_seq=0, held=0, want=0, type=TYPE_STATUS, key_index=None):
+                 ack_seq=0, held=0, want=0, type=TYPE_STATUS, key_index=None, version=VERSION, lan=0):
         self.src = src
         self.gen = gen
         self.seq = seq
@@ -123,11 +129,17 @@ class Frame(_ByFields):
         self.want = want
         self.type = type
         self.key_index = key_index
+        self.version = version   # VERSION, or VERSION_LAN: then ack_gen is 5 bits and lan is sent
+        self.lan = lan           # version 2: the sender's LAN health + 1 (0: not known); version 1: 0
 
     def fields(self):
         """The values that go on the wire, as a tuple (for comparison and tests)."""
         return (self.src, self.gen, self.seq, self.state, self.flags, self.ack_gen,
-                self.ack_seq, self.held, self.want, self.type)
+                self.ack_seq, self.held, self.want, self.type, self.version, self.lan)
+
+    def ack_gen_mask(self):
+        """How many low bits of the receiver's generation this frame's ack_gen keeps."""
+        return ACK_GEN_MASK_V2 if self.version == VERSION_LAN else ACK_MASK
 
     @property
     def who(self):
@@ -158,17 +170,19 @@ class Frame(_ByFields):
 
     def __repr__(self):
         return ("Frame(src=%r, gen=%r, seq=%r, state=%r, flags=%s, ack_gen=%r, ack_seq=%r,"
-                " held=%s, want=%s, type=%r, key_index=%r)"
+                " held=%s, want=%s, type=%r, key_index=%r, version=%r, lan=%r)"
                 % (self.src, self.gen, self.seq, self.state, _hex(self.flags), self.ack_gen,
-                   self.ack_seq, _hex(self.held), _hex(self.want), self.type, self.key_index))
+                   self.ack_seq, _hex(self.held), _hex(self.want), self.type, self.key_index,
+                   self.version, self.lan))
 
     def describe(self):
         """One line for logs and the sniffer: ``src=0 gen=7 seq=42 active standby ...``."""
         names = [name for bit, name in FLAG_NAMES if isinstance(self.flags, int) and self.flags & bit]
-        return "src=%r gen=%r seq=%r %s%s ack=%r/%r held=%s want=%s" % (
+        return "src=%r gen=%r seq=%r %s%s ack=%r/%r held=%s want=%s%s" % (
             self.src, self.gen, self.seq, self.state_name,
             (" " + ",".join(names)) if names else "", self.ack_gen, self.ack_seq,
-            _hex(self.held), _hex(self.want))
+            _hex(self.held), _hex(self.want),
+            (" v2 lan=%s" % (self.lan - 1 if self.lan else "?")) if self.version == VERSION_LAN else "")
 
 
 class Control(_ByFields):
@@ -267,13 +281,24 @@ def pack_body(frame, key_index):
     _check("key_index", key_index, 0x0F)
     _check("gen", frame.gen, _U32)
     _check("seq", frame.seq, _U32)
-    _check("ack_gen", frame.ack_gen, ACK_MASK)
     _check("ack_seq", frame.ack_seq, ACK_MASK)
     _check("held", frame.held, GROUP_MASK)
     _check("want", frame.want, GROUP_MASK)
-    hdr = (VERSION << 6) | (frame.type << 4) | key_index
+    if frame.version == VERSION_LAN:
+        if frame.type != TYPE_STATUS:
+            raise ValueError("frame version %d is for status frames only" % VERSION_LAN)
+        _check("ack_gen", frame.ack_gen, ACK_GEN_MASK_V2)
+        _check("lan", frame.lan, LAN_WIRE_MAX)
+        ack_byte = (frame.lan << 5) | frame.ack_gen
+    elif frame.version == VERSION:
+        _check("ack_gen", frame.ack_gen, ACK_MASK)
+        _check("lan", frame.lan, 0)     # version 1 has no room for it
+        ack_byte = frame.ack_gen
+    else:
+        raise ValueError("frame version=%r is not %d or %d" % (frame.version, VERSION, VERSION_LAN))
+    hdr = (frame.version << 6) | (frame.type << 4) | key_index
     who = frame.src | (frame.state << 2) | (frame.flags << 4)
-    return struct.pack(_BODY_FORMAT, hdr, who, frame.gen, frame.seq, frame.ack_gen,
+    return struct.pack(_BODY_FORMAT, hdr, who, frame.gen, frame.seq, ack_byte,
                        frame.ack_seq, frame.held, frame.want)
 
 
@@ -402,9 +427,10 @@ def decode_one(payload, auth):
     if not raw:
         return None, "garbage"
     hdr = raw[0]
-    if hdr >> 6 != VERSION:
-        return None, "version"
+    version = hdr >> 6
     frame_type = (hdr >> 4) & 3
+    if version != VERSION and not (version == VERSION_LAN and frame_type == TYPE_STATUS):
+        return None, "version"
     length = body_length(frame_type)
     if length is None:
         return None, "type"
@@ -427,9 +453,12 @@ def decode_one(payload, auth):
         return Control(type=frame_type, src=who & 3, target=(who >> 2) & 3, gen=gen, seq=seq,
                        floor_gen=floor_gen, floor_seq=floor_seq, nonce=nonce, key_index=index), "ok"
     hdr, who, gen, seq, ack_gen, ack_seq, held, want = struct.unpack(_BODY_FORMAT, body)
+    lan = 0
+    if version == VERSION_LAN:
+        lan, ack_gen = ack_gen >> 5, ack_gen & ACK_GEN_MASK_V2
     return Frame(src=who & 3, gen=gen, seq=seq, state=(who >> 2) & 3, flags=who >> 4,
                  ack_gen=ack_gen, ack_seq=ack_seq, held=held, want=want,
-                 type=(hdr >> 4) & 3, key_index=index), "ok"
+                 type=(hdr >> 4) & 3, key_index=index, version=version, lan=lan), "ok"
 
 
 class ReplayGuard:

@@ -16,6 +16,10 @@ MAX_GROUPS = const(8)
 GROUP_MASK = const(0xFF)
 # ack_gen and ack_seq echo only the low byte of the peer's generation and sequence number.
 ACK_MASK = const(0xFF)
+# A status frame of version 2 keeps the low 5 bits of the generation in ack_gen; the top 3 bits
+# carry the sender's LAN health + 1 (0: not known), so health is 0..LAN_WIRE_MAX - 1.
+ACK_GEN_MASK_V2 = const(0x1F)
+LAN_WIRE_MAX = const(7)
 
 # authkeys: Heartbeat's methods, and the key index that fits the frame header's 4 bits.
 AUTH_METHODS = ("crc", "md5", "sha1", "hmac-sha256")

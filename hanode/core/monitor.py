@@ -316,9 +316,12 @@ class Monitoring:
 
 
 def _healthy_peer(node, g):
-    """Could the peer take the group: alive, active, not in standby or stale, and not the box
-    that gave it back to us (we hold a group we had given away only because the peer would
-    not run it)?"""
+    """Could the peer take the group: alive, active, not in standby or stale, its LAN not worse
+    than ours (it could not serve the clients we serve: health.py), and not the box that gave
+    it back to us (we hold a group we had given away only because the peer would not run it)?"""
     peer = node.peer_view()
+    own, theirs = node.lan_health.counted, node.peer_lan
+    lan_worse = peer is not None and own is not None and theirs is not None and theirs < own
     return (peer is not None and peer.state == STATE_ACTIVE and not peer.flags & (STANDBY | STALE)
-            and g.index not in node.given and not node.standby_mode and not node.shutting_down)
+            and not lan_worse and g.index not in node.given and not node.standby_mode
+            and not node.shutting_down)

@@ -67,14 +67,25 @@ A node whose own calls stop for longer than the dead time (a frozen process, a
 suspended VM) knows the peer may have taken over meanwhile: it marks itself
 *stale*, restarts its silence timers instead of declaring the peer dead, and
 yields every group the peer claims until the peer has heard from it again.
+
+The agent's LAN adapter reports this box's LAN health (``lan()``: carrier on the
+VIP interfaces, ping nodes reachable); ``health.py`` settles it (hysteresis)
+and decides with the peer's, which arrives in status frames of version 2.  A
+peer of the previous release cannot decode those, so the node sends each
+status frame as version 1 plus a version 2 copy (one write, the same sequence
+number: the copy is a duplicate for a new peer and a "version" drop for an old
+one) until it hears the peer speak version 2 in its current generation (then
+version 2 only) or hears ``V1_FRAMES`` new frames of it without one (then
+version 1, with a version 2 copy every ``LAN_HELLO_EVERY`` frames in case two
+new boxes lost each other's copies).
 """
 
-from hanode.core import monitor, ownership, rejoin, status, wants
+from hanode.core import health, monitor, ownership, rejoin, status, wants
 from hanode.core.acks import Mark
 from hanode.core.auth import Auth
 from hanode.core.config.model import STOP_FAILURE_FENCE
 from hanode.core.frame import (Decoder, Frame, Control, Notice, ReplayGuard, encode, NEW, REPLAY,
-                               TYPE_STATUS, TYPE_CHALLENGE, TYPE_REJOIN, TYPE_NOTICE,
+                               TYPE_STATUS, TYPE_CHALLENGE, TYPE_REJOIN, TYPE_NOTICE, VERSION, VERSION_LAN,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES, FRAME_WIRE_BYTES
@@ -103,6 +114,13 @@ NOTICE_GAP_MS = 50
 REVISION_COPIES = 3
 REVISION_REPEAT_MS = 1000
 REVISION_NOTICE_MS = 60000
+# A peer heard this many new frames of one generation, none of them version 2, runs the previous
+# release: status frames to it are version 1 (a new peer sends a version 2 copy of each of its
+# first frames, so it shows itself at once) ...
+V1_FRAMES = 4
+# ... with a version 2 copy of every this many-th frame all the same, so that two new boxes that
+# each lost the other's copies still find each other.
+LAN_HELLO_EVERY = 16
 
 _OUTPUTS = {
     ownership.DO_ACQUIRE: Acquire,
@@ -138,6 +156,12 @@ class Node:
         self.live = Liveness(self.peer, self.links, config.keepalive_ms, config.warntime_ms,
                              config.deadtime_ms, config.initdead_ms)
         self.peer_frame = None        # the peer's latest authentic frame
+        self.lan_health = health.LanHealth()   # ours, with hysteresis (health.py)
+        self.lan_compare = health.Comparison() # ours against the peer's, with the verdict delay
+        self.lan_verdict = None       # its latest rule: True (ours is better), False, PENDING or None
+        self.peer_lan = None          # the peer's counted LAN health from its version 2 frames; None: unknown
+        self.peer_v2_gen = None       # the peer generation heard speaking version 2
+        self.peer_v1_frames = 0       # new version 1 frames of the peer's generation, none of version 2
         self.state = STATE_UP
         self.comm_up = False
         self.standby_mode = False     # we gave everything away (standby, or the peer's takeover)
@@ -219,7 +243,33 @@ class Node:
         if self.stopped:
             return out
         self._on_silence(now, out)
+        if self.lan_health.tick(now, self.config.deadtime_ms):
+            self._lan_counted(out)
         return self._finish(now, out)
+
+    def lan(self, value, now, detail=""):
+        """The LAN adapter's raw health of this box (``health.health_of``), with its words
+        (e.g. "eth0: no carrier"); it counts once settled (health.py)."""
+        out = self._enter(now)
+        if self.stopped:
+            return out
+        before = self.lan_health.raw
+        if self.lan_health.report(value, now, detail):
+            self._lan_counted(out)
+        elif value != before:
+            due = self.lan_health.due(self.config.deadtime_ms)
+            out.append(Log("info", "LAN health now %s%s: %s" % (
+                health.describe(value), " (" + detail + ")" if detail else "",
+                "back to the value that counts (a flap)" if due is None
+                else "counts if it holds for %d ms" % (due - now))))
+        return self._finish(now, out)
+
+    def _lan_counted(self, out):
+        h = self.lan_health
+        out.append(Log("warning" if h.counted == health.NO_CARRIER else "info",
+                       "LAN health %s%s; %s" % (
+                           health.describe(h.counted), " (" + h.counted_detail + ")" if h.counted_detail else "",
+                           health.why(h.counted, self.peer_lan if self.peer_view() else None, self.me, self.peer))))
 
     def completed(self, key, ok, now):
         out = self._enter(now)
@@ -747,6 +797,7 @@ class Node:
             if rejoin.below_floor(f.gen, f.seq, self._peer_floor()):
                 self._below_floor(f, now, out)
             return
+        self._note_version(f, verdict == NEW, out)
         events = self.live.heard(link, now, verdict == NEW)
         if verdict != NEW:
             self.counters["duplicate"] += 1
@@ -804,7 +855,7 @@ class Node:
         if f.state == STATE_SHUTDONE:
             # trusted (no probe before taking over) only if it acknowledges this life of ours: a
             # goodbye left in the line by the peer before our own restart was not said to us
-            self.peer_said_goodbye = f.ack_gen == (self.gen & ACK_MASK) and f.ack_gen != 0
+            self.peer_said_goodbye = f.ack_gen == (self.gen & f.ack_gen_mask()) and f.ack_gen != 0
             # a goodbye that still sets a held bit admits a group it could not stop: that group
             # may still run there, so it is taken exactly as from a dead peer (probed first)
             self.goodbye_held = f.held
@@ -827,6 +878,40 @@ class Node:
             if not any(g.held() and f.held & g.bit for g in self.groups):
                 self.stale = False
                 out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
+
+    def _note_version(self, f, new, out):
+        """What the peer's frame says about the versions it speaks, and its LAN health."""
+        if f.version == VERSION_LAN:
+            lan = f.lan - 1 if f.lan else None
+            if self.peer_v2_gen != f.gen:
+                self.peer_v2_gen = f.gen
+                out.append(Log("info", "%s speaks frame version %d (LAN health): sending it version %d"
+                               % (self.peer, VERSION_LAN, VERSION_LAN)))
+            if lan != self.peer_lan:
+                self.peer_lan = lan
+                out.append(Log("info", "%s reports LAN health %s; %s" % (
+                    self.peer, health.describe(lan),
+                    health.why(self.lan_health.counted, lan, self.me, self.peer))))
+            return
+        if self.peer_v2_gen == f.gen:
+            return   # the version 1 half of a pair from a new peer
+        if self.peer_frame is None or self.peer_frame.gen != f.gen:
+            self.peer_v1_frames = 0
+            self.peer_lan = None
+        if new:
+            self.peer_v1_frames += 1
+            if self.peer_v1_frames == V1_FRAMES:
+                out.append(Log("info", "%s speaks frame version %d only (a release without LAN health): "
+                               "sending it version %d; the LAN moves nothing" % (self.peer, VERSION, VERSION)))
+
+    def _versions(self):
+        """The frame versions of our next status frame (see the module docstring)."""
+        p = self.peer_frame
+        if p is not None and self.peer_v2_gen == p.gen:
+            return (VERSION_LAN,)
+        if p is not None and self.peer_v1_frames >= V1_FRAMES and (self.seq % LAN_HELLO_EVERY):
+            return (VERSION,)
+        return (VERSION, VERSION_LAN)
 
     def _announce_kept(self, previous, f, events, out):
         """Clients may have learned the peer's MAC for an address of a group we hold and run:
@@ -1079,8 +1164,16 @@ class Node:
         self._peer_restart_silence(now, out)
         self._report(self.live.check(now), out)
 
+    def lan_delay_ms(self):
+        """How long the two healths must differ before the LAN moves a group (health.verdict_delay_ms)."""
+        pair = self.lan_compare.pair
+        return health.verdict_delay_ms(self.config.deadtime_ms, self.config.keepalive_ms, pair[0], pair[1])
+
     def _evaluate(self, now, out):
         peer = self.peer_view()
+        own, theirs = self.lan_health.counted, self.peer_lan if peer is not None else None
+        lan = self.lan_verdict = self.lan_compare.rule(own, theirs, now, health.verdict_delay_ms(
+            self.config.deadtime_ms, self.config.keepalive_ms, own, theirs))
         for g in self.groups:
             intent = self.intents[g.index]
             given = self.given.get(g.index)
@@ -1098,7 +1191,8 @@ class Node:
                 shutting_down=self.shutting_down, identity_conflict=self.identity_conflict is not None,
                 comm_up=self.comm_up, standby=self.standby_mode or given is not None,
                 standby_seen=self.standby_mark.seen if self.standby_mode else given is not None and given.seen,
-                stale=self.stale) or self._asking(g, peer)
+                stale=self.stale, lan=lan
+            ) or self._asking(g, peer)
             event = wants.event(intent.wanted, g.state, peer is not None, intent.due(now),
                                 lambda: wants.peer_agrees(g, intent, peer, self.seq, self.gen),
                                 self._lone_event(g))
@@ -1149,7 +1243,7 @@ class Node:
         if self.shutting_down and all(self._released_or_escalated(g) for g in self.groups):
             return self._stop(now, out)
         held, want = self._masks()
-        view = (self.state, self._flags(), held, want)
+        view = (self.state, self._flags(), held, want, self.lan_health.counted)
         if view != self.sent_view:
             soon = now if self.last_send is None else max(now, self.last_send + MIN_FRAME_GAP_MS)
             if self.next_send is None or soon < self.next_send:
@@ -1168,7 +1262,7 @@ class Node:
         return out
 
     def _send(self, now, view, out):
-        state, flags, held, want = view
+        state, flags, held, want, lan = view
         self.seq += 1
         for g in self.groups:
             if want & g.bit:
@@ -1177,14 +1271,20 @@ class Node:
             else:
                 self.intents[g.index].want_since = None
         peer = self.peer_frame
-        frame = Frame(src=self.my_id, gen=self.gen, seq=self.seq, state=state, flags=flags,
-                      ack_gen=(peer.gen & ACK_MASK) if peer else 0,
-                      ack_seq=(peer.seq & ACK_MASK) if peer else 0,
-                      held=held, want=want)
-        out.append(Send(encode(frame, self.auth)))
-        self.recent_sent.append(frame.fields())
-        if len(self.recent_sent) > ECHO_FRAMES:
-            self.recent_sent.pop(0)
+        data = b""
+        for version in self._versions():
+            frame = Frame(src=self.my_id, gen=self.gen, seq=self.seq, state=state, flags=flags,
+                          ack_gen=(peer.gen & ACK_MASK) if peer else 0,
+                          ack_seq=(peer.seq & ACK_MASK) if peer else 0,
+                          held=held, want=want, version=version)
+            if version == VERSION_LAN:
+                frame.ack_gen &= frame.ack_gen_mask()
+                frame.lan = 0 if lan is None else lan + 1
+            data += encode(frame, self.auth)
+            self.recent_sent.append(frame.fields())
+            if len(self.recent_sent) > 2 * ECHO_FRAMES:   # (two entries for a pair)
+                self.recent_sent.pop(0)
+        out.append(Send(data))   # one write: the link replaces a queued frame, never half a pair
         self.counters["frames_sent"] += 1
         self.last_send = now
         # absolute schedule: a frame sent late does not push the next one back
@@ -1214,7 +1314,7 @@ class Node:
                                % g.key))
         self.state = STATE_SHUTDONE
         held, want = self._masks()
-        view = (self.state, self._flags(), held, 0)
+        view = (self.state, self._flags(), held, 0, self.lan_health.counted)
         for _ in range(2):   # a goodbye is worth a second copy on a noisy line
             self._send(now, view, out)
         out.append(Log("info", "All HA resources relinquished."))
@@ -1235,8 +1335,10 @@ class Node:
             return max(now + 1, self._line_free(self.restarting["next_at"]))
         live = self.live
         notice = self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None
-        times = [self.next_send, notice, live.hold_until and live.hold_until + 1]
-        times += [i.retry_at for i in self.intents] + self.monitoring.deadlines()
+        times = [self.next_send, notice, live.hold_until and live.hold_until + 1,
+                 self.lan_health.due(self.config.deadtime_ms),
+                 self.lan_compare.due(self.lan_delay_ms())] + [i.retry_at for i in self.intents] + \
+            self.monitoring.deadlines()
         for t in [live.peer] + live.links:
             if t.state != DEAD and t.since is not None:
                 times.append(t.since + live.limit(t) + 1)
@@ -1285,4 +1387,4 @@ def _tokens(group):
 
 
 def _view_of(f):
-    return (f.state, f.flags, f.held, f.want)
+    return (f.state, f.flags, f.held, f.want, f.lan)

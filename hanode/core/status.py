@@ -9,7 +9,8 @@ it has one (``rscstatus``: local, foreign, all, none, transition; the peer's
 status: dead, init, up, active, releasing, shutdone).
 """
 
-from hanode.core.frame import BUSY, STANDBY, STATE_NAMES
+from hanode.core import health
+from hanode.core.frame import BUSY, STANDBY, STATE_NAMES, VERSION, VERSION_LAN
 from hanode.core.liveness import DEAD, INIT
 from hanode.core.wants import START_ROUNDS
 
@@ -71,12 +72,62 @@ def alarms(node, times=True):
 def summary(node):
     """One line for systemd's STATUS= and the logs: alarms, role and peer state."""
     degraded = node.monitoring.degraded(node)
-    return "%s: %s%s%s%s, holds %s; peer %s %s" % (
+    return "%s: %s%s%s%s, holds %s; peer %s %s%s" % (
         node.me, "".join("ALARM: %s; " % a for a in alarms(node, times=False)),
         ("DEGRADED: %s failed a check; " % " ".join(degraded)) if degraded else "",
         ("CONFLICT: another box is also %s; " % node.me) if node.identity_conflict else "",
         ("standby" if node.standby_mode else rscstatus(node)),
-        (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node))
+        (" ".join(node.held_groups()) or "nothing"), node.peer, peer_state(node), _lan_summary(node))
+
+
+def _peer_lan(node):
+    """The peer's counted LAN health while it is alive and speaks version 2, else None."""
+    return node.peer_lan if node.peer_view() is not None else None
+
+
+def _lan_summary(node):
+    """'; LAN node1 0 < node2 1' when the LAN health of either box is below the best (a
+    steady STATUS= otherwise)."""
+    own, peer = node.lan_health.counted, _peer_lan(node)
+    if own is None or (own != health.NO_CARRIER and (peer is None or own == peer)):
+        return ""
+    if peer is None:
+        return "; LAN %s %d" % (node.me, own)
+    sign = "<" if own < peer else (">" if own > peer else "=")
+    return "; LAN %s %d %s %s %d%s" % (node.me, own, sign, node.peer, peer,
+                                       " (both down: nothing moves)" if own == peer else "")
+
+
+def _verdict_in(node):
+    due = node.lan_compare.due(node.lan_delay_ms())
+    if due is None or node.now is None or due <= node.now:
+        return None
+    return due - node.now
+
+
+def lan(node):
+    """Own and peer LAN health, which frame version the peer speaks, and what it means."""
+    p = node.peer_frame
+    if p is not None and node.peer_v2_gen == p.gen:
+        version = VERSION_LAN
+    elif p is not None and node.peer_v1_frames:
+        version = VERSION
+    else:
+        version = None
+    deadtime = node.config.deadtime_ms
+    return {
+        "own": node.lan_health.status(node.now, deadtime),
+        "peer": _peer_lan(node),
+        "peer_version": version,
+        "loss_settle_ms": health.loss_settle_ms(deadtime),
+        "gain_settle_ms": health.gain_settle_ms(deadtime),
+        "verdict_delay_ms": node.lan_delay_ms(),
+        "verdict_in_ms": _verdict_in(node),
+        # what the LAN says about every group right now (wants.py): "ours" (our LAN is better),
+        # "peer's" (its LAN is better), "pending" (they differ, not yet for the verdict delay)
+        "verdict": {True: "ours", False: "peer's", health.PENDING: "pending"}.get(node.lan_verdict),
+        "why": health.why(node.lan_health.counted, _peer_lan(node), node.me, node.peer),
+    }
 
 
 def _groups(node, peer):
@@ -119,7 +170,7 @@ def _counters(node):
     # events a transition table has no row for (ownership, liveness): each one is a bug or an
     # adapter reporting out of turn, so it is shown rather than silently ignored
     counters["unlisted_transitions"] = (node.live.unlisted + sum(g.unlisted for g in node.groups)
-                                        + node.rejoin.unlisted
+                                        + node.rejoin.unlisted + node.lan_health.unlisted
                                         + sum(m.unlisted for m in node.monitoring.monitors))
     return counters
 
@@ -170,5 +221,7 @@ def status(node):
         "auth_index": node.auth.send_index,
         "links": links,
         "groups": _groups(node, peer),
+        "lan": lan(node),
+        "summary": summary(node),
         "counters": _counters(node),
     }

@@ -25,6 +25,10 @@ What a node wants (per group), the peer being alive - the first row that applies
                                                  holds nor wants it (somebody has to run it)
     peer in standby                              yes                   yes
     we were stalled (stale), peer holds it       no                    no
+    LAN health differs (health.py; both known)   yes if ours is better, no if it is worse - unless
+                                                 the peer neither holds nor wants it (orphaned);
+                                                 for less than the verdict delay: keep what we
+                                                 hold, take nothing
     auto_failback on (and legacy)                yes                   keep it while the preferred
                                                                        node does not want it; pick
                                                                        it up only if that node is
@@ -70,7 +74,7 @@ wanting it.  The other node gives way to the preferred one, so wants never
 deadlock.
 """
 
-from hanode.core import ownership
+from hanode.core import health, ownership
 from hanode.core.acks import Mark, acked, rearmed
 from hanode.core.frame import STALE, STANDBY, STATE_ACTIVE, STATE_RELEASING
 
@@ -144,9 +148,11 @@ class Intent:
 
 
 def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_conflict,
-           comm_up, standby, standby_seen, stale):
+           comm_up, standby, standby_seen, stale, lan=None):
     """Does this node want the group (``own``: its GroupOwnership)?  ``peer`` is the
-    peer's latest frame while it is alive, else None (see the first table)."""
+    peer's latest frame while it is alive, else None (see the first table).  ``lan``:
+    ``health.Comparison.rule`` (True: our LAN is better, False: worse, PENDING: they differ
+    since less than the verdict delay, None: no say)."""
     if shutting_down or intent.gave_up:
         return False
     if identity_conflict:
@@ -176,6 +182,10 @@ def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_co
         return True
     if stale and peer_holds:
         return False
+    if lan == health.PENDING:
+        return own.held()        # the two healths have just come to differ: nothing moves yet
+    if lan is not None:
+        return lan or orphaned   # the better LAN serves; a worse one only what nobody else will
     if preferred:
         if auto_failback == "off":
             return own.held() or not peer_holds

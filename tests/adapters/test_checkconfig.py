@@ -372,3 +372,14 @@ def test_the_explanation_says_what_a_stop_that_keeps_failing_leads_to(tmp_path: 
     assert json.loads(result.stdout)["config"]["stop_failure"] == "reboot", result.stdout
     out = hanode("--config-dir", str(d), "--node", "node1").stdout
     assert "Stop fail reboot: " in out and "runs /usr/local/sbin/hard-reset now" in out, out
+
+
+def test_summary_explains_the_lan_health_and_its_ping_nodes():
+    from hanode.checkconfig import summary
+    from tests.support.sim import make_config
+    cfg = make_config(extra="ping 192.0.2.1\nping_group routers 192.0.2.2 192.0.2.3\n")
+    text = "\n".join(summary(cfg))
+    assert "carrier on every interface with a VIP" in text
+    assert "192.0.2.1, routers (any of 192.0.2.2 192.0.2.3), ICMP echo every 0.1 s, lost after deadping 0.5 s" in text
+    assert "a loss counts after 0.1 s, a return after 1 s stable" in text
+    assert "(no ping/ping_group nodes)" in "\n".join(summary(make_config()))

@@ -11,7 +11,7 @@ from hanode.core.monitor import RESULT_FAILED, RESULT_RUNNING, RESULT_UNKNOWN
 from hanode.lsb import classify, static_problems
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_resources import LSB, Group, Res, World, run, write_script  # noqa: E402
+from test_resources import Group, Res, World, run, write_script  # noqa: E402
 
 
 @pytest.mark.parametrize("rc, out, err, result", [
@@ -49,7 +49,8 @@ def test_check_reads_each_resource_and_restart_restarts_from_the_failed_one(tmp_
     w = World(tmp_path)
     for n in ("a", "b", "c"):
         write_script(w.rd, n)
-    write_script(w.rd, "nostatus", body="#!/bin/sh\necho \"Usage: $0 start|stop\"; [ \"$1\" = status ] && exit 1; exit 0\n")
+    write_script(w.rd, "nostatus",
+                 body="#!/bin/sh\necho \"Usage: $0 start|stop\"; [ \"$1\" = status ] && exit 1; exit 0\n")
     g = Group("node1", [Res("a"), Res("b"), Res("c"), Res("nostatus")])
     r = w.runner(g)
     assert run(r.acquire(g.key))[0]

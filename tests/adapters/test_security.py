@@ -205,7 +205,7 @@ def forgeries():
         ("length", wire(body + good_tag[:4])),                             # truncated tags
         ("length", wire(body + good_tag[:7])),
         ("length", wire(body)),
-        ("version", wire(bytes([0x81]) + body[1:] + good_tag)),
+        ("version", wire(bytes([0xC1]) + body[1:] + good_tag)),       # version 3 (2 is a status frame with LAN health)
         ("type", wire(bytes([0x71]) + body[1:] + good_tag)),         # type 3 is reserved
         ("garbage", b"\x05\x41\x00"),
     ]

@@ -88,3 +88,17 @@ def test_status_text_shows_the_peer_revision_and_a_restart_held_off():
     sim.run(1000)
     st = sim.box("node2").node.status()
     assert st["peer_restart"]["held"] == ["192.0.2.100"] and 0 < st["peer_restart"]["left_ms"] <= 2100   # the notice took ~40 ms
+def test_status_text_shows_both_lan_healths_why_and_a_pending_verdict():
+    from tests.core.test_node import cold_start
+    sim = cold_start()
+    text = format_status(sim.box("node1").node.status())
+    assert "LAN: node1 2 (sim); node2 2" in text and "LAN health equal (2 on both)" in text, text
+    sim.set_lan_link("node1", False)
+    sim.run(150)      # counted (5 + 100 ms), not yet for the verdict delay (100 ms for a carrier)
+    text = format_status(sim.box("node1").node.status())
+    assert "LAN: node1 0 (sim); node2 2" in text, text
+    assert "LAN of node1 is worse (0 vs 2): groups go to node2" in text
+    assert "nothing moves for" in text, text
+    sim.run(2000)
+    text = format_status(sim.box("node2").node.status())
+    assert "LAN: node2 2 (sim); node1 0" in text and "nothing moves for" not in text, text

@@ -442,23 +442,45 @@ def test_logging_directives():
 
 
 def test_respawn_and_failfast():
-    cfg = cfg_with("respawn hacluster /usr/lib/heartbeat/ipfail", "respawn root /usr/bin/mon -f /etc/mon.cf")
-    assert cfg.respawn == [("hacluster", ["/usr/lib/heartbeat/ipfail"]),
-                           ("root", ["/usr/bin/mon", "-f", "/etc/mon.cf"])]
+    cfg = cfg_with("respawn hacluster /usr/lib/heartbeat/ipfail", "respawn root /usr/bin/mon -f /etc/mon.cf",
+                   "respawn hacluster /usr/lib/heartbeat/dopd")
+    assert cfg.respawn == [("root", ["/usr/bin/mon", "-f", "/etc/mon.cf"]),   # ipfail: hanode's own job
+                           ("hacluster", ["/usr/lib/heartbeat/dopd"])]
     find(cfg.warnings, "warning", "respawn of ipfail", 5)
-    assert len(cfg.warnings) == 1
+    find(cfg.warnings, "warning", "respawn of dopd", 7)
+    assert len(cfg.warnings) == 2
     find(probs_with("respawn hacluster"), "error", "respawn needs a user and a program", 5)
     cfg = cfg_with("failfast hacluster /usr/bin/thing")
     assert cfg.extra == [("failfast", "hacluster /usr/bin/thing")]
     find(cfg.warnings, "warning", "failfast", 5)
 
 
-def test_ping_nodes_are_kept_and_warned_about():
+def test_ping_nodes_are_the_lan_health_targets():
     cfg = cfg_with("ping 192.0.2.254 192.0.2.253", "ping_group routers 192.0.2.1 192.0.2.2", "hbaping fc0")
     assert cfg.ping == ["192.0.2.254", "192.0.2.253"]
-    assert cfg.extra == [("ping_group", "routers 192.0.2.1 192.0.2.2"), ("hbaping", "fc0")]
-    for line in (5, 6, 7):
-        find(cfg.warnings, "warning", "ipfail", line)
+    assert cfg.ping_groups == [("routers", ["192.0.2.1", "192.0.2.2"])]
+    assert cfg.deadping_ms is None and cfg.deadping() == cfg.deadtime_ms   # Heartbeat's default
+    assert cfg.extra == [("hbaping", "fc0")]
+    assert len(cfg.warnings) == 1
+    find(cfg.warnings, "warning", "hbaping", 7)
+    assert cfg_with("deadping 2").deadping_ms == 2000
+
+
+def test_ping_lines_are_validated_with_their_line():
+    find(probs_with("ping gateway"), "error", "ping [gateway] is not an IPv4 address", 5)
+    find(probs_with("ping_group routers"), "error", "ping_group needs a name and at least one address", 5)
+    find(probs_with("ping_group routers 192.0.2.1 x"), "error", "ping_group routers: [x] is not", 5)
+    find(probs_with("ping_group r 192.0.2.1", "ping_group r 192.0.2.2"), "error", "defined twice", 6)
+    find(probs_with("keepalive 1", "deadping 1"), "error", "deadping [1000 ms] must be at least twice", 6)
+    find(cfg_with("ping 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6").warnings,
+         "warning", "LAN health counts at most 5", 5)
+
+
+def test_respawn_of_ipfail_is_accepted_explained_and_not_started():
+    cfg = cfg_with("respawn hacluster /usr/lib/heartbeat/ipfail")
+    assert cfg.respawn == []
+    p = find(cfg.warnings, "warning", "respawn of ipfail: not started, hanode does its job itself", 5)
+    assert "LAN health" in p.message
 
 
 def test_stonith_is_kept_with_a_warning_about_the_watchdog():
@@ -482,7 +504,7 @@ def test_crm_only_off():
 
 def test_heartbeat_internal_directives_are_accepted_into_extra():
     lines = [
-        "deadping 40", "conn_logd_time 60", "apiauth ipfail uid=hacluster", "hopfudge 1",
+        "conn_logd_time 60", "apiauth ipfail uid=hacluster", "hopfudge 1",
         "hbgenmethod file", "uuidfrom nodename", "msgfmt classic", "compression zlib",
         "compression_threshold 2", "traditional_compression no", "max_rexmit_delay 250",
         "memreserve 6500", "coredumps true", "coreroot /var/lib/heartbeat/cores", "normalpoll on",

@@ -13,7 +13,8 @@ from hanode.core.compat import crc32
 from hanode.core.frame import (BUSY, MAX_ENCODED, REASONS, STALE, STANDBY, STATE_ACTIVE,
                                STATE_RELEASING, STATE_SHUTDONE, STATE_UP, TAKEOVER,
                                Decoder, Frame, ReplayGuard, cobs_decode, cobs_encode,
-                               decode_one, encode, frame_size, pack_body)
+                               decode_one, encode, frame_size, pack_body, pack_control,
+                               Control, TYPE_CHALLENGE, VERSION, VERSION_LAN)
 from tests.core.util import raises as _raises
 
 
@@ -290,11 +291,17 @@ def test_garbage_empty_and_invalid_cobs():
 def test_version_and_type_dropped():
     auth = _mac()
     body = bytearray(pack_body(_frame(), 1))
-    for version in (0, 2, 3):
+    for version in (0, 3):
         body[0] = (version << 6) | 1
         dec = Decoder(auth)
         assert dec.feed(_wire(bytes(body) + auth.tag(1, bytes(body)))) == []
         _only(dec, "version")
+    control = bytearray(pack_control(Control(type=TYPE_CHALLENGE), 1))
+    control[0] |= 0xC0     # version 2 is for status frames only: a control frame of it is dropped
+    control[0] &= 0xBF
+    dec = Decoder(auth)
+    assert dec.feed(_wire(bytes(control) + auth.tag(1, bytes(control)))) == []
+    _only(dec, "version")
     dec = Decoder(auth)
     # type 3 is a notice now (22 body bytes): a status-sized body with it is a wrong length
     assert dec.feed(encode(_frame(type=3), auth)) == []
@@ -490,3 +497,18 @@ def test_random_input_never_raises_and_conserves_delimiters():
         assert zeros - overrun_tails <= dec.accepted + sum(dec.counters.values()) - dec.counters["overflow"] <= zeros, \
             (trial, dec.counters)
         assert dec.buffered == 0
+
+
+def test_version_2_carries_lan_health_in_ack_gen_and_version_1_decoders_drop_it():
+    auth = _mac()
+    frame = _frame(version=VERSION_LAN, lan=5, ack_gen=0x1F)
+    body = pack_body(frame, 1)
+    assert body[0] >> 6 == VERSION_LAN and body[10] == (5 << 5) | 0x1F
+    (got,) = Decoder(auth).feed(encode(frame, auth))
+    assert got == frame and got.lan == 5 and got.ack_gen == 0x1F and got.ack_gen_mask() == 0x1F
+    assert len(encode(frame, auth)) == 24          # the frame does not grow
+    assert _raises(ValueError, pack_body, _frame(version=VERSION_LAN, ack_gen=0x20), 1)  # 5 bits of gen
+    assert _raises(ValueError, pack_body, _frame(version=VERSION_LAN, lan=8), 1)
+    assert _raises(ValueError, pack_body, _frame(lan=1), 1)   # version 1 has no room for LAN health
+    # what a decoder of the previous release does with it: its only accepted version was 1
+    assert body[0] >> 6 != VERSION

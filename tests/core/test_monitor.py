@@ -222,3 +222,22 @@ def test_a_reload_turns_monitoring_off_and_on():
     n1.handle(n1.node.reconfigure(make_config(me="node1", extra=MONITOR), sim.now))
     sim.run(2000)
     assert len(checks) >= 3 and n1.node.status()["counters"]["unlisted_transitions"] == 0
+
+
+def test_a_crashing_service_is_not_handed_to_a_peer_whose_lan_is_worse():
+    """The peer lost its ping node: it could not serve the clients we serve, so past the limit
+    the group stays here with back-off and an alarm; once the peer's LAN is back the next
+    failure hands it over."""
+    sim = monitored_pair()
+    sim.set_ping("node2", False)
+    sim.run(2000)
+    n1 = sim.box("node1")
+    assert n1.node.status()["lan"]["peer"] == 1
+    n1.crashy.add(KEY)
+    n1.crash(KEY)
+    sim.run(10000)
+    assert sim.holders() == ["node1"] and group_status(n1)["monitor"]["handed_over"] == 0
+    assert any("restarting it here with back-off" in a for a in n1.node.status()["alarms"])
+    sim.set_ping("node2", True)
+    assert sim.run_until(lambda: sim.settled() and sim.servers() == ["node2"], 60000) is not None
+    assert sim.doubles_ms == 0 and group_status(n1)["monitor"]["handed_over"] == 1

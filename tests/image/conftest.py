@@ -42,17 +42,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
         pass
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ARG001
-    """The long armhf tests stay out of the default run (CI's budget): HANODE_ARMHF_LONG=1, or a
-    -m expression naming armhf_long, runs them."""
-    if os.environ.get("HANODE_ARMHF_LONG") == "1" or "armhf_long" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="long armhf test: HANODE_ARMHF_LONG=1 or -m armhf_long runs it")
-    for item in items:
-        if "armhf_long" in item.keywords:
-            item.add_marker(skip)
-
-
 def _missing_requirements(board: str = BOARD) -> str:
     if os.geteuid() != 0:
         return "the image build needs root (chroot)"

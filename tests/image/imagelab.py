@@ -4,6 +4,7 @@ pair of boxes on one LAN and one null-modem cable.
 (A module of its own rather than conftest.py, so that tests import it by a unique name.)
 """
 
+import calendar
 import json
 import os
 import re
@@ -120,6 +121,37 @@ def fetch_vip(box: Box) -> str:
     # busybox 1.35's `wget -T` segfaults (Debian's busybox-static): bound it with timeout instead
     rc, out = box.sh("timeout 5 wget -q -O - http://%s/" % VIP, timeout=30, check=False)
     return out.strip() if rc == 0 else ""
+
+
+def boot_chart(box: Box, label: str) -> None:
+    """Record where a box's first boot since power-on went: the host's clock for the firmware
+    part (the kernel's uptime 0 is put on the host clock through S05modules' console line and
+    its uptime in /run/boot-times), the guest's uptime after that, up to hanode's READY log line."""
+    assert box.powered_on_at is not None
+    _, times = box.sh("cat /run/boot-times")
+    m = re.search(r"([\d.]+) /etc/init.d/S05modules", times)
+    at_modules = box.arrived_at("Loading kernel modules")
+    if not m or at_modules is None:
+        return
+    kernel_t0 = at_modules - float(m.group(1)) - box.powered_on_at
+    record("%s: power-on -> kernel start (BIOS, syslinux, xz unpacking)" % label, kernel_t0)
+    record("%s: kernel start -> rcS (kernel, stage-1 initrd)" % label, float(times.split()[0]))
+    ready = wait_for("hanode's READY line", lambda: _ready_uptime(box), 60)
+    record("%s: power-on -> hanode READY (its log line)" % label, kernel_t0 + ready)
+
+
+def _ready_uptime(box: Box) -> Optional[float]:
+    """The guest's uptime at hanode's READY log line (the log's wall clock, UTC in the guest, mapped
+    through CLOCK_BOOTTIME)."""
+    rc, out = box.sh("grep READY: /data/var/log/ha-log | tail -n 1; python3 -S -c 'import time; "
+                     "print(\"boot-wall\", time.time() - time.clock_gettime(time.CLOCK_BOOTTIME))'",
+                     timeout=60, check=False)
+    m = re.search(r"(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d+) \S+: INFO: READY:", out)
+    w = re.search(r"boot-wall ([\d.]+)", out)
+    if not (m and w):
+        return None
+    wall = calendar.timegm(time.strptime(m.group(1)[:19], "%Y/%m/%d_%H:%M:%S")) + float("0" + m.group(1)[19:])
+    return wall - float(w.group(1))
 
 
 def generation(box: Box) -> int:

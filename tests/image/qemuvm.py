@@ -5,7 +5,7 @@ Theory of operation
 A ``Box`` is one QEMU process (TCG, ``-m 256``) booting the appliance's ``disk.img`` through a
 copy-on-write qcow2 overlay, so two boxes share one image and each keeps its own data partition
 across its reboots.  Its hardware is what the appliance expects: an i6300esb watchdog wired to
-``-action watchdog=reset``, an e1000 NIC on a ``-netdev dgram`` LAN made of two unix datagram
+``-action watchdog=reset``, a virtio-net NIC on a ``-netdev dgram`` LAN made of two unix datagram
 sockets (no host interface, no host network: frames only go to the other box), the first UART on
 QEMU's stdio (the console, read by a thread into a transcript) and the second UART on a unix
 stream socket that the null-modem simulator joins to the other box's.
@@ -14,7 +14,7 @@ The box boots through the image's own bootloader: syslinux's ``boot:`` prompt ap
 console and the harness types the node's identity there (``hanode hanode.node=node1
 hanode.ip=192.0.2.11/24``), exactly as a technician would on a real box.  After a watchdog reset
 the prompt comes back and is answered again by the same thread, so a reset box boots as itself.
-(``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: faster, no bootloader.)
+(``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: no bootloader.)
 
 ``board="qemu-sabrelite"`` is the 32-bit ARM box instead (``qemu-system-arm -M sabrelite``,
 512 MB): the cable on UART1, the console on UART2, the imx2 watchdog, the FEC on the same LAN,
@@ -93,6 +93,7 @@ class Box:
         self._reader: Optional[threading.Thread] = None
         self._marker = 0
         self._prompt_pos = 0  # console position after the last boot prompt answered
+        self._arrivals: List[Tuple[float, int]] = []  # (host clock, console length) per chunk read
         self.powered_on_at: Optional[float] = None
         self.boots = 0  # boots seen (1 + resets) since power-on: boot prompts, or S05modules' line
 
@@ -124,11 +125,13 @@ class Box:
                 "-device", "i6300esb", "-action", "watchdog=reset",
                 "-netdev", "dgram,id=lan,local.type=unix,local.path=%s,remote.type=unix,remote.path=%s"
                 % (self.lan_local, self.lan_remote),
-                "-device", "e1000,netdev=lan,mac=%s" % self.mac]
+                "-device", "virtio-net-pci,netdev=lan,mac=%s" % self.mac]
         if self.boot == "kernel":
+            # the stage-1 initrd and the system partition (root=) as syslinux.cfg boots them
             args += ["-kernel", os.path.join(self.image_dir, "bzImage"),
-                     "-initrd", os.path.join(self.image_dir, "rootfs.cpio.gz"),
-                     "-append", "console=ttyS0,115200 panic=5 loglevel=4 " + self.cmdline_words]
+                     "-initrd", os.path.join(self.image_dir, "initrd.gz"),
+                     "-append", "console=ttyS0,115200 panic=5 loglevel=4 cryptomgr.notests root=/dev/vda3 "
+                     "rootfstype=squashfs " + self.cmdline_words]
         return args
 
     def _argv_sabrelite(self) -> List[str]:
@@ -227,6 +230,7 @@ class Box:
                 log.flush()
                 text = chunk.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "")
                 with self._cond:
+                    self._arrivals.append((time.monotonic(), len(self._buf)))
                     self._buf += text
                     self._cond.notify_all()
                     if self.boot == "disk":
@@ -285,6 +289,16 @@ class Box:
                     raise ConsoleTimeout("%s: no %r on the console within %.0f s; last output:\n%s"
                                          % (self.name, rx.pattern, timeout, self.tail()))
                 self._cond.wait(min(left, 0.5))
+
+    def arrived_at(self, pattern: str, since: int = 0) -> Optional[float]:
+        """Host clock (time.monotonic) at which the first match of PATTERN after console position
+        SINCE was read from the console, or None: a boot chart's host-side stamps."""
+        with self._cond:
+            m = re.compile(pattern).search(self._buf, since)
+            if not m:
+                return None
+            pos = m.end() - 1
+            return next((t for t, start in reversed(self._arrivals) if start <= pos), None)
 
     def _reader_alive(self) -> bool:
         return self._reader is not None and self._reader.is_alive()

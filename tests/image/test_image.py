@@ -3,7 +3,7 @@ a hung box, and two boxes joined by a 19200-baud null-modem and a LAN fail over 
 
 Every box boots disk.img through its own bootloader (syslinux), copy-on-write, under TCG with
 256 MB; the identity is typed at the boot prompt.  Nothing is mocked: the guest runs the real
-hanode on the real kernel drivers (i6300esb, e1000, 8250 UART), the VIP is a real address that
+hanode on the real kernel drivers (i6300esb, virtio-net, virtio-blk, 8250 UART), the VIP is a real address that
 the other box reaches over the emulated LAN, the web service is BusyBox httpd.
 """
 
@@ -16,8 +16,8 @@ import time
 import pytest
 
 from hanode.core.config.authkeys import EXAMPLE_KEYS
-from imagelab import (BOOT_TIMEOUT, READY_TIMEOUT, VIP, Pair, alone_holding, fetch_vip, generation, holds_vip,
-                      note, pair_key, record, settled, status, wait_for, web_running)
+from imagelab import (BOOT_TIMEOUT, READY_TIMEOUT, VIP, Pair, alone_holding, boot_chart, fetch_vip, generation,
+                      holds_vip, note, pair_key, record, settled, status, wait_for, web_running)
 from qemuvm import Box
 
 pytestmark = pytest.mark.image
@@ -39,19 +39,28 @@ def test_disk_image_layout(image_dir: str) -> None:
         boot, ptype, lba, sectors = e[0], e[4], struct.unpack("<I", e[8:12])[0], struct.unpack("<I", e[12:16])[0]
         if ptype:
             parts.append((boot, ptype, lba, sectors))
-    assert [(p[0], p[1]) for p in parts] == [(0x80, 0x0C), (0x00, 0x83)], parts
-    # the boot partition: syslinux installed, its config, and the very kernel and initramfs built
+    assert [(p[0], p[1]) for p in parts] == [(0x80, 0x0C), (0x00, 0x83), (0x00, 0x83)], parts
+    # the boot partition: syslinux installed, its config, and the very kernel and initrd built
     boot_lba = parts[0][2]
     fat = "%s@@%d" % (disk, boot_lba * 512)
     listing = subprocess.run(["mdir", "-a", "-b", "-i", fat, "::/"], capture_output=True, text=True, check=True).stdout
-    for name in ("ldlinux.sys", "ldlinux.c32", "syslinux.cfg", "bzImage", "rootfs.cpio.gz"):
+    for name in ("ldlinux.sys", "ldlinux.c32", "syslinux.cfg", "bzImage", "initrd.gz"):
         assert "::/" + name in listing, "no %s on the boot partition:\n%s" % (name, listing)
-    for name in ("bzImage", "rootfs.cpio.gz"):
+    for name in ("bzImage", "initrd.gz"):
         on_disk = subprocess.run(["mtype", "-i", fat, "::/" + name], capture_output=True, check=True).stdout
         with open(os.path.join(image_dir, name), "rb") as f:
             assert on_disk == f.read(), "the boot partition's %s is not the one built" % name
     cfg = subprocess.run(["mtype", "-i", fat, "::/syslinux.cfg"], capture_output=True, text=True, check=True).stdout
     assert re.search(r"(?m)^SERIAL 0 115200", cfg) and "console=ttyS0" in cfg, cfg
+    assert "root=/dev/vda3 rootfstype=squashfs" in cfg, "syslinux.cfg does not boot the system partition:\n" + cfg
+    # the system partition (p3) is rootfs.squashfs byte for byte
+    _, _, sys_lba, sys_sectors = parts[2]
+    squashfs = os.path.join(image_dir, "rootfs.squashfs")
+    with open(disk, "rb") as f, open(squashfs, "rb") as g:
+        f.seek(sys_lba * 512)
+        built = g.read()
+        assert len(built) <= sys_sectors * 512 and f.read(len(built)) == built, \
+            "the system partition is not rootfs.squashfs"
     # the data partition: ext4 labelled hanode-data holding the pair's configuration
     _, _, lba, sectors = parts[1]
     data = os.path.join(image_dir, "data-check.ext4")
@@ -78,18 +87,24 @@ def test_disk_image_layout(image_dir: str) -> None:
     finally:
         if os.path.exists(data):
             os.unlink(data)
-    # the system part: kernel + initramfs, compressed
-    system = sum(os.path.getsize(os.path.join(image_dir, n)) for n in ("bzImage", "rootfs.cpio.gz"))
-    record("system size (bzImage + rootfs.cpio.gz), MiB", system / 1048576.0)
+    # the system part: kernel + stage-1 initrd + root filesystem, compressed
+    system = sum(os.path.getsize(os.path.join(image_dir, n)) for n in ("bzImage", "initrd.gz", "rootfs.squashfs"))
+    record("system size (bzImage + initrd.gz + rootfs.squashfs), MiB", system / 1048576.0)
     assert system <= 24 * 1024 * 1024, "compressed system part is %.1f MiB (aim: 24)" % (system / 1048576.0)
-    listing = subprocess.run("zcat %s | cpio -t --quiet" % os.path.join(image_dir, "rootfs.cpio.gz"),
-                             shell=True, capture_output=True, text=True, check=True).stdout.split("\n")
-    for path in ("init", "usr/bin/hanode", "usr/bin/python3.11", "etc/init.d/S45hanode", "etc/init.d/webdemo",
+    stage1 = subprocess.run("zcat %s | cpio -t --quiet" % os.path.join(image_dir, "initrd.gz"),
+                            shell=True, capture_output=True, text=True, check=True).stdout.split("\n")
+    for path in ("init", "bin/busybox", "bin/switch_root", "etc/modules.order"):
+        assert path in stage1, "initrd.gz lacks /" + path
+    assert any(p.endswith("/virtio_blk.ko") for p in stage1) and any(p.endswith("/squashfs.ko") for p in stage1)
+    listing = [line[len("squashfs-root/"):] for line in
+               subprocess.run(["unsquashfs", "-l", "-no-progress", squashfs], capture_output=True, text=True,
+                              check=True).stdout.split("\n") if line.startswith("squashfs-root/")]
+    for path in ("usr/sbin/init", "usr/bin/hanode", "usr/bin/python3.11", "etc/init.d/S45hanode", "etc/init.d/webdemo",
                  "usr/lib/python3/dist-packages/hanode/cli.py", "etc/modules.order"):
-        assert path in listing, "rootfs.cpio.gz lacks /" + path
+        assert path in listing, "rootfs.squashfs lacks /" + path
     assert not any(re.match(r"etc/init.d/S\d\dwebdemo", p) for p in listing), "webdemo must not have an S-link"
     assert not any("/hanode/lab" in p for p in listing), "the appliance must not carry the test bed (hanode/lab)"
-    assert any(p.endswith("/i6300esb.ko") for p in listing) and any(p.endswith("/e1000.ko") for p in listing)
+    assert any(p.endswith("/i6300esb.ko") for p in listing) and any(p.endswith("/virtio_net.ko") for p in listing)
 
 
 # -- one box -------------------------------------------------------------------------------------
@@ -99,6 +114,7 @@ def test_boot_python_and_watchdog_reset(box: Box) -> None:
     resets it when the holder of /dev/watchdog stops petting; the data partition persists."""
     box.power_on()
     record("solo: power-on -> shell (bootloader, TCG)", box.wait_shell(BOOT_TIMEOUT))
+    boot_chart(box, "solo")
     box.sh("python3 -c 'import hanode, hanode.cli, pyroute2, sdnotify, asyncio, hashlib, termios'", timeout=60)
     assert box.sh("cat /proc/cmdline")[1].find("hanode.node=node1") >= 0
     assert box.sh("hostname")[1].strip() == "node1"

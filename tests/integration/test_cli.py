@@ -27,13 +27,11 @@ def hanode(*args, timeout=30):
                           timeout=timeout, env=env, cwd=REPO)
 
 
-@pytest.mark.integration
-def test_demo_json_shows_failover_and_failback_without_double_vip():
-    if os.geteuid() != 0:
-        pytest.skip("the demo needs root (network namespaces)")
+def demo_json(*args):
+    """Run ``hanode demo --json --hold 0.5 ARGS``; (the finished process, its JSON summary)."""
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "hanode", "demo", "--json", "--hold", "0.5"], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "hanode", "demo", "--json", "--hold", "0.5"] + list(args),
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=120)
     finally:
@@ -41,7 +39,14 @@ def test_demo_json_shows_failover_and_failback_without_double_vip():
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, out + err
-    summary = json.loads(out)   # --json: stdout is the summary and nothing else
+    return proc, json.loads(out)   # --json: stdout is the summary and nothing else
+
+
+@pytest.mark.integration
+def test_demo_json_shows_failover_and_failback_without_double_vip():
+    if os.geteuid() != 0:
+        pytest.skip("the demo needs root (network namespaces)")
+    proc, summary = demo_json()
     assert summary["double_holder_ms"] == 0
     assert summary["heartbeat_frame_bytes"] == 24
     assert summary["timing"] == "tight"
@@ -57,6 +62,20 @@ def test_demo_json_shows_failover_and_failback_without_double_vip():
     left = [n for n in os.listdir("/run/netns") if re.match(r"^hn%dx\d+-" % proc.pid, n)] \
         if os.path.isdir("/run/netns") else []
     assert not left, "the demo left namespaces behind: %s" % left
+
+
+@pytest.mark.integration
+def test_demo_lan_story_moves_the_service_on_a_lan_loss_and_nothing_when_both_lose_it():
+    if os.geteuid() != 0:
+        pytest.skip("the demo needs root (network namespaces)")
+    proc, summary = demo_json("--story", "lan")
+    assert summary["story"] == "lan" and summary["double_holder_ms"] == 0 and summary["clean_exit"] is True
+    assert 0 < summary["lan_loss_outage_ms"] < 5000
+    # the loss counts after the loss settle time (deadtime/5 = 100 ms), not before
+    assert 100 <= summary["detection_ms"] < 5000
+    # back only once the link has been up for the gain settle time (2 x deadtime = 1 s)
+    assert 1000 <= summary["lan_back_to_served_ms"] < 10000
+    assert summary["both_down_moves"] == 0
 
 
 @pytest.mark.parametrize("command", ["status", "standby", "takeover"])

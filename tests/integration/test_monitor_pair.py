@@ -91,7 +91,8 @@ def test_lab_webapp_killed_is_restarted_in_place_within_interval_plus_start():
         assert len(lab.vip_intervals("node1")) == 1 and lab.vip_intervals("node2") == []
         assert lab.double_holder_ms() == 0
         log = lab.log_text("node1")
-        assert "webapp of group 192.0.2.100/24/eth0 failed its check (exit 1 (dead, pid file exists)" in log, log[-3000:]
+        assert "webapp of group 192.0.2.100/24/eth0 failed its check (exit 1 (dead, pid file exists)" in log, \
+            log[-3000:]
     finally:
         lab.close()
 

@@ -35,6 +35,10 @@ u32 = st.integers(0, 0xFFFFFFFF)
 
 frames = st.builds(Frame, src=st.integers(0, 3), gen=u32, seq=u32, state=st.integers(0, 3),
                    flags=st.integers(0, 15), ack_gen=u8, ack_seq=u8, held=u8, want=u8)
+# status frames of version 2 (LAN health in the top 3 bits of ack_gen, 5 bits of generation)
+frames_v2 = st.builds(Frame, src=st.integers(0, 3), gen=u32, seq=u32, state=st.integers(0, 3),
+                      flags=st.integers(0, 15), ack_gen=st.integers(0, 0x1F), ack_seq=u8, held=u8, want=u8,
+                      version=st.just(2), lan=st.integers(0, 7))
 
 
 @st.composite
@@ -50,7 +54,7 @@ def _mac_auth():
 
 
 @SETTINGS
-@given(frame=frames, auth=auths())
+@given(frame=st.one_of(frames, frames_v2), auth=auths())
 def test_round_trip_every_field_and_method(frame, auth):
     wire = encode(frame, auth)
     assert len(wire) == frame_size(auth) == (20 if auth.method(auth.send_index) == "crc" else 24)

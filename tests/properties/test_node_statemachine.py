@@ -3,7 +3,8 @@ checks the safety and liveness invariants after every step.
 
 The events: power loss and power-on, power-on of a box that lost its state (generation back
 to 1, the peer keeps its floor), freezes, the serial cable cut, the LAN switch and each box's
-LAN port cut independently of it, line noise, frames delayed by a variable amount and
+LAN port cut independently of it (each box's LAN adapter reports the carrier to its node: LAN
+health, issue 14), each box's ping node lost, line noise, frames delayed by a variable amount and
 delivered twice, starts and stops that are slow (with jitter) or fail, standby/takeover,
 clean shutdowns and shutdowns whose stop fails, agent restarts (``hanode restart``: the
 groups stay up) whose next agent comes back - with or without its state - or never does,
@@ -151,6 +152,11 @@ class Pair(RuleBasedStateMachine):
     def lan_port(self, name, up):
         self.sim.set_lan_link(name, up)
 
+    @rule(name=NODES, up=st.booleans())
+    def ping_node(self, name, up):
+        """The box's ping node (its gateway) answers it or not while its carrier stays up."""
+        self.sim.set_ping(name, up)
+
     @rule(drop=st.sampled_from([0.0, 0.0, 0.001, 0.01, 0.1]))
     def line_quality(self, drop):
         self.sim.drop = drop
@@ -269,6 +275,7 @@ class Pair(RuleBasedStateMachine):
         for name in ("node1", "node2"):
             sim.thaw(name)
             sim.set_lan_link(name, True)
+            sim.set_ping(name, True)
             self._scripts(name)
         cfg = sim.cfg
         live = [n for n in ("node1", "node2") if self.alive(n)]

@@ -22,7 +22,10 @@ What the model tells apart (issue 13, "the model checker sees none of this"):
   check-then-act window);
 * two paths between the boxes, cut independently: the serial cable
   (``set_cut``) and the LAN (``set_lan``, ``set_lan_link``), which carries
-  only the ARP probe; frames on the cable are delayed by ``delay_ms`` plus up
+  the ARP probe; each box's LAN adapter reports its health to its node
+  (``Node.lan``: carrier while its port and the switch are up, ``lan_watch``)
+  ``lan_detect_ms`` after a change, and a box whose ping node is lost
+  (``set_ping``) reports one reachable ping node less; frames on the cable are delayed by ``delay_ms`` plus up
   to ``jitter_ms`` (in order: it is one wire) and delivered twice with
   probability ``duplicate``;
 * a service that crashes on the box that runs it (``crash``: its last resource stops
@@ -46,6 +49,7 @@ time nobody served a group while a healthy box existed and nothing excused it
 """
 
 from hanode.core.config import parse
+from hanode.core.health import health_of
 from hanode.core.frame import REPLAY
 from hanode.core.node import Node
 from hanode.core.wants import RETRY_MS
@@ -116,6 +120,8 @@ class Box:
         self.crashed = set()    # group keys whose service (last resource) is not running here
         self.crashy = set()     # group keys whose service crashes crash_after_ms after each start here
         self.restarts = 0       # Restart outputs: restarts in place on this box
+        self.lan_reported = None  # the health its LAN adapter last reported
+        self.lan_seen = None      # (value, since): what the adapter is about to report
 
     def handle(self, outputs):
         sim = self.sim
@@ -220,6 +226,22 @@ class Box:
     def lan(self):
         return self.sim.lan_links.get(self.name, True)
 
+    def lan_health(self):
+        """What this box's LAN is worth right now (health.py): carrier, and its ping node."""
+        sim = self.sim
+        carrier = sim.lan_up and self.lan
+        return health_of(carrier, 1 if carrier and sim.pings.get(self.name, True) else 0)
+
+    def watch_lan(self):
+        """The LAN adapter: report a change of health lan_detect_ms after it happened."""
+        sim = self.sim
+        value = self.lan_health()
+        if self.lan_seen is None or self.lan_seen[0] != value:
+            self.lan_seen = (value, sim.now)
+        if value != self.lan_reported and sim.now - self.lan_seen[1] >= sim.lan_detect_ms:
+            self.lan_reported = value
+            self.handle(self.node.lan(value, sim.now, "sim"))
+
     def holds(self, key):
         """The group may be up here (safety): from its Acquire until a successful Release."""
         return bool(self.active.get(key))
@@ -273,6 +295,9 @@ class Sim:
         self.corrupt = 0.0
         self.lan_up = True
         self.lan_links = {}
+        self.lan_watch = True      # the boxes' LAN adapters report health (False: a release without them)
+        self.lan_detect_ms = 5     # carrier loss reaches the node this long after it happens
+        self.pings = {}            # box name -> its ping node answers it (default True)
         self.doubles_ms = 0
         self.max_double_ms = 0
         self.double_run = 0
@@ -379,6 +404,10 @@ class Sim:
         """One box's LAN port (its cable to the switch)."""
         self.lan_links[name] = up
 
+    def set_ping(self, name, up):
+        """Whether box ``name`` reaches its ping node (the gateway, say) while its carrier is up."""
+        self.pings[name] = up
+
     def transmit(self, src, data):
         dst = "node2" if src == "node1" else "node1"
         if self.cut or src in self.muted:
@@ -430,6 +459,8 @@ class Sim:
                 box.buffer = b""
                 box.handle(box.node.receive(pending, self.now))
             box.due_actions()
+            if self.lan_watch:
+                box.watch_lan()
             box.handle(box.node.tick(self.now))
         self.account()
 

@@ -17,7 +17,8 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIGURES = ("failover", "safe", "wire", "jitter", "footprint", "codec", "memory", "monitor")   # a run without --only
+# a run without --only
+FIGURES = ("failover", "safe", "wire", "jitter", "footprint", "codec", "memory", "monitor", "lan")
 
 
 def bench(*args, timeout=300):
@@ -227,6 +228,17 @@ def test_quick_run_reports_every_figure(tmp_path):
         check_dist(t["summary"]["detect_ms"])
         assert is_number(t["double_holder_ms"])
         assert t["timeline"]["client"] and t["timeline"]["node1_beats_ms"]
+
+    lan = report["figures"]["lan"]
+    for t in lan["timings"]:
+        assert not t["errors"] and t["trials"], t["errors"]
+        for trial in t["trials"]:
+            # behaviour, not speed: a loss counts only after its settle time, and the group moves
+            # only after node1 counted it; the failback waits for the gain settle time
+            assert trial["detect_ms"] >= t["loss_settle_ms"] - 2, trial
+            assert trial["vip_up_ms"] >= trial["detect_ms"] - 2, trial
+            assert trial["failback_ms"] >= t["gain_settle_ms"] - 2, trial
+        assert t["double_holder_ms"] == 0
 
     safe = report["figures"]["safe"]
     assert safe["runs"]

@@ -22,6 +22,8 @@ method in words, a table (columns + rows of strings) and the raw numbers:
 8. ``memory``    what the agent's memory is made of, import by import, realtime on/off
 9. ``monitor``   the web service SIGKILLed on the active box: detection by the status
    check, restart in place, client outage (monitor_interval)
+10. ``lan``       the active box's LAN link down (issue 14): detection, hand-over,
+    client outage; failback once the link is stable
 
 ``common`` holds what they share (``Pair``: a running pair and its measured
 windows; statistics; CPU load).  ``__main__`` is the CLI: it prints one table
@@ -42,6 +44,7 @@ FIGURES = {
     "compare": "7. hanode and Heartbeat 3.0.6 side by side (same lab, same cable, same files)",
     "memory": "8. Memory: what it is made of, import by import, realtime on and off",
     "monitor": "9. Service crash: detection and restart in place (monitor_interval)",
+    "lan": "10. LAN loss of the active box: detection, hand-over, client outage",
 }
 ORDER = tuple(FIGURES)
 # what a run without --only measures (the Heartbeat comparison is its own mode: --compare-heartbeat)

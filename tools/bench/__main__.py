@@ -15,7 +15,7 @@ from tools.bench import DEFAULT, FIGURES, ORDER, modules
 from tools.bench.common import REPO_ROOT, BenchError, Context, LabError, is_root, machine, machine_line, ms
 from tools.bench import plot as plotting
 
-NEEDS_ROOT = {"failover", "safe", "wire", "jitter", "footprint", "compare", "monitor"}
+NEEDS_ROOT = {"failover", "safe", "wire", "jitter", "footprint", "compare", "monitor", "lan"}
 README = os.path.join(REPO_ROOT, "README.md")
 PERFORMANCE = os.path.join(REPO_ROOT, "docs", "performance.md")
 # the generated parts of the README (the comparison) and of docs/performance.md (this run's tables)
@@ -76,7 +76,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 # the order figures run in: cheap ones first, and the ones whose steady windows others reuse
 # see jitter.py on its order
-RUN_ORDER = ("codec", "memory", "footprint", "jitter", "wire", "safe", "failover", "monitor", "compare")
+RUN_ORDER = ("codec", "memory", "footprint", "jitter", "wire", "safe", "failover", "monitor", "lan", "compare")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

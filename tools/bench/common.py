@@ -318,6 +318,12 @@ def log_lines(lab: Lab, node: str) -> List[Tuple[float, str, str]]:
     return lab.log_lines(node)
 
 
+def first_served(lab: Lab, node: str, since: float) -> Optional[float]:
+    """When the client was first answered by ``node`` after ``since``, or None."""
+    times = [e["t"] for e in lab.client_events() if e["ok"] and e["body"] == node and e["t"] >= since]
+    return min(times) if times else None
+
+
 def first_line(lab: Lab, node: str, text: str, since: float, until: float = math.inf) -> Optional[float]:
     for t, _, msg in log_lines(lab, node):
         if text in msg and since <= t <= until:

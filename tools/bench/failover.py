@@ -39,7 +39,7 @@ from hanode.lab.bed import Watcher
 
 from tools.bench import FIGURES
 from tools.bench.common import (BenchError, Context, Pair, TIMINGS, VIP, cable_frames, dist, first_line,
-                                fmt_dist, machine_line, ms, release_pair)
+                                first_served, fmt_dist, machine_line, ms, release_pair)
 
 NAME = "failover"
 TITLE = FIGURES[NAME]
@@ -128,11 +128,6 @@ def run(ctx: Context) -> Dict[str, Any]:
     }
 
 
-def _first_ok(lab: Any, node: str, since: float) -> Optional[float]:
-    times = [e["t"] for e in lab.client_events() if e["ok"] and e["body"] == node and e["t"] >= since]
-    return min(times) if times else None
-
-
 def _mac(lab: Any, node: str) -> str:
     out = subprocess.run(["ip", "-n", lab.ns(node), "-o", "link", "show", "dev", "eth0"],
                          capture_output=True, text=True, timeout=10).stdout
@@ -158,7 +153,8 @@ def run_timing(ctx: Context, name: str, trials: int) -> Dict[str, Any]:
         if not any(e.get("kind") == "ready" for e in _wait_events(sniffer, 5)):
             errors.append("ARP sniffer did not start (no AF_PACKET in the client namespace?): GARP times skipped")
         macs = {n: _mac(lab, n) for n in ("node1", "node2")}
-        if _first_ok(lab, "node1", 0) is None and pair.lab.wait_for(lambda: _first_ok(lab, "node1", 0), 30) is None:
+        if first_served(lab, "node1", 0) is None and \
+                pair.lab.wait_for(lambda: first_served(lab, "node1", 0), 30) is None:
             raise BenchError("the client was never served by node1; see %s" % lab.workdir)
         time.sleep(max(1.0, 2 * keepalive))
         for i in range(trials):
@@ -234,10 +230,10 @@ def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float,
     lab = pair.lab
     time.sleep(random.uniform(0, keepalive))
     mark, link_down = power_loss(lab, "node1")
-    served = lab.wait_for(lambda: _first_ok(lab, "node2", mark), deadtime + 20)
+    served = lab.wait_for(lambda: first_served(lab, "node2", mark), deadtime + 20)
     if served is None:
         raise BenchError("node2 did not serve within deadtime + 20 s; see %s" % lab.workdir)
-    served_at = _first_ok(lab, "node2", mark)
+    served_at = first_served(lab, "node2", mark)
     time.sleep(0.4)   # the GARP, the monitors' events and the cable log catch up
 
     def rel(t: Optional[float]) -> Optional[float]:
@@ -271,10 +267,10 @@ def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float,
     # failback
     t_on = time.time()
     lab.power_on("node1", env=pair.ctx.agent_env())
-    back = lab.wait_for(lambda: _first_ok(lab, "node1", t_on), 60)
+    back = lab.wait_for(lambda: first_served(lab, "node1", t_on), 60)
     if back is None:
         raise BenchError("node1 never served again after power-on; see %s" % lab.workdir)
-    back_at = _first_ok(lab, "node1", t_on)
+    back_at = first_served(lab, "node1", t_on)
     windows = [w for w in lab.outages(t_on) if abs(w[1] - back_at) < 1e-6]
     r["failback_ms"] = round((back_at - t_on) * 1000, 1)
     r["failback_outage_ms"] = round((back_at - windows[0][0]) * 1000, 1) if windows else 0.0

@@ -13,6 +13,7 @@ from hanode.core.config.model import (BAUD_RATES, FRAME_WIRE_BYTES, STOP_FAILURE
                                       USABLE_MEDIA, default_resource_dirs)
 from hanode.core.limits import MAX_RESTART_GRACE_MS
 from hanode.core.config.problems import HA_CF, FileParser
+from hanode.core.health import MAX_HEALTH
 from hanode.core.config.values import (edit_distance, is_digits, parse_bool, parse_ipv4,
                                        parse_time_ms, split_lines)
 
@@ -43,6 +44,8 @@ _EXAMPLES = {
     "auto_failback": "on, off or legacy",
     "watchdog": "e.g. 'watchdog /dev/watchdog'",
     "respawn": "e.g. 'respawn hacluster /usr/lib/heartbeat/ipfail'",
+    "ping": "e.g. 'ping 192.0.2.1' (the gateway)",
+    "ping_group": "e.g. 'ping_group routers 192.0.2.1 192.0.2.2'",
     "state_dir": "e.g. /var/lib/hanode",
     "control_socket": "e.g. /run/hanode/control.sock",
     "resource_dir": "e.g. 'resource_dir /etc/ha.d/resource.d'",
@@ -59,7 +62,7 @@ _DIRECTIVES = {
     "deadtime": (_TIME, "deadtime_ms", None),
     "warntime": (_TIME, "warntime_ms", None),
     "initdead": (_TIME, "initdead_ms", None),
-    "deadping": (_TIME, None, None),
+    "deadping": (_TIME, "deadping_ms", None),
     "conn_logd_time": (_TIME, None, None),
     "udpport": (_SPECIAL, None, None),
     "baud": (_SPECIAL, None, None),
@@ -83,7 +86,7 @@ _DIRECTIVES = {
     "failfast": (_LINE, None, None),
     "apiauth": (_LINE, None, None),
     "ping": (_SPECIAL, None, None),
-    "ping_group": (_LINE, None, None),
+    "ping_group": (_SPECIAL, None, None),
     "hbaping": (_LINE, None, None),
     "stonith": (_LINE, None, None),
     "stonith_host": (_LINE, None, None),
@@ -138,7 +141,7 @@ _DIRECTIVES = {
 
 _NOT_USED_LAN = ("hanode's LAN path is UDP unicast ('ucast <interface> <peer address>'); "
                  "%s media are read but not used")
-_NO_PING = "ping nodes feed Heartbeat's ipfail, which hanode does not run; the %s line is ignored"
+_NO_PING = "hanode probes ping and ping_group nodes with ICMP echo; the %s line is ignored"
 _NO_STONITH = ("hanode has no STONITH: the watchdog is its self-fence (a hung node reboots before the "
                "peer takes over; set 'watchdog /dev/watchdog'); the %s line is ignored")
 # Directives Heartbeat acts on but hanode cannot: accepted, with a warning saying so.
@@ -147,8 +150,6 @@ _WHY_IGNORED = {
     "mcast": _NOT_USED_LAN % "mcast",
     "mcast6": _NOT_USED_LAN % "mcast6",
     "ucast6": _NOT_USED_LAN % "IPv6 ucast6",
-    "ping": _NO_PING % "ping",
-    "ping_group": _NO_PING % "ping_group",
     "hbaping": _NO_PING % "hbaping",
     "stonith": _NO_STONITH % "stonith",
     "stonith_host": _NO_STONITH % "stonith_host",
@@ -171,6 +172,7 @@ class HaCfParser(FileParser):
         self.media_lines = []  # (line, medium) in file order
         self.node_lines = {}
         self.resource_dirs_given = False
+        self.ping_line = 0     # the first ping or ping_group line, for the check across them
 
     def parse(self, text):
         for n, raw in enumerate(split_lines(text)):
@@ -480,6 +482,11 @@ class HaCfParser(FileParser):
                            "/usr/lib/heartbeat/ipfail'")
             return
         prog = args[1].split("/")[-1]
+        if prog == "ipfail":
+            self.warn(line, "respawn of ipfail: not started, hanode does its job itself - the carrier of "
+                            "every interface with a VIP and the ping/ping_group nodes make up each box's LAN "
+                            "health, and a group moves to the box whose LAN is better (docs/faults.md)")
+            return
         if prog in _HEARTBEAT_API_CLIENTS:
             self.warn(line, "respawn of %s: it talks to Heartbeat's client API, which hanode does not "
                             "provide, so it cannot work under hanode" % prog)
@@ -487,7 +494,27 @@ class HaCfParser(FileParser):
 
     def _d_ping(self, line, name, args):
         for a in args:
-            self.cfg.ping.append(a)
+            if parse_ipv4(a) is None:
+                self.err(line, "ping [%s] is not an IPv4 address (%s)" % (a, _EXAMPLES["ping"]))
+            elif a in self.cfg.ping:
+                self.warn(line, "ping node %s is listed twice; it counts once" % a)
+            else:
+                self.cfg.ping.append(a)
+        self.ping_line = self.ping_line or line
+
+    def _d_ping_group(self, line, name, args):
+        if len(args) < 2:
+            self.err(line, "ping_group needs a name and at least one address (%s)" % _EXAMPLES["ping_group"])
+            return
+        bad = [a for a in args[1:] if parse_ipv4(a) is None]
+        if bad:
+            self.err(line, "ping_group %s: [%s] is not an IPv4 address" % (args[0], bad[0]))
+            return
+        if args[0] in [n for n, _ in self.cfg.ping_groups]:
+            self.err(line, "ping_group %s is defined twice" % args[0])
+            return
+        self.cfg.ping_groups.append((args[0], list(args[1:])))
+        self.ping_line = self.ping_line or line
 
     def _d_crm(self, line, name, args):
         v = args[-1]
@@ -622,6 +649,7 @@ class HaCfParser(FileParser):
                      "%d s: the peer leaves our groups unguarded that long if the restart fails"
                      % (c.restart_grace_ms, MAX_RESTART_GRACE_MS // 1000))
         self._monitor_checks()
+        self._ping_checks()
         if c.serial and keep_ok:
             self._line_load()
 
@@ -649,6 +677,22 @@ class HaCfParser(FileParser):
                       "monitor_window [%d ms] is not longer than monitor_failures x monitor_interval [%d x %d ms]: "
                       "the restarts never add up to the limit within it, so a failing group is never moved "
                       "to the peer" % (c.monitor_window_ms, c.monitor_failures, c.monitor_interval_ms))
+
+    def _ping_checks(self):
+        c = self.cfg
+        # (not given: the dead time, as in Heartbeat - resolved by Config.deadping(), so that a
+        # reload of deadtime moves it too)
+        if c.deadping_ms is not None and c.keepalive_ms > 0 and c.deadping_ms < 2 * c.keepalive_ms:
+            self.err(self._line_of("deadping"),
+                     "deadping [%d ms] must be at least twice keepalive [%d ms]: ping nodes are probed once "
+                     "per keepalive, and one lost echo must not count as a lost node; e.g. 'deadping %dms'"
+                     % (c.deadping_ms, c.keepalive_ms, 2 * c.keepalive_ms))
+        nodes = len(c.ping) + len(c.ping_groups)
+        if nodes > MAX_HEALTH - 1:
+            self.warn(self.ping_line,
+                      "%d ping nodes: LAN health counts at most %d of them (the heartbeat frame carries a "
+                      "3-bit value); a box reaching more is not judged better; group them with ping_group"
+                      % (nodes, MAX_HEALTH - 1))
 
     def _line_load(self):
         c = self.cfg

@@ -114,7 +114,10 @@ class Config:
         self.use_logd = None  # None: not given; resolved after parsing as Heartbeat does
         self.debug = 0
         self.respawn = []
-        self.ping = []
+        self.ping = []          # ping node addresses: each one counts in the LAN health (health.py)
+        self.ping_groups = []   # (name, [addresses]): one ping node, up while any member answers
+        self.deadping_ms = None # a ping node is lost after this long without an answer; None: deadtime
+                                # (deadping() resolves it)
         self.realtime = True
         self.rtprio = None
         self.crm = False
@@ -172,6 +175,10 @@ class Config:
         k = self.auth_keys.get(self.auth_index)
         return k.method if k is not None else None
 
+    def deadping(self):
+        """How long a ping node may stay silent before it is lost (ha.cf deadping; default deadtime)."""
+        return self.deadping_ms if self.deadping_ms is not None else self.deadtime_ms
+
     def to_dict(self):
         """JSON-serialisable view for check-config --json and status: never the keys."""
         methods = {}
@@ -208,6 +215,8 @@ class Config:
             "debug": self.debug,
             "respawn": [[u, list(argv)] for (u, argv) in self.respawn],
             "ping": list(self.ping),
+            "ping_groups": [[name, list(addrs)] for (name, addrs) in self.ping_groups],
+            "deadping_ms": self.deadping_ms,
             "realtime": self.realtime,
             "rtprio": self.rtprio,
             "crm": self.crm,
