@@ -248,6 +248,7 @@ class Daemon:
         pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
         await asyncio.sleep(0)   # the node has started: it may hear from the LAN watch now
         from hanode.lan import start_watch
+        await runner.ready()   # pyroute2 once, off the loop: the LAN watch's import raced the warm-up's
         self.lan = await start_watch(self.cfg, agent.lan_changed, log)
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
