@@ -1,4 +1,4 @@
-"""Command line: ``hanode run | status | standby | takeover | reload | check-config | export | demo``.
+"""Command line: ``hanode run | status | standby | takeover | reload | restart | check-config | export | demo``.
 
 Each subcommand lives in its own module and is imported only when used, so
 ``hanode status`` does not pay for pyroute2 and ``hanode run`` reaches its first
@@ -19,6 +19,8 @@ SUBCOMMANDS = [
      "take resource groups (all, local, foreign or one) from the peer (Heartbeat's hb_takeover)"),
     ("reload", "hanode.control",
      "re-read ha.cf, authkeys and haresources into the running daemon; a broken file is refused"),
+    ("restart", "hanode.restart",
+     "restart or upgrade the running agent without a failover: its resource groups stay up"),
     ("check-config", "hanode.checkconfig", "check /etc/ha.d (ha.cf, authkeys, haresources) and report every problem"),
     ("export", "hanode.export.pacemaker", "write the pair as a Pacemaker + Corosync cluster (export pacemaker)"),
     ("demo", "hanode.lab.demo",

@@ -1,11 +1,12 @@
-"""The control socket's commands, answered for the daemon: status, standby, takeover, reload.
+"""The control socket's commands, answered for the daemon: status, standby, takeover, reload, restart.
 
 ``handle(daemon, cmd, which)`` is what ``hanode.control.ControlServer`` calls (through
 ``Daemon.handle``): a plain dict back, one JSON line on the socket.  ``status`` is the node's own
 view (``hanode.core.status``) plus what only the daemon knows (pid, version, watchdog, stop-failure
 escalation, the configuration revision and the last reload); ``standby``/``takeover`` take
 Heartbeat's argument (``which``: all, local, foreign or a group's key) and name the groups they
-move, so the client can wait for exactly those; ``reload`` is ``hanode.reload``.
+move, so the client can wait for exactly those; ``reload`` is ``hanode.reload``, ``restart``
+``hanode.restart``.
 """
 import os
 import time
@@ -22,10 +23,13 @@ def handle(daemon: Any, cmd: str, which: Optional[str] = None) -> Dict[str, Any]
         return status(daemon)
     if cmd == "reload":
         return daemon.reloader.reload()
+    if cmd == "restart":
+        from hanode.restart import accept
+        return accept(daemon)
     if cmd in ("standby", "takeover"):
         ok, why, keys = getattr(agent, cmd)(which)
         return {"ok": ok, "message": why, "groups": keys}
-    return {"ok": False, "message": "unknown command %r (status, standby, takeover, reload)" % cmd}
+    return {"ok": False, "message": "unknown command %r (status, standby, takeover, reload, restart)" % cmd}
 
 
 def status(daemon: Any) -> Dict[str, Any]:

@@ -280,6 +280,10 @@ def _config_lines(st: Dict[str, Any]) -> List[str]:
         lines.append("config revision %s%s" % (config["revision"], "" if not last else
                      "; last reload %s: %s (revision %s)" % (last["at"], last["message"], last["revision"])))
         lines.extend("  " + p for p in (last or {}).get("problems", []) if not last["ok"])
+        peer = st.get("peer_revision")
+        if peer:
+            lines.append("%s runs config revision %s%s" % (st["peer"], peer,
+                                                           "" if peer == config["revision"] else " (differs)"))
     return lines
 
 

@@ -141,7 +141,7 @@ class Daemon:
             self._close_links()
             return 1
         runner = self.runner = ResourceRunner(cfg, log=log)
-        running = runner.active_groups()
+        running = await runner.found_running(scripts=getattr(self.args, "restarted", False))   # left running
         node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
                     links=[link.name for link in self.links])
         # the watchdog's health gate needs a tick well within its max age
@@ -150,6 +150,7 @@ class Daemon:
         self.reloader = Reloader(cfg, self.args.config_dir,
                                  lambda c: self._apply_live(runner, c),
                                  log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))
+        node.revision = int(self.reloader.revision, 16)   # told to the peer in notices
         control = ControlServer(self.socket_path, self.handle, log)
         try:
             await control.start()
@@ -247,6 +248,7 @@ class Daemon:
         pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
         await asyncio.sleep(0)   # the node has started: it may hear from the LAN watch now
         from hanode.lan import start_watch
+        await runner.ready()   # pyroute2 once, off the loop: the LAN watch's import raced the warm-up's
         self.lan = await start_watch(self.cfg, agent.lan_changed, log)
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
@@ -262,7 +264,7 @@ class Daemon:
 
     def _apply_live(self, runner: Any, cfg: Any) -> None:
         from hanode.reload import apply_live
-        apply_live(self.agent, runner, cfg, self.args.verbose)
+        apply_live(self.agent, runner, cfg, self.args.verbose, self.reloader.revision)
         if self.lan is not None:
             self.lan.reconfigure(cfg)
 
@@ -294,7 +296,5 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(cfg, args.verbose)
     for problem in cfg.warnings:
         log("warning", str(problem))
-    try:
-        return asyncio.run(Daemon(cfg, args).main())
-    except KeyboardInterrupt:
-        return 130
+    from hanode.restart import run_and_reexec
+    return run_and_reexec(Daemon(cfg, args), log)   # re-executed after `hanode restart`

@@ -47,7 +47,7 @@ LIVE = ("keepalive_ms", "warntime_ms", "deadtime_ms", "initdead_ms", "logfile", 
         "debug", "vip_probe", "probe_count", "probe_interval_ms", "probe_wait_ms", "garp_count",
         "garp_interval_ms", "auto_failback", "resource_timeout_ms", "extra", "use_logd",
         "monitor_interval_ms", "monitor_timeout_ms", "monitor_failures", "monitor_window_ms",
-        "deadping_ms")
+        "deadping_ms", "restart_grace_ms")
 WHY_NOT = {
     "nodes": "node names are the ids both boxes put in every frame",
     "me": "this box's name is the id it puts in every frame",
@@ -159,9 +159,9 @@ class Reloader:
             return self._done(False, new_revision, "refused, running configuration kept", refused)
         for p in problems:
             self.log("warning", str(p))
+        self.revision = new_revision   # (apply tells the peer)
         self.apply(cfg)
         self.cfg = cfg
-        self.revision = new_revision
         return self._done(True, new_revision, "in force: %s" % (", ".join(changed) or "no change"), [])
 
     def _done(self, ok: bool, new_revision: str, message: str, reasons: List[str]) -> Dict[str, Any]:
@@ -175,23 +175,20 @@ class Reloader:
         return {"revision": self.revision, "last_reload": self.last}
 
 
-def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int) -> None:
-    """Put a checked configuration in force: the node (timings, keys, groups), the agent's sleep cap,
-    the runner's settings, the logging.  Nothing here moves a resource."""
+def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int, revision: str = "") -> None:
+    """Put a checked configuration in force: the node (timings, keys, groups; its revision, told to
+    the peer), the agent's sleep cap, the runner's settings, the logging.  Nothing here moves a
+    resource."""
     relog(cfg, verbose)
     agent.dispatch(agent.node.reconfigure(cfg, agent.clock()))
+    if revision:
+        agent.dispatch(agent.node.set_revision(int(revision, 16), agent.clock()))
     # the loop sleeps until the core's next deadline (which the new timings already move); its
     # safety cap follows a shorter keepalive, and stays within the health gate's bound it had
     agent.max_sleep_ms = min(agent.max_sleep_ms, cfg.keepalive_ms)
-    # the runner's own copies of the settings (resources.ResourceRunner reads them at start)
-    runner.config = cfg
-    runner.timeout_ms = cfg.resource_timeout_ms
-    runner.monitor_timeout_ms = cfg.monitor_timeout_ms
-    runner.garp_count, runner.garp_interval_ms = cfg.garp_count, cfg.garp_interval_ms
-    runner.env = runner._base_env(None)
-    # a group is started and stopped with the definition the node has for it: the node swaps in
-    # a reloaded one only once the group is stopped there
-    runner._groups = _NodeGroups(agent.node)
+    # the runner's own copies of the settings; a group is started and stopped with the definition
+    # the node has for it: the node swaps in a reloaded one only once the group is stopped there
+    runner.reconfigure(cfg, _NodeGroups(agent.node))
 
 
 def relog(cfg: Any, verbose: int) -> None:

@@ -100,7 +100,8 @@ DEFAULT_TIMEOUT_MS = 30000
 VIP_RECHECK_S = 5.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Handed down by systemd to the agent; a script must not talk to systemd in the agent's name.
-_PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+_PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+                "HANODE_WATCHDOG_FD", "HANODE_RESTARTED")
 _STATUS_TEXT_BYTES = 4096
 # Control characters from a script would corrupt the log's own line structure.
 _SANITISE = {c: "?" for c in list(range(0, 9)) + list(range(10, 32)) + [127]}
@@ -336,6 +337,19 @@ class ResourceRunner:
         from hanode.configdir import find_script   # the one search rule check-config reports too
         return find_script(self.resource_dirs, script)[0]
 
+    def reconfigure(self, config: Any, groups: Any = None) -> None:
+        """Put a reloaded configuration's settings in force (timeouts, gratuitous ARP, the scripts'
+        HA_* environment). ``groups``: where to look a group up from now on (``get``, ``items``),
+        e.g. the node's own definitions, which it swaps only once a group is stopped there."""
+        self.config = config
+        self.timeout_ms = int(getattr(config, "resource_timeout_ms", None) or DEFAULT_TIMEOUT_MS)
+        self.monitor_timeout_ms = int(getattr(config, "monitor_timeout_ms", None) or self.timeout_ms)
+        self.garp_count = int(getattr(config, "garp_count", 5))
+        self.garp_interval_ms = int(getattr(config, "garp_interval_ms", 200))
+        self.env = self._base_env(None)
+        if groups is not None:
+            self._groups = groups
+
     def holds(self, key: str) -> bool:
         return self._group(key).key in self._held
 
@@ -357,6 +371,20 @@ class ResourceRunner:
         from hanode.vip import configured_ipv4
         here = set(configured_ipv4())
         return [key for key, g in self._groups.items() if any(r.is_ip and r.ip in here for r in g.resources)]
+
+    async def found_running(self, scripts: bool = True) -> List[str]:
+        """``active_groups``, plus (``scripts``) the groups without an address whose scripts'
+        ``status`` says one of them runs: what an agent restart left running, adopted by the next
+        agent (a group only partly running is completed by its start, which skips what runs)."""
+        found = self.active_groups()
+        for key, g in self._groups.items() if scripts else ():
+            if key in found or any(r.is_ip for r in g.resources):
+                continue
+            for res in g.resources:
+                if (await self.script_status(res))[0]:
+                    found.append(key)
+                    break
+        return [key for key, _ in self._groups.items() if key in found]   # haresources order
 
     # -- running scripts ----------------------------------------------------------------------
 

@@ -21,6 +21,14 @@ the peer declares it dead and takes the resources over. hanode keeps that contra
   reopens the device and pets it in time. Deliberately there is no ``__del__`` and no ``atexit``
   hook writing ``'V'``: a crash must not disarm the self-fence.
 
+* ``hand_over(cover_s)`` is ``hanode restart``'s: the device stays armed across the
+  re-execution (stretched to ``cover_s`` where the driver allows, so that the gap fits in it), its
+  fd is made inheritable and named in ``HANODE_WATCHDOG_FD``, and ``close_clean()`` then leaves it
+  open without the ``'V'``. The next agent's ``open()`` takes that fd instead of opening the device
+  again (and sets its own timeout); a next agent that never comes leaves it armed: the box resets,
+  the same self-fence as after ``kill -9``. ``release_handed_over()`` disarms a handed-over fd the
+  new configuration no longer names.
+
 Devices without the watchdog ioctls (a regular file, a FIFO, a character device such as a PTY)
 answer ENOTTY or EINVAL; hanode then says that the driver's own timeout applies and pets by
 writing. A missing or busy device is a warning and a disabled watchdog, or - with
@@ -126,6 +134,47 @@ class WatchdogError(Exception):
         self.errno = err
 
 
+HANDOVER_ENV = "HANODE_WATCHDOG_FD"   # the fd an agent restart hands to the next agent (hand_over)
+
+
+def _take_handed_over(path: str, log: LogFn) -> Optional[int]:
+    """The fd of ``path`` the previous agent handed over across its re-execution, or None."""
+    raw = os.environ.pop(HANDOVER_ENV, None)
+    if raw is None:
+        return None
+    try:
+        fd = int(raw)
+        st, here = os.fstat(fd), os.stat(path)
+    except (ValueError, OSError):
+        return None
+    if (st.st_dev, st.st_ino) != (here.st_dev, here.st_ino):
+        _disarm(fd, "%s (handed over, no longer configured)" % raw, log)
+        return None
+    os.set_inheritable(fd, False)
+    return fd
+
+
+def _disarm(fd: int, name: str, log: LogFn) -> None:
+    try:
+        os.write(fd, b"V")
+        log("info", "watchdog %s closed cleanly (magic close)" % name)
+    except OSError as e:
+        log("error", "watchdog %s: magic close failed [%s]; it may stay armed" % (name, _errname(e.errno or 0)))
+    finally:
+        os.close(fd)
+
+
+def release_handed_over(log: LogFn) -> None:
+    """Disarm a watchdog fd a restart handed over when the new configuration has no watchdog."""
+    raw = os.environ.pop(HANDOVER_ENV, None)
+    if raw is not None and raw.isdigit():
+        try:
+            os.fstat(int(raw))
+        except OSError:
+            return
+        _disarm(int(raw), "fd %s (handed over; ha.cf has no watchdog line now)" % raw, log)
+
+
 class Watchdog:
     """One open watchdog device. Not thread-safe: the agent's loop owns it."""
 
@@ -146,6 +195,7 @@ class Watchdog:
         self.has_ioctls = False
         self.pets = 0
         self.failed_pets = 0
+        self.handed_over = False   # hand_over(): close_clean() leaves it armed for the next agent
 
     # -- open ---------------------------------------------------------------------------------
     def open(self) -> bool:
@@ -153,12 +203,16 @@ class Watchdog:
         if self.fd is not None:
             return True
         flags = os.O_WRONLY | os.O_CLOEXEC
+        fd = _take_handed_over(self.path, self.log)
+        if fd is not None:
+            self.log("info", "watchdog %s handed over by the previous agent: armed all along" % self.path)
         try:
             st = os.stat(self.path)
             if stat.S_ISFIFO(st.st_mode):
                 # A FIFO stand-in: never let open() or a pet block the heartbeat loop on a reader.
                 flags |= os.O_NONBLOCK
-            fd = os.open(self.path, flags)
+            if fd is None:
+                fd = os.open(self.path, flags)
         except OSError as e:
             return self._unavailable(e)
         self.fd = fd
@@ -285,11 +339,33 @@ class Watchdog:
         return True
 
     # -- close --------------------------------------------------------------------------------
+    def hand_over(self, cover_s: int) -> None:
+        """Keep the device armed for the next agent of ``hanode restart`` (module docstring)."""
+        if self.fd is None:
+            return
+        if self.has_ioctls and (self.granted_timeout_s or 0) < cover_s:
+            try:
+                out = fcntl.ioctl(self.fd, WDIOC_SETTIMEOUT, struct.pack("i", cover_s))
+                self.granted_timeout_s = struct.unpack("i", out)[0]
+            except OSError as e:
+                self.log("warning", "watchdog %s: cannot stretch the timeout to %d s for the restart [%s]: "
+                         "the next agent must pet it within %s s" % (self.path, cover_s, _errname(e.errno or 0),
+                                                                     self.granted_timeout_s))
+        os.set_inheritable(self.fd, True)
+        os.environ[HANDOVER_ENV] = str(self.fd)
+        self.handed_over = True
+        self.log("info", "watchdog %s stays armed for the next agent (timeout %s s)" % (
+            self.path, self.granted_timeout_s if self.granted_timeout_s is not None else "the driver's"))
+
     def close_clean(self) -> None:
-        """Magic close: write 'V' so the driver disarms, then close. Safe to call twice."""
+        """Magic close: write 'V' so the driver disarms, then close. Safe to call twice.
+        After ``hand_over`` it leaves the device open and armed for the next agent."""
         fd, self.fd = self.fd, None
         self.enabled = False
         if fd is None:
+            return
+        if self.handed_over:
+            self.log("info", "watchdog %s left armed for the next agent (fd %d)" % (self.path, fd))
             return
         try:
             os.write(fd, b"V")

@@ -35,6 +35,12 @@ it holds for that peer, and the peer's REJOIN (type 2) answer.  Both are a
 (gen, seq) of the target the challenger accepted) and the challenge's nonce,
 under the same tag; 32 bytes on the wire with an 8-byte tag, the most a
 receiver takes.
+
+The last type, NOTICE (type 3), is a ``Notice``: the same size, saying
+"restarting: my groups stay, grant me ``grace_ms``" (the RESTARTING bit, sent
+by an agent that exits without releasing) or, without that bit, only the
+sender's configuration revision.  A release before this one drops type 3 as
+"type" (docs/protocol.md, "Restart without failover").
 """
 
 import struct
@@ -52,6 +58,8 @@ VERSION_LAN = const(2)
 TYPE_STATUS = const(0)
 TYPE_CHALLENGE = const(1)   # "your frames are below my floor for you: answer this nonce"
 TYPE_REJOIN = const(2)      # "here is my new generation, and your nonce"
+TYPE_NOTICE = const(3)      # "restarting, my groups stay" or "my config revision is ..."
+NOTICE_RESTARTING = const(0x10)   # bit 4 of a notice's `who` byte
 
 # Node states (bits 3-2 of the `who` byte): the one definition the node uses too.
 STATE_UP = const(0)          # running, not yet in touch with the peer nor past initdead
@@ -70,7 +78,9 @@ FLAG_NAMES = ((STANDBY, "standby"), (TAKEOVER, "takeover"), (BUSY, "busy"), (STA
 
 _BODY_FORMAT = ">BBIIBBBB"  # BODY_LENGTH bytes: hdr who gen(4) seq(4) ack_gen ack_seq held want
 _CONTROL_FORMAT = ">BBIIIII"  # CONTROL_BODY_LENGTH bytes: hdr who(src, target) gen seq floor_gen floor_seq nonce
+_NOTICE_FORMAT = ">BBIIIHIBB"  # CONTROL_BODY_LENGTH bytes: hdr who gen seq grace_ms revision(2+4) held want
 _U32 = 0xFFFFFFFF
+_U48 = 0xFFFFFFFFFFFF
 
 # Why the Decoder dropped bytes (its counters' keys).
 REASONS = ("garbage", "length", "version", "type", "unknown_key", "bad_tag", "overflow")
@@ -212,6 +222,43 @@ class Control(_ByFields):
             self.gen, self.seq, self.floor_gen, self.floor_seq, self.nonce)
 
 
+class Notice(_ByFields):
+    """A NOTICE frame (``TYPE_NOTICE``): ``src`` tells ``target`` its configuration ``revision``
+    (48 bits, 0 unknown) and, with ``restarting`` set, that its agent restarts now leaving the
+    groups ``held`` running, and asks the peer not to take them for ``grace_ms``.  ``gen``/``seq``
+    are in the sender's status-frame sequence (the replay rule guards notices too)."""
+
+    def __init__(self, src=0, target=0, gen=0, seq=0, restarting=False, grace_ms=0, revision=0,
+                 held=0, want=0, key_index=None):
+        self.type = TYPE_NOTICE
+        self.src = src
+        self.target = target
+        self.gen = gen
+        self.seq = seq
+        self.restarting = restarting
+        self.grace_ms = grace_ms
+        self.revision = revision
+        self.held = held
+        self.want = want
+        self.key_index = key_index
+
+    def fields(self):
+        return (self.type, self.src, self.target, self.gen, self.seq, bool(self.restarting),
+                self.grace_ms, self.revision, self.held, self.want)
+
+    def __repr__(self):
+        return ("Notice(src=%r, target=%r, gen=%r, seq=%r, restarting=%r, grace_ms=%r, revision=%r, held=%s, "
+                "want=%s, key_index=%r)" % (self.src, self.target, self.gen, self.seq, self.restarting,
+                                            self.grace_ms, self.revision, _hex(self.held), _hex(self.want),
+                                            self.key_index))
+
+    def describe(self):
+        return "notice src=%r target=%r gen=%r seq=%r%s revision=%012x held=%s" % (
+            self.src, self.target, self.gen, self.seq,
+            " restarting grace=%r ms" % self.grace_ms if self.restarting else "", self.revision,
+            _hex(self.held))
+
+
 def _hex(value):
     if isinstance(value, int) and not isinstance(value, bool):
         return "0x%02x" % value
@@ -272,11 +319,26 @@ def pack_control(frame, key_index):
                        frame.floor_gen, frame.floor_seq, frame.nonce)
 
 
+_NOTICE_LIMITS = (("src", 3), ("target", 3), ("gen", _U32), ("seq", _U32), ("grace_ms", _U32),
+                  ("revision", _U48), ("held", GROUP_MASK), ("want", GROUP_MASK))
+
+
+def pack_notice(frame, key_index):
+    """The 22 untagged body bytes of the Notice ``frame``."""
+    _check("key_index", key_index, 0x0F)
+    for name, high in _NOTICE_LIMITS:
+        _check(name, getattr(frame, name), high)
+    who = frame.src | (frame.target << 2) | (NOTICE_RESTARTING if frame.restarting else 0)
+    return struct.pack(_NOTICE_FORMAT, (VERSION << 6) | (TYPE_NOTICE << 4) | key_index, who, frame.gen,
+                       frame.seq, frame.grace_ms, frame.revision >> 32, frame.revision & _U32,
+                       frame.held, frame.want)
+
+
 def body_length(frame_type):
     """Untagged body bytes of a frame of this type; None for a type this version does not know."""
     if frame_type == TYPE_STATUS:
         return BODY_LENGTH
-    if frame_type == TYPE_CHALLENGE or frame_type == TYPE_REJOIN:
+    if frame_type == TYPE_CHALLENGE or frame_type == TYPE_REJOIN or frame_type == TYPE_NOTICE:
         return CONTROL_BODY_LENGTH
     return None
 
@@ -334,7 +396,12 @@ def encode(frame, auth):
     Raises ValueError if a field is out of range (the core must not wrap).
     """
     index = auth.send_index
-    body = pack_control(frame, index) if isinstance(frame, Control) else pack_body(frame, index)
+    if isinstance(frame, Notice):
+        body = pack_notice(frame, index)
+    elif isinstance(frame, Control):
+        body = pack_control(frame, index)
+    else:
+        body = pack_body(frame, index)
     return cobs_encode(body + auth.tag(index, body)) + b"\x00"
 
 
@@ -376,6 +443,11 @@ def decode_one(payload, auth):
     body = raw[:length]
     if not auth.verify(index, body, raw[length:]):
         return None, "bad_tag"
+    if frame_type == TYPE_NOTICE:
+        hdr, who, gen, seq, grace_ms, rev_hi, rev_lo, held, want = struct.unpack(_NOTICE_FORMAT, body)
+        return Notice(src=who & 3, target=(who >> 2) & 3, gen=gen, seq=seq,
+                      restarting=bool(who & NOTICE_RESTARTING), grace_ms=grace_ms,
+                      revision=(rev_hi << 32) | rev_lo, held=held, want=want, key_index=index), "ok"
     if frame_type != TYPE_STATUS:
         hdr, who, gen, seq, floor_gen, floor_seq, nonce = struct.unpack(_CONTROL_FORMAT, body)
         return Control(type=frame_type, src=who & 3, target=(who >> 2) & 3, gen=gen, seq=seq,
@@ -449,7 +521,6 @@ class Decoder:
     """
 
     def __init__(self, auth):
-        self.auth = auth
         self.counters = {}
         for reason in REASONS:
             self.counters[reason] = 0
@@ -457,6 +528,12 @@ class Decoder:
         self._buf = bytearray()
         self._discarding = False
         self.resynced = 0   # frames recovered from behind noise or a half frame
+        self.rekey(auth)
+
+    def rekey(self, auth):
+        """Verify with ``auth`` (a reload's keys) from now on; the counters and a half-received
+        frame stay."""
+        self.auth = auth
         # the COBS length of a status or control frame for each tag length in use, longest first
         sizes = []
         for index in auth.indexes():

@@ -42,3 +42,8 @@ MAX_ENCODED = const(31)
 # Serial line speeds Heartbeat accepts (its baud directive), and its default.
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
 DEFAULT_BAUD = const(19200)
+
+# restart_grace: how long a peer holds off taking over from an agent that announced its restart
+# (docs/protocol.md, "Restart without failover"); the most ha.cf accepts, and the most a peer grants.
+DEFAULT_RESTART_GRACE_MS = 30000
+MAX_RESTART_GRACE_MS = 600000

@@ -25,6 +25,9 @@ is counted in ``unlisted`` (shown in the node's status):
     up      goodbye  dead     (a clean shutdown: dead without waiting)
     dead    heard    up       (peer back: restarted, or a healed partition)
 
+``hold_peer(until)`` keeps the peer from being declared dead before ``until``
+(its agent announced a restart, node.py); its links still go dead on time.
+
 ``grace(now)`` restarts every silence timer: the node calls it when its own
 loop was stalled (frozen process, suspended VM), because then silence measured
 across the stall says nothing about the peer.
@@ -81,6 +84,7 @@ class Liveness:
         self.late = 0
         self.deaths = 0
         self.unlisted = 0   # events that came in a state the table has no row for
+        self.hold_until = None   # hold_peer(): no SILENT for the peer before this time
 
     def _move(self, track, event):
         """Apply ``event`` to ``track`` by the table; return the previous state if it changed."""
@@ -141,7 +145,8 @@ class Liveness:
                 self._move(link, SILENT)
                 events.append(("link_dead", link.name))
         peer = self.peer
-        if peer.state != DEAD and now - peer.since > self.limit(peer):
+        held = self.hold_until is not None and now <= self.hold_until
+        if peer.state != DEAD and now - peer.since > self.limit(peer) and not held:
             self._move(peer, SILENT)
             self.deaths += 1
             events.append(("peer_dead", peer.last_heard is None))
@@ -152,6 +157,10 @@ class Liveness:
         if self._move(self.peer, GOODBYE) is not None:
             return [("peer_dead", False)]
         return []
+
+    def hold_peer(self, until):
+        """Do not declare the peer dead before ``until`` (None: no hold)."""
+        self.hold_until = until
 
     def grace(self, now):
         for track in [self.peer] + self.links:

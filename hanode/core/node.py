@@ -28,7 +28,8 @@ TAKEOVER flag with our want bits tells the peer which ones to give (all of
 them: the classic whole-node standby).
 
 With the peer dead every group is wanted (failover); with the peer never heard
-nothing is wanted until initdead has run out.
+nothing is wanted until initdead has run out, but the groups found running at
+start (adopted: after an agent restart or a crash) are kept.
 
 With the peer alive a group is started only when the peer has acknowledged
 that we want it and neither holds nor wants it (release before acquire).
@@ -49,6 +50,18 @@ row, or ``done_fail`` of the start it gave up), and probes before it retakes
 it, even with ``vip_probe off``: an address another box has just kept is never
 retaken blind.  A claim from a box that is not the peer holding the group (the
 peer is alive and does not hold it) is defended by whoever holds the group.
+
+An agent restart or upgrade keeps the groups (``restart()``): the node sends
+RESTART_NOTICES copies of a NOTICE frame ("restarting, my groups stay, grace
+G") NOTICE_GAP_MS apart, then stops without releasing anything (``Stopped``;
+the agent exits or re-executes itself and the next agent adopts what runs).
+The peer, on an authentic notice of the peer's life it hears now, holds off
+declaring it dead for min(G, its own restart_grace) (``peer_restart``): the
+peer counts as alive with its last view, so nothing moves.  The new life's
+first frame ends the hold; a grace that runs out ends in the ordinary
+failover (probing first).  A recorded notice is a replay or from an earlier
+life: it buys nothing.  Notices also carry the configuration revision
+(``revision``, set by the agent), shown as the peer's in status.
 
 A node whose own calls stop for longer than the dead time (a frozen process, a
 suspended VM) knows the peer may have taken over meanwhile: it marks itself
@@ -71,11 +84,11 @@ from hanode.core import health, monitor, ownership, rejoin, status, wants
 from hanode.core.acks import Mark
 from hanode.core.auth import Auth
 from hanode.core.config.model import STOP_FAILURE_FENCE
-from hanode.core.frame import (Decoder, Frame, Control, ReplayGuard, encode, NEW, REPLAY,
-                               TYPE_STATUS, TYPE_CHALLENGE, TYPE_REJOIN, VERSION, VERSION_LAN,
+from hanode.core.frame import (Decoder, Frame, Control, Notice, ReplayGuard, encode, NEW, REPLAY,
+                               TYPE_STATUS, TYPE_CHALLENGE, TYPE_REJOIN, TYPE_NOTICE, VERSION, VERSION_LAN,
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
-from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES
+from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES, FRAME_WIRE_BYTES
 from hanode.core.liveness import Liveness, DEAD
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddresses, Log, Escalate,
                                  PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
@@ -90,6 +103,17 @@ ECHO_FRAMES = 8
 # RFC 5227 section 2.4: a host defends an address at most once in this long; also how long a
 # quiet spell ends a conflict episode (one log line per episode).
 DEFEND_INTERVAL_MS = 10000
+# A restart notice is sent this many times, this far apart (a noisy line loses one), and the agent
+# stops one gap after the last: every copy is on the wire (32 bytes: 17 ms at 19200 baud) by then.
+RESTART_NOTICES = 3
+NOTICE_GAP_MS = 50
+# Our revision is sent at start, on a reload and to each new life of the peer, REVISION_COPIES
+# times REVISION_REPEAT_MS apart (a serial link replaces a frame still queued by the next one, so
+# a single copy can be lost without any noise); again every REVISION_NOTICE_MS once the peer has
+# shown it reads notices (an older release counts each one as a "type" drop).
+REVISION_COPIES = 3
+REVISION_REPEAT_MS = 1000
+REVISION_NOTICE_MS = 60000
 # A peer heard this many new frames of one generation, none of them version 2, runs the previous
 # release: status frames to it are version 1 (a new peer sends a version 2 copy of each of its
 # first frames, so it shows itself at once) ...
@@ -164,6 +188,12 @@ class Node:
         self.last_send = None
         self.next_send = None
         self.hold_until = None        # a challenge/rejoin frame is on the wire until then (_sent_control)
+        self.revision = 0             # our configuration revision (48 bits, 0: unknown), set by the agent
+        self.peer_revision = None     # the peer's, from its notices
+        self.notice_at = None         # when our next revision notice is due (None: none due)
+        self.notice_copies = 0        # copies of it still to send (_revision_due)
+        self.restarting = None        # restart(): {"copies_left", "next_at"}; then Stopped, groups kept
+        self.peer_restart = None      # the peer announced a restart: {"gen", "since_ms", "until_ms", ...}
         self.sent_view = None
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
@@ -172,6 +202,7 @@ class Node:
             "escalations": 0,
             "below_floor": 0, "challenges_sent": 0, "rejoins": 0, "generation_jumps": 0,
             "control_ignored": 0, "monitor_failures": 0, "monitor_restarts": 0, "monitor_handovers": 0,
+            "restarts_announced": 0, "peer_restarts_held": 0, "peer_restart_timeouts": 0,
         }
 
     # ------------------------------------------------------------------ inputs
@@ -192,6 +223,7 @@ class Node:
                 self._fire(g, ownership.ADOPT, out)
                 out.append(Log("warning", "Resource group %s found active at start: adopting it" % g.key))
         out.append(Log("info", "Local status now set to: 'up'"))
+        self._revision_due(now)
         return self._finish(now, out)
 
     def receive(self, data, now, link=None):
@@ -546,8 +578,8 @@ class Node:
         self.config = config
         self.monitoring.configure(config)
         self.auth = Auth.from_config(config)
-        for link in self.decoders:
-            self.decoders[link] = _rekeyed(self.decoders[link], self.auth)
+        for decoder in self.decoders.values():
+            decoder.rekey(self.auth)
         live = self.live
         live.keepalive_ms, live.warntime_ms = config.keepalive_ms, config.warntime_ms
         live.deadtime_ms, live.initdead_ms = config.deadtime_ms, config.initdead_ms
@@ -571,6 +603,124 @@ class Node:
                                    % (g.key, " ".join(_tokens(g.group)))))
             elif _tokens(g.group) == _tokens(self.pending_groups[index]):
                 g.group = self.pending_groups.pop(index)   # same resources: nothing waits
+
+    def set_revision(self, revision, now):
+        """Our configuration revision (an int below 2**48; the agent hashes the files): told to
+        the peer in a notice at once."""
+        out = self._enter(now)
+        self.revision = revision & 0xFFFFFFFFFFFF
+        self._revision_due(now)
+        return self._finish(now, out)
+
+    def _revision_due(self, now):
+        self.notice_at = now
+        self.notice_copies = REVISION_COPIES
+
+    def can_restart(self):
+        """(ok, why): may the agent restart now, leaving the groups running?"""
+        if self.shutting_down or self.stopped:
+            return False, "shutting down"
+        if self.restarting is not None:
+            return False, "already restarting"
+        busy = [g.key for g in self.groups if g.busy()]
+        if busy:
+            return False, ("resource group %s is starting, stopping or being probed: try again once it "
+                           "has settled" % " ".join(busy))
+        if self.rejoin.saving():
+            return False, "saving a new boot generation (rejoin): try again in a moment"
+        return True, "restarting the agent; %s stay%s running, %s holds off for up to %d ms" % (
+            " ".join(self.held_groups()) or "no group", "s" if len(self.held_groups()) == 1 else "",
+            self.peer, self.config.restart_grace_ms)
+
+    def restart(self, now):
+        """The agent restarts (an upgrade, a change reload cannot apply): tell the peer our groups
+        stay, then stop without releasing them (``Stopped``; ``restarting`` says it is a restart)."""
+        out = self._enter(now)
+        ok, why = self.can_restart()
+        if not ok:
+            out.append(Log("warning", "restart refused: " + why))
+            return self._finish(now, out)
+        self.restarting = {"copies_left": RESTART_NOTICES, "next_at": now}
+        self.counters["restarts_announced"] += 1
+        out.append(Log("info", "Agent restart: " + why))
+        return self._finish(now, out)
+
+    def _restart_step(self, now, out):
+        """Send the restart notices, NOTICE_GAP_MS apart, then stop (no status frame any more:
+        one would tell the peer the restart was called off)."""
+        r = self.restarting
+        if now < self._line_free(r["next_at"]):
+            return out
+        if r["copies_left"]:
+            r["copies_left"] -= 1
+            r["next_at"] = now + NOTICE_GAP_MS
+            self._notice(now, out, restarting=True)
+            return out
+        out.append(Log("info", "%s agent restarting (generation %d ends); resource groups left running for "
+                       "the next agent: %s" % (self.me, self.gen, " ".join(self.held_groups()) or "none")))
+        out.append(Stopped())
+        self.stopped = True
+        return out
+
+    def _notice(self, now, out, restarting=False):
+        held, want = self._masks()
+        self.seq += 1
+        out.append(Send(encode(Notice(src=self.my_id, target=self.peer_id, gen=self.gen, seq=self.seq,
+                                      restarting=restarting,
+                                      grace_ms=self.config.restart_grace_ms if restarting else 0,
+                                      revision=self.revision, held=held, want=want), self.auth)))
+        self._sent_control(now)
+
+    def _on_notice(self, f, now, out):
+        """The peer's revision and, with ``restarting``, its agent restart: hold off (module docstring)."""
+        peer = self.peer_frame
+        if peer is None or f.gen != peer.gen:
+            self.counters["control_ignored"] += 1   # not from the life of the peer we hear now
+            return
+        self.guard.commit(f.src, f.gen, f.seq)
+        if f.revision and f.revision != self.peer_revision:
+            out.append(Log("info", "%s runs configuration revision %012x%s" % (
+                self.peer, f.revision, "" if not self.revision or f.revision == self.revision
+                else " (ours is %012x)" % self.revision)))
+        if f.revision:
+            self.peer_revision = f.revision
+        if self.notice_at is None and self.revision:
+            self.notice_at = now + REVISION_NOTICE_MS   # it reads notices: keep it up to date
+        if not f.restarting or not f.held or self.shutting_down or not self.live.alive():
+            return   # (a peer that keeps nothing running gets no grace: its silence is a death)
+        if self.peer_restart is not None and self.peer_restart["gen"] == f.gen:
+            return   # another copy: it does not extend the grace
+        grace = min(f.grace_ms, self.config.restart_grace_ms)
+        self.peer_restart = {"gen": f.gen, "since_ms": now, "until_ms": now + grace, "grace_ms": grace,
+                             "held": f.held, "silence_said": False}
+        self.live.hold_peer(now + grace)
+        self.counters["peer_restarts_held"] += 1
+        out.append(Log("info", "%s restarts its agent (generation %d) keeping %s: not taking over for up "
+                       "to %d ms" % (self.peer, f.gen, " ".join(g.key for g in self.groups if f.held & g.bit)
+                                     or "no group", grace)))
+
+    def _peer_restart_over(self, now, f, out):
+        """A new status frame from the peer while we held off for its restart."""
+        pr = self.peer_restart
+        self.peer_restart = None
+        self.live.hold_peer(None)
+        if f.gen == pr["gen"]:
+            out.append(Log("warning", "%s called its agent restart off (generation %d goes on)" % (self.peer, f.gen)))
+            return
+        kept = [g.key for g in self.groups if pr["held"] & g.bit and f.held & g.bit]
+        lost = [g.key for g in self.groups if pr["held"] & g.bit and not f.held & g.bit]
+        out.append(Log("info", "%s restarted its agent in %d ms (generation %d -> %d); it kept %s%s" % (
+            self.peer, now - pr["since_ms"], pr["gen"], f.gen, " ".join(kept) or "no group",
+            "; it no longer holds %s" % " ".join(lost) if lost else "")))
+
+    def _peer_restart_silence(self, now, out):
+        """Say once that the restarting peer is silent beyond the dead time (as Heartbeat would)."""
+        pr, p = self.peer_restart, self.live.peer
+        if pr is None or pr["silence_said"] or p.since is None or now - p.since <= self.config.deadtime_ms:
+            return
+        pr["silence_said"] = True
+        out.append(Log("warning", "node %s: silent for %d ms (> deadtime), restarting its agent: holding off "
+                       "for another %d ms" % (self.peer, now - p.since, max(0, pr["until_ms"] - now))))
 
     def shutdown(self, now):
         out = self._enter(now)
@@ -661,8 +811,12 @@ class Node:
             out.append(Log("info", "%s now sends generation %d, above its floor: its frames are accepted "
                            "again (its rejoin answer was lost, or it restarted with its state)" % (self.peer, f.gen)))
         previous = self.peer_frame
+        if self.peer_restart is not None:
+            self._peer_restart_over(now, f, out)
         if previous is None or previous.gen != f.gen:
             out.append(PeerGeneration(f.gen))
+            self._revision_due(now)   # a new life of the peer: tell it our revision
+            self.peer_revision = None
             if previous is not None:
                 self.counters["peer_restarts"] += 1
                 out.append(Log("info", "Heartbeat restart on node %s" % self.peer))
@@ -831,6 +985,13 @@ class Node:
         r.last_challenge_ms = now
         r.challenge_due = False
 
+    def _line_free(self, at):
+        """``at``, or later while our last frame may still be queued on a serial line (the next one
+        would replace it): a control frame's or a status frame's wire time."""
+        if self.last_send is not None:
+            at = max(at, self.last_send + FRAME_WIRE_BYTES * 10000 // self.config.baud + 1)
+        return max(at, self.hold_until or 0)
+
     def _sent_control(self, now):
         """A serial link replaces a frame still queued in the kernel by the next one (a stale status
         frame is worth nothing; links.py): hold our next status frame until this one is out."""
@@ -851,7 +1012,9 @@ class Node:
         if f.target != self.my_id:
             self.counters["control_ignored"] += 1
             return
-        if f.type == TYPE_CHALLENGE:
+        if f.type == TYPE_NOTICE:
+            self._on_notice(f, now, out)
+        elif f.type == TYPE_CHALLENGE:
             self._on_challenge(f, out)
         else:
             self._on_rejoin(f, now, out)
@@ -966,6 +1129,12 @@ class Node:
         return wants.lone_event(g, self.config.vip_probe, self._trusts_goodbye(g))
 
     def _on_peer_dead(self, never_heard, out):
+        if self.peer_restart is not None:
+            self.counters["peer_restart_timeouts"] += 1
+            out.append(Log("critical", "%s did not come back within its restart grace (%d ms): taking over "
+                           "as from a dead peer" % (self.peer, self.peer_restart["grace_ms"])))
+            self.peer_restart = None
+            self.live.hold_peer(None)
         if self.peer_said_goodbye and not self.goodbye_held:
             out.append(Log("info", "%s shut down cleanly" % self.peer))
         elif self.goodbye_held:
@@ -992,6 +1161,7 @@ class Node:
                                "probe before each address are what keep the groups single" % self.peer))
 
     def _on_silence(self, now, out):
+        self._peer_restart_silence(now, out)
         self._report(self.live.check(now), out)
 
     def lan_delay_ms(self):
@@ -1064,6 +1234,8 @@ class Node:
     def _finish(self, now, out):
         if self.stopped:
             return out
+        if self.restarting is not None:
+            return self._restart_step(now, out)
         if self.pending_groups:
             self._apply_pending_groups(out)
         self._evaluate(now, out)
@@ -1080,6 +1252,13 @@ class Node:
             self.next_send = self.hold_until
         if self.next_send is None or now >= self.next_send:
             self._send(now, view, out)
+        if self.notice_at is not None and self.revision and now >= self._line_free(self.notice_at):
+            self._notice(now, out)
+            self.notice_copies = max(0, self.notice_copies - 1)
+            if self.notice_copies:
+                self.notice_at = now + REVISION_REPEAT_MS
+            else:
+                self.notice_at = now + REVISION_NOTICE_MS if self.peer_revision is not None else None
         return out
 
     def _send(self, now, view, out):
@@ -1152,8 +1331,12 @@ class Node:
         if self.stopped:
             return None
         now = self.now or 0
+        if self.restarting is not None:
+            return max(now + 1, self._line_free(self.restarting["next_at"]))
         live = self.live
-        times = [self.next_send, self.lan_health.due(self.config.deadtime_ms),
+        notice = self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None
+        times = [self.next_send, notice, live.hold_until and live.hold_until + 1,
+                 self.lan_health.due(self.config.deadtime_ms),
                  self.lan_compare.due(self.lan_delay_ms())] + [i.retry_at for i in self.intents] + \
             self.monitoring.deadlines()
         for t in [live.peer] + live.links:
@@ -1201,14 +1384,6 @@ class Node:
 
 def _tokens(group):
     return [r.token for r in group.resources]
-
-
-def _rekeyed(old, auth):
-    """A decoder for the new keys that keeps the old one's counters and half-received frame."""
-    new = Decoder(auth)
-    new.counters, new.accepted, new.resynced = old.counters, old.accepted, old.resynced
-    new._buf, new._discarding = old._buf, old._discarding
-    return new
 
 
 def _view_of(f):

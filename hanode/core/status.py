@@ -175,6 +175,15 @@ def _counters(node):
     return counters
 
 
+def _peer_restart(node, now):
+    """The peer's announced agent restart we hold off for, or None."""
+    pr = node.peer_restart
+    if pr is None:
+        return None
+    return {"generation": pr["gen"], "for_ms": now - pr["since_ms"], "grace_ms": pr["grace_ms"],
+            "left_ms": max(0, pr["until_ms"] - now), "held": [g.key for g in node.groups if pr["held"] & g.bit]}
+
+
 def status(node):
     """The whole node as a plain dict (the control socket's ``status``)."""
     now = node.now if node.now is not None else 0
@@ -197,6 +206,9 @@ def status(node):
         "rejoin": node.rejoin.status(now),
         "peer_state": peer_state(node),
         "peer_generation": node.peer_frame.gen if node.peer_frame else None,
+        "revision": "%012x" % node.revision if node.revision else None,
+        "peer_revision": "%012x" % node.peer_revision if node.peer_revision else None,
+        "peer_restart": _peer_restart(node, now),
         "peer_standby": bool(peer and peer.flags & STANDBY),
         "peer_busy": bool(peer and peer.flags & BUSY),
         "peer_last_heard_ms": node.live.peer.age(now),

@@ -40,7 +40,7 @@ What a node wants (per group), the peer being alive - the first row that applies
                                                                        preferred node is stale
 
 With the peer dead every group is wanted (failover); with the peer never heard
-nothing is wanted until initdead has run out.
+nothing but the groups adopted at start (found running) until initdead has run out.
 
 The event a wish fires - a state-triggered table (h11's term): the rows are
 joint states of (wanted, the group's ownership state, the peer), and a row
@@ -158,7 +158,9 @@ def wanted(own, intent, peer, now, me, auto_failback, shutting_down, identity_co
     if identity_conflict:
         return own.held()   # take nothing: the box with our name may be running it
     if peer is None:
-        return comm_up      # peer dead: everything; never heard: nothing until initdead
+        # peer dead: everything; never heard: only what we found running at start (adopted
+        # after an agent restart or a crash: releasing it would cost an outage) until initdead
+        return comm_up or own.held()
     if peer.state >= STATE_RELEASING:
         return True
     peer_holds = bool(peer.held & own.bit)

@@ -709,3 +709,20 @@ def test_a_probe_that_cannot_be_done_counts_as_in_use_and_is_said_once(tmp_path)
     assert "ARP probe of resource group IPaddr::192.0.2.100 could not be done: cannot probe 192.0.2.100 on eth0: " \
            "cannot send ARP on eth0: the interface is down" in errors[0]
     assert sum("ARP probe of resource group IPaddr::192.0.2.100 works again" in t for _l, t in w.messages) == 1
+
+
+def test_found_running_adds_script_groups_whose_status_says_running_after_a_restart(tmp_path):
+    """What hanode restart's next agent adopts: a group without an address counts when one of its
+    scripts' status says running (a partly running one is completed by its start); on a cold start
+    (scripts=False) no status script runs before the first heartbeat."""
+    w = World(tmp_path)
+    for name in ("a", "b", "c"):
+        write_script(w.rd, name)
+    open(os.path.join(w.state, "b"), "w").close()     # only b of the second group runs
+    groups = [Group("node1", [Res("a")]), Group("node1", [Res("b"), Res("c")])]
+    runner = w.runner(*groups)
+    assert run(runner.found_running()) == [groups[1].key]
+    assert run(runner.found_running(scripts=False)) == []
+    ok, detail = run(runner.acquire(groups[1].key))
+    assert ok and "b already running" in detail and "c started" in detail
+    assert w.running("b") and w.running("c") and not w.running("a")

@@ -72,6 +72,22 @@ def test_status_text_shows_a_peer_below_its_floor_and_its_rejoin():
     assert "lost its state and rejoined node2 1 time(s)" in format_status(n1.node.status())
 
 
+def test_status_text_shows_the_peer_revision_and_a_restart_held_off():
+    from tests.support.sim import Sim
+    from tests.core.util import settled_pair
+    sim = settled_pair(Sim(extra="restart_grace 3\n"))
+    for name, revision in (("node1", 0x0123456789ab), ("node2", 0xba9876543210)):
+        box = sim.box(name)
+        box.handle(box.node.set_revision(revision, sim.now))
+    sim.run(500)
+    st = sim.box("node2").node.status()
+    st["config"] = {"revision": "ba9876543210", "last_reload": None}   # what the daemon adds
+    text = format_status(st)
+    assert "config revision ba9876543210\nnode1 runs config revision 0123456789ab (differs)" in text, text
+    sim.restart_agent("node1")
+    sim.run(1000)
+    st = sim.box("node2").node.status()
+    assert st["peer_restart"]["held"] == ["192.0.2.100"] and 0 < st["peer_restart"]["left_ms"] <= 2100   # the notice took ~40 ms
 def test_status_text_shows_both_lan_healths_why_and_a_pending_verdict():
     from tests.core.test_node import cold_start
     sim = cold_start()

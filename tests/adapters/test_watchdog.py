@@ -727,3 +727,51 @@ def test_real_i6300esb_watchdog_in_a_vm(tmp_path):
     assert 1.0 <= after_kill[0] <= 3.5, after_kill
     print("\ni6300esb in a VM: timeout granted %s s, fired %.2f s after kill -9, none in %.1f s after the "
           "magic close" % (info["granted"], after_kill[0], after_clean - closed))
+
+
+HANDOVER_CHILD = textwrap.dedent("""
+    import os, sys
+    from hanode.watchdog import Watchdog
+    path, stage = sys.argv[1], sys.argv[2]
+    log = lambda level, text: print(level, text, flush=True)
+    w = Watchdog(path, 31, log=log)
+    assert w.open()
+    w.pet()
+    if stage == "first":          # hanode restart: hand the device over, then re-execute
+        w.hand_over(60)
+        w.close_clean()
+        os.execv(sys.executable, [sys.executable, "-c", sys.argv[3], path, "second", sys.argv[3]])
+    if stage == "second":
+        w.pet()
+        w.close_clean()
+""")
+
+
+def test_a_restart_hands_the_armed_watchdog_to_the_next_agent(tmp_path):
+    """Real processes: the first agent pets, hands the fd over and re-executes itself; the next one
+    takes the same open fd (no 'V' in between: armed all along), pets it and closes it cleanly."""
+    dev = tmp_path / "watchdog"
+    dev.write_bytes(b"")
+    r = subprocess.run([sys.executable, "-c", HANDOVER_CHILD, str(dev), "first", HANDOVER_CHILD],
+                       env=child_env(), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert dev.read_bytes() == b"\0\0\0V", dev.read_bytes()   # pet; hand-over; pet, pet; magic close
+    assert "stays armed for the next agent" in r.stdout and "left armed for the next agent" in r.stdout
+    assert "handed over by the previous agent: armed all along" in r.stdout
+    assert r.stdout.count("closed cleanly") == 1
+    assert wd.HANDOVER_ENV not in os.environ
+
+
+def test_a_handed_over_watchdog_the_new_configuration_drops_is_disarmed(tmp_path):
+    dev = tmp_path / "watchdog"
+    dev.write_bytes(b"")
+    fd = os.open(str(dev), os.O_WRONLY)
+    log = LogRecorder()
+    os.environ[wd.HANDOVER_ENV] = str(fd)
+    try:
+        wd.release_handed_over(log)
+    finally:
+        os.environ.pop(wd.HANDOVER_ENV, None)
+    assert dev.read_bytes() == b"V" and "closed cleanly" in log.text("info")
+    with pytest.raises(OSError):
+        os.fstat(fd)

@@ -6,7 +6,9 @@ to 1, the peer keeps its floor), freezes, the serial cable cut, the LAN switch a
 LAN port cut independently of it (each box's LAN adapter reports the carrier to its node: LAN
 health, issue 14), each box's ping node lost, line noise, frames delayed by a variable amount and
 delivered twice, starts and stops that are slow (with jitter) or fail, standby/takeover,
-clean shutdowns and shutdowns whose stop fails, and the service crashing on a box (once, or
+clean shutdowns and shutdowns whose stop fails, agent restarts (``hanode restart``: the
+groups stay up) whose next agent comes back - with or without its state - or never does,
+and the service crashing on a box (once, or
 after every start: monitoring is on, ``MONITOR``: restarts in place, then the hand-over).
 
 The invariants (checked after every rule, i.e. after every burst of simulated time):
@@ -84,7 +86,8 @@ class Pair(RuleBasedStateMachine):
 
     def alive(self, name):
         box = self.sim.boxes[name]
-        return box.powered and not box.frozen and not box.node.shutting_down
+        return (box.powered and not box.frozen and not box.node.shutting_down
+                and box.node.restarting is None)
 
     def _scripts(self, name):
         box = self.sim.boxes[name]
@@ -105,11 +108,26 @@ class Pair(RuleBasedStateMachine):
     def power_on(self, name, blank):
         """Power on (after a power loss or a shutdown); now and then the box lost its state."""
         box = self.sim.boxes[name]
-        if not box.powered or box.stopped:
+        if not box.powered or (box.stopped and box.node.restarting is None):
             if blank:
                 self.sim.power_on_blank(name)
             else:
                 self.sim.power_on(name)
+            self._scripts(name)
+            self.manual.discard(name)
+
+    @rule(name=NODES)
+    def agent_restart(self, name):
+        """hanode restart: the agent announces, stops and leaves the groups up."""
+        if self.alive(name):
+            self.sim.restart_agent(name)
+
+    @rule(name=NODES, blank=st.sampled_from([False, False, False, True]))
+    def agent_back(self, name, blank):
+        """The next agent after a restart (now and then with its state directory wiped)."""
+        box = self.sim.boxes[name]
+        if box.powered and box.stopped and box.node.restarting is not None:
+            self.sim.agent_back(name, forget=blank)
             self._scripts(name)
             self.manual.discard(name)
 
@@ -269,6 +287,10 @@ class Pair(RuleBasedStateMachine):
         # what was in flight before the line healed (a goodbye lost on a cut cable, a
         # peer about to be declared dead) plays out first
         sim.run(cfg.deadtime_ms + 2 * cfg.keepalive_ms + 2 * sim.max_action_ms)
+        # a box that died during its restart grace is waited for until the grace ends (by design:
+        # the peer cannot tell it from a slow restart; docs/protocol.md)
+        sim.run_until(lambda: all(b.node.peer_restart is None for b in sim.boxes.values() if b.powered),
+                      cfg.restart_grace_ms + cfg.keepalive_ms)
         if not FINDING3 and any(b.stopped and b.holds(KEY) for b in sim.boxes.values()):
             # finding 3 (being fixed): a box shut down with its stop failed keeps the group up
             # with no agent to retry or escalate; with the LAN cut meanwhile the peer took it too

@@ -332,6 +332,27 @@ class Sim:
         box.handle(box.node.start(self.now))
         return box
 
+    def restart_agent(self, name):
+        """``hanode restart`` on box ``name``: its node announces the restart and stops; the box's
+        resources stay up.  ``agent_back`` starts the next agent."""
+        box = self.boxes[name]
+        box.handle(box.node.restart(self.now))
+        return box
+
+    def agent_back(self, name, forget=False):
+        """The next agent on box ``name`` starts (a new generation; ``forget``: its state
+        directory was wiped) and finds the old one's resources still up: it adopts them."""
+        old = self.boxes[name]
+        if forget:
+            self.generations[name] = 0
+            self.peer_generation_floor.pop(name, None)
+        self.generations[name] += 1
+        box = Box(self, name, self.generations[name])
+        box.active, box.serving, box.arp_from = old.active, old.serving, old.arp_from
+        self.boxes[name] = box
+        box.handle(box.node.start(self.now, [key for key in box.active if box.active[key]]))
+        return box
+
     def power_on_blank(self, name):
         """Power on with no state (issue 13 finding 1): ``power_on(name, forget=True)``."""
         return self.power_on(name, forget=True)
@@ -537,7 +558,10 @@ class Sim:
           back-off, alarmed, because the peer cannot take it (in standby, stale, not active,
           or it gave the group back): the operator's to act on (hanode/core/monitor.py).
 
-        Only the excuses listed in ``self.excused`` are given."""
+        - "restart grace": a box announced its agent restart and its peer holds off (by design,
+          bounded by restart_grace), e.g. while the box died during the restart; always given.
+
+        Only the excuses listed in ``self.excused`` are given (and "restart grace")."""
         for b in self.boxes.values():
             if not b.powered:
                 continue
@@ -545,6 +569,8 @@ class Sim:
                 return "frozen holder"
         if "stop failed" in self.excused and self.stop_failed_somewhere(key):
             return "stop failed"
+        if any(b.powered and b.node.peer_restart is not None for b in self.boxes.values()):
+            return "restart grace"   # the peer announced its restart: held off by design, bounded by the grace
         if "monitor alarm" in self.excused and self.monitor_alarmed(key):
             return "monitor alarm"
         if "life refused" in self.excused and self.refused_lives():

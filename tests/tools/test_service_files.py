@@ -146,8 +146,9 @@ def test_execstart_names_the_console_script():
 
 STAND_IN = textwrap.dedent("""\
     #!{python}
-    # Stand-in for `hanode run` (and `hanode reload`): records its start, takes FAKE_RELEASE_S to "release resources"
-    # on SIGTERM, or exits by itself with FAKE_EXIT after FAKE_EXIT_AFTER seconds.
+    # Stand-in for `hanode run` (and `hanode reload`, `hanode restart`): records its start, takes FAKE_RELEASE_S to
+    # "release resources" on SIGTERM, or exits by itself with FAKE_EXIT after FAKE_EXIT_AFTER seconds; on SIGUSR1
+    # (sent by the stand-in `hanode restart`) it re-executes itself in place, releasing nothing, as hanode does.
     import os, signal, sys, time
     log = os.environ["FAKE_LOG"]
     def note(text):
@@ -158,6 +159,14 @@ STAND_IN = textwrap.dedent("""\
         note("released %d" % os.getpid())
         sys.exit(0)
     signal.signal(signal.SIGTERM, term)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: (note("restarting %d" % os.getpid()),
+                                                         os.execv(sys.executable, [sys.executable] + sys.argv)))
+    if sys.argv[1:2] == ["restart"]:   # `hanode restart`: the daemon re-executes itself, then this answers
+        note("restart %d" % os.getpid())
+        with open(os.environ["PIDFILE"]) as f:
+            os.kill(int(f.read().split()[0]), signal.SIGUSR1)
+        time.sleep(0.5)
+        sys.exit(0)
     if sys.argv[1:2] == ["reload"]:   # `hanode reload`: FAKE_RELOAD_EXIT says how it went
         note("reload %d" % os.getpid())
         print("ha.cf:3: error: stand-in refusal", file=sys.stderr, flush=True)
@@ -343,16 +352,23 @@ def test_start_status_stop_restart(rig):
     assert r.returncode == 0 and "already running (pid %d)" % pid in r.stdout
     assert len(rig.events("start")) == 1
 
+    # restart is `hanode restart`: the daemon re-executes itself in place (same PID, nothing released)
     r = rig.run("restart")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert rig.events("released") == [pid], "restart waited for the first one to release"
-    pid2 = rig.wait_started(2)
-    assert pid2 != pid and rig.pid() == pid2 and not alive(pid)
+    assert rig.wait_started(2) == pid and rig.events("restarting") == [pid]
+    assert rig.events("released") == [] and rig.pid() == pid and alive(pid)
 
     r = rig.run("stop")
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
-    assert rig.events("released") == [pid, pid2], "stop returned before the resources were released"
-    assert not alive(pid2) and not rig.pidfile.exists()
+    assert rig.events("released") == [pid], "stop returned before the resources were released"
+    assert not alive(pid) and not rig.pidfile.exists()
+    # restart with nothing running: a start
+    r = rig.run("restart")
+    assert r.returncode == 0 and "OK (pid" in r.stdout, r.stdout + r.stderr
+    pid2 = rig.wait_started(3)
+    assert pid2 != pid and rig.pid() == pid2
+    r = rig.run("stop")
+    assert r.returncode == 0 and rig.events("released") == [pid, pid2]
     assert rig.run("status").returncode == 3
     r = rig.run("stop")
     assert r.returncode == 0 and "not running" in r.stdout

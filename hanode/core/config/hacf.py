@@ -11,6 +11,7 @@ rules and their defaults), with Heartbeat's messages where it has one.
 from hanode.core.config.model import (BAUD_RATES, FRAME_WIRE_BYTES, STOP_FAILURE_ACTIONS,
                                       STOP_FAILURE_BLOCK, STOP_FAILURE_FENCE, STOP_FAILURE_REBOOT,
                                       USABLE_MEDIA, default_resource_dirs)
+from hanode.core.limits import MAX_RESTART_GRACE_MS
 from hanode.core.config.problems import HA_CF, FileParser
 from hanode.core.health import MAX_HEALTH
 from hanode.core.config.values import (edit_distance, is_digits, parse_bool, parse_ipv4,
@@ -131,6 +132,7 @@ _DIRECTIVES = {
     "control_socket": (_ABSPATH, "control_socket", None),
     "resource_dir": (_SPECIAL, None, None),
     "resource_timeout": (_TIME, "resource_timeout_ms", None),
+    "restart_grace": (_TIME, "restart_grace_ms", None),
     "monitor_interval": (_TIME, "monitor_interval_ms", None),
     "monitor_timeout": (_TIME, "monitor_timeout_ms", None),
     "monitor_failures": (_INT, "monitor_failures", (0, 1000)),
@@ -642,6 +644,10 @@ class HaCfParser(FileParser):
                            ("resource_timeout_ms", "resource_timeout")):
             if getattr(c, attr) <= 0:
                 self.err(self._line_of(name), "%s must be more than 0" % name)
+        if not 0 < c.restart_grace_ms <= MAX_RESTART_GRACE_MS:
+            self.err(self._line_of("restart_grace"), "restart_grace [%d ms] must be more than 0 and at most "
+                     "%d s: the peer leaves our groups unguarded that long if the restart fails"
+                     % (c.restart_grace_ms, MAX_RESTART_GRACE_MS // 1000))
         self._monitor_checks()
         self._ping_checks()
         if c.serial and keep_ok:

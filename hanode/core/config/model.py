@@ -7,7 +7,7 @@ with the codec and the UART; the file parsers import them from here.
 
 from hanode.core.config.values import join_path
 from hanode.core.limits import (AUTH_METHODS, BAUD_RATES, DEFAULT_BAUD, FRAME_WIRE_BYTES,  # noqa: F401
-                                FRAME_WIRE_BYTES_CRC, MAX_AUTH_INDEX, MAX_GROUPS)
+                                FRAME_WIRE_BYTES_CRC, MAX_AUTH_INDEX, MAX_GROUPS, DEFAULT_RESTART_GRACE_MS)
 
 MIN_KEY_BYTES = 16
 # The media hanode actually sends on; the others are read (Heartbeat counts them) but unused.
@@ -136,6 +136,7 @@ class Config:
         self.control_socket = "/run/hanode/control.sock"
         self.resource_dirs = None
         self.resource_timeout_ms = 30000
+        self.restart_grace_ms = DEFAULT_RESTART_GRACE_MS   # how long the peer waits for our restarted agent
         # resource monitoring (issue 14): off unless monitor_interval is given (Heartbeat never
         # called a script's status after its start; a migrated ha.cf behaves as it did)
         self.monitor_interval_ms = 0
@@ -229,6 +230,7 @@ class Config:
             "control_socket": self.control_socket,
             "resource_dirs": list(self.resource_dirs or []),
             "resource_timeout_ms": self.resource_timeout_ms,
+            "restart_grace_ms": self.restart_grace_ms,
             "monitor_interval_ms": self.monitor_interval_ms,
             "monitor_timeout_ms": self.monitor_timeout_ms,
             "monitor_failures": self.monitor_failures,
