@@ -87,7 +87,10 @@ def test_status_text_shows_the_peer_revision_and_a_restart_held_off():
     sim.restart_agent("node1")
     sim.run(1000)
     st = sim.box("node2").node.status()
-    assert st["peer_restart"]["held"] == ["192.0.2.100"] and 0 < st["peer_restart"]["left_ms"] <= 2100   # the notice took ~40 ms
+    # (the notice took ~40 ms)
+    assert st["peer_restart"]["held"] == ["192.0.2.100"] and 0 < st["peer_restart"]["left_ms"] <= 2100
+
+
 def test_status_text_shows_both_lan_healths_why_and_a_pending_verdict():
     from tests.core.test_node import cold_start
     sim = cold_start()

@@ -120,7 +120,8 @@ def test_a_timing_change_reload_refuses_is_applied_by_a_restart_without_an_outag
         # it (not under half the running deadtime 500 ms), a restart puts it in force
         lab.timing = dict(TIMINGS_A, warntime="1", deadtime="2")
         lab.write_config("node2")
-        assert lab.cli("node2", "reload", "--socket", os.path.join(lab.node_dir("node2"), "control.sock")).returncode == 0
+        socket = os.path.join(lab.node_dir("node2"), "control.sock")
+        assert lab.cli("node2", "reload", "--socket", socket).returncode == 0
         lab.timing = dict(TIMINGS_A, keepalive="300ms", warntime="1", deadtime="2")
         lab.write_config("node1")
         r = lab.cli("node1", "reload", "--socket", os.path.join(lab.node_dir("node1"), "control.sock"))
