@@ -120,7 +120,10 @@ def request(cmd: str, path: str = DEFAULT_SOCKET, timeout: float = 5.0, which: O
             raise ControlError("permission denied on %s: run as root" % path)
         except ConnectionRefusedError:
             raise ControlError("hanode is not running (%s refuses connections)" % path)
-        s.sendall((json.dumps({"cmd": cmd, "which": which} if which else {"cmd": cmd}) + "\n").encode())
+        try:
+            s.sendall((json.dumps({"cmd": cmd, "which": which} if which else {"cmd": cmd}) + "\n").encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the daemon answered at connect and closed (it refuses this user): read its answer
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)

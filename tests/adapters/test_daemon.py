@@ -140,6 +140,9 @@ def _cli_as(user, argv):
             from hanode.cli import main
             sys.stderr = os.fdopen(2, "w", buffering=1)
             code = main(argv)
+        except BaseException:   # say why in the stderr the parent reads: _exit skips the traceback
+            import traceback
+            traceback.print_exc()
         finally:
             os._exit(code)
     os.close(w)
@@ -171,7 +174,8 @@ def test_status_says_the_daemons_refusal_instead_of_a_keyerror():
         path = os.path.join(base, "control.sock")
         os.chmod(path, 0o666)
         rc, err = _cli_as(nobody, ["status", "--socket", path])
-        assert (rc, err) == (4, "hanode status: the daemon answered: permission denied: only root may control hanode\n")
+        refused = "hanode status: the daemon answered: permission denied: only root may control hanode\n"
+        assert (rc, err) == (4, refused), err
         mine = subprocess.run([sys.executable, "-m", "hanode", "status", "--socket", path], capture_output=True,
                               text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
         assert mine.returncode == 0 and mine.stdout.startswith("node1 (generation "), mine

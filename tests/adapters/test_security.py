@@ -206,7 +206,8 @@ def forgeries():
         ("length", wire(body + good_tag[:7])),
         ("length", wire(body)),
         ("version", wire(bytes([0xC1]) + body[1:] + good_tag)),       # version 3 (2 is a status frame with LAN health)
-        ("type", wire(bytes([0x71]) + body[1:] + good_tag)),         # type 3 is reserved
+        ("length", wire(bytes([0x71]) + body[1:] + good_tag)),       # a status body as a type 3 notice
+        ("version", wire(bytes([0xB1]) + body[1:] + good_tag)),      # version 2 is for status frames only
         ("garbage", b"\x05\x41\x00"),
     ]
 
