@@ -152,7 +152,8 @@ class Node:
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
-            "peer_restarts": 0, "probes_busy": 0, "probes_ahead": 0, "vip_conflicts": 0, "start_failures": 0, "stop_failures": 0,
+            "peer_restarts": 0, "probes_busy": 0, "probes_ahead": 0, "vip_conflicts": 0, "start_failures": 0,
+            "stop_failures": 0,
             "escalations": 0,
             "below_floor": 0, "challenges_sent": 0, "rejoins": 0, "generation_jumps": 0,
             "control_ignored": 0,

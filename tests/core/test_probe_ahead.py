@@ -8,7 +8,7 @@ address answers, no answer yet, a frame from the peer in between - leaves the pr
 dead time as it was.
 """
 
-from tests.core.test_deadline import Pair, KEY
+from tests.core.test_deadline import Pair
 
 TIMING = {"keepalive": "50ms", "warntime": "100ms", "deadtime": "150ms"}
 

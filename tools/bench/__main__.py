@@ -53,8 +53,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "run's tables (markdown, with the date, machine and command)")
     p.add_argument("--soak", type=float, metavar="SECONDS", help="soak window per BER in the safe-timing figure "
                                                                  "(default 30, --quick 4)")
+    p.add_argument("--failovers", type=int, metavar="N",
+                   help="the failover figure as a soak: N power losses at the edge timing (50/150 ms) only "
+                        "(issue 17's >= 50; ~6 s each)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
+    if args.failovers is not None and args.failovers < 1:
+        p.error("--failovers must be at least 1")
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in names if n not in FIGURES]
@@ -87,6 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("tools.bench: " + missing, file=sys.stderr)
             return 2
     ctx = Context(quick=args.quick, soak_s=args.soak, verbose=not args.quiet)
+    ctx.failovers = args.failovers
     results: Dict[str, Dict[str, Any]] = {}
     skipped_root = [n for n in args.names if n in NEEDS_ROOT and not is_root()]
     for name in skipped_root:
