@@ -52,14 +52,19 @@ def settled(answer="free", **timing):
     return pair
 
 
-def test_probed_when_the_peer_is_late_and_taken_at_the_dead_time_without_a_second_probe():
-    pair = settled("free")
+def power_loss(pair):
+    """node1 loses power; (when node2 declared it dead, node2's probes and acquires since)."""
     off = pair.now
     pair.power_off("node1")
     pair.run_until(off + 400)
     dead = pair.first_log("node2", "is dead")
     assert dead is not None
-    seen = pair.after("node2", off)
+    return dead, pair.after("node2", off)
+
+
+def test_probed_when_the_peer_is_late_and_taken_at_the_dead_time_without_a_second_probe():
+    pair = settled("free")
+    dead, seen = power_loss(pair)
     probes = [t for t, kind in seen if kind == "probe"]
     acquires = [t for t, kind in seen if kind == "acquire"]
     assert len(probes) == 1 and probes[0] < dead, (seen, dead)   # at warntime, before the dead time
@@ -69,11 +74,7 @@ def test_probed_when_the_peer_is_late_and_taken_at_the_dead_time_without_a_secon
 
 def test_an_address_that_answers_is_probed_again_at_the_dead_time():
     pair = settled("busy")
-    off = pair.now
-    pair.power_off("node1")
-    pair.run_until(off + 400)
-    dead = pair.first_log("node2", "is dead")
-    seen = pair.after("node2", off)
+    dead, seen = power_loss(pair)
     assert [kind for t, kind in seen if t < dead] == ["probe"], seen
     assert [kind for t, kind in seen if t == dead] == ["probe"], seen   # not taken blind
     assert "acquire" not in [kind for _t, kind in seen], seen
@@ -81,11 +82,7 @@ def test_an_address_that_answers_is_probed_again_at_the_dead_time():
 
 def test_no_answer_by_the_dead_time_means_the_usual_probe():
     pair = settled(None)
-    off = pair.now
-    pair.power_off("node1")
-    pair.run_until(off + 400)
-    dead = pair.first_log("node2", "is dead")
-    seen = pair.after("node2", off)
+    dead, seen = power_loss(pair)
     assert [kind for t, kind in seen if t == dead] == ["probe"], (seen, dead)
     assert "acquire" not in [kind for _t, kind in seen]
 
@@ -105,12 +102,8 @@ def test_a_free_answer_counts_for_its_own_silence_only():
     pair.run_until(pair.now + 500)
     assert pair.first_log("node2", "is dead") is None
     assert pair.nodes["node2"].intents[0].ahead_free_for is not None   # kept, for a silence now over
-    off = pair.now
-    pair.power_off("node1")
-    pair.run_until(off + 400)
-    dead = pair.first_log("node2", "is dead")
-    seen = pair.after("node2", off)
-    assert dead is not None and [kind for t, kind in seen if t == dead] == ["probe"], (seen, dead)
+    dead, seen = power_loss(pair)
+    assert [kind for t, kind in seen if t == dead] == ["probe"], (seen, dead)
 
 
 def test_the_holder_and_a_node_with_probing_off_probe_nothing_ahead():
