@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-The agent owns the time.  One task per link waits for bytes and feeds them to
-``Node.receive``; a ticker calls ``Node.tick`` at the core's next deadline
+The agent owns the time.  Each link hands its bytes to ``Node.receive``: from
+a callback of the event loop where the link can (``start_pushing``, CPython),
+else from a task of its own that awaits ``link.read()``.  A ticker calls
+``Node.tick`` at the core's next deadline
 (``Node.next_deadline``: the next frame due, a silence limit, a retry), at
 the latest ``max_sleep_ms`` (a keepalive) after the last tick, and sleeps in
 between: an idle node wakes to send each frame and to read each one received
@@ -20,7 +22,8 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 (``hanode.aio``), with its collaborators passed in:
 
 - ``links``: objects of the link protocol (``hanode.links``): ``name``,
-  ``async read() -> bytes`` and ``write(data)``
+  ``async read() -> bytes`` and ``write(data)``; optionally
+  ``start_pushing(deliver, failed)`` and ``stop_pushing()``
 - ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)``,
   ``async probe(key)`` -> ``(in_use, detail)`` and, optionally,
   ``async announce(key)`` (gratuitous ARP for a group we keep)
@@ -228,6 +231,23 @@ class Agent:
         self.dispatch(self.node.generation_saved(generation, ok, self.clock(), detail))
 
     # ------------------------------------------------------------------- tasks
+    def _received(self, link_name, data):
+        if not self.is_stopped:
+            self.dispatch(self.node.receive(data, self.clock(), link_name))
+
+    def _start_pushing(self, link):
+        """A link that can hand its bytes to a loop callback (CPython's, see hanode.links) does;
+        True if it took them over."""
+        push = getattr(link, "start_pushing", None)
+        if push is None or aio.MICROPYTHON:
+            return False
+        name = link.name
+
+        def failed(e):
+            self.log("error", "read from %s failed: %s" % (name, e))
+        push(lambda data: self._received(name, data), failed)
+        return True
+
     async def _reader(self, link):
         while not self.is_stopped:
             try:
@@ -239,7 +259,7 @@ class Agent:
                 await aio.sleep_ms(1000)
                 continue
             if data:
-                self.dispatch(self.node.receive(data, self.clock(), link.name))
+                self._received(link.name, data)
 
     async def _ticker(self):
         expected = self.clock()
@@ -268,13 +288,16 @@ class Agent:
     async def run(self, running=()):
         """Start the node and run until it has shut down (see shutdown())."""
         self.dispatch(self.node.start(self.clock(), running))
-        readers = [aio.create_task(self._reader(link)) for link in self.links]
+        pushing = [link for link in self.links if self._start_pushing(link)]
+        readers = [aio.create_task(self._reader(link)) for link in self.links if link not in pushing]
         ticker = aio.create_task(self._ticker())
         try:
             await self.stopped.wait()
         finally:
             # also when run() itself is cancelled: a dead agent must not keep sending frames
             self.is_stopped = True
+            for link in pushing:
+                link.stop_pushing()
             tasks = readers + [ticker] + [t for t in self.tasks if not t.done()]
             for task in tasks:
                 task.cancel()

@@ -17,6 +17,17 @@ CPython, a native stream on MicroPython), then a non-blocking read through
 their own port object.  This module runs on MicroPython as well (the serial
 link is the one a board uses; the UDP link needs ``SO_BINDTODEVICE``, Linux).
 
+On CPython the agent uses a cheaper form of the same protocol:
+``start_pushing(deliver, failed)`` and ``stop_pushing()``.  The link watches
+its fd with a callback of the event loop (``add_reader``) and hands each
+frame's bytes to ``deliver(data)``; a read error it cannot handle itself goes
+to ``failed(error)`` and is tried again a second later, as the agent's reader
+does.  A received frame then costs the loop one callback at each wake-up (the
+serial link: its first byte and its end; UDP: each datagram) instead of a
+future, a task step and a second loop pass for each, which is most of an idle
+agent's CPU at short keepalives.  The same reads, reopen and rebind rules
+apply in both forms.
+
 The UDP path (ha.cf ``ucast <dev> <peer>``) carries exactly the frames the
 serial port carries, one frame per datagram, to ``<peer>:udpport`` through
 ``<dev>`` (SO_BINDTODEVICE, so the path is the one the line names).  The core
@@ -36,6 +47,7 @@ except ImportError:   # MicroPython: annotations only
     pass
 
 DATAGRAM_MAX = 2048
+READ_RETRY_S = 1.0   # a read error the link cannot handle: tried again after this (the agent's reader waits as long)
 _UDP_DEAD_PATH = (100, 101, 111, 113)   # ENETDOWN, ENETUNREACH, ECONNREFUSED, EHOSTUNREACH
 _UDP_DEVICE_GONE = (19, 6)              # ENODEV, ENXIO: the bound interface was deleted
 # a lost port or interface is tried again after 100 ms, 200, 400, 800, then every second:
@@ -62,6 +74,37 @@ def _quiet(log):
     return log if log is not None else (lambda level, text: None)
 
 
+class _Pushing:
+    """The CPython event-loop side of ``start_pushing`` (see the module docstring): one fd
+    watched by a callback, one pending timer, both dropped by ``stop``."""
+
+    def __init__(self, deliver, failed):
+        import asyncio
+        self.loop = asyncio.get_running_loop()
+        self.deliver = deliver
+        self.failed = failed
+        self.fd = None
+        self.timer = None
+
+    def watch(self, fd, callback):
+        self.fd = fd
+        self.loop.add_reader(fd, callback)
+
+    def unwatch(self):
+        if self.fd is not None:
+            self.loop.remove_reader(self.fd)
+            self.fd = None
+
+    def later(self, seconds, callback, *args):
+        self.timer = self.loop.call_later(seconds, callback, *args)
+
+    def stop(self):
+        self.unwatch()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
 class SerialLink:
     """A serial port (``hanode.uart.Serial`` or anything with its surface) as a link.
 
@@ -85,6 +128,7 @@ class SerialLink:
         self.reopened = 0
         self._replaced_before = 0
         self._closed = False
+        self._pushing = None
         # a frame takes 12.5 ms at 19200 baud and arrives a few bytes at a time
         baud = getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD
         self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // baud + 1)
@@ -118,6 +162,64 @@ class SerialLink:
             return b""
         return data
 
+    # -- push form (CPython): the same reads as read(), from loop callbacks ----------------------
+    def start_pushing(self, deliver, failed):
+        self._pushing = _Pushing(deliver, failed)
+        self._push_watch()
+
+    def stop_pushing(self):
+        if self._pushing is not None:
+            self._pushing.stop()
+            self._pushing = None
+
+    def _push_watch(self):
+        p = self._pushing
+        if p is None or self._closed:
+            return
+        p.timer = None
+        if self.serial is None:
+            p.later(self.backoff.next_ms() / 1000.0, self._push_reopen)
+        else:
+            p.watch(self.serial.stream, self._push_first_byte)
+
+    def _push_reopen(self):
+        self._try_reopen()
+        self._push_watch()
+
+    def _push_read(self):
+        """The bytes there, or None after an error (the link is then reopening, or retries)."""
+        try:
+            return self.serial.read(256)
+        except OSError as e:
+            if self.reopen is None:
+                self._pushing.failed(e)
+                self._pushing.later(READ_RETRY_S, self._push_watch)
+            else:
+                self._lost(e)
+                self._push_watch()
+            return None
+
+    def _push_first_byte(self):
+        self._pushing.unwatch()
+        data = self._push_read()
+        if data is None:
+            return
+        if data and not data.endswith(b"\x00"):
+            self._pushing.later(self.frame_ms / 1000.0, self._push_frame_end, data)   # as read() does
+            return
+        self._push_deliver(data)
+
+    def _push_frame_end(self, data):
+        more = self._push_read()
+        if more is not None:
+            self._push_deliver(data + more)
+
+    def _push_deliver(self, data):
+        deliver = self._pushing.deliver
+        self._push_watch()
+        if data:
+            deliver(data)
+
     def _lost(self, error):
         self.lost_at_ms = aio.ticks_ms()
         self.log("error", "serial link %s lost: %s; link down, reopening it (after %d ms, doubling to %d ms)"
@@ -145,6 +247,7 @@ class SerialLink:
             self.serial.write_latest(data)
 
     def close(self):
+        self.stop_pushing()
         self._closed = True
         if self.serial is not None:
             self.serial.close()
@@ -174,6 +277,7 @@ class UdpLink:
         self.gone_at_ms = None
         self.rebound = 0
         self._wake = None
+        self._pushing = None
         self.sock = self._bind()
 
     def _bind(self):
@@ -217,6 +321,45 @@ class UdpLink:
             return b""
         return self.recv()
 
+    # -- push form (CPython): one callback a datagram --------------------------------------------
+    def start_pushing(self, deliver, failed) -> None:
+        self._pushing = _Pushing(deliver, failed)
+        self._push_watch()
+
+    def stop_pushing(self) -> None:
+        if self._pushing is not None:
+            self._pushing.stop()
+            self._pushing = None
+
+    def _push_watch(self) -> None:
+        p = self._pushing
+        if p is None:
+            return
+        p.timer = None
+        if self.gone_at_ms is None:
+            p.watch(self.sock.fileno(), self._push_datagram)
+            return
+        p.unwatch()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        p.later(self.backoff.next_ms() / 1000.0, self._push_rebind)
+
+    def _push_rebind(self) -> None:
+        self._try_rebind()
+        self._push_watch()
+
+    def _push_datagram(self) -> None:
+        try:
+            data = self.recv()
+        except OSError as e:
+            self._pushing.unwatch()
+            self._pushing.failed(e)
+            self._pushing.later(READ_RETRY_S, self._push_watch)
+            return
+        if data:
+            self._pushing.deliver(data)
+
     def recv(self) -> bytes:
         """One datagram from the peer (b"" for anything else or nothing)."""
         try:
@@ -248,6 +391,8 @@ class UdpLink:
                  % (self.dev, self.peer, self.dev, error.strerror, REOPEN_FIRST_MS, REOPEN_MAX_MS))
         if self._wake is not None:
             self._wake()   # the reader closes the socket and binds again
+        if self._pushing is not None:
+            self._push_watch()   # the same, in the push form
 
     def _try_rebind(self) -> None:
         try:
@@ -262,6 +407,7 @@ class UdpLink:
         self.backoff.reset()
 
     def close(self) -> None:
+        self.stop_pushing()
         if self.sock is not None:
             self.sock.close()
             self.sock = None

@@ -229,7 +229,8 @@ async def _off_loop(fn: Callable[[], Any]) -> Any:
 
 def _import_netlink() -> None:
     """Import what the first acquire needs (pyroute2 costs 100+ ms), off the loop."""
-    import pyroute2  # noqa: F401
+    import hanode.vip
+    hanode.vip.iproute_class()
     import hanode.arp  # noqa: F401
 
 

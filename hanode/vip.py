@@ -24,8 +24,21 @@ Calls are synchronous and take about a millisecond. pyroute2 >= 0.9 builds its
 synchronous IPRoute on a private asyncio loop, which cannot run while the
 caller's loop is running in the same thread; in that case each call is made
 from a short-lived helper thread (the caller still waits for it: a few ms).
-Older pyroute2 releases (Debian ships 0.7) are called directly. pyroute2 is
-imported lazily so ``import hanode.vip`` costs nothing.
+Older pyroute2 releases (Debian ships 0.7) are called directly.
+
+What pyroute2 costs, and what is imported of it
+-----------------------------------------------
+pyroute2 is imported lazily, so ``import hanode.vip`` costs nothing and a
+standby node never imports it.  Any ``import pyroute2.x`` runs the package's
+``__init__`` first, and pyroute2 0.9's imports every public class: NDB (with
+sqlite3), IPDB, nftables, ipset, WireGuard, nl80211, plan9 ... (~400 modules,
++10-11 MB of RSS on the agent).  hanode needs one class, ``IPRoute`` from
+``pyroute2.iproute.linux`` (+4-5 MB).  ``iproute_class()`` imports that module
+with the package registered in ``sys.modules`` but its ``__init__`` not yet run;
+the package object answers a name it does not have (PEP 562 ``__getattr__``) by
+importing the submodule of that name, or, for a name only the ``__init__``
+defines (``from pyroute2 import NDB`` elsewhere in the process), by running the
+``__init__`` then: whoever needs the whole package still gets it, on first use.
 """
 import asyncio
 import errno
@@ -42,20 +55,61 @@ class VipError(Exception):
     """A VIP cannot be resolved, added or removed; the message names the address and device."""
 
 
+PYROUTE2 = "pyroute2"
+IPROUTE_MODULE = "pyroute2.iproute.linux"   # IPRoute (and AsyncIPRoute from 0.9 on)
+
+
+def _defer_package_init(name: str) -> None:
+    """Register package ``name`` in sys.modules without running its ``__init__`` (see the module
+    docstring); the ``__init__`` runs when a name only it defines is asked for."""
+    import importlib
+    import importlib.util
+    import sys
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        raise ImportError("no package %s (run tools/setup)" % name, name=name)
+    package = importlib.util.module_from_spec(spec)
+
+    def missing(attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if importlib.util.find_spec("%s.%s" % (name, attr)) is not None:   # a submodule not yet imported
+            return importlib.import_module("%s.%s" % (name, attr))
+        if package.__dict__.pop("__getattr__", None) is not None:   # once, even if asked twice at once
+            spec.loader.exec_module(package)   # type: ignore[union-attr]
+        try:
+            return package.__dict__[attr]
+        except KeyError:
+            raise AttributeError("module %r has no attribute %r" % (name, attr)) from None
+
+    package.__getattr__ = missing   # type: ignore[attr-defined]
+    sys.modules[name] = package
+
+
+def iproute_class() -> Any:
+    """pyroute2's IPRoute, importing only its module and what that needs (call it off the loop:
+    the first call takes 50-100 ms, seconds under QEMU)."""
+    import importlib
+    _defer_package_init(PYROUTE2)
+    return importlib.import_module(IPROUTE_MODULE).IPRoute
+
+
 def _needs_helper_thread() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return False
-    import pyroute2
-    return hasattr(pyroute2, "AsyncIPRoute")
+    import importlib
+    iproute_class()
+    return hasattr(importlib.import_module(IPROUTE_MODULE), "AsyncIPRoute")
 
 
 def netlink_call(fn: Callable[[Any], Any]) -> Any:
     """Run ``fn(ipr)`` with a fresh pyroute2 IPRoute, safely from inside or outside an asyncio loop."""
     def direct() -> Any:
-        from pyroute2 import IPRoute
-        with IPRoute() as ipr:
+        with iproute_class()() as ipr:
             return fn(ipr)
 
     if not _needs_helper_thread():

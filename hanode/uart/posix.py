@@ -199,6 +199,8 @@ class Serial(SerialBase):
             if not chunk:
                 raise hangup(self.port)
             out += chunk
+            if self.timeout == 0:
+                break   # one read takes all there is: a second select would only say "nothing"
         return bytes(out)
 
     def write(self, data: bytes) -> int:

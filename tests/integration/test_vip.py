@@ -213,3 +213,28 @@ def test_lan_fixture_tears_everything_down():
         lan.close()
     assert namespaces_alive(names) == []
     assert not os.path.exists("/proc/%d" % pid)  # killed and reaped
+
+
+def test_only_iproute_is_imported_and_the_whole_package_still_on_demand():
+    """iproute_class() imports pyroute2.iproute.linux without the package's __init__ (NDB,
+    sqlite3, IPDB ...), and a later ``from pyroute2 import NDB`` in the same process still works."""
+    import subprocess
+    import sys
+    script = (
+        "import sys, json\n"
+        "import hanode.vip\n"
+        "C = hanode.vip.iproute_class()\n"
+        "narrow = sorted(m for m in sys.modules if m.split('.')[0] in ('pyroute2', 'sqlite3'))\n"
+        "with C() as ipr: links = len(ipr.get_links())\n"
+        "from pyroute2 import NDB, IPRoute\n"
+        "import pyroute2\n"
+        "print(json.dumps([C.__module__, narrow, links, IPRoute is C, NDB.__name__, pyroute2.__version__,\n"
+        "                  'sqlite3' in sys.modules]))\n")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    module, narrow, links, same, ndb, version, sqlite_after = json.loads(out.stdout)
+    assert module == "pyroute2.iproute.linux"
+    assert "pyroute2.ndb.main" not in narrow and "pyroute2.ipdb" not in narrow and "sqlite3" not in narrow
+    assert "pyroute2.iproute.linux" in narrow
+    assert links >= 1 and same and ndb == "NDB" and version and sqlite_after

@@ -76,6 +76,7 @@ class Context:
     def __init__(self, quick: bool = False, soak_s: Optional[float] = None, verbose: bool = True) -> None:
         self.quick = quick
         self.soak_s = soak_s
+        self.failovers: Optional[int] = None   # --failovers N: the failover figure as a soak at the edge timing
         self.verbose = verbose
         self.cache: Dict[Any, Dict[str, Any]] = {}
         self.pair: Optional["Pair"] = None   # see shared_pair

@@ -81,6 +81,8 @@ METRICS = ("detect_ms", "detect_after_last_beat_ms", "probe_ms", "vip_up_ms", "g
 
 
 def plan(ctx: Context) -> List[Tuple[str, int]]:
+    if ctx.failovers:   # --failovers N: a soak at the tightest timing alone
+        return [("edge", ctx.failovers)]
     if ctx.quick:
         return [("tight", 2), ("fast", 2)]
     return [("classic", 3), ("tight", 20), ("fast", 20), ("edge", 20)]

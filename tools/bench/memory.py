@@ -42,7 +42,8 @@ LADDER = [
     ("+ asyncio", ["asyncio"]),
     ("+ hanode.core (config, frame, auth, node)", ["hanode.core.node", "hanode.core.config", "hanode.core.auth"]),
     ("+ hanode.daemon (agent, uart, resources ...)", ["hanode.daemon"]),
-    ("+ pyroute2 (netlink for the VIP)", ["pyroute2"]),
+    # what hanode.vip imports: pyroute2.iproute.linux, the package's __init__ deferred
+    ("+ pyroute2's IPRoute (hanode.vip.iproute_class)", ["!iproute"]),
     ("+ hanode.vip, hanode.arp", ["hanode.vip", "hanode.arp"]),   # index 7: the whole run path
     # the agent runs 3 threads; under mlockall each default (8 MB) stack is faulted in whole
     ("+ 2 idle threads, default stacks", ["!threads"]),
@@ -55,12 +56,13 @@ SINGLES = [
     ("ssl", ["ssl"]),
     ("asyncio", ["asyncio"]),
     ("asyncio without ssl (ssl blocked)", ["-nossl", "asyncio"]),
-    ("pyroute2 %s (installed)", ["pyroute2"]),
+    ("pyroute2 %s (installed), the whole package", ["pyroute2"]),
+    ("pyroute2 %s, IPRoute's module only (as hanode.vip)", ["!iproute"]),
     ("pyroute2-minimal %s (private target dir)", ["-minimal", "pyroute2"]),
     ("pyroute2-minimal, ssl blocked", ["-minimal", "-nossl", "pyroute2"]),
     ("hanode.daemon (no pyroute2)", ["hanode.daemon"]),
     # what realtime on could cost: the run path, 2 more threads with small stacks, one malloc arena
-    ("run path + 2 threads, 256 KB stacks, 1 malloc arena", ["!one-arena", "hanode.daemon", "pyroute2", "hanode.vip",
+    ("run path + 2 threads, 256 KB stacks, 1 malloc arena", ["!one-arena", "hanode.daemon", "!iproute", "hanode.vip",
                                                              "hanode.arp", "!small-threads"]),
 ]
 
@@ -93,7 +95,10 @@ import ctypes, json
 res = []
 for label, mods in json.loads(sys.argv[3]):
     for m in mods:
-        if m == "!one-arena":
+        if m == "!iproute":
+            import hanode.vip
+            hanode.vip.iproute_class()
+        elif m == "!one-arena":
             ctypes.CDLL(None).mallopt(-8, 1)   # M_ARENA_MAX: threads share the main arena
         elif m.startswith("!"):
             import threading
