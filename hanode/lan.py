@@ -31,7 +31,8 @@ has passed, so that a starting box does not claim a LAN worse than it has.
 A send that fails (no route, the interface down) is a miss like any other.
 
 pyroute2 is imported only by ``start`` (its narrowest public module,
-``pyroute2.netlink.rtnl.iprsocket``), never at ``import hanode.lan``.
+``pyroute2.netlink.rtnl.iprsocket``, without the package's ``__init__``:
+``hanode.vip.iproute_class``), never at ``import hanode.lan``.
 """
 
 import asyncio
@@ -145,6 +146,8 @@ class LanWatch:
 
     # --------------------------------------------------------------- carrier
     def _open_netlink(self) -> None:
+        from hanode.vip import iproute_class
+        iproute_class()   # pyroute2 without its package __init__, its modules in working order
         from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE
         from pyroute2.netlink.rtnl import RTM_GETLINK, RTMGRP_LINK
         from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
