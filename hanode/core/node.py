@@ -37,15 +37,6 @@ With the peer dead, a group with an address is first probed on the LAN
 (``Probe``) and taken only if nobody answers for it - a pulled serial cable
 with both boxes alive must not put the VIP on two boxes.
 
-The probe does not wait for the dead time: when the peer is late (silent for
-``warntime``, ``peer_late``) every group a failover would probe is probed at
-once (``_probe_ahead``, once per silence).  An answer "nobody has it" counts at
-the dead time only if the peer stayed silent throughout (no frame since the
-silence began: ``Liveness``'s ``since`` is unchanged); the group is then taken
-without a second probe (``acquire_free``), so the failover does not wait the
-probe's ~40 ms after the dead time.  "In use", no answer yet, or a frame from
-the peer in between: the probe is made at the dead time, as always.
-
 A probe and the add that follows it are not atomic: while a node holds (or is
 adding) an address, the runner keeps listening for ARP that claims it from
 another MAC (RFC 5227 section 2.4) and reports it (``conflict()``).  The tie-break
@@ -207,8 +198,7 @@ class Node:
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
-            "peer_restarts": 0, "probes_busy": 0, "probes_ahead": 0, "vip_conflicts": 0, "start_failures": 0,
-            "stop_failures": 0,
+            "peer_restarts": 0, "probes_busy": 0, "vip_conflicts": 0, "start_failures": 0, "stop_failures": 0,
             "escalations": 0,
             "below_floor": 0, "challenges_sent": 0, "rejoins": 0, "generation_jumps": 0,
             "control_ignored": 0, "monitor_failures": 0, "monitor_restarts": 0, "monitor_handovers": 0,
@@ -368,11 +358,8 @@ class Node:
     def probed(self, key, in_use, now, detail=""):
         out = self._enter(now)
         g = self._group(key)
-        intent = self.intents[g.index]
         if g.state != ownership.PROBING:
-            if intent.ahead_for is not None and intent.ahead_for == self.live.peer.since and not in_use:
-                intent.ahead_free_for = intent.ahead_for   # the peer late, not dead yet: kept for then
-            return self._finish(now, out)   # else an answer to a probe we no longer care about
+            return self._finish(now, out)   # an answer to a probe we no longer care about
         if in_use:
             self.counters["probes_busy"] += 1
             self.intents[g.index].retry_at = now + self._probe_retry_ms(g)
@@ -1137,28 +1124,9 @@ class Node:
         return self.peer_said_goodbye and not self.goodbye_held & g.bit
 
     def _lone_event(self, g):
-        intent = self.intents[g.index]
-        if intent.yielded:   # another box kept its address: never retake it blind
+        if self.intents[g.index].yielded:   # another box kept its address: never retake it blind
             return wants.lone_event(g, True, False)
-        event = wants.lone_event(g, self.config.vip_probe, self._trusts_goodbye(g))
-        if event == ownership.ACQUIRE_LONE and intent.free_at_death:
-            return ownership.ACQUIRE_FREE   # probed ahead while the peer was late: nobody had it
-        return event
-
-    def _probe_ahead(self, now, out):
-        """The peer is late: probe now what a failover would probe at the dead time (see the
-        module docstring), once per silence."""
-        if self.shutting_down or self.stale or not self.peer_late(now):
-            return
-        since = self.live.peer.since
-        for g in self.groups:
-            intent = self.intents[g.index]
-            if (g.state == ownership.STOPPED and intent.ahead_for != since
-                    and self._lone_event(g) == ownership.ACQUIRE_LONE):
-                intent.ahead_for = since
-                intent.ahead_free_for = None
-                self.counters["probes_ahead"] += 1
-                out.append(Probe(g.key))
+        return wants.lone_event(g, self.config.vip_probe, self._trusts_goodbye(g))
 
     def _on_peer_dead(self, never_heard, out):
         if self.peer_restart is not None:
@@ -1183,15 +1151,9 @@ class Node:
         self.given = {}
         self.taking = {}
         self.giving = {}
-        since = self.live.peer.since
         for g in self.groups:
             self.intents[g.index].failed = False
             self.intents[g.index].retry_at = None
-            # the probe made while the peer was late stands for this failover's only if the peer
-            # stayed silent since it began; it serves this evaluation alone (_evaluate clears it)
-            intent = self.intents[g.index]
-            intent.free_at_death = intent.ahead_free_for is not None and intent.ahead_free_for == since
-            intent.ahead_free_for = None
         if not self.shutting_down and any(not g.held() for g in self.groups):
             out.append(Log("info", "Resources being acquired from %s." % self.peer))
             if not all(self._trusts_goodbye(g) for g in self.groups):
@@ -1241,9 +1203,6 @@ class Node:
             elif event != ownership.RELEASE:
                 intent.retry_at = None
             self._fire(g, event, out)
-        for g in self.groups:
-            self.intents[g.index].free_at_death = False
-        self._probe_ahead(now, out)
 
     def _asking(self, g, peer):
         """A takeover we asked for wants its group while the peer is alive and not stale-yielding:

@@ -135,9 +135,6 @@ class Intent:
         self.defended_at = None    # last Defend output
         self.conflict_pending = False  # heard while starting and we yield: release once started
         self.yielded = False       # we yielded it in a conflict: probe before retaking, even with vip_probe off
-        self.ahead_for = None      # the peer's silence (Liveness since) a probe-ahead was sent in
-        self.ahead_free_for = None  # ... and its answer was "free" (node._probe_ahead)
-        self.free_at_death = False  # that answer holds for the failover being evaluated now
 
     def clear_start_failures(self):
         """An operator acted (takeover, standby on either box), or a start worked."""
