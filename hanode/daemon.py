@@ -246,12 +246,12 @@ class Daemon:
         run = asyncio.create_task(agent.run(running))
         # the ticker's first round comes at once, well before the first pet is due
         pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
-        await asyncio.sleep(0)   # the node has started: it may hear from the LAN watch now
+        await asyncio.sleep(0)   # the node has started: READY before any WATCHDOG=1, and it may hear the LAN
+        self.notifier.ready(agent.summary())
+        log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         from hanode.lan import start_watch
         await runner.ready()   # pyroute2 once, off the loop: the LAN watch's import raced the warm-up's
         self.lan = await start_watch(self.cfg, agent.lan_changed, log)
-        self.notifier.ready(agent.summary())
-        log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))
         try:
             await run
         finally:
