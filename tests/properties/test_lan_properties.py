@@ -49,18 +49,32 @@ def test_both_boxes_losing_the_lan_moves_nothing(apart_ms, first, ping):
     assert sim.doubles_ms == 0
 
 
+def up_periods(spells, loss_settle_ms):
+    """The up periods the box can act on, from alternating down/up spells: a down spell shorter
+    than the loss settle time never counts as a loss, so the up spells around it are one period
+    (the adapter may even miss it: 220/685/5/470 ms moved the group home after 1160 ms up)."""
+    periods, current = [], None
+    for i, spell in enumerate(spells):
+        if i % 2 == 1:
+            current = (current or 0) + spell
+        elif current is not None and spell < loss_settle_ms:
+            current += spell
+        elif current is not None:
+            periods.append(current)
+            current = None
+    return periods + ([current] if current is not None else [])
+
+
 @SETTINGS
 @given(spells=st.lists(st.integers(5, 1500), min_size=2, max_size=30))
 def test_a_flapping_port_moves_the_group_a_bounded_number_of_times(spells):
     sim = cold_start()
     gain = health.gain_settle_ms(DEADTIME_MS)
-    count, long_ups = 0, 0
+    count = 0
     for i, spell in enumerate(spells):   # down, up, down, up ...
-        up = i % 2 == 1
-        sim.set_lan_link("node1", up)
-        if up and spell >= gain:
-            long_ups += 1
+        sim.set_lan_link("node1", i % 2 == 1)
         count += moves(sim, spell)
+    long_ups = sum(1 for ms in up_periods(spells, health.loss_settle_ms(DEADTIME_MS)) if ms >= gain)
     assert count <= 1 + 2 * long_ups, (count, long_ups, spells)
     assert sim.double_while_hearing_ms == 0 and sim.doubles_ms == 0
     sim.set_lan_link("node1", True)
