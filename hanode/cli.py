@@ -42,6 +42,9 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name not in words:
             continue  # only the chosen subcommand's module is imported
+        if name == "run":
+            from hanode.noopenssl import keep_openssl_out
+            keep_openssl_out()   # before the daemon imports asyncio and hashlib
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:

@@ -21,6 +21,7 @@ Exit codes follow LSB: 0 clean stop, 1 failure, 6 configuration error.
 """
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -33,7 +34,7 @@ from hanode import __version__
 from hanode.agent import Agent
 from hanode.links import SerialLink
 from hanode.logs import log, setup_logging
-from hanode.realtime import go_realtime, limit_memory, lock_memory
+from hanode.realtime import go_realtime, limit_memory, lock_memory, trim_memory
 
 EXIT_CONFIG = 6
 
@@ -252,6 +253,7 @@ class Daemon:
         from hanode.lan import start_watch
         await runner.ready()   # pyroute2 once, off the loop: the LAN watch's import raced the warm-up's
         self.lan = await start_watch(self.cfg, agent.lan_changed, log)
+        await loop.run_in_executor(None, trim_memory)   # start-up is over: its garbage goes back
         try:
             await run
         finally:
@@ -273,10 +275,8 @@ class Daemon:
             link.close()
         self.udp_links = []
         for s in self.serials:
-            try:
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass
         self.serials = []
 
 

@@ -18,6 +18,13 @@ kernels refuse the flag (EINVAL) and get the full lock. ``limit_memory`` (run wi
 without real time) keeps what there is to lock small: worker threads get
 ``THREAD_STACK_BYTES`` of stack, glibc at most ``MALLOC_ARENAS`` malloc arenas (each
 arena reserves 64 MB of address space on 64-bit).
+
+Start-up leaves free memory behind in the malloc heap (the imports' temporary
+objects: ~1 MB on CPython 3.11 with pyroute2). ``trim_memory``, run once the agent
+has settled, hands it back with glibc's ``malloc_trim``; locked pages cannot be
+given back (madvise refuses them), so under ``MCL_ONFAULT`` it unlocks, trims and
+locks again - the resident pages stay resident throughout, so no heartbeat can
+fault in between. Under the old kernels' full lock it does nothing.
 """
 import ctypes
 import ctypes.util
@@ -33,6 +40,7 @@ _MCL_FUTURE = 2
 _MCL_ONFAULT = 4          # <linux/mman.h>, since Linux 4.4
 _M_ARENA_MAX = -8         # <malloc.h> mallopt parameter
 MALLOC_ARENAS = 1         # one heap for all threads: the workers allocate little, and rarely
+_onfault_locked = False   # lock_memory locked with MCL_ONFAULT: trim_memory may unlock and relock
 THREAD_STACK_BYTES = 256 * 1024   # worker threads run netlink calls and imports, never deep recursion
 
 
@@ -68,9 +76,11 @@ def lock_memory() -> None:
     pages in use (MCL_ONFAULT: a walk over the resident pages, about a millisecond, done here),
     or, on a kernel without it, everything: that takes ~0.3 s, so it runs in a thread of its own
     (ctypes releases the GIL) and the loop goes on meanwhile."""
+    global _onfault_locked
     try:
         libc = _libc()
         if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) == 0:
+            _onfault_locked = True
             log("info", "realtime: memory locked as it is used (mlockall MCL_ONFAULT)")
             return
         if ctypes.get_errno() != errno.EINVAL:   # EINVAL: a kernel older than 4.4
@@ -79,6 +89,19 @@ def lock_memory() -> None:
         log("warning", "realtime: cannot lock memory (%s)" % e)
         return
     threading.Thread(target=_lock_everything, args=(libc,), name="hanode-mlockall", daemon=True).start()
+
+
+def trim_memory() -> None:
+    """Give the malloc heap's free pages back (blocking: call it off the loop, once)."""
+    try:
+        libc = _libc()
+        if _onfault_locked:
+            libc.munlockall()
+        libc.malloc_trim(0)
+        if _onfault_locked and libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
+            log("warning", "realtime: cannot lock memory again after the trim (%s)" % os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError, TypeError):
+        return   # not glibc (musl has no malloc_trim): nothing to give back this way
 
 
 def _lock_everything(libc: Any) -> None:

@@ -96,12 +96,23 @@ def run_and_reexec(daemon: Any, log: Any) -> int:
     return code
 
 
+def interpreter_options() -> List[str]:
+    """The options this interpreter was started with that shape what the agent imports and
+    reads (the appliance runs ``python3 -S``: no site scan), for the agent that replaces it."""
+    flags = sys.flags
+    options = ["-I"] if flags.isolated else (
+        (["-E"] if flags.ignore_environment else []) + (["-s"] if flags.no_user_site else [])
+        + (["-P"] if getattr(flags, "safe_path", False) else []))
+    options += (["-S"] if flags.no_site else []) + (["-B"] if flags.dont_write_bytecode else [])
+    return options + (["-" + "O" * flags.optimize] if flags.optimize else [])
+
+
 def reexec(log: Any, notifier: Any = None) -> None:
     """Replace this process by a new agent with the same arguments; returns only if exec failed.
     ``notifier``: systemd's NOTIFY_SOCKET and WATCHDOG_USEC, which it took out of the environment
     (so that resource scripts do not see them), go back in for the new agent (the same main PID):
     it says READY=1 again and keeps WatchdogSec= fed."""
-    argv = [sys.executable, "-m", "hanode"] + sys.argv[1:]
+    argv = [sys.executable] + interpreter_options() + ["-m", "hanode"] + sys.argv[1:]
     os.environ[RESTARTED_ENV] = "1"
     if notifier is not None and notifier.socket_path:
         os.environ["NOTIFY_SOCKET"] = notifier.socket_path

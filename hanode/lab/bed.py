@@ -25,6 +25,7 @@ need, and always tears it down (``with Lab() as lab:``):
 
 Only processes started here are ever signalled, by PID.
 """
+import importlib.util
 import json
 import os
 import re
@@ -278,7 +279,11 @@ class Lab:
 
     # ---------------------------------------------------------------- boxes
     def hanode_argv(self, node: str, *args: str) -> List[str]:
-        return [sys.executable, "-m", "hanode"] + list(args)
+        # -S as the appliance runs it (image/build's /usr/bin/hanode): no site module, so none of
+        # this machine's .pth files (editable-install finders, CA bundle hooks) is in the agent's
+        # memory or start-up; hanode and its dependencies come from agent_env()'s PYTHONPATH
+        return [sys.executable, "-S", "-m", "hanode"] + list(args)
+
 
     def start(self, node: str, extra: Tuple[str, ...] = (), env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
         """Start `hanode run` for node in its namespace; extra: more arguments; env: more environment."""
@@ -287,13 +292,7 @@ class Lab:
             node, "run", "--config-dir", os.path.join(d, "ha.d"), "--node", node,
             "--lock-dir", os.path.join(d, "lock")) + list(extra)
         out = open(os.path.join(d, "stderr.log"), "ab")
-        env_extra = env or {}
-        env = dict(os.environ)
-        inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        env["PYTHONPATH"] = os.pathsep.join([_repo_root()] + inherited)
-        env.pop("NOTIFY_SOCKET", None)
-        env.update(env_extra)
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=agent_env(env))
         out.close()
         self.procs[node] = proc
         self.started_at[node] = time.time()
@@ -351,8 +350,7 @@ class Lab:
         os.kill(proc.pid, sig)
 
     def cli(self, node: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _repo_root()
+        env = agent_env()
         argv = self.hanode_argv(node, *args)
         if args and args[0] in ("status", "standby", "takeover"):
             argv += ["--socket", os.path.join(self.node_dir(node), "control.sock")]
@@ -518,3 +516,34 @@ class Lab:
 def _repo_root() -> str:
     # hanode/lab/bed.py -> the directory holding the hanode package
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# what `hanode run` imports from outside the standard library (setup.cfg's install_requires)
+DEPENDENCIES = ("pyroute2", "sdnotify")
+
+
+def dependency_dirs() -> List[str]:
+    """The directories this Python imports hanode's dependencies from (its site-packages),
+    for agents started with -S, which do not add them to sys.path themselves."""
+    dirs = []
+    for name in DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            continue   # missing: the agent says so itself
+        origin = os.path.dirname(spec.origin)
+        dirs.append(os.path.dirname(origin) if spec.submodule_search_locations else origin)
+    return dirs
+
+
+def agent_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of a hanode process of the lab (agent or command), started with -S."""
+    env = dict(os.environ)
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(_dedupe([_repo_root()] + dependency_dirs() + inherited))
+    env.pop("NOTIFY_SOCKET", None)
+    env.update(extra or {})
+    return env
+
+
+def _dedupe(paths: List[str]) -> List[str]:
+    return list(dict.fromkeys(paths))

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from hanode.lab.bed import Lab, _repo_root
+from hanode.lab.bed import Lab, agent_env
 from test_pair import _root_and_no_leftovers  # noqa: F401  (autouse: root, and no namespace left behind)
 import test_reload_pair
 from test_reload_pair import TIMINGS_A, baseline, report, status
@@ -43,9 +43,7 @@ def restart(lab, node, timeout=60):
     argv = ["ip", "netns", "exec", lab.ns(node)] + lab.hanode_argv(
         node, "restart", "--socket", os.path.join(d, "control.sock"), "--config-dir", os.path.join(d, "ha.d"),
         "--node", node)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _repo_root()
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=agent_env())
 
 
 def outage_ms(lab, since):
@@ -94,7 +92,7 @@ def test_restart_of_the_active_agent_twenty_times_without_a_failover():
         # the same CPU without a restart: the two Python starts a restart costs (the CLI, and an
         # interpreter importing what the agent imports), 20 times, on node1 (a witness, not asserted)
         load_since, load_spans = time.time(), []
-        env = dict(os.environ, PYTHONPATH=_repo_root())
+        env = agent_env()
         for _ in range(20):
             t0 = time.time()
             subprocess.run(["ip", "netns", "exec", lab.ns("node1")] + lab.hanode_argv(

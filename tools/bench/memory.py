@@ -38,22 +38,27 @@ TITLE = FIGURES[NAME]
 LADDER = [
     ("bare interpreter", []),
     ("+ ctypes, logging.handlers, argparse", ["ctypes", "ctypes.util", "logging.handlers", "argparse"]),
-    ("+ ssl (OpenSSL)", ["ssl"]),
-    ("+ asyncio", ["asyncio"]),
+    # what `hanode run` does before the daemon's imports: asyncio without ssl, hashlib without
+    # OpenSSL, a stand-in that loads ssl on first use (for pyroute2's import of it)
+    ("+ asyncio, hashlib; OpenSSL kept out (hanode.noopenssl)", ["!noopenssl", "hashlib"]),
     ("+ hanode.core (config, frame, auth, node)", ["hanode.core.node", "hanode.core.config", "hanode.core.auth"]),
     ("+ hanode.daemon (agent, uart, resources ...)", ["hanode.daemon"]),
     # what hanode.vip imports: pyroute2.iproute.linux, the package's __init__ deferred
     ("+ pyroute2's IPRoute (hanode.vip.iproute_class)", ["!iproute"]),
-    ("+ hanode.vip, hanode.arp", ["hanode.vip", "hanode.arp"]),   # index 7: the whole run path
+    ("+ hanode.vip, hanode.arp, hanode.lan", ["hanode.vip", "hanode.arp", "hanode.lan"]),
+    # the settled agent hands the start-up's free heap back (hanode.realtime.trim_memory)
+    ("+ malloc_trim: the whole run path, settled", ["!trim"]),
     # the agent runs 3 threads; under mlockall each default (8 MB) stack is faulted in whole
     ("+ 2 idle threads, default stacks", ["!threads"]),
     ("+ 2 idle threads, 256 KB stacks", ["!small-threads"]),
 ]
+RUN_PATH = 7   # LADDER's row of the whole run path (compared across interpreters)
 SINGLES = [
     ("ctypes", ["ctypes"]),
     ("logging.handlers", ["logging.handlers"]),
     ("argparse", ["argparse"]),
     ("ssl", ["ssl"]),
+    ("_hashlib (hashlib's OpenSSL backend)", ["_hashlib"]),
     ("asyncio", ["asyncio"]),
     ("asyncio without ssl (ssl blocked)", ["-nossl", "asyncio"]),
     ("pyroute2 %s (installed), the whole package", ["pyroute2"]),
@@ -62,8 +67,9 @@ SINGLES = [
     ("pyroute2-minimal, ssl blocked", ["-minimal", "-nossl", "pyroute2"]),
     ("hanode.daemon (no pyroute2)", ["hanode.daemon"]),
     # what realtime on could cost: the run path, 2 more threads with small stacks, one malloc arena
-    ("run path + 2 threads, 256 KB stacks, 1 malloc arena", ["!one-arena", "hanode.daemon", "!iproute", "hanode.vip",
-                                                             "hanode.arp", "!small-threads"]),
+    ("run path + 2 threads, 256 KB stacks, 1 malloc arena", ["!one-arena", "!noopenssl", "hanode.daemon", "!iproute",
+                                                             "hanode.vip", "hanode.arp", "hanode.lan", "!trim",
+                                                             "!small-threads"]),
 ]
 
 PROBE = r'''
@@ -98,6 +104,11 @@ for label, mods in json.loads(sys.argv[3]):
         if m == "!iproute":
             import hanode.vip
             hanode.vip.iproute_class()
+        elif m == "!noopenssl":
+            import hanode.noopenssl
+            hanode.noopenssl.keep_openssl_out()
+        elif m == "!trim":
+            ctypes.CDLL(None).malloc_trim(0)
         elif m == "!one-arena":
             ctypes.CDLL(None).mallopt(-8, 1)   # M_ARENA_MAX: threads share the main arena
         elif m.startswith("!"):
@@ -177,7 +188,8 @@ def run(ctx: Context) -> Dict[str, Any]:
     from importlib.metadata import version
     ctx.say("memory: import ladder, realtime off and on")
     singles = [(label, mods) for label, mods in SINGLES if not any(m.startswith("-") for m in mods)]
-    off = probe(ctx, LADDER + singles)[:len(LADDER)]
+    probe(ctx, singles)   # one interpreter imports everything first: the bytecode cache is warm for all
+    off = probe(ctx, LADDER)
     on = probe(ctx, LADDER, lock=True)
     onfault = probe(ctx, LADDER, lock="onfault")
     rows = []
@@ -220,7 +232,7 @@ def run(ctx: Context) -> Dict[str, Any]:
         ctx.say("memory: the same ladder under %s" % other)
         o_off = probe(ctx, LADDER, python=other)
         o_on = probe(ctx, LADDER, lock=True, python=other)
-        for i in (0, 7, len(LADDER) - 1):
+        for i in (0, RUN_PATH, len(LADDER) - 1):
             a, b = o_off[i], o_on[i]
             rows.append(["[%s] %s" % (other, a["label"]), _mb(a["Rss"]), "", _mb(a["Pss"]), _mb(a["Uss"]),
                          str(a["modules"]), _mb(b["Rss"]), _mb(b["VmLck"]), ""])
