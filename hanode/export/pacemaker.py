@@ -32,6 +32,13 @@ The mapping, and why:
 - ``resource_timeout`` -> start/stop/monitor timeouts; monitors every
   ``deadtime`` (at least ``MIN_MONITOR_MS``): Pacemaker notices a dead service in
   the time hanode noticed a dead node;
+- resource monitoring (``monitor_interval`` set): the monitor runs every
+  ``monitor_interval`` with ``monitor_timeout``; hanode restarts a failed member
+  and those after it in place, as Pacemaker restarts a group, at most
+  ``monitor_failures`` times within ``monitor_window``, and hands the group over
+  at the next failure: ``migration-threshold`` = monitor_failures + 1 (Pacemaker
+  moves a resource at the failure that reaches the threshold) and
+  ``failure-timeout`` = monitor_window;
 - corosync: ``token`` = deadtime, ``consensus`` = 1.2 x token (corosync's own
   rule), per knet link ``knet_ping_interval`` = keepalive and
   ``knet_ping_timeout`` = warntime; links from the ``ucast`` addresses or
@@ -158,8 +165,10 @@ class Export:
         self.properties: List[Tuple[str, str]] = []
         self.cib_properties: List[Tuple[str, str]] = []  # only in the CIB: the cluster maintains them
         self.stickiness = 0
+        self.rsc_defaults: List[Tuple[str, str]] = []   # resource-stickiness, the failure policy
         self.op_timeout = _duration(cfg.resource_timeout_ms)
         self.monitor_interval = _duration(max(cfg.deadtime_ms, MIN_MONITOR_MS))
+        self.monitor_timeout = self.op_timeout
         self.token_ms = cfg.deadtime_ms
         self.consensus_ms = (cfg.deadtime_ms * CONSENSUS_NUM + CONSENSUS_DEN - 1) // CONSENSUS_DEN
         self.ping_interval_ms = cfg.keepalive_ms
@@ -239,6 +248,9 @@ def translate(cfg: Config, addresses: Optional[Dict[str, List[str]]] = None,
     if cfg.auto_failback == "legacy":
         ex.note(ha_cf, 0, "no auto_failback line (Heartbeat's legacy): exported as auto_failback on "
                           "(resource-stickiness 0), as hanode runs it", NOTE)
+    ex.rsc_defaults = [("resource-stickiness", str(ex.stickiness))]
+    if cfg.monitor_interval_ms:
+        _monitoring(ex, cfg, ha_cf, first_line("monitor_failures") or first_line("monitor_interval"))
 
     _fencing(ex, cfg, ha_cf, first_line("watchdog"))
     _links(ex, cfg, addresses or {}, ha_cf, where)
@@ -430,7 +442,7 @@ def _nvpairs(parent: ET.Element, prefix: str, pairs: Sequence[Tuple[str, str]]) 
 def _ops(ex: Export) -> List[Tuple[str, str, str]]:
     """(name, interval, timeout) of every primitive's operations."""
     return [("start", "0s", ex.op_timeout), ("stop", "0s", ex.op_timeout),
-            ("monitor", ex.monitor_interval, ex.op_timeout)]
+            ("monitor", ex.monitor_interval, ex.monitor_timeout)]
 
 
 def cib_xml(ex: Export) -> str:
@@ -461,7 +473,7 @@ def cib_xml(ex: Export) -> str:
         ET.SubElement(constraints, "rsc_location", id="location-%s-%s" % (g.id, _xml_id(g.preferred)),
                       rsc=g.id, node=g.preferred, score=str(LOCATION_SCORE))
     meta = ET.SubElement(ET.SubElement(conf, "rsc_defaults"), "meta_attributes", id="rsc-options")
-    _nvpairs(meta, "rsc-options", [("resource-stickiness", str(ex.stickiness))])
+    _nvpairs(meta, "rsc-options", ex.rsc_defaults)
     ET.SubElement(cib, "status")
     ET.indent(cib)
     return ET.tostring(cib, encoding="unicode") + "\n"
@@ -479,13 +491,24 @@ def _header(ex: Export, what: str) -> List[str]:
             "# read the notes (NOTES.txt or the command's stderr) before loading it"]
 
 
+def _monitoring(ex: Export, cfg: Config, ha_cf: str, line: int) -> None:
+    """ha.cf's monitor_* -> the monitor operation and the failure policy (see the module docstring)."""
+    ex.monitor_interval = _duration(cfg.monitor_interval_ms)
+    ex.monitor_timeout = _duration(cfg.monitor_timeout_ms)
+    ex.rsc_defaults += [("migration-threshold", str(cfg.monitor_failures + 1)),
+                        ("failure-timeout", _duration(cfg.monitor_window_ms))]
+    ex.note(ha_cf, line, "when the peer cannot take a failing group either, hanode goes on restarting it in "
+                         "place with back-off (at most 60 s) and raises an alarm; Pacemaker stops it on a node "
+                         "whose fail count reached migration-threshold until failure-timeout has passed", NOTE)
+
+
 def crm_script(ex: Export) -> str:
     """``crm configure load update <file>`` input."""
     out = _header(ex, "crm shell configuration")
     props = " ".join("%s=%s" % (n, _quote(v)) for n, v in ex.properties)
     out += ["node %d: %s" % (ex.cfg.node_index(n) + 1, n) for n in ex.nodes]
     out.append("property cib-bootstrap-options: %s" % props)
-    out.append("rsc_defaults rsc-options: resource-stickiness=%d" % ex.stickiness)
+    out.append("rsc_defaults rsc-options: %s" % " ".join("%s=%s" % (n, _quote(v)) for n, v in ex.rsc_defaults))
     for g in ex.groups:
         for p in g.primitives:
             words = ["primitive", p.id, p.spec]
@@ -521,7 +544,8 @@ def pcs_script(ex: Export) -> str:
                 "SBD_WATCHDOG_TIMEOUT=%d' run: pcs property set %s=%s\" >&2" % (ex.cfg.watchdog,
                                                                                ex.cfg.watchdog_timeout_s, n, v),
                 "fi"]
-    out.append('pcs -f "$cib" resource defaults update resource-stickiness=%d' % ex.stickiness)
+    out.append('pcs -f "$cib" resource defaults update %s'
+               % " ".join("%s=%s" % (n, _quote(v)) for n, v in ex.rsc_defaults))
     for g in ex.groups:
         for p in g.primitives:
             words = ['pcs -f "$cib" resource create', p.id, p.spec]

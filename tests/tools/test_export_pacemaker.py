@@ -66,6 +66,10 @@ FORMS = {
 }
 
 
+# resource monitoring (issue 14): every 2 s, 5 s per check, 2 restarts in place within 300 s
+MONITORED = "monitor_interval 2\nmonitor_timeout 5\nmonitor_failures 2\nmonitor_window 300\n"
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -107,6 +111,8 @@ def _sources(tmp_path):
     yield "tight", _copy_example("tight", tmp_path / "tight")
     for name, haresources in sorted(FORMS.items()):
         yield name, _write_dir(tmp_path / name, HA_CF_BASE.format(failback="on"), haresources)
+    yield "monitored", _write_dir(tmp_path / "monitored", HA_CF_BASE.format(failback="on") + MONITORED,
+                                  FORMS["two-groups"])
     yield "watchdog-ucast-off", _write_dir(
         tmp_path / "wd", HA_CF_BASE.format(failback="off") + "watchdog /dev/watchdog\nucast eth1 192.0.2.11\n"
         "ucast eth1 192.0.2.12\n", FORMS["two-groups"])
@@ -159,7 +165,7 @@ def test_crm_verify_accepts_every_export(tmp_path):
         rc, lines = _verify(running)
         assert rc == 0 and all(not watchdog and "Blind faith" in ln for ln in lines), (name, lines)
         checked.append(name)
-    assert len(checked) == 3 + len(FORMS) + 1
+    assert len(checked) == 3 + len(FORMS) + 2   # seed, classic, tight; the forms; monitored, watchdog
 
 
 def test_crm_verify_catches_a_broken_cib(tmp_path):
@@ -272,6 +278,25 @@ def test_crm_simulate_places_groups_as_hanode_does(tmp_path, failback, form, wat
     assert pacemaker_steps[0] == preferred
     assert set(pacemaker_steps[1].values()) == {"node2"}
     assert pacemaker_steps[2] == (preferred if failback == "on" else pacemaker_steps[1])
+
+
+def test_monitoring_maps_to_the_monitor_op_and_the_failure_policy(tmp_path):
+    config_dir = _write_dir(tmp_path / "ha.d", HA_CF_BASE.format(failback="on") + MONITORED, FORMS["two-groups"])
+    out = str(tmp_path / "out")
+    notes = _export(config_dir, out).stderr
+    tree = ET.parse(os.path.join(out, "cib.xml"))
+    monitors = {(op.get("interval"), op.get("timeout")) for op in tree.iter("op") if op.get("name") == "monitor"}
+    assert monitors == {("2s", "5s")}
+    defaults = {nv.get("name"): nv.get("value") for nv in tree.find(".//rsc_defaults").iter("nvpair")}
+    assert defaults == {"resource-stickiness": "0", "migration-threshold": "3", "failure-timeout": "300s"}
+    assert re.search(r"ha\.cf:\d+: .*back-off", notes), notes
+    # without monitor_interval hanode does not monitor: the export keeps its slower default monitor
+    # and Pacemaker's own failure policy (no threshold)
+    plain = _write_dir(tmp_path / "plain", HA_CF_BASE.format(failback="on"), FORMS["two-groups"])
+    _export(plain, str(tmp_path / "plain-out"))
+    tree = ET.parse(os.path.join(str(tmp_path / "plain-out"), "cib.xml"))
+    assert {op.get("interval") for op in tree.iter("op") if op.get("name") == "monitor"} == {"15s"}
+    assert [nv.get("name") for nv in tree.find(".//rsc_defaults").iter("nvpair")] == ["resource-stickiness"]
 
 
 # --------------------------------------------------------------------------- corosync
