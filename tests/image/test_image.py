@@ -12,6 +12,7 @@ import re
 import struct
 import subprocess
 import time
+from typing import Dict
 
 import pytest
 
@@ -109,6 +110,27 @@ def test_disk_image_layout(image_dir: str) -> None:
 
 # -- one box -------------------------------------------------------------------------------------
 
+def mem_available_kb(box: Box) -> int:
+    m = re.search(r"MemAvailable:\s+(\d+) kB", box.sh("cat /proc/meminfo")[1])
+    assert m, "%s: no MemAvailable in /proc/meminfo" % box.name
+    return int(m.group(1))
+
+
+def agent_memory(box: Box) -> Dict[str, int]:
+    """The running hanode's RSS, PSS, USS and VmLck (kB, from /proc) and the box's MemAvailable and
+    MemTotal, read in one shell command so that they belong to the same moment."""
+    _, out = box.sh("p=$(cat /run/hanode.pid); cat /proc/$p/smaps_rollup /proc/$p/status /proc/meminfo")
+    fields: Dict[str, int] = {}
+    for line in out.splitlines():
+        m = re.match(r"(\w+):\s+(\d+) kB", line)
+        if m and m.group(1) not in fields:
+            fields[m.group(1)] = int(m.group(2))
+    fields["Uss"] = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    missing = [k for k in ("Rss", "Pss", "VmLck", "MemAvailable", "MemTotal") if k not in fields]
+    assert not missing, "%s: %s not in hanode's /proc files: %r" % (box.name, missing, out[-800:])
+    return fields
+
+
 def test_boot_python_and_watchdog_reset(box: Box) -> None:
     """A box boots from disk.img to a shell, runs hanode's Python, and the i6300esb watchdog
     resets it when the holder of /dev/watchdog stops petting; the data partition persists."""
@@ -120,8 +142,16 @@ def test_boot_python_and_watchdog_reset(box: Box) -> None:
     assert box.sh("hostname")[1].strip() == "node1"
     assert "/data type ext4" in box.sh("mount")[1]
     box.sh("echo before-reset >/data/marker && sync")
+    agent = agent_memory(box)   # hanode READY (boot_chart waited for it), alone on the cable
     # hanode (if it runs) is the one holder of /dev/watchdog: let it go with the magic close
     box.sh("/etc/init.d/S45hanode stop >/dev/null 2>&1; true", timeout=60)
+    time.sleep(1.0)
+    without = mem_available_kb(box)
+    note("solo: hanode's memory on the box (READY, holding nothing yet): RSS %.1f / PSS %.1f / USS %.1f MB, "
+         "VmLck %.1f MB; MemAvailable %d kB with it, %d kB after stopping it (%.1f MB), MemTotal %d kB"
+         % (agent["Rss"] / 1024, agent["Pss"] / 1024, agent["Uss"] / 1024, agent["VmLck"] / 1024,
+            agent["MemAvailable"], without, (without - agent["MemAvailable"]) / 1024, agent["MemTotal"]))
+    assert agent["Rss"] > 0 and without > agent["MemAvailable"] - 1024, (agent, without)
     assert box.boots == 1
     # arm a 3 s watchdog, pet it once, then stop - like a hung agent
     box.sh("python3 -c \"import fcntl, os, struct, time; fd = os.open('/dev/watchdog', os.O_WRONLY); "
@@ -157,6 +187,11 @@ def test_pair_failover_failback_and_watchdog(pair: Pair) -> None:
     record("1. box2: power-on -> READY (peer up, node1 holds)", time.monotonic() - box2.powered_on_at)
     assert not holds_vip(box2) and not web_running(box2), "box 2 holds resources while box 1 does"
     assert fetch_vip(box2) == "node1", "box 2 fetching http://%s/ did not reach node1" % VIP
+    for b, role in ((box1, "active"), (box2, "standby")):
+        m = agent_memory(b)
+        note("1. %s: hanode's memory (%s, pair settled): RSS %.1f / PSS %.1f / USS %.1f MB, VmLck %.1f MB; "
+             "MemAvailable %d of %d kB" % (b.name, role, m["Rss"] / 1024, m["Pss"] / 1024, m["Uss"] / 1024,
+                                          m["VmLck"] / 1024, m["MemAvailable"], m["MemTotal"]))
     gen_before = generation(box1)
 
     # 2. power loss of box 1: box 2 takes over and now serves the VIP itself
