@@ -276,3 +276,19 @@ def test_quick_run_reports_every_figure(tmp_path):
 
     assert [t["met"] for t in report["targets"]] and all(t["met"] in (True, False, None) for t in report["targets"])
     assert "Targets" in r.stdout
+
+
+def test_image_figure_reads_the_memory_notes_of_the_image_tests():
+    from tools.bench.image import _memory_rows
+    notes = ["solo: hanode's memory on the box (READY, holding nothing yet): RSS 23.5 / PSS 23.5 / USS 23.5 MB, "
+             "VmLck 28.2 MB; MemAvailable 158276 kB with it, 181416 kB after stopping it (22.6 MB), MemTotal 210740 kB",
+             "1. box1: hanode's memory (active, pair settled): RSS 23.9 / PSS 23.9 / USS 23.9 MB, VmLck 28.8 MB; "
+             "MemAvailable 157736 of 210740 kB",
+             "5. box1 boot generation: 1 at first boot, 2 after the power cycle, 3 after the watchdog reset"]
+    rows = _memory_rows(notes)
+    assert rows == [
+        ["solo: hanode's memory on the box (READY, holding nothing yet)",
+         "RSS 23.5 / PSS 23.5 / USS 23.5 MB, VmLck 28.2 MB; MemAvailable 158276 kB with it, 181416 kB after "
+         "stopping it (22.6 MB), MemTotal 210740 kB"],
+        ["1. box1: hanode's memory (active, pair settled)",
+         "RSS 23.9 / PSS 23.9 / USS 23.9 MB, VmLck 28.8 MB; MemAvailable 157736 of 210740 kB"]]

@@ -24,6 +24,9 @@ method in words, a table (columns + rows of strings) and the raw numbers:
    check, restart in place, client outage (monitor_interval)
 10. ``lan``       the active box's LAN link down (issue 14): detection, hand-over,
     client outage; failback once the link is stable
+11. ``image``     the x86_64 appliance image under QEMU (its tests in tests/image):
+    boot chart, failover, failback, watchdog reset, the agent's memory on the box
+    (only with ``--only image`` or ``--all``)
 
 ``common`` holds what they share (``Pair``: a running pair and its measured
 windows; statistics; CPU load).  ``__main__`` is the CLI: it prints one table
@@ -45,10 +48,12 @@ FIGURES = {
     "memory": "8. Memory: what it is made of, import by import, realtime on and off",
     "monitor": "9. Service crash: detection and restart in place (monitor_interval)",
     "lan": "10. LAN loss of the active box: detection, hand-over, client outage",
+    "image": "11. The appliance image under QEMU: boot, failover, the agent's memory on the box",
 }
 ORDER = tuple(FIGURES)
-# what a run without --only measures (the Heartbeat comparison is its own mode: --compare-heartbeat)
-DEFAULT = tuple(n for n in ORDER if n != "compare")
+# what a run without --only measures (the Heartbeat comparison is its own mode: --compare-heartbeat;
+# the image boots QEMU boxes: --only image, or --all)
+DEFAULT = tuple(n for n in ORDER if n not in ("compare", "image"))
 
 
 def modules() -> Dict[str, Any]:

@@ -15,7 +15,7 @@ from tools.bench import DEFAULT, FIGURES, ORDER, modules
 from tools.bench.common import REPO_ROOT, BenchError, Context, LabError, is_root, machine, machine_line, ms
 from tools.bench import plot as plotting
 
-NEEDS_ROOT = {"failover", "safe", "wire", "jitter", "footprint", "compare", "monitor", "lan"}
+NEEDS_ROOT = {"failover", "safe", "wire", "jitter", "footprint", "compare", "monitor", "lan", "image"}
 README = os.path.join(REPO_ROOT, "README.md")
 PERFORMANCE = os.path.join(REPO_ROOT, "docs", "performance.md")
 # the generated parts of the README (the comparison) and of docs/performance.md (this run's tables)
@@ -43,7 +43,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="run hanode and Heartbeat 3.0.6 side by side (figures compare and memory; ~15 min, "
                         "--quick ~3 min); Heartbeat from tools/setup --test")
     p.add_argument("--all", action="store_true",
-                   help="every figure: the default run and the Heartbeat comparison (~30 min); with "
+                   help="every figure: the default run, the Heartbeat comparison and the image (~40 min); with "
                         "--write-readme --write-docs it regenerates everything the docs quote")
     p.add_argument("--write-readme", nargs="?", const=README, metavar="FILE",
                    help="replace the generated comparison section of the README (default %(const)s) with this "
@@ -81,7 +81,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 # the order figures run in: cheap ones first, and the ones whose steady windows others reuse
 # see jitter.py on its order
-RUN_ORDER = ("codec", "memory", "footprint", "jitter", "wire", "safe", "failover", "monitor", "lan", "compare")
+RUN_ORDER = ("codec", "memory", "footprint", "jitter", "wire", "safe", "failover", "monitor", "lan", "compare",
+             "image")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
