@@ -134,8 +134,8 @@ def boot_chart(box: Box, label: str) -> None:
     if not m or at_modules is None:
         return
     kernel_t0 = at_modules - float(m.group(1)) - box.powered_on_at
-    record("%s: power-on -> kernel start (BIOS, syslinux, xz unpacking)" % label, kernel_t0)
-    record("%s: kernel start -> rcS (kernel, stage-1 initrd)" % label, float(times.split()[0]))
+    record("%s: power-on -> kernel start (BIOS, syslinux, the kernel unpacking itself)" % label, kernel_t0)
+    record("%s: kernel start -> rcS (kernel init, mounting the system)" % label, float(times.split()[0]))
     ready = wait_for("hanode's READY line", lambda: _ready_uptime(box), 60)
     record("%s: power-on -> hanode READY (its log line)" % label, kernel_t0 + ready)
 

@@ -14,7 +14,8 @@ The box boots through the image's own bootloader: syslinux's ``boot:`` prompt ap
 console and the harness types the node's identity there (``hanode hanode.node=node1
 hanode.ip=192.0.2.11/24``), exactly as a technician would on a real box.  After a watchdog reset
 the prompt comes back and is answered again by the same thread, so a reset box boots as itself.
-(``boot="kernel"`` uses QEMU's -kernel/-initrd/-append instead: no bootloader.)
+(``boot="kernel"`` uses QEMU's -kernel/-append with syslinux.cfg's command line instead: no
+bootloader.)
 
 ``board="qemu-sabrelite"`` is the 32-bit ARM box instead (``qemu-system-arm -M sabrelite``,
 512 MB): the cable on UART1, the console on UART2, the imx2 watchdog, the FEC on the same LAN,
@@ -49,6 +50,15 @@ BOOT_LINE = "Loading kernel modules"
 # without a bootloader banner, the first sign of a new boot is the kernel's first console line
 # (timestamped 0.000000: at loglevel=4 there is one on both boards), else S05modules' line
 KERNEL_FIRST_LINE = r"\[\s*0\.000000\]|" + BOOT_LINE
+
+
+def syslinux_append(board: str) -> str:
+    """The kernel command line of the board's syslinux.cfg (its APPEND line)."""
+    cfg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "board", board, "syslinux.cfg")
+    with open(cfg) as f:
+        m = re.search(r"(?m)^\s*APPEND\s+(.*)$", f.read())
+    assert m, "%s has no APPEND line" % cfg
+    return m.group(1)
 
 
 def linux_partition(disk: str) -> Optional[Tuple[int, int]]:
@@ -127,11 +137,14 @@ class Box:
                 % (self.lan_local, self.lan_remote),
                 "-device", "virtio-net-pci,netdev=lan,mac=%s" % self.mac]
         if self.boot == "kernel":
-            # the stage-1 initrd and the system partition (root=) as syslinux.cfg boots them
-            args += ["-kernel", os.path.join(self.image_dir, "bzImage"),
-                     "-initrd", os.path.join(self.image_dir, "initrd.gz"),
-                     "-append", "console=ttyS0,115200 panic=5 loglevel=4 cryptomgr.notests root=/dev/vda3 "
-                     "rootfstype=squashfs " + self.cmdline_words]
+            # the kernel and command line as syslinux.cfg boots them (and a stage-1 initrd if the
+            # board has one), on the serial console only
+            args += ["-kernel", os.path.join(self.image_dir, "bzImage")]
+            initrd = os.path.join(self.image_dir, "initrd.gz")
+            if os.path.exists(initrd):
+                args += ["-initrd", initrd]
+            words = [w for w in syslinux_append(self.board).split() if w != "console=tty0"]
+            args += ["-append", " ".join(words + [self.cmdline_words])]
         return args
 
     def _argv_sabrelite(self) -> List[str]:

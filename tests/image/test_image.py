@@ -41,19 +41,28 @@ def test_disk_image_layout(image_dir: str) -> None:
         if ptype:
             parts.append((boot, ptype, lba, sectors))
     assert [(p[0], p[1]) for p in parts] == [(0x80, 0x0C), (0x00, 0x83), (0x00, 0x83)], parts
-    # the boot partition: syslinux installed, its config, and the very kernel and initrd built
+    # the boot partition: syslinux installed, its config, and the very kernel built - no initrd:
+    # the board's kernel mounts the system partition itself
     boot_lba = parts[0][2]
     fat = "%s@@%d" % (disk, boot_lba * 512)
     listing = subprocess.run(["mdir", "-a", "-b", "-i", fat, "::/"], capture_output=True, text=True, check=True).stdout
-    for name in ("ldlinux.sys", "ldlinux.c32", "syslinux.cfg", "bzImage", "initrd.gz"):
+    for name in ("ldlinux.sys", "ldlinux.c32", "syslinux.cfg", "bzImage"):
         assert "::/" + name in listing, "no %s on the boot partition:\n%s" % (name, listing)
-    for name in ("bzImage", "initrd.gz"):
+    assert "initrd" not in listing, "the boot partition carries an initrd:\n" + listing
+    for name in ("bzImage",):
         on_disk = subprocess.run(["mtype", "-i", fat, "::/" + name], capture_output=True, check=True).stdout
         with open(os.path.join(image_dir, name), "rb") as f:
             assert on_disk == f.read(), "the boot partition's %s is not the one built" % name
     cfg = subprocess.run(["mtype", "-i", fat, "::/syslinux.cfg"], capture_output=True, text=True, check=True).stdout
     assert re.search(r"(?m)^SERIAL 0 115200", cfg) and "console=ttyS0" in cfg, cfg
-    assert "root=/dev/vda3 rootfstype=squashfs" in cfg, "syslinux.cfg does not boot the system partition:\n" + cfg
+    assert "root=/dev/vda3 rootfstype=squashfs ro init=/sbin/overlay-init" in cfg and "INITRD" not in cfg, \
+        "syslinux.cfg does not boot the system partition:\n" + cfg
+    # the kernel is the board's own build (image/build-kernel): its setup header's version string
+    with open(os.path.join(image_dir, "bzImage"), "rb") as f:
+        kernel = f.read(65536)
+    version_at = struct.unpack("<H", kernel[0x20E:0x210])[0] + 0x200
+    kernel_version = kernel[version_at:kernel.index(b"\0", version_at)].decode()
+    assert re.match(r"6\.1\.\d+-hanode ", kernel_version), "bzImage is not the board's kernel: " + kernel_version
     # the system partition (p3) is rootfs.squashfs byte for byte
     _, _, sys_lba, sys_sectors = parts[2]
     squashfs = os.path.join(image_dir, "rootfs.squashfs")
@@ -88,24 +97,21 @@ def test_disk_image_layout(image_dir: str) -> None:
     finally:
         if os.path.exists(data):
             os.unlink(data)
-    # the system part: kernel + stage-1 initrd + root filesystem, compressed
-    system = sum(os.path.getsize(os.path.join(image_dir, n)) for n in ("bzImage", "initrd.gz", "rootfs.squashfs"))
-    record("system size (bzImage + initrd.gz + rootfs.squashfs), MiB", system / 1048576.0)
+    # the system part: kernel + root filesystem, compressed
+    system = sum(os.path.getsize(os.path.join(image_dir, n)) for n in ("bzImage", "rootfs.squashfs"))
+    record("system size (bzImage + rootfs.squashfs), MiB", system / 1048576.0)
     assert system <= 24 * 1024 * 1024, "compressed system part is %.1f MiB (aim: 24)" % (system / 1048576.0)
-    stage1 = subprocess.run("zcat %s | cpio -t --quiet" % os.path.join(image_dir, "initrd.gz"),
-                            shell=True, capture_output=True, text=True, check=True).stdout.split("\n")
-    for path in ("init", "bin/busybox", "bin/switch_root", "etc/modules.order"):
-        assert path in stage1, "initrd.gz lacks /" + path
-    assert any(p.endswith("/virtio_blk.ko") for p in stage1) and any(p.endswith("/squashfs.ko") for p in stage1)
     listing = [line[len("squashfs-root/"):] for line in
                subprocess.run(["unsquashfs", "-l", "-no-progress", squashfs], capture_output=True, text=True,
                               check=True).stdout.split("\n") if line.startswith("squashfs-root/")]
-    for path in ("usr/sbin/init", "usr/bin/hanode", "usr/bin/python3.11", "etc/init.d/S45hanode", "etc/init.d/webdemo",
+    for path in ("usr/sbin/init", "usr/sbin/overlay-init", "media/system", "media/rw", "usr/bin/hanode",
+                 "usr/bin/python3.11", "etc/init.d/S45hanode", "etc/init.d/webdemo",
                  "usr/lib/python3/dist-packages/hanode/cli.py", "etc/modules.order"):
         assert path in listing, "rootfs.squashfs lacks /" + path
     assert not any(re.match(r"etc/init.d/S\d\dwebdemo", p) for p in listing), "webdemo must not have an S-link"
     assert not any("/hanode/lab" in p for p in listing), "the appliance must not carry the test bed (hanode/lab)"
-    assert any(p.endswith("/i6300esb.ko") for p in listing) and any(p.endswith("/virtio_net.ko") for p in listing)
+    # every driver is built into the kernel: nothing to load at boot
+    assert not any(p.startswith("usr/lib/modules/") for p in listing), "rootfs.squashfs carries kernel modules"
 
 
 # -- one box -------------------------------------------------------------------------------------
