@@ -534,6 +534,37 @@ def test_petter_refuses_the_first_pet_after_the_loop_was_blocked(tmp_path):
     assert gap >= 400 + 50, pets                                 # no pet in the blocked window or just after
 
 
+def test_an_idle_agents_pets_ride_on_its_ticks(tmp_path):
+    """The daemon's every_ms is the keepalive: each tick is a petting round, and the petter's own
+    timer never fires while the ticks come (no wake-up of its own); the first pet waits an interval."""
+    from hanode import aio
+    dev = tmp_path / "watchdog"
+    dev.write_bytes(b"")
+    w = Watchdog(str(dev), 5, log=LogRecorder())
+    w.open()
+    gate = HealthGate(max_lateness_ms=200, max_age_ms=500, need_uart=False)
+    petter = wd.Petter(gate, w, None, every_ms=100, clock=aio.ticks_ms, uart_ok=lambda: True, log=LogRecorder())
+
+    async def main():
+        agent = _agent_with_a_core_that_wedges(10 ** 9)
+        agent.hooks = type("Hooks", (), {"on_tick": staticmethod(petter.core_ticked)})()
+        pet_task = asyncio.ensure_future(petter.run())
+        run = asyncio.ensure_future(agent.run())
+        await asyncio.sleep(0.05)
+        first = w.pets
+        await asyncio.sleep(1.0)
+        pet_task.cancel()
+        run.cancel()
+        await asyncio.gather(pet_task, run, return_exceptions=True)
+        return first
+
+    first = asyncio.run(main())
+    w.close_clean()
+    assert first == 0
+    assert 8 <= w.pets <= 12, w.pets            # one a keepalive
+    assert petter.fallback_rounds <= 1, petter.fallback_rounds   # (one if the machine stalled a tick)
+
+
 def test_petter_says_nothing_when_there_is_nothing_to_pet():
     """No watchdog device (or it failed) and no systemd WatchdogSec: an unhealthy gate is no news."""
     log = LogRecorder()
