@@ -110,3 +110,22 @@ def test_a_deadline_in_the_past_ticks_after_one_ms_not_in_a_busy_loop():
 
     node, _ = run_agent(stuck)
     assert len(node.ticks) <= 0.2 * 1000 + 5, len(node.ticks)
+
+
+def test_a_round_sleeps_until_the_cores_deadline_capped_and_never_less_than_a_ms():
+    """Agent._tick on a simulated clock: (when the next round is due, ms until then)."""
+    clock = [1000]
+    node = StubNode(100)
+    hooks = Hooks()
+    agent = Agent(node, [], runner=object(), log=lambda level, text: None, max_sleep_ms=250,
+                  clock=lambda: clock[0], hooks=hooks)
+    assert agent._tick(1000) == (1100, 100) and hooks.lateness == [0]   # the core's next frame
+    clock[0] = 1103
+    assert agent._tick(1100) == (1203, 100) and hooks.lateness[-1] == 3   # woken 3 ms late: said so
+    node.period_ms = 1000
+    assert agent._tick(None) == (1103 + 250, 250)   # a far deadline: the cap (the health gate's)
+    node.period_ms = -7
+    assert agent._tick(None) == (1104, 1)           # a past one: 1 ms, never a busy loop
+    assert hooks.lateness[-2:] == [0, 0]            # woken early on purpose: not late
+    node.stopped = True
+    assert agent._tick(None) == (1103 + 250, 250)   # no deadline at all: the cap
