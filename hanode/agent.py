@@ -72,6 +72,8 @@ class Agent:
         self.entropy = entropy or _urandom
         self.alarm = aio.Alarm()  # rung when a call brings the core's deadline before wake_at
         self.wake_at = None       # when the sleeping ticker will wake; None while it runs
+        self.timer = None         # CPython: the ticker's pending loop timer (aio.later_ms)
+        self.expected = None      # CPython: when that timer is due (None: woken early, not late)
         self.stopped = aio.Event()
         self.is_stopped = False
         self.tasks = []
@@ -132,7 +134,7 @@ class Agent:
         if self.wake_at is not None:
             deadline = self.node.next_deadline()
             if deadline is not None and deadline < self.wake_at:
-                self.alarm.wake()
+                self._wake_early()
 
     def _notice_change(self):
         if self.hooks is None:
@@ -261,21 +263,51 @@ class Agent:
             if data:
                 self._received(link.name, data)
 
+    def _tick(self, expected):
+        """One round of the ticker: the core's tick and the on_tick hook; returns (when the next
+        round is due, ms until then).  ``expected``: when this round was due (None: woken early
+        on purpose, so not late)."""
+        now = self.clock()
+        lateness = 0 if expected is None else aio.ticks_diff(now, expected)
+        if lateness < 0:
+            lateness = 0
+        self.dispatch(self.node.tick(now))
+        if self.hooks is not None and hasattr(self.hooks, "on_tick"):
+            self.hooks.on_tick(now, lateness)
+        deadline = self.node.next_deadline()
+        delay = self.max_sleep_ms if deadline is None else min(self.max_sleep_ms, max(1, deadline - now))
+        return now + delay, delay
+
+    # CPython: the ticker is a loop timer re-armed each round (aio.later_ms), one callback a
+    # wake-up.  MicroPython: a task sleeping on an Alarm.  Either way dispatch() cuts the sleep
+    # short through _wake_early when an input brings the core's deadline before wake_at.
+    def _on_timer(self):
+        self.timer = None
+        self.wake_at = None
+        if self.is_stopped:
+            return
+        try:
+            due, delay = self._tick(self.expected)
+        except Exception as e:   # as a task would: this ticker ends (and the watchdog's gate sees it)
+            self.log("error", "ticker ended with %r" % (e,))
+            return
+        self.expected = self.wake_at = due
+        self.timer = aio.later_ms(delay, self._on_timer)
+
+    def _wake_early(self):
+        if self.timer is None:
+            self.alarm.wake()
+            return
+        self.timer.cancel()
+        self.wake_at = self.expected = None
+        self.timer = aio.later_ms(0, self._on_timer)
+
     async def _ticker(self):
         expected = self.clock()
         while not self.is_stopped:
-            now = self.clock()
-            lateness = aio.ticks_diff(now, expected)
-            if lateness < 0:
-                lateness = 0
-            self.dispatch(self.node.tick(now))
-            if self.hooks is not None and hasattr(self.hooks, "on_tick"):
-                self.hooks.on_tick(now, lateness)
-            deadline = self.node.next_deadline()
-            delay = self.max_sleep_ms if deadline is None else min(self.max_sleep_ms, max(1, deadline - now))
-            expected = now + delay
+            expected, delay = self._tick(expected)
             if not await self._sleep_unless_woken(expected, delay):
-                expected = self.clock()   # woken early on purpose: not late
+                expected = None   # woken early on purpose: not late
 
     async def _sleep_unless_woken(self, wake_at, delay):
         """Sleep ``delay`` ms; return False at once if a call brings the deadline forward."""
@@ -290,15 +322,24 @@ class Agent:
         self.dispatch(self.node.start(self.clock(), running))
         pushing = [link for link in self.links if self._start_pushing(link)]
         readers = [aio.create_task(self._reader(link)) for link in self.links if link not in pushing]
-        ticker = aio.create_task(self._ticker())
+        if aio.later_ms is None:
+            tickers = [aio.create_task(self._ticker())]
+        else:
+            tickers = []
+            self.expected = self.clock()
+            self.timer = aio.later_ms(0, self._on_timer)
         try:
             await self.stopped.wait()
         finally:
             # also when run() itself is cancelled: a dead agent must not keep sending frames
             self.is_stopped = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            self.wake_at = None
             for link in pushing:
                 link.stop_pushing()
-            tasks = readers + [ticker] + [t for t in self.tasks if not t.done()]
+            tasks = readers + tickers + [t for t in self.tasks if not t.done()]
             for task in tasks:
                 task.cancel()
             for task in tasks:

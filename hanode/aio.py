@@ -101,6 +101,19 @@ else:
                 _set_once(self._ringing, False)
 
 
+if MICROPYTHON:
+    later_ms = None   # no loop timers: the agent's ticker is a task sleeping on an Alarm
+else:
+    def later_ms(ms, fn):
+        """Call ``fn()`` from the running loop ``ms`` ms from now (at once for 0); the handle's
+        ``cancel()`` drops the call.  A plain loop timer: no task, no future, so a wake-up costs
+        one callback (the agent's ticker on CPython, where an idle agent's CPU is loop overhead)."""
+        loop = asyncio.get_running_loop()
+        if ms <= 0:
+            return loop.call_soon(fn)
+        return loop.call_later(ms / 1000, fn)
+
+
 async def _sleep_then(ms):
     await sleep_ms(ms)
 

@@ -11,9 +11,9 @@ runs until SIGTERM/SIGINT, which releases every group (right to left), tells
 the peer, closes the watchdog with the magic character and exits 0.  SIGHUP
 and ``hanode reload`` re-read the configuration (``hanode.reload``).
 
-The watchdog and systemd's WatchdogSec are petted by ``watchdog.Petter``, a
-task of its own, only while ``HealthGate`` says the loop is on time, the core
-ticked (the agent's ticker reports it) and the UART is open: a wedged agent
+The watchdog and systemd's WatchdogSec are petted by ``watchdog.Petter`` (in
+the ticker's rounds; its task's timer if none come), only while ``HealthGate``
+says the loop is on time, the core ticked and the UART is open: a wedged agent
 stops petting and the box is reset, which is what makes it safe for the peer
 to take over a hung node's address.
 

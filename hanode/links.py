@@ -19,7 +19,8 @@ link is the one a board uses; the UDP link needs ``SO_BINDTODEVICE``, Linux).
 
 On CPython the agent uses a cheaper form of the same protocol:
 ``start_pushing(deliver, failed)`` and ``stop_pushing()``.  The link watches
-its fd with a callback of the event loop (``add_reader``) and hands each
+its fd with a callback of the event loop (UDP: ``add_reader``; serial: a
+one-shot watch re-armed each frame, ``_Pushing.watch_once``) and hands each
 frame's bytes to ``deliver(data)``; a read error it cannot handle itself goes
 to ``failed(error)`` and is tried again a second later, as the agent's reader
 does.  A received frame then costs the loop one callback at each wake-up (the
@@ -76,7 +77,13 @@ def _quiet(log):
 
 class _Pushing:
     """The CPython event-loop side of ``start_pushing`` (see the module docstring): one fd
-    watched by a callback, one pending timer, both dropped by ``stop``."""
+    watched by a callback, one pending timer, both dropped by ``stop``.
+
+    ``watch`` keeps calling back while the fd is readable (a datagram a call).  ``watch_once``
+    calls back once, at the fd's next readable moment (the serial link: a frame's first byte),
+    through a private epoll with EPOLLONESHOT that the loop watches for good: re-arming it is one
+    epoll_ctl, where the loop's add_reader and remove_reader cost ~100 us of Python a frame in an
+    idle agent, and while it is disarmed the bytes that follow wake nobody."""
 
     def __init__(self, deliver, failed):
         import asyncio
@@ -85,21 +92,62 @@ class _Pushing:
         self.failed = failed
         self.fd = None
         self.timer = None
+        self.once = None       # the private epoll of watch_once, made at its first use
+        self.once_fd = None    # the fd registered in it (armed or fired)
+        self.once_callback = None
 
     def watch(self, fd, callback):
         self.fd = fd
         self.loop.add_reader(fd, callback)
 
+    def watch_once(self, fd, callback):
+        import select
+        if self.once is None:
+            self.once = select.epoll()
+            self.loop.add_reader(self.once.fileno(), self._once_ready)
+        events = select.EPOLLIN | select.EPOLLONESHOT
+        if fd == self.once_fd:
+            try:
+                self.once.modify(fd, events)
+            except FileNotFoundError:   # the fd was closed (a lost port) and its number reused
+                self.once.register(fd, events)
+        else:
+            if self.once_fd is not None:
+                self._forget_once()
+            self.once.register(fd, events)
+            self.once_fd = fd
+        self.once_callback = callback
+
+    def _once_ready(self):
+        if not self.once.poll(0):   # (the event is consumed: the fd is disarmed until watch_once)
+            return
+        callback, self.once_callback = self.once_callback, None
+        if callback is not None:
+            callback()
+
+    def _forget_once(self):
+        try:
+            self.once.unregister(self.once_fd)
+        except (OSError, ValueError):
+            pass   # closed already: the kernel dropped it with the file
+        self.once_fd = self.once_callback = None
+
     def unwatch(self):
         if self.fd is not None:
             self.loop.remove_reader(self.fd)
             self.fd = None
+        if self.once_fd is not None:
+            self._forget_once()
 
     def later(self, seconds, callback, *args):
         self.timer = self.loop.call_later(seconds, callback, *args)
 
     def stop(self):
         self.unwatch()
+        if self.once is not None:
+            self.loop.remove_reader(self.once.fileno())
+            self.once.close()
+            self.once = None
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -180,7 +228,7 @@ class SerialLink:
         if self.serial is None:
             p.later(self.backoff.next_ms() / 1000.0, self._push_reopen)
         else:
-            p.watch(self.serial.stream, self._push_first_byte)
+            p.watch_once(self.serial.stream, self._push_first_byte)
 
     def _push_reopen(self):
         self._try_reopen()
@@ -200,8 +248,7 @@ class SerialLink:
             return None
 
     def _push_first_byte(self):
-        self._pushing.unwatch()
-        data = self._push_read()
+        data = self._push_read()   # (watch_once has disarmed the fd: the next bytes wake nobody)
         if data is None:
             return
         if data and not data.endswith(b"\x00"):

@@ -38,12 +38,15 @@ writing. A missing or busy device is a warning and a disabled watchdog, or - wit
 ``tick()`` keeps running and the UART is open. A loop that is alive but whose core is wedged, or
 that lost its serial line, must not keep the box from being fenced.
 
-``Petter`` applies the rule. It pets from an asyncio task of its own, so the two facts the gate
-weighs come from two places: the task's own wake-ups say whether the *loop* runs on time (a loop
-that was blocked or starved wakes it late), and the agent's ticker reports each return from the
-core's ``tick()`` through ``core_ticked``. A ticker that died or hangs leaves the tick stale while
-the loop is fine, and the pets stop. With nothing to pet (no device, or it failed, and no systemd
-WatchdogSec) it says nothing: "not petting" is news only where a fence depends on it.
+``Petter`` applies the rule. The agent's ticker reports each return from the core's ``tick()``
+through ``core_ticked``, with how late that round woke; a round at least half an interval after
+the last one is a petting round, in the ticker's own wake-up (an idle agent at keepalive 100 ms
+would otherwise wake ten more times a second for the pets alone).  The Petter's task (``run``)
+keeps a fallback timer 1.5 intervals after the last round, re-armed by every round: it fires
+only when no tick comes, and its own lateness then says whether the *loop* runs on time (a loop
+that was blocked or starved wakes it late).  A ticker that died or hangs leaves the tick stale
+while the loop is fine, and the pets stop.  With nothing to pet (no device, or it failed, and no
+systemd WatchdogSec) it says nothing: "not petting" is news only where a fence depends on it.
 """
 import asyncio
 import errno
@@ -448,8 +451,9 @@ class HealthGate:
 
 
 class Petter:
-    """Pets the hardware watchdog and systemd's WatchdogSec every ``every_ms`` from a task of its
-    own, while ``gate`` says healthy (see the module docstring).
+    """Pets the hardware watchdog and systemd's WatchdogSec about every ``every_ms``, from the
+    agent's ticker (``core_ticked``) or, when no tick comes, from the fallback timer of its task
+    (``run``), while ``gate`` says healthy (see the module docstring).
 
     ``clock`` is the agent's monotonic millisecond clock; ``uart_ok()`` says whether every serial
     port is open; ``notifier`` is a ``hanode.notify.SystemdNotifier`` (or None).
@@ -467,6 +471,11 @@ class Petter:
         self.refused_since: Optional[int] = None   # start of the current run of refused pets
         self.refusals = 0
         self.fenced: Optional[str] = None   # why we self-fence: the device is never petted again
+        self._loop: Any = None              # set while run() runs: rounds happen only then
+        self._last_round = 0
+        self._fallback: Any = None          # the loop timer of the fallback round
+        self._fallback_at = 0
+        self.fallback_rounds = 0            # rounds the fallback timer made (no tick came)
 
     def fence(self, reason: str) -> None:
         """Self-fence: never pet the hardware watchdog again, so it resets the box (a stop that
@@ -484,8 +493,14 @@ class Petter:
         return out
 
     def core_ticked(self, now_ms: int, lateness_ms: int = 0) -> None:
-        """The agent's ``on_tick`` hook: the core's ``tick()`` has just returned."""
+        """The agent's ``on_tick`` hook: the core's ``tick()`` has just returned, ``lateness_ms``
+        after its round was due; a petting round when one is due (see the module docstring)."""
         self.gate.note_tick(now_ms)
+        if self._loop is not None and now_ms - self._last_round >= self.every_ms // 2:
+            try:
+                self._round(now_ms, lateness_ms)
+            except Exception as e:   # never the ticker's problem: the fallback round tries again
+                self.log("error", "petting the watchdog failed: %r" % (e,))
 
     def pet_now(self, now_ms: int, lateness_ms: int) -> bool:
         """One round: note the loop's wake-up, then pet every target if the gate says healthy."""
@@ -511,10 +526,34 @@ class Petter:
         return True
 
     async def run(self) -> None:
-        """Pet every ``every_ms`` until cancelled."""
-        expected = self.clock() + self.every_ms
-        while True:
-            await asyncio.sleep(max(0, expected - self.clock()) / 1000.0)
-            now = self.clock()
-            self.pet_now(now, max(0, now - expected))
-            expected = now + self.every_ms
+        """Pet about every ``every_ms`` until cancelled: the rounds come from ``core_ticked``; this
+        task only keeps the fallback timer for when they do not."""
+        self._loop = asyncio.get_running_loop()
+        self._last_round = self.clock()   # the first pet an interval from now, as before: READY first
+        self._arm_fallback(self._last_round)
+        try:
+            await self._loop.create_future()   # until cancelled
+        finally:
+            if self._fallback is not None:
+                self._fallback.cancel()
+                self._fallback = None
+            self._loop = None
+
+    def _round(self, now: int, lateness: int) -> None:
+        self._last_round = now
+        self._arm_fallback(now)
+        self.pet_now(now, lateness)
+
+    def _arm_fallback(self, now: int) -> None:
+        if self._fallback is not None:
+            self._fallback.cancel()
+        delay = self.every_ms * 3 // 2
+        self._fallback_at = now + delay
+        self._fallback = self._loop.call_later(delay / 1000.0, self._on_fallback)
+
+    def _on_fallback(self) -> None:
+        """No round for 1.5 intervals: one now, judged by how late this timer itself woke."""
+        self._fallback = None
+        self.fallback_rounds += 1
+        now = self.clock()
+        self._round(now, max(0, now - self._fallback_at))

@@ -9,10 +9,13 @@ that differ between the two interpreters and matter here are:
   constants; on CPython it is the identity.
 * HMAC: MicroPython has no ``hmac`` module, and its hash objects finalise on
   ``digest()`` and have no ``copy()``/``hexdigest()``.  ``Hmac`` is RFC 2104
-  written out over ``hashlib``: it pads the key once (so a frame costs two
-  fresh hash objects and two ``digest()`` calls, never a copy).
-* ``compare_digest``: written by hand (there is no ``hmac.compare_digest``)
-  so that the time taken does not depend on where two tags differ.
+  written out over ``hashlib``: it pads the key once, so a frame costs two
+  fresh hash objects and two ``digest()`` calls.  Where hash objects can be
+  copied (CPython) the two are primed with the padded key once and copied per
+  frame instead: no hash set-up and no key block hashed again on each frame.
+* ``compare_digest``: written by hand on MicroPython (there is no
+  ``hmac.compare_digest``) so that the time taken does not depend on where
+  two tags differ; CPython's own (in C) where there is one.
 * ``crc32``: ``binascii.crc32`` exists on both; masked to 32 bits because old
   CPythons and some ports returned a signed value.
 """
@@ -69,11 +72,21 @@ class Hmac:
         self._ctor = ctor
         self._ipad = _xor_pad(key, 0x36)
         self._opad = _xor_pad(key, 0x5C)
+        inner, outer = ctor(self._ipad), ctor(self._opad)
+        if hasattr(inner, "copy"):
+            self._inner, self._outer = inner, outer   # primed: copied for each message
+        else:
+            self._inner = self._outer = None
 
     def digest(self, msg):
-        inner = self._ctor(self._ipad)
-        inner.update(msg)
-        outer = self._ctor(self._opad)
+        if self._inner is not None:
+            inner = self._inner.copy()
+            inner.update(msg)
+            outer = self._outer.copy()
+        else:
+            inner = self._ctor(self._ipad)
+            inner.update(msg)
+            outer = self._ctor(self._opad)
         outer.update(inner.digest())
         return outer.digest()
 
@@ -83,7 +96,7 @@ def hmac_digest(name, key, msg):
     return Hmac(name, key).digest(msg)
 
 
-def compare_digest(a, b):
+def _compare_digest(a, b):
     """Constant-time equality of two byte strings.
 
     Only the length may leak (tags have a public, fixed length); otherwise
@@ -95,6 +108,12 @@ def compare_digest(a, b):
     for i in range(len(a)):
         diff |= a[i] ^ b[i]
     return diff == 0
+
+
+try:
+    from hmac import compare_digest   # CPython: the same rule, in C
+except ImportError:   # MicroPython
+    compare_digest = _compare_digest
 
 
 def crc32(data):

@@ -180,6 +180,8 @@ class Serial(SerialBase):
             self._queued_at = now
 
     def read(self, n: int = 1) -> bytes:
+        if self.timeout == 0:
+            return self._read_now(n)
         out = bytearray()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while len(out) < n:
@@ -190,18 +192,32 @@ class Serial(SerialBase):
                 if left is not None:
                     break
                 continue
-            try:
-                chunk = os.read(self._fd, n - len(out))
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                raise SerialException(e.errno, "serial port %s: read failed: %s" % (self.port, e.strerror))
-            if not chunk:
-                raise hangup(self.port)
-            out += chunk
-            if self.timeout == 0:
-                break   # one read takes all there is: a second select would only say "nothing"
+            chunk = self._read_fd(n - len(out))
+            if chunk is not None:
+                out += chunk
         return bytes(out)
+
+    def _read_now(self, n: int) -> bytes:
+        """What is there, at most ``n`` bytes, without waiting (``timeout=0``: the agent's link
+        reads this way twice a frame, so it is one select and one read, nothing else)."""
+        # With VMIN=0/VTIME=0 an empty tty returns 0 bytes, not EAGAIN, so
+        # only select tells "nothing yet" from "hung up" (as in pyserial).
+        if not select.select([self._fd], [], [], 0)[0]:
+            return b""
+        return self._read_fd(n) or b""
+
+    def _read_fd(self, n: int) -> Optional[bytes]:
+        """One read(2) of a readable port: the bytes, or None if it would block after all; a
+        SerialException on an error, and on 0 bytes (hung up: select said readable)."""
+        try:
+            chunk = os.read(self._fd, n)
+        except BlockingIOError:
+            return None
+        except OSError as e:
+            raise SerialException(e.errno, "serial port %s: read failed: %s" % (self.port, e.strerror))
+        if not chunk:
+            raise hangup(self.port)
+        return chunk
 
     def write(self, data: bytes) -> int:
         n = self._write_fd(bytes(data))

@@ -583,3 +583,87 @@ def test_serial_link_reopens_a_device_that_hung_up_and_came_back(tmp_path, runti
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serial_link_push_form_wakes_once_at_a_frames_first_byte_and_arms_with_no_reregistration(tmp_path):
+    """The push form on the paced PTY cable: each frame is one callback at its first byte (the
+    bytes after it wake nobody) and one delivery of the whole frame; the fd is armed again each
+    frame through watch_once's private epoll, never through the loop's add_reader/remove_reader."""
+    import asyncio
+    from hanode.lab.cable import PtyEndpoint
+    from hanode.links import SerialLink
+    names = [str(tmp_path / "ttyA"), str(tmp_path / "ttyB")]
+    cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()
+    frames = [bytes([0x11 + i]) * 23 + b"\x00" for i in range(10)]   # 24 bytes, as a status frame
+    deliveries, first_bytes, registrations = [], [], []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for name in ("add_reader", "remove_reader"):
+            real = getattr(loop, name)
+            setattr(loop, name, lambda *a, _real=real, _name=name: (registrations.append(_name), _real(*a))[1])
+        link = SerialLink(Serial(names[0], lock_dir=""))
+        real_first = link._push_first_byte
+        link._push_first_byte = lambda: (first_bytes.append(1), real_first())[1]
+        link.start_pushing(deliveries.append, lambda e: deliveries.append(e))
+        with Serial(names[1], lock_dir="") as peer:
+            for frame in frames:
+                peer.write(frame)
+                await asyncio.sleep(0.05)   # 12.5 ms on the line, then silence
+        link.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        cable.close()
+    assert b"".join(deliveries) == b"".join(frames), deliveries
+    # a frame is one wake-up and one delivery; on a loaded machine the cable may hold back a
+    # frame's tail past the link's wait (it then arrives as one more delivery): not every time
+    assert len(first_bytes) == len(deliveries) <= len(frames) + 2, (first_bytes, deliveries)
+    assert registrations == ["add_reader", "remove_reader"], registrations   # the private epoll, once
+
+
+def test_watch_once_fires_once_per_arming_and_follows_a_port_replaced_by_another_fd():
+    """_Pushing.watch_once (the serial link's push form): one callback per arming however many
+    bytes follow; after the port is lost and reopened - a new fd with another number, or the same
+    number reused - the new one is watched and the callback is the new one."""
+    import asyncio
+    from hanode.links import _Pushing
+    calls = []
+
+    async def settle():
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+
+    async def main():
+        p = _Pushing(lambda data: None, lambda e: None)
+        r1, w1 = os.pipe()
+        p.watch_once(r1, lambda: calls.append("one"))
+        os.write(w1, b"a")
+        await settle()
+        os.write(w1, b"b")   # disarmed: nobody wakes
+        await settle()
+        assert calls == ["one"]
+        p.watch_once(r1, lambda: calls.append("one again"))   # re-armed: bytes are waiting
+        await settle()
+        assert calls == ["one", "one again"]
+        r2, w2 = os.pipe()    # the reopened port gets another number while the old is still open
+        os.close(r1)
+        os.close(w1)
+        p.watch_once(r2, lambda: calls.append("two"))
+        os.write(w2, b"c")
+        await settle()
+        assert calls[2:] == ["two"], calls
+        os.close(r2)
+        fresh, w3 = os.pipe()  # and now a new port under the same number
+        r3 = os.dup2(fresh, r2)
+        os.close(fresh)
+        p.watch_once(r3, lambda: calls.append("three"))
+        os.write(w3, b"d")
+        await settle()
+        assert calls[3:] == ["three"], calls
+        p.stop()
+        for fd in (w2, r3, w3):
+            os.close(fd)
+
+    asyncio.run(main())

@@ -473,8 +473,8 @@ def _agent_with_a_core_that_wedges(wedge_after_ms):
     return Agent(node, [], NoRunner(), lambda level, text: None)
 
 
-def _petting(tmp_path, scenario, run_s):
-    """Run a real agent and a Petter on a regular-file watchdog for run_s; (pet times, log)."""
+def _petting(tmp_path, scenario, run_s, every_ms=50, max_age_ms=300):
+    """Run a real agent and a Petter on a regular-file watchdog for run_s; (pet times, log, petter)."""
     from hanode import aio
     dev = tmp_path / "watchdog"
     dev.write_bytes(b"")
@@ -488,8 +488,8 @@ def _petting(tmp_path, scenario, run_s):
         pets.append(aio.ticks_ms())
         return real_pet()
     w.pet = pet
-    gate = HealthGate(max_lateness_ms=200, max_age_ms=300, need_uart=False)
-    petter = wd.Petter(gate, w, None, every_ms=50, clock=aio.ticks_ms, uart_ok=lambda: True, log=log)
+    gate = HealthGate(max_lateness_ms=200, max_age_ms=max_age_ms, need_uart=False)
+    petter = wd.Petter(gate, w, None, every_ms=every_ms, clock=aio.ticks_ms, uart_ok=lambda: True, log=log)
 
     async def main():
         agent = scenario()
@@ -505,13 +505,13 @@ def _petting(tmp_path, scenario, run_s):
 
     t0 = asyncio.run(main())
     w.close_clean()
-    return [t - t0 for t in pets], log
+    return [t - t0 for t in pets], log, petter
 
 
 def test_petter_stops_when_the_core_stops_ticking_while_the_loop_runs(tmp_path):
     """The core's tick() dies at 500 ms; the loop and the petting task run on. Petting stops once
     the tick is older than max_age (300 ms): by 500 + 300 + one round, and never resumes."""
-    pets, log = _petting(tmp_path, lambda: _agent_with_a_core_that_wedges(500), 1.5)
+    pets, log, _ = _petting(tmp_path, lambda: _agent_with_a_core_that_wedges(500), 1.5)
     assert len([t for t in pets if t < 500]) >= 5, pets          # healthy: about every 50 ms
     assert pets and max(pets) <= 500 + 300 + 50 + 30, pets       # then silence for good
     errors = [t for lvl, t in log.lines if lvl == "error"]
@@ -526,12 +526,22 @@ def test_petter_refuses_the_first_pet_after_the_loop_was_blocked(tmp_path):
         loop = asyncio.get_event_loop()
         loop.call_later(0.3, time.sleep, 0.4)
         return agent
-    pets, log = _petting(tmp_path, scenario, 1.2)
+    pets, log, _ = _petting(tmp_path, scenario, 1.2)
     assert any(t > 800 for t in pets), pets                      # resumed after the block
     errors = [t for lvl, t in log.lines if lvl == "error"]
     assert len(errors) == 1 and "not petting the watchdog: agent loop late by" in errors[0], errors
     gap = max(b - a for a, b in zip(pets, pets[1:]))
     assert gap >= 400 + 50, pets                                 # no pet in the blocked window or just after
+
+
+def test_an_idle_agents_pets_ride_on_its_ticks(tmp_path):
+    """The daemon's every_ms is the keepalive: each tick is a petting round, and the petter's own
+    timer never fires while the ticks come (no wake-up of its own); the first pet waits an interval."""
+    pets, log, petter = _petting(tmp_path, lambda: _agent_with_a_core_that_wedges(10 ** 9), 1.05,
+                                 every_ms=100, max_age_ms=500)
+    assert pets and min(pets) >= 50, pets
+    assert 8 <= len(pets) <= 12, pets                             # one a keepalive
+    assert petter.fallback_rounds <= 1, petter.fallback_rounds    # (one if the machine stalled a tick)
 
 
 def test_petter_says_nothing_when_there_is_nothing_to_pet():

@@ -108,7 +108,22 @@ def test_hash_constructor_rejects_unknown():
     assert compat.hash_constructor("sha1") is not None
 
 
+def test_primed_and_fresh_hmac_agree():
+    # CPython copies hash objects primed with the padded key; MicroPython (no copy()) builds
+    # them fresh for each message: both ways give RFC 4231's answers, again and again.
+    for key, data, want in _RFC4231:
+        primed, fresh = Hmac("sha256", key), Hmac("sha256", key)
+        fresh._inner = fresh._outer = None
+        for _ in range(2):
+            assert primed.digest(data) == fresh.digest(data) == unhexlify(want)
+
+
 def test_compare_digest():
+    for same in (compare_digest, compat._compare_digest):   # the interpreter's, and the hand-written
+        _check_compare(same)
+
+
+def _check_compare(compare_digest):
     a = bytes(range(8))
     assert compare_digest(a, bytes(range(8)))
     assert compare_digest(b"", b"")

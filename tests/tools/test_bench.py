@@ -77,6 +77,17 @@ def test_unknown_figure_is_refused_with_the_choices():
     assert "nonsense" in r.stderr and "footprint" in r.stderr
 
 
+def test_footprint_counts_wake_ups_and_valid_frames_per_keepalive():
+    from tools.bench.footprint import per_keepalive
+    w = {"seconds": 10.0, "cpu": {"node1": {"wakeups_per_s": 30.0}, "node2": {"wakeups_per_s": None}},
+         "frames": {"a>b": [(0.1 * i, 24, "ok") for i in range(100)],
+                    "b>a": [(0.1 * i, 24, "ok") for i in range(90)] + [(9.5, 24, "bad_tag")] * 10}}
+    per = per_keepalive(w, 100)
+    assert per["node1"] == {"wakeups": 3.0, "sent": 1.0, "received": 0.9}
+    assert per["node2"] == {"wakeups": None, "sent": 0.9, "received": 1.0}
+    assert per_keepalive(w, 1000)["node1"]["wakeups"] == 30.0
+
+
 def test_write_readme_needs_the_comparison():
     r = bench("--only", "codec", "--write-readme", timeout=60)
     assert r.returncode == 2 and "compare" in r.stderr
@@ -268,6 +279,8 @@ def test_quick_run_reports_every_figure(tmp_path):
             c = fp["idle"][timing]["cpu"][node]
             assert is_number(c["cpu_pct"]) and c["cpu_pct"] >= 0
             assert isinstance(c["rss_kb"], int) and c["rss_kb"] > 0
+            per = fp["idle"][timing]["per_keepalive"][node]
+            assert per["sent"] > 0 and per["received"] > 0 and is_number(per["wakeups"])
     check_dist(fp["startup"]["ready_ms"])
     assert fp["startup"]["run_path_modules"] and "hanode" in fp["startup"]["import_by_package_ms"]
     assert is_number(fp["imports"]["import_daemon_ms"])

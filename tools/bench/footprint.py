@@ -52,6 +52,11 @@ def run(ctx: Context) -> Dict[str, Any]:
         rows.append([what + "CPU from /proc/<pid>/stat", "%s / %s" % (_pct(a.get("cpu_pct_stat")),
                                                                       _pct(s.get("cpu_pct_stat")))])
         rows.append([what + "wakeups/s", "%s / %s" % (_n(a.get("wakeups_per_s")), _n(s.get("wakeups_per_s")))])
+        per = per_keepalive(w, idle[name]["keepalive_ms"])
+        idle[name]["per_keepalive"] = per
+        rows.append([what + "wake-ups per keepalive (frames sent + received per keepalive)",
+                     " / ".join("%s (%s + %s)" % (_f1(per[n]["wakeups"]), _f1(per[n]["sent"]), _f1(per[n]["received"]))
+                                for n in ("node1", "node2"))])
         rows.append([what + "read syscalls/s", "%s / %s" % (_n(a.get("reads_per_s")), _n(s.get("reads_per_s")))])
         rows.append([what + "RSS (MB)", "%s / %s" % (_mb(a.get("rss_kb")), _mb(s.get("rss_kb")))])
     start = startup(ctx, restarts)
@@ -82,7 +87,8 @@ def run(ctx: Context) -> Dict[str, Any]:
         "machine": machine_line(ctx.machine),
         "method": ("CPU: /proc/<pid>/task/*/schedstat (ns) over a %.0f s steady window, %% of one core, "
                    "/proc/<pid>/stat ticks next to it; wakeups/s = voluntary context switches (all threads), reads/s = "
-                   "read-type syscalls (/proc/<pid>/io syscr); RSS: VmRSS / VmHWM from /proc/<pid>/status. "
+                   "read-type syscalls (/proc/<pid>/io syscr); wake-ups per keepalive = wakeups/s x keepalive, with the valid "
+                   "frames each node sent and received per keepalive from the cable log; RSS: VmRSS / VmHWM from /proc/<pid>/status. "
                    "Start-up: node2 power-cycled %d times on a running pair (keepalive 100 ms), times from "
                    "Popen of 'ip netns exec ... hanode run' returning to its first log line, its READY "
                    "line (log ms resolution) and its first valid frame on the cable. Imports: fresh "
@@ -94,6 +100,32 @@ def run(ctx: Context) -> Dict[str, Any]:
         "startup": start,
         "imports": imports,
     }
+
+
+# the cable's directions: node1 is its end a
+SENDS = {"node1": "a>b", "node2": "b>a"}
+RECEIVES = {"node1": "b>a", "node2": "a>b"}
+
+
+def per_keepalive(w: Dict[str, Any], keepalive_ms: float) -> Dict[str, Dict[str, Optional[float]]]:
+    """Wake-ups and frames (valid ones, from the cable log) per keepalive interval, per node: the
+    issue's target is at most 2 wake-ups a keepalive per direction (a sent frame costs one, a
+    received one two on the simulated cable: its first byte and its end)."""
+    span = w["seconds"]
+    out: Dict[str, Dict[str, Optional[float]]] = {}
+    for n in SENDS:
+        rate = w["cpu"].get(n, {}).get("wakeups_per_s")
+        frames = w.get("frames", {})
+        sent = len([f for f in frames.get(SENDS[n], []) if f[2] == "ok"])
+        received = len([f for f in frames.get(RECEIVES[n], []) if f[2] == "ok"])
+        out[n] = {"wakeups": None if rate is None else rate * keepalive_ms / 1000.0,
+                  "sent": sent / span * keepalive_ms / 1000.0 if span else None,
+                  "received": received / span * keepalive_ms / 1000.0 if span else None}
+    return out
+
+
+def _f1(v: Optional[float]) -> str:
+    return "-" if v is None else "%.1f" % v
 
 
 def _pct(v: Optional[float]) -> str:
