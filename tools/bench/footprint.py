@@ -86,9 +86,10 @@ def run(ctx: Context) -> Dict[str, Any]:
         "title": TITLE,
         "machine": machine_line(ctx.machine),
         "method": ("CPU: /proc/<pid>/task/*/schedstat (ns) over a %.0f s steady window, %% of one core, "
-                   "/proc/<pid>/stat ticks next to it; wakeups/s = voluntary context switches (all threads), reads/s = "
-                   "read-type syscalls (/proc/<pid>/io syscr); wake-ups per keepalive = wakeups/s x keepalive, with the valid "
-                   "frames each node sent and received per keepalive from the cable log; RSS: VmRSS / VmHWM from /proc/<pid>/status. "
+                   "/proc/<pid>/stat ticks next to it; wakeups/s = voluntary context switches (all threads), "
+                   "reads/s = read-type syscalls (/proc/<pid>/io syscr); wake-ups per keepalive = wakeups/s x "
+                   "keepalive, with the valid frames each node sent and received per keepalive from the cable log; "
+                   "RSS: VmRSS / VmHWM from /proc/<pid>/status. "
                    "Start-up: node2 power-cycled %d times on a running pair (keepalive 100 ms), times from "
                    "Popen of 'ip netns exec ... hanode run' returning to its first log line, its READY "
                    "line (log ms resolution) and its first valid frame on the cable. Imports: fresh "
