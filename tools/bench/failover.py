@@ -129,6 +129,11 @@ def run(ctx: Context) -> Dict[str, Any]:
     for t in timings:
         for e in t["errors"]:
             notes.append("%s: %s" % (t["name"], e))
+        if t["double_spans"]:
+            notes.append("%s: VIP on both nodes: %s" % (t["name"], "; ".join(
+                "%.0f ms from %s ms after the power loss of trial %s" % (d["ms"], d["after_loss_ms"],
+                                                                        "-" if d["trial"] is None else d["trial"] + 1)
+                for d in t["double_spans"])))
         if t["loaded"]:
             notes.append("%s: %d busy-loop processes and realtime on throughout; load average (1 min) %.2f "
                          "before the series, up to %.2f during it; observers SCHED_FIFO: %s"
@@ -225,6 +230,7 @@ def run_timing(ctx: Context, name: str, trials: int) -> Dict[str, Any]:
                            _r(r.get("client_ms")), _r(r.get("failback_outage_ms"))))
             loadavg_max = max(loadavg_max, os.getloadavg()[0])
         double = lab.double_holder_ms()
+        doubles = _double_spans(lab, [r["mark"] for r in results])
     summary = {m: dist([r[m] for r in results if r.get(m) is not None], (50, 95, 99)) for m in METRICS}
     # keep the timeline of the median trial (by client outage) for --plot
     chosen = None
@@ -233,6 +239,7 @@ def run_timing(ctx: Context, name: str, trials: int) -> Dict[str, Any]:
         chosen = order[len(order) // 2]
     return {"name": name, "timing": dict(timing), "client_interval_ms": interval * 1000,
             "trials": results, "summary": summary, "double_holder_ms": round(double, 1),
+            "double_spans": doubles,
             "loaded": loaded, "load_processes": load, "realtime": loaded, "standing_service": standing,
             "loadavg_before": round(loadavg_before, 2), "loadavg_max": round(loadavg_max, 2),
             "observers_fifo": observers,
@@ -252,6 +259,21 @@ def _start_service(lab: Any, node: str) -> None:
                        timeout=60)
     if r.returncode != 0:
         raise BenchError("the web service did not start on %s: %s%s" % (node, r.stdout, r.stderr))
+
+
+def _double_spans(lab: Any, marks: List[float]) -> List[Dict[str, Any]]:
+    """Each stretch with the VIP on both nodes: when (after which trial's power loss, in ms) and
+    how long, so that a double holder in the table can be found in its trial."""
+    out = []
+    for s1, e1 in lab.vip_intervals("node1"):
+        for s2, e2 in lab.vip_intervals("node2"):
+            start, end = max(s1, s2), min(e1, e2)
+            if end > start:
+                before = [i for i, m in enumerate(marks) if m <= start]
+                trial = before[-1] if before else None
+                out.append({"trial": trial, "after_loss_ms": round((start - marks[trial]) * 1000, 1)
+                            if trial is not None else None, "ms": round((end - start) * 1000, 1)})
+    return out
 
 
 def _r(v: Optional[float]) -> str:
@@ -353,6 +375,7 @@ def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float,
     windows = [w for w in lab.outages(mark - 2 * interval) if w[1] >= served_at - 1e-6]
     window = (served_at - windows[0][0]) * 1000 if windows and windows[0][0] <= served_at else 0.0
     r: Dict[str, Any] = {
+        "mark": mark,
         "link_down_ms": rel(link_down),
         "detect_ms": rel(dead),
         "detect_after_last_beat_ms": round((dead - last_beat) * 1000, 1) if dead and last_beat else None,
