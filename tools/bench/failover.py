@@ -222,6 +222,7 @@ def run_timing(ctx: Context, name: str, trials: int) -> Dict[str, Any]:
                     r, tl = _trial(pair, sniffer, macs, keepalive, deadtime, interval, standing, port)
                 except BenchError as e:
                     errors.append("trial %d: %s" % (i + 1, e))
+                    lab.keep_workdir = True   # the error points there
                     break
                 results.append(r)
                 timeline[str(i)] = tl
