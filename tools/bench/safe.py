@@ -35,6 +35,12 @@ failovers a year for that timing are printed next to it.  The model counts a
 gap as fatal once it exceeds the dead time, so a dead time that is an exact
 multiple of the keepalive (50/150, 40/120, 30/90) fails after one loss fewer
 than it seems plus any lateness at all; ``losses to fail`` says how many.
+The simulated cable is a thread of the bench process: on a machine shared
+with other work it is late by itself at times (``cable late`` in the notes:
+0.4-2 s in the soaks next to other engineers' kernel builds), and every gap
+that opens is a false failover of the lab's as much as the agents'; such a
+soak shows the machine, not the timing.  ``TMPDIR=/dev/shm`` keeps the labs'
+logs (the cable's byte log, the agents' logs) off a busy disk.
 """
 import math
 from typing import Any, Dict, List, Optional, Tuple
