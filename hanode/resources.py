@@ -402,7 +402,14 @@ class ResourceRunner:
     def start_warm_up(self) -> None:
         """Import pyroute2 and the ARP module in a worker thread, once (see the module docstring)."""
         if self._warm is None:
-            vips = [self._vip(res) for _key, g in self._groups.items() for res in g.resources if res.is_ip]
+            vips = []
+            for _key, g in self._groups.items():
+                for res in g.resources:
+                    if res.is_ip:
+                        try:
+                            vips.append(self._vip(res))
+                        except Exception:   # a bad address: the action that needs it says so
+                            pass
             self._warm = asyncio.get_running_loop().run_in_executor(None, _import_netlink, vips)
 
     async def ready(self) -> None:
