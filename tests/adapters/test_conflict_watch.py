@@ -4,6 +4,7 @@ other through a raw socket in a separate process."""
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -53,11 +54,9 @@ print(json.dumps({"mac": arp.mac_str(mac), "sent": sent, "heard": heard}))
 
 async def send_from(ns, kinds, listen_ms=0):
     """Run the sender in namespace ``ns`` (its own process) and return what it printed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", ns, sys.executable, "-c", SENDER, "eth0", VIP, ",".join(kinds), str(listen_ms),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_sender_env())
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     return json.loads(out)
@@ -192,3 +191,48 @@ def test_a_vip_yielded_before_its_add_is_never_added_nor_announced(tmp_path):
     assert not out["present"]
     texts = [t for _l, t in out["messages"]]
     assert not any("added to" in t or "gratuitous ARP" in t for t in texts), texts
+
+
+@needs_netns
+@pytest.mark.integration
+def test_a_holder_that_answers_after_the_probes_wait_is_still_heard(tmp_path, monkeypatch):
+    """The conflict watch listens from before the first probe: a claim that arrives once the probe
+    has given its answer ("free") - a holder slower than the probe's wait - waits in the socket's
+    queue while the loop is busy and is reported, not drained away when the watch starts."""
+    from hanode import arp
+    w = World(tmp_path)
+    group = Group("node1", [IpRes(VIP, 24, "eth0")])
+    real_probe = arp.probe
+
+    async def probe_then_late_claim(*args, **kwargs):
+        answer = await real_probe(*args, **kwargs)
+        # the late answer: sent from the other namespace while this loop does not read (a
+        # blocking call), so it is queued on the interface's socket before the probe returns
+        subprocess.run(["ip", "netns", "exec", OTHER_NS[0], sys.executable, "-c", SENDER, "eth0", VIP, "reply", "0"],
+                       check=True, capture_output=True, env=_sender_env())
+        return answer
+
+    monkeypatch.setattr(arp, "probe", probe_then_late_claim)
+    OTHER_NS = []
+
+    async def body(other_ns):
+        OTHER_NS.append(other_ns)
+        r = w.runner(group)
+        reports = []
+        r.report_conflicts(lambda key, detail: reports.append((key, detail)))
+        out = {"probe": await r.probe(group.key)}
+        await asyncio.sleep(0.05)
+        out["reports"] = list(reports)
+        await r.close()
+        return out
+
+    with helpers.Lan(2) as lan:
+        out = lan.call(1, body, lan.nodes[0], timeout=60)
+    assert out["probe"] == (False, "nobody answered for %s" % VIP), out
+    assert out["reports"] == [(group.key, "%s is claimed by 02:68:6e:00:00:01 on eth0" % VIP)], out
+
+
+def _sender_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return env

@@ -9,6 +9,7 @@ tests run inside a throw-away network namespace (tests/support/helpers.py).
 import asyncio
 import os
 import sys
+import threading
 import time
 import tracemalloc
 
@@ -726,3 +727,29 @@ def test_found_running_adds_script_groups_whose_status_says_running_after_a_rest
     ok, detail = run(runner.acquire(groups[1].key))
     assert ok and "b already running" in detail and "c started" in detail
     assert w.running("b") and w.running("c") and not w.running("a")
+
+
+def test_netlink_work_runs_at_the_loops_priority_even_in_a_worker_made_before_it():
+    """The agent goes real-time after some worker threads exist; a worker made before keeps the
+    ordinary policy, and the failover's VIP add ran there behind the busy processes.  Work sent
+    off the loop runs at the loop thread's policy, and the worker gets its own back after."""
+    if os.geteuid() != 0:
+        pytest.skip("SCHED_FIFO needs root")
+    from hanode import resources
+    seen = {}
+
+    def policy():
+        return os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_getparam(0).sched_priority
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen["worker before"] = await loop.run_in_executor(None, policy)   # made while ordinary
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))   # this thread only
+        seen["off loop"] = await resources._off_loop(policy)
+        seen["worker after"] = await loop.run_in_executor(None, policy)
+
+    t = threading.Thread(target=asyncio.run, args=(main(),))
+    t.start()
+    t.join(30)
+    assert seen == {"worker before": (os.SCHED_OTHER, 0), "off loop": (os.SCHED_FIFO, 1),
+                    "worker after": (os.SCHED_OTHER, 0)}, seen

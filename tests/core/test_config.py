@@ -108,7 +108,7 @@ def test_clean_config_has_no_problems_and_heartbeat_defaults():
     assert cfg.watchdog is None and cfg.watchdog_timeout_s == 31
     assert cfg.use_logd is True  # Heartbeat: "No log entry found in ha.cf -- use logd"
     assert cfg.vip_probe is True and cfg.probe_count == 3 and cfg.probe_interval_ms == 5
-    assert cfg.probe_wait_ms == 30 and cfg.garp_count == 5 and cfg.garp_interval_ms == 200
+    assert cfg.probe_wait_ms == 10 and cfg.garp_count == 5 and cfg.garp_interval_ms == 200
     assert cfg.state_dir == "/var/lib/hanode" and cfg.control_socket == "/run/hanode/control.sock"
     assert cfg.resource_dirs == ["/etc/ha.d/resource.d", "/etc/init.d"]
     assert cfg.resource_timeout_ms == 30000

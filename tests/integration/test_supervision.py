@@ -42,7 +42,7 @@ pytestmark = pytest.mark.integration
 DEADTIME_S = 0.5          # TIMINGS["tight"]
 KEEPALIVE_S = 0.1
 PROBE_RETRY_S = 0.2       # node.py: _probe_retry_ms = max(keepalive, 200 ms)
-PROBE_S = 0.045           # resources.probe: 3 ARP probes 5 ms apart + 30 ms wait
+PROBE_S = 0.025           # resources.probe: 3 ARP probes 5 ms apart + 10 ms wait, and its start
 # Scheduling noise on a loaded 2-core box (python start-up, status subprocesses, other suites):
 # observed delays up to ~0.4 s beyond the protocol's figures; 1 s leaves room without hiding a
 # missed deadline (a missed probe or deadtime costs a whole further cycle, and is then caught

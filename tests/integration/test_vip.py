@@ -189,6 +189,26 @@ def test_remove_finds_the_vip_when_its_subnet_is_gone(netns1):
     assert kernel_addrs(ns) == []
 
 
+def test_a_resolved_vip_is_added_by_the_interfaces_current_index(netns1):
+    """Resolved once (the warm-up does it before a failover), the add is one netlink request that
+    finds the interface by name: an interface deleted and made again (a new index) still gets
+    the address, and a second add is "already there" (the kernel's EEXIST)."""
+    ns = netns1.nodes[0]
+
+    def body():
+        import subprocess
+        from hanode.vip import Vip
+        v = Vip("192.0.2.100").resolve()
+        resolved = v.resolved()
+        subprocess.run("ip link add dummyx type veth peer name dummyy && ip link del eth0 && "
+                       "ip link set dummyx name eth0 && ip link set eth0 up && ip addr add 192.0.2.1/24 dev eth0",
+                       shell=True, check=True)
+        return [resolved, v.add(), v.add(), v.present()]
+
+    assert netns1.call(0, body) == [True, True, False, True]
+    assert ("192.0.2.100", 24, "eth0", "192.0.2.255") in kernel_addrs(ns)
+
+
 def test_vip_on_a_downed_interface_is_still_added(netns1):
     ns = netns1.nodes[0]
     ns_run(ns, "ip link set eth0 down")

@@ -40,6 +40,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -77,6 +78,10 @@ class Context:
         self.quick = quick
         self.soak_s = soak_s
         self.failovers: Optional[int] = None   # --failovers N: the failover figure as a soak at the edge timing
+        self.timing: Optional[str] = None      # --timing: the one timing of --failovers / the narrow safe soak
+        self.loaded = False                    # --loaded: both cores busy and realtime on (issue 17's target)
+        self.client_interval_ms: Optional[float] = None   # --client-interval
+        self.standing_service = False          # --standing-service: the group is the VIP alone
         self.verbose = verbose
         self.cache: Dict[Any, Dict[str, Any]] = {}
         self.pair: Optional["Pair"] = None   # see shared_pair
@@ -213,6 +218,20 @@ def ms(value: Any) -> float:
     return float(text) * 1000
 
 
+def named_timing(name: str) -> Dict[str, str]:
+    """A preset's timing by name, or "KEEPALIVE/DEADTIME" in ms (e.g. "40/120": ``pair_timing``)."""
+    if name in TIMINGS:
+        return dict(TIMINGS[name])
+    try:
+        keepalive, deadtime = (int(x) for x in name.split("/"))
+    except ValueError:
+        raise BenchError("timing %r is neither a preset (%s) nor KEEPALIVE/DEADTIME in ms"
+                         % (name, ", ".join(TIMINGS))) from None
+    if not 0 < keepalive < deadtime:
+        raise BenchError("timing %r: the keepalive must be more than 0 and less than the dead time" % name)
+    return pair_timing(keepalive, deadtime)
+
+
 def pair_timing(keepalive_ms: int, deadtime_ms: int) -> Dict[str, str]:
     """A Lab timing for (keepalive, deadtime): warntime 1.5 x keepalive, so one lost frame counts as late."""
     return {"keepalive": "%dms" % keepalive_ms, "warntime": "%dms" % (keepalive_ms * 3 // 2),
@@ -334,27 +353,53 @@ def first_line(lab: Lab, node: str, text: str, since: float, until: float = math
 
 # ------------------------------------------------------------------ cable
 @contextlib.contextmanager
-def main_thread_fifo() -> Iterator[None]:
-    """Run this (the main) thread SCHED_FIFO 1 for a window.
+def bench_threads_fifo() -> Iterator[None]:
+    """Run every thread of this process SCHED_FIFO 1 for a window.
 
-    The cable's SCHED_FIFO thread still needs the GIL; if this thread were preempted by the
-    busy processes while holding it, the cable would wait - lateness of the lab, not of the
-    agents.  This thread only sleeps and samples /proc during a window; processes it starts
-    do not inherit the policy (SCHED_RESET_ON_FORK)."""
-    policy = None
-    try:
-        policy = os.sched_getscheduler(0)
-        os.sched_setscheduler(0, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(1))
-    except (OSError, AttributeError):
-        policy = None
+    The cable's SCHED_FIFO thread still needs the GIL; if another thread of this process (the
+    main thread, the watchers' collectors) were preempted by the busy processes while holding
+    it, the cable would wait - lateness of the lab, not of the agents (48 ms seen with only the
+    main thread raised).  These threads only sleep, read pipes and sample /proc during a window;
+    processes they start do not inherit the policy (SCHED_RESET_ON_FORK)."""
+    before: Dict[int, int] = {}
+    for tid in _own_threads():
+        try:
+            policy = os.sched_getscheduler(tid)
+            if policy == os.SCHED_FIFO:
+                continue   # the cable's: already real-time
+            os.sched_setscheduler(tid, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(1))
+            before[tid] = policy
+        except (OSError, AttributeError):
+            pass
     try:
         yield
     finally:
-        if policy is not None:
+        for tid, policy in before.items():
             try:
-                os.sched_setscheduler(0, policy, os.sched_param(0))
+                os.sched_setscheduler(tid, policy, os.sched_param(0))
             except OSError:
                 pass
+
+
+def _own_threads() -> List[int]:
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [threading.get_native_id()]
+
+
+def watchers_realtime(lab: Lab) -> List[str]:
+    """Run the lab's observers (the client, the VIP monitors, sniffers: they stand for other
+    machines on the LAN) SCHED_FIFO 1, so that busy loops on the agents' CPUs do not make the
+    *measurement* late; the agents and their services keep their own policy.  Returns whom."""
+    done = []
+    for name, w in lab.watchers.items():
+        try:
+            os.sched_setscheduler(w.proc.pid, os.SCHED_FIFO, os.sched_param(1))
+            done.append(name)
+        except (OSError, AttributeError):
+            pass
+    return done
 
 
 def cable_realtime(lab: Lab) -> bool:
@@ -512,7 +557,7 @@ class Pair:
         before = self.statuses()
         nm_before = lab.cable.counters() if lab.cable else {}
         pids = self.pids()
-        with Load(load), main_thread_fifo():
+        with Load(load), bench_threads_fifo():
             if ber:
                 lab.cable.set_ber(ber)
             t0 = time.time()

@@ -125,7 +125,9 @@ class Config:
         self.vip_probe = True
         self.probe_count = 3
         self.probe_interval_ms = 5
-        self.probe_wait_ms = 30
+        # after the last probe: a holder's kernel answers from softirq in < 2 ms even on a busy box
+        # (arp.py's docstring), and an answer later than this still reaches the conflict watch
+        self.probe_wait_ms = 10
         self.garp_count = 5
         self.garp_interval_ms = 200
         self.watchdog_timeout_s = None
