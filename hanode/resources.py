@@ -602,11 +602,12 @@ class ResourceRunner:
                 self._log("error", "cannot add %s: %s" % (res.token, e))
                 return False, str(e)
             self._watch(key, vip).held()
+            where = "%s %s %s" % (vip.ip, "added to" if added else "already on", vip.label or vip.dev)
             if key in self._abandoned:   # yielded during the add: announcing would point the LAN here
-                self._log("info", "%s %s %s" % (vip.ip, "added to" if added else "already on", vip.label or vip.dev))
+                self._log("info", where)
                 return True, "not announced: another box keeps it"
             self._announce(vip)   # first: clients wait for it, the log line can wait for them
-            self._log("info", "%s %s %s" % (vip.ip, "added to" if added else "already on", vip.label or vip.dev))
+            self._log("info", where)
             return True, "added" if added else "already present"
         path = self.locate(res.script)
         if path is None:
