@@ -91,7 +91,7 @@ class Agent:
             if kind == "send":
                 for link in self.links:
                     try:
-                        link.write(o.data)
+                        link.write(o.data, o.keep)
                     except OSError as e:
                         self.write_errors += 1
                         if self.write_errors == 1 or self.write_errors % 1000 == 0:

@@ -187,7 +187,7 @@ class Node:
         self.last_call = None
         self.last_send = None
         self.next_send = None
-        self.hold_until = None        # a challenge/rejoin frame is on the wire until then (_sent_control)
+        self.hold_until = None        # a challenge/rejoin frame is on the wire until then (_send_control)
         self.revision = 0             # our configuration revision (48 bits, 0: unknown), set by the agent
         self.peer_revision = None     # the peer's, from its notices
         self.notice_at = None         # when our next revision notice is due (None: none due)
@@ -461,10 +461,9 @@ class Node:
             intent.want_since = None
         self.counters["generation_jumps"] += 1
         self.seq += 1
-        out.append(Send(encode(Control(type=TYPE_REJOIN, src=self.my_id, target=self.peer_id, gen=self.gen,
-                                       seq=self.seq, floor_gen=pending[2], floor_seq=pending[3],
-                                       nonce=pending[1]), self.auth)))
-        self._sent_control(now)
+        self._send_control(Control(type=TYPE_REJOIN, src=self.my_id, target=self.peer_id, gen=self.gen,
+                                   seq=self.seq, floor_gen=pending[2], floor_seq=pending[3],
+                                   nonce=pending[1]), now, out)
         out.append(Log("warning", "Rejoining %s with boot generation %d (was %d): it refused our frames "
                        "as older than its floor for us, so this box's state was lost (replaced, "
                        "reflashed, or /data not persistent?)" % (self.peer, generation, old)))
@@ -665,11 +664,10 @@ class Node:
     def _notice(self, now, out, restarting=False):
         held, want = self._masks()
         self.seq += 1
-        out.append(Send(encode(Notice(src=self.my_id, target=self.peer_id, gen=self.gen, seq=self.seq,
-                                      restarting=restarting,
-                                      grace_ms=self.config.restart_grace_ms if restarting else 0,
-                                      revision=self.revision, held=held, want=want), self.auth)))
-        self._sent_control(now)
+        self._send_control(Notice(src=self.my_id, target=self.peer_id, gen=self.gen, seq=self.seq,
+                                  restarting=restarting,
+                                  grace_ms=self.config.restart_grace_ms if restarting else 0,
+                                  revision=self.revision, held=held, want=want), now, out)
 
     def _on_notice(self, f, now, out):
         """The peer's revision and, with ``restarting``, its agent restart: hold off (module docstring)."""
@@ -976,10 +974,9 @@ class Node:
                 return
             r.sent_nonce, r.nonce = r.nonce, None
         self.seq += 1
-        out.append(Send(encode(Control(type=TYPE_CHALLENGE, src=self.my_id, target=self.peer_id,
-                                       gen=self.gen, seq=self.seq, floor_gen=r.episode["floor"][0],
-                                       floor_seq=r.episode["floor"][1], nonce=r.sent_nonce), self.auth)))
-        self._sent_control(now)
+        self._send_control(Control(type=TYPE_CHALLENGE, src=self.my_id, target=self.peer_id,
+                                   gen=self.gen, seq=self.seq, floor_gen=r.episode["floor"][0],
+                                   floor_seq=r.episode["floor"][1], nonce=r.sent_nonce), now, out)
         self.counters["challenges_sent"] += 1
         r.episode["challenges"] += 1
         r.last_challenge_ms = now
@@ -992,10 +989,13 @@ class Node:
             at = max(at, self.last_send + FRAME_WIRE_BYTES * 10000 // self.config.baud + 1)
         return max(at, self.hold_until or 0)
 
-    def _sent_control(self, now):
-        """A serial link replaces a frame still queued in the kernel by the next one (a stale status
-        frame is worth nothing; links.py): hold our next status frame until this one is out."""
-        self.hold_until = now + CONTROL_WIRE_BYTES * 10000 // self.config.baud + 1
+    def _send_control(self, frame, now, out):
+        """Send a control frame, kept whole: a serial link replaces a status frame still queued in
+        the kernel by the next one (a stale status frame is worth nothing), never a kept one
+        (links.py).  Our next status frame is held until this one is out, so it rarely waits."""
+        out.append(Send(encode(frame, self.auth), keep=True))
+        # behind a control frame still on the wire (a notice, then the rejoin it crossed)
+        self.hold_until = max(now, self.hold_until or 0) + CONTROL_WIRE_BYTES * 10000 // self.config.baud + 1
 
     def _on_control(self, f, now, out):
         """A challenge or rejoin frame (rejoin.py)."""

@@ -20,12 +20,14 @@ class Output:
 
 
 class Send(Output):
-    """Write these bytes (one encoded frame) to every link."""
+    """Write these bytes (one encoded frame) to every link.  ``keep``: a control frame, which a
+    serial link must not replace with the next frame while it is still unsent."""
     kind = "send"
-    fields = ("data",)
+    fields = ("data", "keep")
 
-    def __init__(self, data):
+    def __init__(self, data, keep=False):
         self.data = data
+        self.keep = keep
 
 
 class Acquire(Output):

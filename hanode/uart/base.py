@@ -13,6 +13,12 @@ discards it (``flush_output``) before writing, counting ``replaced``.  A flush
 can cut a frame in half on the wire, so after a flush the new data is preceded
 by ``resync`` (a 0x00, the COBS delimiter) which ends the truncated frame at
 the receiver instead of letting it swallow the new one.
+
+A control frame (a challenge, a rejoin, a notice) is written with ``keep``: it
+says something once, so it is never replaced.  Until its last byte has left,
+what is written after it queues behind it; the core holds its next status frame
+for the control frame's wire time, so this costs a status frame a few
+milliseconds at most (a ms-rounded hold, a resync byte, a late loop).
 """
 
 from hanode.core.limits import BAUD_RATES as VALID_BAUDS  # Heartbeat's list, as ha.cf's check
@@ -61,21 +67,33 @@ class SerialBase:
         self.write_timeout = write_timeout
         self.replaced = 0
         self.stream = None
+        self._behind_kept = None   # bytes queued after the last kept frame; None: it is all out
 
     def reset_output_buffer(self):   # pyserial's name
         self.flush_output()
 
-    def write_latest(self, data, resync=b"\x00"):
-        """Write ``data`` replacing, not queueing behind, anything still unsent.
+    def write_latest(self, data, resync=b"\x00", keep=False):
+        """Write ``data`` replacing, not queueing behind, anything still unsent - unless that
+        is (the rest of) a frame written with ``keep``: then ``data`` queues behind it.
 
         Returns the bytes of ``data`` written (resync bytes not counted).
         """
-        if self.out_waiting > 0:
+        waiting = self.out_waiting
+        behind = self._behind_kept
+        if behind is not None and waiting > behind:
+            written = self.write(data)   # the kept frame is not all out yet
+            self._behind_kept = 0 if keep else behind + written
+            return written
+        written = None
+        if waiting > 0:
             self.flush_output()
             self.replaced += 1
             if resync:
-                return max(0, self.write(bytes(resync) + bytes(data)) - len(resync))
-        return self.write(data)
+                written = max(0, self.write(bytes(resync) + bytes(data)) - len(resync))
+        if written is None:
+            written = self.write(data)
+        self._behind_kept = 0 if keep else None
+        return written
 
     def __enter__(self):
         return self

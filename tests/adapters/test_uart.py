@@ -299,63 +299,104 @@ def frames_from(stream):
     return [f for f in stream.split(b"\x00") if f]
 
 
+class FrameReader:
+    """(arrival time, frame) for every 0x00-delimited frame read from ``ser``, in a thread."""
+
+    def __init__(self, ser):
+        self.ser = ser
+        self.received = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self):
+        buf = b""
+        while not self.stop.is_set():
+            chunk = self.ser.read(4096)
+            if not chunk:
+                time.sleep(0.001)
+                continue
+            buf += chunk
+            while b"\x00" in buf:
+                frame, _, buf = buf.partition(b"\x00")
+                if frame:
+                    self.received.append((time.monotonic(), frame))
+
+    def __enter__(self):
+        self.thread.start()
+        return self.received
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def test_write_latest_replaces_a_backlog_instead_of_queueing(cable, lockdir):
     a, b = cable.paths
-    with Serial(a, lock_dir=lockdir) as sa, Serial(b, lock_dir=lockdir) as sb:
-        received = []
-        stop = threading.Event()
+    with Serial(a, lock_dir=lockdir) as sa, Serial(b, lock_dir=lockdir) as sb, FrameReader(sb) as received:
+        # A stall left ten 24-byte heartbeats queued (125 ms of line time).
+        for i in range(10):
+            sa.write(b"old%02d" % i + b"." * 18 + b"\x00")
+        assert sa.out_waiting > 200
+        time.sleep(0.01)
+        t_new = time.monotonic()
+        sa.write_latest(b"NEW" + b"." * 20 + b"\x00")
+        assert sa.replaced == 1 and sa.out_waiting <= 25
+        time.sleep(0.15)
+        new = [t for t, f in received if f.startswith(b"NEW")]
+        assert len(new) == 1 and new[0] - t_new < 0.03  # 25 bytes: 13 ms of line time
+        olds = [f for _, f in received if f.startswith(b"old")]
+        # At most the frame on the wire at the flush, cut short and closed
+        # by write_latest's leading 0x00 so it does not swallow the new one.
+        assert len(olds) <= 1 and (b"old00" + b"." * 18).startswith(olds[0] if olds else b"")
+        assert [f for _, f in received if f.startswith(b"NEW")] == [b"NEW" + b"." * 20]
+        assert cable.counters()["a>b"]["flushed"] > 150
 
-        def rx():
-            buf = b""
-            while not stop.is_set():
-                chunk = sb.read(4096)
-                if not chunk:
-                    time.sleep(0.001)
-                    continue
-                buf += chunk
-                while b"\x00" in buf:
-                    frame, _, buf = buf.partition(b"\x00")
-                    if frame:
-                        received.append((time.monotonic(), frame))
+        # Writing faster than the line: write_latest keeps the queue one frame deep...
+        worst = 0
+        for i in range(60):
+            sa.write_latest(b"%05d" % i + b"." * 18 + b"\x00")
+            worst = max(worst, sa.out_waiting)
+            time.sleep(0.008)  # a 24-byte frame every 8 ms is 3000 B/s > 1920 B/s
+        assert worst <= 25
+        time.sleep(0.05)
+        assert received[-1][1] == b"00059" + b"." * 18  # ...and the newest frame always gets out
+        # ...where plain writes pile up seconds of stale heartbeats.
+        for i in range(60):
+            sa.write(b"%05d" % i + b"." * 18 + b"\x00")
+            time.sleep(0.008)
+        assert sa.out_waiting > 400
 
-        reader = threading.Thread(target=rx)
-        reader.start()
-        try:
-            # A stall left ten 24-byte heartbeats queued (125 ms of line time).
-            for i in range(10):
-                sa.write(b"old%02d" % i + b"." * 18 + b"\x00")
-            assert sa.out_waiting > 200
-            time.sleep(0.01)
-            t_new = time.monotonic()
-            sa.write_latest(b"NEW" + b"." * 20 + b"\x00")
-            assert sa.replaced == 1 and sa.out_waiting <= 25
-            time.sleep(0.15)
-            new = [t for t, f in received if f.startswith(b"NEW")]
-            assert len(new) == 1 and new[0] - t_new < 0.03  # 25 bytes: 13 ms of line time
-            olds = [f for _, f in received if f.startswith(b"old")]
-            # At most the frame on the wire at the flush, cut short and closed
-            # by write_latest's leading 0x00 so it does not swallow the new one.
-            assert len(olds) <= 1 and (b"old00" + b"." * 18).startswith(olds[0] if olds else b"")
-            assert [f for _, f in received if f.startswith(b"NEW")] == [b"NEW" + b"." * 20]
-            assert cable.counters()["a>b"]["flushed"] > 150
 
-            # Writing faster than the line: write_latest keeps the queue one frame deep...
-            worst = 0
-            for i in range(60):
-                sa.write_latest(b"%05d" % i + b"." * 18 + b"\x00")
-                worst = max(worst, sa.out_waiting)
-                time.sleep(0.008)  # a 24-byte frame every 8 ms is 3000 B/s > 1920 B/s
-            assert worst <= 25
-            time.sleep(0.05)
-            assert received[-1][1] == b"00059" + b"." * 18  # ...and the newest frame always gets out
-            # ...where plain writes pile up seconds of stale heartbeats.
-            for i in range(60):
-                sa.write(b"%05d" % i + b"." * 18 + b"\x00")
-                time.sleep(0.008)
-            assert sa.out_waiting > 400
-        finally:
-            stop.set()
-            reader.join()
+def test_write_latest_never_replaces_a_kept_frame(cable, lockdir):
+    """A control frame (challenge, rejoin, notice) says something once: written with ``keep``,
+    it replaces stale status frames but is never replaced; what follows queues behind it."""
+    a, b = cable.paths
+    status = [b"st%02d" % i + b"." * 19 + b"\x00" for i in range(6)]      # 24 bytes, like a heartbeat
+    control = b"CTRL" + b"c" * 27 + b"\x00"                                # 32 bytes, like a notice
+    second = b"CTR2" + b"r" * 27 + b"\x00"                                 # and a rejoin
+    with Serial(a, lock_dir=lockdir) as sa, Serial(b, lock_dir=lockdir) as sb, FrameReader(sb) as received:
+        for frame in status[:3]:
+            sa.write(frame)                       # a stall left three heartbeats queued
+        sa.write_latest(control, keep=True)       # stale heartbeats go, the control frame goes out
+        assert sa.replaced == 1
+        sa.write_latest(second, keep=True)        # a rejoin right behind a notice: kept too
+        while sa.out_waiting >= len(second):      # until the first is out (17 ms) but not the second
+            time.sleep(0.0005)
+        sa.write_latest(status[3])                # as a status frame due at the core's hold would
+        sa.write_latest(status[4])
+        assert sa.replaced == 1 and sa.out_waiting >= 24 + 24   # queued behind, nothing replaced
+        time.sleep(0.15)                          # 112 bytes: 58 ms of line time
+        assert sa.out_waiting == 0
+        sa.write(status[0])
+        sa.write_latest(status[5])                # the kept frame is out: replacing works again
+        assert sa.replaced == 2
+        time.sleep(0.1)
+        frames = [f for _, f in received]
+        assert control[:-1] in frames, frames
+        after = frames[frames.index(control[:-1]):]
+        # whole and in order; of status[0], replaced by status[5], at most a cut-short piece
+        assert after[:4] == [control[:-1], second[:-1], status[3][:-1], status[4][:-1]], frames
+        assert after[-1] == status[5][:-1] and len(after) <= 6, frames
 
 
 def test_micropython_import_is_guarded():
@@ -583,6 +624,29 @@ def test_serial_link_reopens_a_device_that_hung_up_and_came_back(tmp_path, runti
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serial_link_starts_each_life_with_a_delimiter(cable, lockdir):
+    """A box that died mid-frame leaves half a frame in the peer's receiver; the next life's
+    first write starts with a 0x00 so that remnant ends there instead of swallowing the frame
+    after it (seen on the lab's cable: a 20-byte remnant and a 32-byte notice as one 52)."""
+    from hanode.links import SerialLink
+    a, b = cable.paths
+    remnant = b"\x11" * 20                               # the old life's last frame, cut short
+    frames = [b"\x22" * 23 + b"\x00", b"\x33" * 23 + b"\x00"]
+    with Serial(b, lock_dir=lockdir, timeout=1.0) as sb:
+        with Serial(a, lock_dir=lockdir) as old_life:
+            old_life.write(remnant)
+            time.sleep(0.05)                                # on the wire before it "dies"
+        link = SerialLink(Serial(a, lock_dir=lockdir))   # the next life
+        try:
+            for frame in frames:
+                link.write(frame)
+                time.sleep(0.03)
+        finally:
+            link.close()
+        got = read_for(sb, len(remnant) + 1 + 48, 1.0)
+    assert got == remnant + b"\x00" + frames[0] + frames[1], got.hex()   # one delimiter, at the start
 
 
 def test_serial_link_push_form_wakes_once_at_a_frames_first_byte_and_arms_with_no_reregistration(tmp_path):
