@@ -25,6 +25,7 @@ need, and always tears it down (``with Lab() as lab:``):
 
 Only processes started here are ever signalled, by PID.
 """
+import contextlib
 import importlib.util
 import json
 import os
@@ -36,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from hanode.lab.cable import NullModem, PtyEndpoint
 from hanode.lab.netns import LabError, add_namespace, bridge, configure, delete_namespace, ip, unique_name
@@ -533,6 +534,29 @@ def dependency_dirs() -> List[str]:
         origin = os.path.dirname(spec.origin)
         dirs.append(os.path.dirname(origin) if spec.submodule_search_locations else origin)
     return dirs
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside: SIGTERM raises KeyboardInterrupt in this process, so that the labs are torn
+    down on the way out.
+
+    A child forked from here without an exec - pyroute2's helper that opens a socket in a
+    namespace (``IPRoute(netns=)``), which its parent ends with SIGTERM - inherits the handler;
+    there it exits as SIGTERM's default would.  Raised in the child, the interrupt ran the lab's
+    teardown from inside the namespace the helper had entered, killing that node's agent."""
+    owner = os.getpid()
+
+    def interrupt(*_: Any) -> None:
+        if os.getpid() != owner:
+            os._exit(128 + signal.SIGTERM)
+        raise KeyboardInterrupt()
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def agent_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from hanode.lab.bed import Lab, LabError, NODES, VIP
+from hanode.lab.bed import Lab, LabError, NODES, VIP, sigterm_interrupts
 
 INTERESTING = ("is dead", "acquired", "released", "Heartbeat restart", "Not taking", "READY",
                "returning after partition", "Received shutdown notice", "stalled", "LAN health")
@@ -102,9 +102,8 @@ def run(args: argparse.Namespace) -> int:
     except LabError as e:
         print("hanode demo: %s" % e, file=sys.stderr)
         return 1
-    old_handler = signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        with lab:
+        with sigterm_interrupts(), lab:
             story = Story(lab, quiet)
             t = lab.timing
             story.say("lab ready: namespaces %s-{node1,node2,client,lan}, null-modem %s <-> %s at 19200 baud"
@@ -176,8 +175,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nhanode demo: interrupted; everything torn down", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, old_handler)
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0 if summary.get("double_holder_ms", 1) == 0 and not summary.get("both_down_moves") else 1

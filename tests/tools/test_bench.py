@@ -305,3 +305,29 @@ def test_image_figure_reads_the_memory_notes_of_the_image_tests():
          "stopping it (22.6 MB), MemTotal 210740 kB"],
         ["1. box1: hanode's memory (active, pair settled)",
          "RSS 23.9 / PSS 23.9 / USS 23.9 MB, VmLck 28.8 MB; MemAvailable 157736 of 210740 kB"]]
+
+
+def test_sigterm_interrupts_the_bench_but_not_a_child_forked_from_it():
+    """The bench (and the demo) turn SIGTERM into KeyboardInterrupt to tear their labs down.  A
+    child forked without exec (pyroute2's netns socket helper, which its parent ends with
+    SIGTERM) must exit instead: raised there, the interrupt ran the lab's teardown inside node1's
+    namespace and killed node1's agent (the quick failover run lost its detection time)."""
+    import signal
+    from hanode.lab.bed import sigterm_interrupts
+    before = signal.getsignal(signal.SIGTERM)
+    with sigterm_interrupts():
+        pid = os.fork()
+        if pid == 0:   # the child: sleep until signalled; 99 says the interrupt reached our code
+            try:
+                time.sleep(10)
+                os._exit(0)
+            except KeyboardInterrupt:
+                os._exit(99)
+        time.sleep(0.1)   # the child is in its sleep
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -6,11 +6,11 @@ for a full run's results.
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
+from hanode.lab.bed import sigterm_interrupts
 from tools.bench import DEFAULT, FIGURES, ORDER, modules
 from tools.bench.common import REPO_ROOT, BenchError, Context, LabError, is_root, machine, machine_line, ms
 from tools.bench import plot as plotting
@@ -126,26 +126,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     skipped_root = [n for n in args.names if n in NEEDS_ROOT and not is_root()]
     for name in skipped_root:
         results[name] = {"title": FIGURES[name], "skipped": "needs root (network namespaces)"}
-    old = signal.signal(signal.SIGTERM, _interrupt)
     started = time.time()
     try:
-        for name in RUN_ORDER:
-            if name not in args.names or name in results:
-                continue
-            ctx.say("figure %s" % FIGURES[name])
-            t = time.time()
-            try:
-                results[name] = modules()[name].run(ctx)
-            except (BenchError, LabError, OSError, RuntimeError) as e:
-                results[name] = {"title": FIGURES[name], "error": "%s: %s" % (type(e).__name__, e)}
-                ctx.say("figure %s failed: %s" % (name, e))
-            results[name]["duration_s"] = round(time.time() - t, 1)
+        with sigterm_interrupts():
+            for name in RUN_ORDER:
+                if name not in args.names or name in results:
+                    continue
+                ctx.say("figure %s" % FIGURES[name])
+                t = time.time()
+                try:
+                    results[name] = modules()[name].run(ctx)
+                except (BenchError, LabError, OSError, RuntimeError) as e:
+                    results[name] = {"title": FIGURES[name], "error": "%s: %s" % (type(e).__name__, e)}
+                    ctx.say("figure %s failed: %s" % (name, e))
+                results[name]["duration_s"] = round(time.time() - t, 1)
     except KeyboardInterrupt:
         print("\ntools.bench: interrupted; labs and load processes torn down", file=sys.stderr)
         return 130
     finally:
         ctx.close()
-        signal.signal(signal.SIGTERM, old)
     end_machine = machine()
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(started)),
@@ -220,10 +219,6 @@ def write_readme(path: str, section: str, begin: str = README_BEGIN) -> None:
         raise SystemExit("tools.bench: %s has no generated section (the lines %r ... %r)" % (path, begin, README_END))
     with open(path, "w") as f:
         f.write(head + section.rstrip("\n") + tail)
-
-
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt()
 
 
 def _jsonable(o: Any) -> Any:
