@@ -27,7 +27,6 @@ locks again - the resident pages stay resident throughout, so no heartbeat can
 fault in between. Under the old kernels' full lock it does nothing.
 """
 import ctypes
-import ctypes.util
 import errno
 import os
 import threading
@@ -45,7 +44,9 @@ THREAD_STACK_BYTES = 256 * 1024   # worker threads run netlink calls and imports
 
 
 def _libc() -> Any:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    # the process's own symbols, libc's among them (glibc and musl alike): ctypes.util's
+    # find_library would import tempfile, shutil, bz2 and lzma to find the same library
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def go_realtime(priority: Optional[int]) -> None:

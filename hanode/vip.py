@@ -39,6 +39,15 @@ the package object answers a name it does not have (PEP 562 ``__getattr__``) by
 importing the submodule of that name, or, for a name only the ``__init__``
 defines (``from pyroute2 import NDB`` elsewhere in the process), by running the
 ``__init__`` then: whoever needs the whole package still gets it, on first use.
+
+That module also imports ``unittest.mock`` for a single ``Mock()``, the message
+queue of a socket that no event loop drives (``IPRSocket``, the LAN watch's),
+and with it unittest, difflib and pprint: +1 MB of RSS for an object nothing
+calls.  Unless unittest is loaded already, the import runs with a stand-in
+``unittest.mock`` whose ``Mock`` is inert (any attribute or call answers
+another inert object, recording nothing); the stand-in leaves ``sys.modules``
+afterwards, so a later ``import unittest.mock`` gets the real one, and a
+pyroute2 that takes more from it at import is imported again with the real one.
 """
 import asyncio
 import errno
@@ -88,12 +97,48 @@ def _defer_package_init(name: str) -> None:
     sys.modules[name] = package
 
 
+class _InertMock:
+    """The ``Mock`` of the stand-in ``unittest.mock`` (module docstring)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _InertMock()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _InertMock()
+
+
+def _import_without_unittest(module: str) -> Any:
+    """``import module`` with the stand-in ``unittest.mock`` (module docstring)."""
+    import importlib
+    import sys
+    import types
+    if "unittest" in sys.modules:
+        return importlib.import_module(module)
+    package, mock = types.ModuleType("unittest"), types.ModuleType("unittest.mock")
+    mock.Mock = _InertMock   # type: ignore[attr-defined]
+    package.mock = mock      # type: ignore[attr-defined]
+    sys.modules.update({"unittest": package, "unittest.mock": mock})
+    try:
+        return importlib.import_module(module)
+    except (AttributeError, ImportError):
+        pass   # a release that takes more than Mock: the real unittest below
+    finally:
+        for name, stand_in in (("unittest", package), ("unittest.mock", mock)):
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+    return importlib.import_module(module)
+
+
 def iproute_class() -> Any:
     """pyroute2's IPRoute, importing only its module and what that needs (call it off the loop:
     the first call takes 50-100 ms, seconds under QEMU)."""
-    import importlib
+    import sys
+    if IPROUTE_MODULE in sys.modules:
+        return sys.modules[IPROUTE_MODULE].IPRoute
     _defer_package_init(PYROUTE2)
-    return importlib.import_module(IPROUTE_MODULE).IPRoute
+    return _import_without_unittest(IPROUTE_MODULE).IPRoute
 
 
 def _needs_helper_thread() -> bool:

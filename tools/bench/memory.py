@@ -37,7 +37,7 @@ TITLE = FIGURES[NAME]
 # cumulative layers of `hanode run`'s imports, in the order the daemon pulls them in
 LADDER = [
     ("bare interpreter", []),
-    ("+ ctypes, logging.handlers, argparse", ["ctypes", "ctypes.util", "logging.handlers", "argparse"]),
+    ("+ ctypes, logging.handlers, argparse", ["ctypes", "logging.handlers", "argparse"]),
     # what `hanode run` does before the daemon's imports: asyncio without ssl, hashlib without
     # OpenSSL, a stand-in that loads ssl on first use (for pyroute2's import of it)
     ("+ asyncio, hashlib; OpenSSL kept out (hanode.noopenssl)", ["!noopenssl", "hashlib"]),
