@@ -177,7 +177,6 @@ class SerialLink:
         self._replaced_before = 0
         self._closed = False
         self._pushing = None
-        self._fresh = True   # nothing written since the port was opened (see write)
         # a frame takes 12.5 ms at 19200 baud and arrives a few bytes at a time
         baud = getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD
         self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // baud + 1)
@@ -285,7 +284,6 @@ class SerialLink:
         except (OSError, ValueError):
             return   # still gone: said once already, tried again on the schedule
         self.reopened += 1
-        self._fresh = True
         self.log("info", "serial link %s reopened %d ms after it was lost (%d attempts)"
                  % (self.name, aio.ticks_diff(aio.ticks_ms(), self.lost_at_ms), self.backoff.attempts))
         self.backoff.reset()
@@ -293,13 +291,8 @@ class SerialLink:
     def write(self, data, keep=False):
         if self.serial is not None:   # while the port is gone the frame is lost, as on a pulled cable
             # a status frame still queued in the kernel is stale: replace it rather than queue
-            # behind it; a control frame (keep) is not, and is never replaced (uart/base.py)
-            if self._fresh:
-                # our last life (or the port's last user) may have left half a frame on the line
-                # when it died: a delimiter ends it at the receiver instead of letting it swallow
-                # this first frame (a notice to the peer, a rejoin's answer)
-                data = b"\x00" + data
-                self._fresh = False
+            # behind it; a control frame (keep) is not, and is never replaced; the first frame
+            # after the port is opened starts with a delimiter (uart/base.py)
             self.serial.write_latest(data, keep=keep)
 
     def close(self):

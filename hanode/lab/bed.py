@@ -285,7 +285,6 @@ class Lab:
         # memory or start-up; hanode and its dependencies come from agent_env()'s PYTHONPATH
         return [sys.executable, "-S", "-m", "hanode"] + list(args)
 
-
     def start(self, node: str, extra: Tuple[str, ...] = (), env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
         """Start `hanode run` for node in its namespace; extra: more arguments; env: more environment."""
         d = self.node_dir(node)

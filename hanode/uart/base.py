@@ -12,7 +12,9 @@ backend how much is still unsent (``out_waiting``) and, if anything is,
 discards it (``flush_output``) before writing, counting ``replaced``.  A flush
 can cut a frame in half on the wire, so after a flush the new data is preceded
 by ``resync`` (a 0x00, the COBS delimiter) which ends the truncated frame at
-the receiver instead of letting it swallow the new one.
+the receiver instead of letting it swallow the new one.  The first write after
+the port is opened is preceded by it too: the port's last user (our own last
+life, killed mid-frame) may have left half a frame in the receiver.
 
 A control frame (a challenge, a rejoin, a notice) is written with ``keep``: it
 says something once, so it is never replaced.  Until its last byte has left,
@@ -68,6 +70,7 @@ class SerialBase:
         self.replaced = 0
         self.stream = None
         self._behind_kept = None   # bytes queued after the last kept frame; None: it is all out
+        self._line_may_hold_a_cut = True   # just opened: see the module docstring
 
     def reset_output_buffer(self):   # pyserial's name
         self.flush_output()
@@ -84,14 +87,15 @@ class SerialBase:
             written = self.write(data)   # the kept frame is not all out yet
             self._behind_kept = 0 if keep else behind + written
             return written
-        written = None
         if waiting > 0:
             self.flush_output()
             self.replaced += 1
-            if resync:
-                written = max(0, self.write(bytes(resync) + bytes(data)) - len(resync))
-        if written is None:
+            self._line_may_hold_a_cut = True
+        if self._line_may_hold_a_cut and resync:
+            written = max(0, self.write(bytes(resync) + bytes(data)) - len(resync))
+        else:
             written = self.write(data)
+        self._line_may_hold_a_cut = False
         self._behind_kept = 0 if keep else None
         return written
 
