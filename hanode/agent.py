@@ -39,7 +39,8 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 - ``hooks`` (optional): ``on_tick(now_ms, lateness_ms)`` after every tick (the
   daemon tells the watchdog's health gate that the core ticked; ticks come at
   least every ``max_sleep_ms``),
-  ``on_change(status)`` when the node's summary changes (systemd STATUS=),
+  ``on_change(status)`` when the node's summary changes (systemd STATUS=; a change that
+  comes with heartbeat frames alone within ``SUMMARY_REFRESH_MS``),
   ``on_escalate(group, reason) -> bool`` when a group's stop failed even after
   its retries (the daemon applies ha.cf's ``stop_failure``; True: the box now
   self-fences, so a shutdown must not say goodbye but wait for the reset),
@@ -57,6 +58,13 @@ supply in-memory ones, or the same serial link on MicroPython's UART shim.
 
 from hanode import aio
 from hanode.core import status
+
+# A dispatch of nothing but heartbeat frames (an idle node's every wake-up) recomputes the
+# status summary only this long after the last time: it is a line of text over the whole node,
+# the largest part of an idle wake-up after the frame itself.  Anything else the core says
+# (a log line, an action, a probe) recomputes it at once; a change that comes with frames alone
+# (the peer's view, the LAN's health settling) reaches systemd's STATUS= within this.
+SUMMARY_REFRESH_MS = 1000
 
 
 class Agent:
@@ -79,6 +87,7 @@ class Agent:
         self.tasks = []
         self.write_errors = 0
         self.last_summary = None
+        self.summary_at = None    # when last_summary was computed (see _notice_change)
         self.actions_running = 0
         watch = getattr(runner, "report_conflicts", None)
         if watch is not None:
@@ -86,8 +95,11 @@ class Agent:
 
     # ---------------------------------------------------------------- dispatch
     def dispatch(self, outputs):
+        only_frames = True   # nothing but heartbeats (see SUMMARY_REFRESH_MS)
         for o in outputs:
             kind = o.kind
+            if kind != "send":
+                only_frames = False
             if kind == "send":
                 for link in self.links:
                     try:
@@ -130,18 +142,22 @@ class Agent:
                 hook = getattr(self.hooks, "on_peer_generation", None)
                 if hook:
                     hook(o.generation)
-        self._notice_change()
+        self._notice_change(only_frames)
         if self.wake_at is not None:
             deadline = self.node.next_deadline()
             if deadline is not None and deadline < self.wake_at:
                 self._wake_early()
 
-    def _notice_change(self):
+    def _notice_change(self, only_frames=False):
         if self.hooks is None:
             return
         hook = getattr(self.hooks, "on_change", None)
         if hook is None:
             return
+        now = self.clock()
+        if only_frames and self.summary_at is not None and now - self.summary_at < SUMMARY_REFRESH_MS:
+            return
+        self.summary_at = now
         summary = self.summary()
         if summary != self.last_summary:
             self.last_summary = summary

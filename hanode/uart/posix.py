@@ -199,23 +199,26 @@ class Serial(SerialBase):
 
     def _read_now(self, n: int) -> bytes:
         """What is there, at most ``n`` bytes, without waiting (``timeout=0``: the agent's link
-        reads this way twice a frame, so it is one select and one read, nothing else)."""
+        reads this way twice a frame, when it knows bytes are there, so that is one read(2))."""
+        chunk = self._read_fd(n, empty_is_hangup=False)
+        if chunk:
+            return chunk
         # With VMIN=0/VTIME=0 an empty tty returns 0 bytes, not EAGAIN, so
         # only select tells "nothing yet" from "hung up" (as in pyserial).
         if not select.select([self._fd], [], [], 0)[0]:
             return b""
         return self._read_fd(n) or b""
 
-    def _read_fd(self, n: int) -> Optional[bytes]:
-        """One read(2) of a readable port: the bytes, or None if it would block after all; a
-        SerialException on an error, and on 0 bytes (hung up: select said readable)."""
+    def _read_fd(self, n: int, empty_is_hangup: bool = True) -> Optional[bytes]:
+        """One read(2) of the port: the bytes, or None if it would block; a SerialException on an
+        error, and on 0 bytes if ``empty_is_hangup`` (select said readable: hung up)."""
         try:
             chunk = os.read(self._fd, n)
         except BlockingIOError:
             return None
         except OSError as e:
             raise SerialException(e.errno, "serial port %s: read failed: %s" % (self.port, e.strerror))
-        if not chunk:
+        if not chunk and empty_is_hangup:
             raise hangup(self.port)
         return chunk
 

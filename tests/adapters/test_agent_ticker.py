@@ -129,3 +129,56 @@ def test_a_round_sleeps_until_the_cores_deadline_capped_and_never_less_than_a_ms
     assert hooks.lateness[-2:] == [0, 0]            # woken early on purpose: not late
     node.stopped = True
     assert agent._tick(None) == (1103 + 250, 250)   # no deadline at all: the cap
+
+
+class SummaryAgent(Agent):
+    """The real dispatch; the summary is the stub node's text, counted."""
+    computed = 0
+
+    def summary(self):
+        self.computed += 1
+        return self.node.text
+
+
+class StatusHooks:
+    def __init__(self):
+        self.statuses = []
+
+    def on_change(self, summary):
+        self.statuses.append(summary)
+
+
+class NullLink:
+    name = "ttyS0"
+
+    def write(self, data, keep=False):
+        pass
+
+
+def test_heartbeats_alone_refresh_the_status_line_at_most_once_a_second():
+    """An idle node's every wake-up dispatches a frame and nothing else: the status summary (a
+    line over the whole node) is recomputed only SUMMARY_REFRESH_MS after the last time, while
+    any other output (a log line, an action) recomputes it at once."""
+    from hanode.agent import SUMMARY_REFRESH_MS
+    from hanode.core.outputs import Log, Send
+    now = [0]
+    node = StubNode(100)
+    node.text = "node1: active, holds g; peer node2 up"
+    hooks = StatusHooks()
+    agent = SummaryAgent(node, [NullLink()], runner=object(), log=lambda level, text: None,
+                         clock=lambda: now[0], hooks=hooks)
+    agent.dispatch([Send(b"x")])
+    assert agent.computed == 1 and hooks.statuses == [node.text]
+    node.text = "node1: active, holds g; peer node2 standby"
+    for t in range(100, SUMMARY_REFRESH_MS, 100):   # heartbeats sent and received for a second
+        now[0] = t
+        agent.dispatch([Send(b"x")])
+        agent.dispatch([])
+    assert agent.computed == 1 and len(hooks.statuses) == 1
+    now[0] = SUMMARY_REFRESH_MS
+    agent.dispatch([])
+    assert agent.computed == 2 and hooks.statuses[-1] == node.text
+    node.text = "node1: releasing g; peer node2 standby"
+    now[0] += 1
+    agent.dispatch([Send(b"x"), Log("info", "giving up g")])
+    assert agent.computed == 3 and hooks.statuses[-1] == node.text

@@ -279,6 +279,42 @@ def test_hangup_is_reported_naming_the_port(lockdir):
         s.close()
 
 
+def test_a_non_blocking_read_of_waiting_bytes_is_one_read(cable, lockdir, monkeypatch):
+    """The agent's link reads with timeout=0 when it knows bytes are there (a frame's first byte,
+    its end): one read(2), no select.  An empty port still answers b"" after a select, and a port
+    whose other end is gone still raises (next test)."""
+    import hanode.uart.posix as posix
+    selects = []
+    real = posix.select.select
+
+    def counting(r, w, x, timeout=None):
+        selects.append(list(r))
+        return real(r, w, x, timeout)
+    a, b = cable.paths
+    with Serial(a, lock_dir=lockdir, timeout=0) as sa, Serial(b, lock_dir=lockdir) as sb:
+        sb.write(b"frame\x00")
+        deadline = time.monotonic() + 2
+        while sa.in_waiting < 6 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        monkeypatch.setattr(posix.select, "select", counting)
+        assert sa.read(256) == b"frame\x00"
+        assert [fds for fds in selects if sa.fileno() in fds] == []
+        assert sa.read(256) == b""
+        assert [fds for fds in selects if sa.fileno() in fds] == [[sa.fileno()]]
+
+
+def test_a_non_blocking_read_of_a_hung_up_port_raises(lockdir):
+    nm = NullModem().start()
+    port = nm.paths[1]
+    s = Serial(port, lock_dir=lockdir, timeout=0)
+    try:
+        nm.close()
+        with pytest.raises(SerialException, match=port):
+            s.read(256)
+    finally:
+        s.close()
+
+
 def test_out_waiting_models_the_line_on_a_pty(cable, lockdir):
     with Serial(cable.paths[0], lock_dir=lockdir) as s:
         assert s.out_waiting == 0
