@@ -331,3 +331,33 @@ def test_sigterm_interrupts_the_bench_but_not_a_child_forked_from_it():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(1)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_cpu_time_is_counted_per_thread_so_an_ended_thread_takes_nothing_off():
+    """The bench's CPU and wake-up figures are per-thread growth (``grown``): a thread that ends in
+    the window (an agent's worker, one of Heartbeat's processes) loses its count, where a
+    difference of two sums over the live threads went negative (a Heartbeat CPU of -0.1 %)."""
+    import threading
+    from tools.bench.common import cpu_ns, grown, wakeups
+    assert grown({(1, "1"): 100, (1, "2"): 500}, {(1, "1"): 150, (1, "3"): 20}) == 70
+    assert grown({(1, "4"): 900}, {(1, "4"): 30}) == 30   # a reused tid: a new thread
+    assert grown(None, {(1, "1"): 5}) is None
+    assert cpu_ns([2 ** 22 + 7]) is None   # no such process
+
+    end = threading.Event()
+
+    def worker():
+        t = time.thread_time()
+        while time.thread_time() - t < 0.1:
+            pass
+        end.wait()
+    thread = threading.Thread(target=worker)
+    thread.start()
+    time.sleep(0.3)
+    before, woken_before = cpu_ns([os.getpid()]), wakeups([os.getpid()])
+    end.set()
+    thread.join()
+    after, woken_after = cpu_ns([os.getpid()]), wakeups([os.getpid()])
+    assert sum(after.values()) - sum(before.values()) < 0   # the old sum's answer
+    assert 0 <= grown(before, after) < 100e6
+    assert grown(woken_before, woken_after) >= 0

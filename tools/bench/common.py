@@ -271,16 +271,57 @@ class Load:
 
 
 # --------------------------------------------------------------- /proc
-def cpu_ns(pid: int) -> Optional[int]:
-    """CPU time of all threads of pid in ns (schedstat), None if it is gone."""
-    total = 0
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
+def _per_thread(pids: List[int], read_one: Callable[[int, str], int]) -> Optional[Dict[Tuple[int, str], int]]:
+    """``read_one(pid, tid)`` for every thread of ``pids``, keyed by (pid, tid); None if every pid is
+    gone.  A thread that ends while it is read is left out."""
+    snapshot: Dict[Tuple[int, str], int] = {}
+    found = False
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        found = True
+        for tid in tids:
+            try:
+                snapshot[(pid, tid)] = read_one(pid, tid)
+            except (OSError, ValueError, IndexError):
+                pass
+    return snapshot if found else None
+
+
+def grown(before: Optional[Dict[Any, int]], after: Optional[Dict[Any, int]]) -> Optional[int]:
+    """What per-thread counters (``_per_thread``) added between two snapshots: a thread's growth,
+    all of a thread born in between (a smaller count under a known tid is a new thread with a reused
+    tid).  A thread that ended in between is lost with its count: the sum never goes negative, as
+    a difference of two sums over the threads alive at each end can (Heartbeat's processes come and
+    go; so do an agent's worker threads)."""
+    if before is None or after is None:
         return None
+    total = 0
+    for key, value in after.items():
+        old = before.get(key, 0)
+        total += value - old if value >= old else value
     return total
+
+
+def _schedstat_ns(pid: int, tid: str) -> int:
+    with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+        return int(f.read().split()[0])
+
+
+def _voluntary_switches(pid: int, tid: str) -> int:
+    with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise ValueError("no voluntary_ctxt_switches")
+
+
+def cpu_ns(pids: List[int]) -> Optional[Dict[Tuple[int, str], int]]:
+    """CPU time so far of every thread of ``pids`` in ns (schedstat); ``grown`` of two is the CPU
+    time spent between them."""
+    return _per_thread(pids, _schedstat_ns)
 
 
 def cpu_ticks(pid: int) -> Optional[int]:
@@ -293,18 +334,10 @@ def cpu_ticks(pid: int) -> Optional[int]:
         return None
 
 
-def wakeups(pid: int) -> Optional[int]:
-    """Voluntary context switches of all threads of pid: how often it blocked and was woken."""
-    total = 0
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches:"):
-                        total += int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return total
+def wakeups(pids: List[int]) -> Optional[Dict[Tuple[int, str], int]]:
+    """Voluntary context switches so far of every thread of ``pids`` (how often each blocked and
+    was woken); ``grown`` of two is the wake-ups between them."""
+    return _per_thread(pids, _voluntary_switches)
 
 
 def read_calls(pid: int) -> Optional[int]:
@@ -561,7 +594,7 @@ class Pair:
             if ber:
                 lab.cable.set_ber(ber)
             t0 = time.time()
-            cpu0 = {n: (cpu_ns(p), cpu_ticks(p), wakeups(p), read_calls(p)) for n, p in pids.items()}
+            cpu0 = {n: (cpu_ns([p]), cpu_ticks(p), wakeups([p]), read_calls(p)) for n, p in pids.items()}
             mem: Dict[str, Dict[str, int]] = {}
             while time.time() - t0 < seconds:
                 time.sleep(min(sample_every, max(0.0, seconds - (time.time() - t0))))
@@ -569,7 +602,7 @@ class Pair:
                     m = mem_kb(p)
                     if m.get("VmRSS", 0) >= mem.get(n, {}).get("VmRSS", 0):
                         mem[n] = m
-            cpu1 = {n: (cpu_ns(p), cpu_ticks(p), wakeups(p), read_calls(p)) for n, p in pids.items()}
+            cpu1 = {n: (cpu_ns([p]), cpu_ticks(p), wakeups([p]), read_calls(p)) for n, p in pids.items()}
             t1 = time.time()
             if ber:
                 lab.cable.set_ber(0.0)
@@ -581,10 +614,11 @@ class Pair:
         cpu = {}
         for n in pids:
             (ns0, tk0, wk0, rd0), (ns1, tk1, wk1, rd1) = cpu0[n], cpu1[n]
+            spent_ns, woken = grown(ns0, ns1), grown(wk0, wk1)
             cpu[n] = {
-                "wakeups_per_s": round((wk1 - wk0) / span, 1) if wk0 is not None and wk1 is not None else None,
+                "wakeups_per_s": round(woken / span, 1) if woken is not None else None,
                 "reads_per_s": round((rd1 - rd0) / span, 1) if rd0 is not None and rd1 is not None else None,
-                "cpu_pct": round((ns1 - ns0) / 1e9 / span * 100, 3) if ns0 is not None and ns1 is not None else None,
+                "cpu_pct": round(spent_ns / 1e9 / span * 100, 3) if spent_ns is not None else None,
                 "cpu_pct_stat": (round((tk1 - tk0) / clk / span * 100, 3)
                                  if tk0 is not None and tk1 is not None else None),
                 "rss_kb": mem.get(n, {}).get("VmRSS"), "hwm_kb": mem.get(n, {}).get("VmHWM"),

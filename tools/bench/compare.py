@@ -40,7 +40,7 @@ from hanode.lab.bed import NODES, Lab
 
 from tools.bench import FIGURES
 from tools.bench.common import (LINE_BYTES_PER_S, BenchError, Context, TIMINGS, cable_frames, cable_realtime, cpu_ns,
-                                dist, first_line, fmt_dist, lab_auth, machine_line, ms, wait_for, wakeups)
+                                dist, first_line, fmt_dist, grown, lab_auth, machine_line, ms, wait_for, wakeups)
 from tools.bench.failover import power_loss
 from tools.bench import heartbeat_peer as hb
 
@@ -201,8 +201,8 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     """A steady window: CPU, wake-ups, memory of every daemon process, the wire."""
     pids = {n: peer.pids(lab, n) for n in NODES}
     t0 = time.time()
-    c0 = {n: sum(cpu_ns(p) or 0 for p in pids[n]) for n in NODES}
-    w0 = {n: sum(wakeups(p) or 0 for p in pids[n]) for n in NODES}
+    c0 = {n: cpu_ns(pids[n]) for n in NODES}
+    w0 = {n: wakeups(pids[n]) for n in NODES}
     mem: Dict[str, Dict[str, int]] = {}
     while time.time() - t0 < seconds:
         time.sleep(min(1.0, max(0.0, seconds - (time.time() - t0))))
@@ -212,8 +212,10 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
                 mem[n] = m
     t1 = time.time()
     span = t1 - t0
-    cpu = {n: round((sum(cpu_ns(p) or 0 for p in pids[n]) - c0[n]) / 1e9 / span * 100, 3) for n in NODES}
-    wk = {n: round((sum(wakeups(p) or 0 for p in pids[n]) - w0[n]) / span, 1) for n in NODES}
+    # per thread (grown): Heartbeat's processes come and go, and the CPU of one that ended in the
+    # window must not be taken off the others'
+    cpu = {n: round((grown(c0[n], cpu_ns(pids[n])) or 0) / 1e9 / span * 100, 3) for n in NODES}
+    wk = {n: round((grown(w0[n], wakeups(pids[n])) or 0) / span, 1) for n in NODES}
     time.sleep(0.3)   # the cable log is flushed every 0.1 s
     frames = peer.frames(lab, t0, t1)
     wire = {}
