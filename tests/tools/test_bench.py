@@ -361,3 +361,31 @@ def test_cpu_time_is_counted_per_thread_so_an_ended_thread_takes_nothing_off():
     assert sum(after.values()) - sum(before.values()) < 0   # the old sum's answer
     assert 0 <= grown(before, after) < 100e6
     assert grown(woken_before, woken_after) >= 0
+
+
+@pytest.mark.integration
+def test_a_failover_nobody_was_served_after_leaves_what_the_lab_saw(tmp_path):
+    """When node2 does not serve after a power loss, the failover figure's error points at a file
+    with the observers' events (they live in the bench process and die with it): the client's
+    requests, the ARP frames, both VIP monitors, the client's neighbour table, the processes."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab builds network namespaces: needs root")
+    from hanode.lab.bed import Lab, Watcher
+    from tools.bench.failover import SNIFFER, _record_unserved
+    from tools.bench.common import VIP, wait_for
+    with Lab(workdir=str(tmp_path)) as lab:
+        lab.start_client(0.05)
+        sniffer = Watcher(["ip", "netns", "exec", lab.ns("client"), sys.executable, "-c", SNIFFER, VIP, "eth0"],
+                          "arp")
+        lab.watchers["arp"] = sniffer
+        mark = time.time()
+        assert wait_for(lambda: len(lab.client_events()) >= 3, 10)   # nobody holds the VIP: all fail
+        path = _record_unserved(lab, sniffer, {"node1": "02:00:00:00:00:01"}, mark)
+        with open(path) as f:
+            record = json.load(f)
+    assert path == str(tmp_path / "unserved.json")
+    assert record["client"] and not any(e["ok"] for e in record["client"])
+    assert set(record["vip"]) == {"node1", "node2"} and record["vip"]["node1"][0]["event"] == "initial"
+    assert record["alive"]["client"] and record["alive"]["arp"]
+    assert VIP in record["neighbours"]   # the client asked for the VIP's address
+    assert set(record["processes"]) == {"node1", "node2", "client"} and record["processes"]["client"]

@@ -45,6 +45,7 @@ group the VIP alone with the web service running on both boxes all the time
 the agents' part - detection, probe, add, GARP - and the client's interval.
 """
 import contextlib
+import json
 import os
 import random
 import signal
@@ -56,7 +57,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from hanode.lab.bed import Watcher
 
 from tools.bench import FIGURES
-from tools.bench.common import (BenchError, Context, Load, Pair, VIP, cable_frames, dist, first_line,
+from tools.bench.common import (NODES, BenchError, Context, Load, Pair, VIP, cable_frames, dist, first_line,
                                 first_served, fmt_dist, machine_line, bench_threads_fifo, ms, named_timing,
                                 release_pair, watchers_realtime)
 
@@ -350,6 +351,30 @@ def power_loss(lab: Any, node: str, port: Optional[PortSwitch] = None) -> Tuple[
     return t_kill, t_down
 
 
+def _record_unserved(lab: Any, sniffer: Watcher, macs: Dict[str, str], mark: float) -> str:
+    """What the lab saw around a failover nobody was served after, into the kept workdir (the
+    observers' events live in this process and are gone with it): the client's requests, the
+    ARP frames on the LAN, both VIP monitors, the client's neighbour table and which processes
+    still ran in each namespace.  Returns the file's path."""
+    def since(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        return [e for e in events if e.get("t", mark) >= mark - 2]
+    record = {
+        "power_loss_at": mark, "macs": macs,
+        "client": since(lab.client_events()),
+        "arp": since(sniffer.events),
+        "vip": {n: since(lab.watchers["vip-" + n].events) for n in NODES if "vip-" + n in lab.watchers},
+        "alive": {name: w.proc.poll() is None for name, w in lab.watchers.items()},
+        "neighbours": subprocess.run(["ip", "-n", lab.ns("client"), "-s", "neigh"], capture_output=True,
+                                     text=True, timeout=20).stdout,
+        "processes": {who: subprocess.run(["ip", "netns", "pids", lab.ns(who)], capture_output=True, text=True,
+                                          timeout=20).stdout.split() for who in NODES + ("client",)},
+    }
+    path = os.path.join(lab.workdir, "unserved.json")
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1)
+    return path
+
+
 def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float, deadtime: float,
            interval: float, standing: bool = False,
            port: Optional[PortSwitch] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -358,7 +383,8 @@ def _trial(pair: Pair, sniffer: Watcher, macs: Dict[str, str], keepalive: float,
     mark, link_down = power_loss(lab, "node1", port)
     served = lab.wait_for(lambda: first_served(lab, "node2", mark), deadtime + 20)
     if served is None:
-        raise BenchError("node2 did not serve within deadtime + 20 s; see %s" % lab.workdir)
+        where = _record_unserved(lab, sniffer, macs, mark)
+        raise BenchError("node2 did not serve within deadtime + 20 s; see %s" % where)
     served_at = first_served(lab, "node2", mark)
     time.sleep(0.4)   # the GARP, the monitors' events and the cable log catch up
     # the log is written by the agent's writer thread, which busy CPUs can hold back for longer;
