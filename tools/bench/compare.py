@@ -40,7 +40,8 @@ from hanode.lab.bed import NODES, Lab
 
 from tools.bench import FIGURES
 from tools.bench.common import (LINE_BYTES_PER_S, BenchError, Context, TIMINGS, cable_frames, cable_realtime, cpu_ns,
-                                dist, first_line, fmt_dist, grown, lab_auth, machine_line, ms, wait_for, wakeups)
+                                dist, first_line, first_served, fmt_dist, grown, lab_auth, machine_line, ms,
+                                wait_for, wakeups)
 from tools.bench.failover import power_loss
 from tools.bench import heartbeat_peer as hb
 
@@ -155,11 +156,6 @@ def smaps(pids: List[int]) -> Dict[str, int]:
         out["vmlck_kb"] += int(st.get("VmLck", "0"))
         out["threads"] += int(st.get("Threads", "0"))
     return out
-
-
-def first_served(lab: Lab, node: str, since: float) -> Optional[float]:
-    times = [e["t"] for e in lab.client_events() if e["ok"] and e["body"] == node and e["t"] >= since]
-    return min(times) if times else None
 
 
 def held_since(lab: Lab, node: str, since: float) -> Optional[float]:
