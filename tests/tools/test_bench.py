@@ -389,3 +389,31 @@ def test_a_failover_nobody_was_served_after_leaves_what_the_lab_saw(tmp_path):
     assert record["alive"]["client"] and record["alive"]["arp"]
     assert VIP in record["neighbours"]   # the client asked for the VIP's address
     assert set(record["processes"]) == {"node1", "node2", "client"} and record["processes"]["client"]
+
+
+def test_a_tightest_timing_whose_trials_fail_is_a_finding_and_the_next_is_measured(monkeypatch):
+    """Heartbeat's tightest stable timing (its 30 s soak passed) can still fail a failback with its
+    line ~90 % full: the comparison keeps that as a finding and measures the next rung, instead
+    of losing the whole figure (and the README's table) to it."""
+    from types import SimpleNamespace
+    from tools.bench import compare
+    from tools.bench.common import BenchError, Context
+    failed = "Heartbeat: node1 never served again after power-on; see /dev/shm/lab"
+
+    def with_lab(peer, timing, realtime, interval, body):
+        if timing["keepalive"] == "150ms":
+            raise BenchError(failed)
+        return {"at": timing["keepalive"], "hung": {"hold_s": 10.0}}
+    monkeypatch.setattr(compare, "with_lab", with_lab)
+    ctx = Context(quick=False, soak_s=None, verbose=False)
+    peer = SimpleNamespace(name="Heartbeat")
+    out = compare.measure(ctx, peer, [compare.hb_timing(150), compare.hb_timing(200)])
+    assert out["tight"]["at"] == "200ms" and out["tight_timing"]["keepalive"] == "200ms"
+    assert out["tight_failures"] == [{"keepalive_ms": 150, "error": failed}]
+    with pytest.raises(BenchError, match="never served"):
+        compare.measure(ctx, peer, [compare.hb_timing(150)])
+    ladder = [{"keepalive_ms": 150, "line_use": 0.88, "false_failover": False, "trials_failed": failed}]
+    peers = [dict(out, peer="hanode"), dict(out, peer="Heartbeat")]
+    notes = compare.report(ctx, peers, ladder)["notes"]
+    assert any("150: 88 %, soak passed but the trials failed (Heartbeat: node1 never served again after "
+               "power-on)" in n for n in notes), notes

@@ -40,7 +40,8 @@ from hanode.lab.bed import NODES, Lab
 
 from tools.bench import FIGURES
 from tools.bench.common import (LINE_BYTES_PER_S, BenchError, Context, TIMINGS, cable_frames, cable_realtime, cpu_ns,
-                                dist, first_line, fmt_dist, grown, lab_auth, machine_line, ms, wait_for, wakeups)
+                                dist, first_line, first_served, fmt_dist, grown, lab_auth, machine_line, ms,
+                                wait_for, wakeups)
 from tools.bench.failover import power_loss
 from tools.bench import heartbeat_peer as hb
 
@@ -155,11 +156,6 @@ def smaps(pids: List[int]) -> Dict[str, int]:
         out["vmlck_kb"] += int(st.get("VmLck", "0"))
         out["threads"] += int(st.get("Threads", "0"))
     return out
-
-
-def first_served(lab: Lab, node: str, since: float) -> Optional[float]:
-    times = [e["t"] for e in lab.client_events() if e["ok"] and e["body"] == node and e["t"] >= since]
-    return min(times) if times else None
 
 
 def held_since(lab: Lab, node: str, since: float) -> Optional[float]:
@@ -347,7 +343,11 @@ def tightest_heartbeat(ctx: Context, peer: Peer, soak_s: float) -> Tuple[Dict[st
     return hb_timing(HB_LADDER_MS[-1]), tried
 
 
-def measure(ctx: Context, peer: Peer, tight: Dict[str, str]) -> Dict[str, Any]:
+def measure(ctx: Context, peer: Peer, tights: List[Dict[str, str]]) -> Dict[str, Any]:
+    """``peer`` at the defaults, then at the first of ``tights`` whose trials it gets through: a
+    timing whose soak passed can still fail a power loss or a failback (Heartbeat at 150 ms, its
+    line ~90 % full); that is a finding, kept in ``tight_failures``, and the next timing is
+    measured instead."""
     quick = ctx.quick
     seconds = 5.0 if quick else 30.0
     classic_trials = 0 if quick else 2
@@ -382,9 +382,20 @@ def measure(ctx: Context, peer: Peer, tight: Dict[str, str]) -> Dict[str, Any]:
         return r
 
     out["defaults"] = with_lab(peer, dict(TIMINGS["classic"]), True, 0.05, defaults)
-    out["tight"] = with_lab(peer, tight, False, 0.025, tightest)
-    out["tight_timing"] = dict(tight)
-    return out
+    out["tight_failures"] = []
+    for i, tight in enumerate(tights):
+        try:
+            out["tight"] = with_lab(peer, tight, False, 0.025, tightest)
+        except BenchError as e:
+            if i == len(tights) - 1:
+                raise
+            ctx.say("compare: %s at %s / %s: %s; measuring the next timing" % (
+                peer.name, tight["keepalive"], tight["deadtime"], e))
+            out["tight_failures"].append({"keepalive_ms": int(ms(tight["keepalive"])), "error": str(e)})
+            continue
+        out["tight_timing"] = dict(tight)
+        return out
+    raise BenchError("%s: no timing to measure" % peer.name)
 
 
 def run(ctx: Context) -> Dict[str, Any]:
@@ -396,7 +407,13 @@ def run(ctx: Context) -> Dict[str, Any]:
         hb_tight, ladder = hb_timing(500), []
     else:
         hb_tight, ladder = tightest_heartbeat(ctx, hb_peer, 30.0)
-    peers = [measure(ctx, HanodePeer(ctx), dict(TIMINGS["edge"])), measure(ctx, hb_peer, hb_tight)]
+    # the rungs above the tightest stable one, for a tightest timing Heartbeat cannot fail over at
+    hb_tights = [hb_tight] + [hb_timing(k) for k in HB_LADDER_MS if k > ms(hb_tight["keepalive"]) and not ctx.quick]
+    peers = [measure(ctx, HanodePeer(ctx), [dict(TIMINGS["edge"])]), measure(ctx, hb_peer, hb_tights)]
+    for failure in peers[1]["tight_failures"]:
+        for rung in ladder:
+            if rung["keepalive_ms"] == failure["keepalive_ms"]:
+                rung["trials_failed"] = failure["error"]
     return report(ctx, peers, ladder)
 
 
@@ -468,8 +485,10 @@ def report(ctx: Context, peers: List[Dict[str, Any]], ladder: List[Dict[str, Any
     notes = []
     if ladder:
         notes.append("Heartbeat's ladder (keepalive ms: line use, dead node in the soak): " + ", ".join(
-            "%d: %s" % (t["keepalive_ms"], t.get("error") or "%.0f %%%s" % (
-                100 * t["line_use"], ", false failover" if t["false_failover"] else ""))
+            "%d: %s" % (t["keepalive_ms"], t.get("error") or "%.0f %%%s%s" % (
+                100 * t["line_use"], ", false failover" if t["false_failover"] else "",
+                ", soak passed but the trials failed (%s)" % t["trials_failed"].split("; see ")[0]
+                if t.get("trials_failed") else ""))
             for t in ladder))
     if ctx.quick:
         notes.append("--quick: Heartbeat at 500 ms / 1.5 s without the ladder, no classic power losses, "
