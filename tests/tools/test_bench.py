@@ -417,3 +417,32 @@ def test_a_tightest_timing_whose_trials_fail_is_a_finding_and_the_next_is_measur
     notes = compare.report(ctx, peers, ladder)["notes"]
     assert any("150: 88 %, soak passed but the trials failed (Heartbeat: node1 never served again after "
                "power-on)" in n for n in notes), notes
+
+
+def test_a_comparison_step_that_fails_keeps_the_workdir_its_error_names(monkeypatch):
+    """The comparison's errors say "see <workdir>": the lab's directory (logs, cable) is kept
+    then, and removed as before when the step succeeds."""
+    from types import SimpleNamespace
+    from tools.bench import compare
+    from tools.bench.common import BenchError
+
+    class FakeLab:
+        keep_workdir = False
+        closed = False
+
+        def close(self):
+            self.closed = True
+    labs = []
+
+    def bring_up(peer, timing, realtime, interval):
+        labs.append(FakeLab())
+        return labs[-1], {}
+    monkeypatch.setattr(compare, "bring_up", bring_up)
+
+    def fails(lab, cold):
+        raise BenchError("Heartbeat: node1 never served again after power-on; see /dev/shm/lab")
+    with pytest.raises(BenchError):
+        compare.with_lab(SimpleNamespace(name="Heartbeat"), {}, False, 0.025, fails)
+    assert labs[-1].closed and labs[-1].keep_workdir
+    assert compare.with_lab(SimpleNamespace(name="hanode"), {}, False, 0.025, lambda lab, cold: {}) == {"cold": {}}
+    assert labs[-1].closed and not labs[-1].keep_workdir

@@ -187,7 +187,8 @@ def bring_up(peer: Peer, timing: Dict[str, str], realtime: bool, client_interval
         cold = {"first_beat_ms": _ms(beats[0] if beats else None, t0),
                 "vip_up_ms": _ms(held_since(lab, "node1", t0), t0),
                 "served_ms": _ms(first_served(lab, "node1", t0), t0)}
-    except BaseException:
+    except BaseException as e:
+        lab.keep_workdir = isinstance(e, BenchError)   # the error points there
         lab.close()
         raise
     return lab, cold
@@ -317,6 +318,9 @@ def with_lab(peer: Peer, timing: Dict[str, str], realtime: bool, interval: float
     lab, cold = bring_up(peer, timing, realtime, interval)
     try:
         out = body(lab, cold)
+    except BenchError:
+        lab.keep_workdir = True   # the error points there (the peer's logs, the cable)
+        raise
     finally:
         lab.close()
     out["cold"] = cold
