@@ -366,8 +366,7 @@ def _record_unserved(lab: Any, sniffer: Watcher, macs: Dict[str, str], mark: flo
         "alive": {name: w.proc.poll() is None for name, w in lab.watchers.items()},
         "neighbours": subprocess.run(["ip", "-n", lab.ns("client"), "-s", "neigh"], capture_output=True,
                                      text=True, timeout=20).stdout,
-        "processes": {who: subprocess.run(["ip", "netns", "pids", lab.ns(who)], capture_output=True, text=True,
-                                          timeout=20).stdout.split() for who in NODES + ("client",)},
+        "processes": {who: netns_pids(lab, who) for who in NODES + ("client",)},
     }
     path = os.path.join(lab.workdir, "unserved.json")
     with open(path, "w") as f:
