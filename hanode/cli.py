@@ -28,6 +28,12 @@ SUBCOMMANDS = [
 ]
 
 
+def one_line_help(command: str) -> str:
+    """The one-line help of ``command`` (a module run on its own, ``python3 -m hanode.checkconfig``,
+    says the same as ``hanode --help``)."""
+    return next(help_text for name, _, help_text in SUBCOMMANDS if name == command)
+
+
 def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hanode",
