@@ -48,13 +48,26 @@ calls.  Unless unittest is loaded already, the import runs with a stand-in
 another inert object, recording nothing); the stand-in leaves ``sys.modules``
 afterwards, so a later ``import unittest.mock`` gets the real one, and a
 pyroute2 that takes more from it at import is imported again with the real one.
+
+pyroute2 0.9's ``config`` and ``process`` modules import ``multiprocessing``
+(with pickle: 0.3-0.6 MB of RSS on the appliance) and read ``Pipe``, ``Queue``
+and ``Process`` from it, which they call only to run netlink in a child
+process (network namespaces), which hanode never asks for.  The import runs
+with a stand-in ``multiprocessing`` whose ``Pipe``, ``Queue`` and ``Process``
+import the real module when called, and whose other names are the real
+module's; it leaves ``sys.modules`` afterwards like the unittest stand-in.
 """
 import asyncio
+import contextlib
 import errno
+import importlib
+import importlib.util
 import ipaddress
 import socket
+import sys
 import threading
-from typing import Any, Callable, List, Optional, Tuple
+import types
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 IFNAMSIZ = 16          # the kernel's limit includes the NUL: names and labels are at most 15 chars
 NETLINK_TIMEOUT_S = 5.0
@@ -71,9 +84,7 @@ IPROUTE_MODULE = "pyroute2.iproute.linux"   # IPRoute (and AsyncIPRoute from 0.9
 def _defer_package_init(name: str) -> None:
     """Register package ``name`` in sys.modules without running its ``__init__`` (see the module
     docstring); the ``__init__`` runs when a name only it defines is asked for."""
-    import importlib
     import importlib.util
-    import sys
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
@@ -111,9 +122,6 @@ class _InertMock:
 
 def _import_without_unittest(module: str) -> Any:
     """``import module`` with the stand-in ``unittest.mock`` (module docstring)."""
-    import importlib
-    import sys
-    import types
     if "unittest" in sys.modules:
         return importlib.import_module(module)
     package, mock = types.ModuleType("unittest"), types.ModuleType("unittest.mock")
@@ -131,14 +139,55 @@ def _import_without_unittest(module: str) -> Any:
     return importlib.import_module(module)
 
 
+MULTIPROCESSING = "multiprocessing"
+# what pyroute2 0.9 reads from multiprocessing as it is imported, to call for child processes only
+CALLED_LATER = ("Pipe", "Queue", "Process")
+
+
+def _real_multiprocessing() -> types.ModuleType:
+    if isinstance(sys.modules.get(MULTIPROCESSING), _LaterMultiprocessing):
+        del sys.modules[MULTIPROCESSING]   # still importing pyroute2: the rest of it gets the real one
+    return importlib.import_module(MULTIPROCESSING)
+
+
+class _LaterMultiprocessing(types.ModuleType):
+    """The stand-in ``multiprocessing`` (module docstring)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name not in CALLED_LATER:
+            return getattr(_real_multiprocessing(), name)
+
+        def called_later(*args: Any, **kwargs: Any) -> Any:
+            return getattr(_real_multiprocessing(), name)(*args, **kwargs)
+        called_later.__name__ = called_later.__qualname__ = name
+        return called_later
+
+
+@contextlib.contextmanager
+def _multiprocessing_later() -> Iterator[None]:
+    """The stand-in ``multiprocessing`` in sys.modules while pyroute2 is imported (module docstring)."""
+    if MULTIPROCESSING in sys.modules:
+        yield
+        return
+    stand_in = _LaterMultiprocessing(MULTIPROCESSING, "multiprocessing, imported when first called (hanode.vip)")
+    sys.modules[MULTIPROCESSING] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get(MULTIPROCESSING) is stand_in:
+            del sys.modules[MULTIPROCESSING]
+
+
 def iproute_class() -> Any:
     """pyroute2's IPRoute, importing only its module and what that needs (call it off the loop:
     the first call takes 50-100 ms, seconds under QEMU)."""
-    import sys
     if IPROUTE_MODULE in sys.modules:
         return sys.modules[IPROUTE_MODULE].IPRoute
     _defer_package_init(PYROUTE2)
-    return _import_without_unittest(IPROUTE_MODULE).IPRoute
+    with _multiprocessing_later():
+        return _import_without_unittest(IPROUTE_MODULE).IPRoute
 
 
 def _needs_helper_thread() -> bool:
@@ -146,7 +195,6 @@ def _needs_helper_thread() -> bool:
         asyncio.get_running_loop()
     except RuntimeError:
         return False
-    import importlib
     iproute_class()
     return hasattr(importlib.import_module(IPROUTE_MODULE), "AsyncIPRoute")
 
