@@ -37,7 +37,9 @@ TITLE = FIGURES[NAME]
 # cumulative layers of `hanode run`'s imports, in the order the daemon pulls them in
 LADDER = [
     ("bare interpreter", []),
-    ("+ ctypes, logging.handlers, argparse", ["ctypes", "logging.handlers", "argparse"]),
+    # hanode.logs has its own queue and syslog sender (no logging.handlers), hanode.runline reads
+    # `hanode run` without argparse
+    ("+ ctypes, logging", ["ctypes", "logging"]),
     # what `hanode run` does before the daemon's imports: asyncio without ssl, hashlib without
     # OpenSSL, a stand-in that loads ssl on first use (for pyroute2's import of it)
     ("+ asyncio, hashlib; OpenSSL kept out (hanode.noopenssl)", ["!noopenssl", "hashlib"]),
