@@ -256,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="hanode check-config", description=__doc__.splitlines()[0])
+    # the help text is the command line's, not this module's docstring: the appliance runs python3 -OO
+    from hanode.cli import one_line_help
+    parser = argparse.ArgumentParser(prog="hanode check-config", description=one_line_help("check-config"))
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

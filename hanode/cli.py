@@ -4,10 +4,13 @@ Each subcommand lives in its own module and is imported only when used, so
 ``hanode status`` does not pay for pyroute2 and ``hanode run`` reaches its first
 heartbeat quickly.
 """
-import argparse
 import importlib
 import sys
-from typing import List, Optional
+import types
+from typing import TYPE_CHECKING, List, Optional
+
+if TYPE_CHECKING:   # imported when used: a plain `hanode run` never is (hanode.runline)
+    import argparse
 
 # subcommand -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = [
@@ -28,7 +31,14 @@ SUBCOMMANDS = [
 ]
 
 
-def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
+def one_line_help(command: str) -> str:
+    """The one-line help of ``command`` (a module run on its own, ``python3 -m hanode.checkconfig``,
+    says the same as ``hanode --help``)."""
+    return next(help_text for name, _, help_text in SUBCOMMANDS if name == command)
+
+
+def build_parser(argv: Optional[List[str]] = None) -> "argparse.ArgumentParser":
+    import argparse
     parser = argparse.ArgumentParser(
         prog="hanode",
         description="Two-node failover agent reading Linux-HA Heartbeat's ha.cf, authkeys and haresources.",
@@ -43,8 +53,7 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         if name not in words:
             continue  # only the chosen subcommand's module is imported
         if name == "run":
-            from hanode.noopenssl import keep_openssl_out
-            keep_openssl_out()   # before the daemon imports asyncio and hashlib
+            _before_the_daemon()
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
@@ -59,8 +68,27 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _before_the_daemon() -> None:
+    from hanode.noopenssl import keep_openssl_out
+    keep_openssl_out()   # before the daemon imports asyncio and hashlib
+
+
+def plain_run(words: List[str]) -> Optional[types.SimpleNamespace]:
+    """``hanode run`` with plain options, read without argparse (hanode.runline); None for any
+    other command line, which argparse reads (help and errors as always)."""
+    if not words or words[0] != "run":
+        return None
+    from hanode.runline import parse_plain
+    values = parse_plain(words[1:])
+    if values is None:
+        return None
+    _before_the_daemon()
+    daemon = importlib.import_module(next(module for name, module, _ in SUBCOMMANDS if name == "run"))
+    return types.SimpleNamespace(command="run", func=daemon.run, **values)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser(argv).parse_args(argv)
+    args = plain_run(sys.argv[1:] if argv is None else argv) or build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

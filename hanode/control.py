@@ -13,7 +13,6 @@ have moved (or a timeout), so the command says what actually happened, the
 way Heartbeat's hb_standby/hb_takeover users expect.  ``reload`` answers once the new
 configuration is in force or refused (``hanode.reload``), with every problem.
 """
-import argparse
 import asyncio
 import json
 import os
@@ -21,7 +20,10 @@ import socket
 import struct
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+if TYPE_CHECKING:   # the agent (hanode run) never imports argparse: hanode.runline
+    import argparse
 
 DEFAULT_SOCKET = "/run/hanode/control.sock"
 MAX_REQUEST = 4096
@@ -304,17 +306,17 @@ def _mismatch_lines(dropped: Dict[str, int]) -> List[str]:
 
 
 # ----------------------------------------------------------------- the commands
-def _add_socket(parser: argparse.ArgumentParser) -> None:
+def _add_socket(parser: "argparse.ArgumentParser") -> None:
     parser.add_argument("--socket", default=os.environ.get("HANODE_SOCKET", DEFAULT_SOCKET),
                         help="control socket of the running daemon (default %(default)s; env HANODE_SOCKET)")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:   # status
+def add_arguments(parser: "argparse.ArgumentParser") -> None:   # status
     _add_socket(parser)
     parser.add_argument("--json", action="store_true", help="print the whole status as JSON")
 
 
-def add_arguments_standby(parser: argparse.ArgumentParser) -> None:
+def add_arguments_standby(parser: "argparse.ArgumentParser") -> None:
     _add_socket(parser)
     parser.add_argument("which", nargs="?", default="all", metavar="all|local|foreign|GROUP",
                         help="which groups: all (default), local (preferred by this node), foreign "
@@ -327,7 +329,7 @@ add_arguments_takeover = add_arguments_standby
 add_arguments_reload = _add_socket
 
 
-def run(args: argparse.Namespace) -> int:   # status
+def run(args: "argparse.Namespace") -> int:   # status
     try:
         st = request("status", args.socket)
     except ControlError as e:
@@ -343,7 +345,7 @@ def run(args: argparse.Namespace) -> int:   # status
     return 0
 
 
-def _move(args: argparse.Namespace, cmd: str) -> int:
+def _move(args: "argparse.Namespace", cmd: str) -> int:
     try:
         answer = request(cmd, args.socket, which=None if args.which == "all" else args.which)
     except ControlError as e:
@@ -384,15 +386,15 @@ def _move(args: argparse.Namespace, cmd: str) -> int:
     return 1
 
 
-def run_standby(args: argparse.Namespace) -> int:
+def run_standby(args: "argparse.Namespace") -> int:
     return _move(args, "standby")
 
 
-def run_takeover(args: argparse.Namespace) -> int:
+def run_takeover(args: "argparse.Namespace") -> int:
     return _move(args, "takeover")
 
 
-def run_reload(args: argparse.Namespace) -> int:
+def run_reload(args: "argparse.Namespace") -> int:
     """Exit 0 once the new configuration is in force; 1, with every problem, when it is refused."""
     try:
         answer = request("reload", args.socket, timeout=30)

@@ -19,11 +19,9 @@ to take over a hung node's address.
 
 Exit codes follow LSB: 0 clean stop, 1 failure, 6 configuration error.
 """
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import time
@@ -35,22 +33,13 @@ from hanode.agent import Agent
 from hanode.links import SerialLink
 from hanode.logs import log, setup_logging
 from hanode.realtime import go_realtime, limit_memory, lock_memory, trim_memory
+from hanode.runline import add_arguments as add_run_arguments
 
 EXIT_CONFIG = 6
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config-dir", default=os.environ.get("HANODE_CONFIG_DIR", "/etc/ha.d"),
-                        help="directory with ha.cf, authkeys, haresources (default %(default)s)")
-    parser.add_argument("--node", help="this node's name (default: uname -n, as Heartbeat)")
-    parser.add_argument("--state-dir", help="persistent state (boot generation); overrides ha.cf state_dir")
-    parser.add_argument("--socket", help="control socket path; overrides ha.cf control_socket")
-    parser.add_argument("--lock-dir", help="UUCP lock directory for the serial ports (default /var/lock or /run/lock)")
-    rt = parser.add_mutually_exclusive_group()
-    rt.add_argument("--realtime", dest="realtime", action="store_true", default=None,
-                    help="SCHED_FIFO and mlockall (ha.cf realtime; Heartbeat's default is on)")
-    rt.add_argument("--no-realtime", dest="realtime", action="store_false")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging on stderr")
+def add_arguments(parser: Any) -> None:
+    add_run_arguments(parser)   # hanode.runline: hanode.cli reads a plain `hanode run` without argparse
 
 
 class CannotStart(Exception):
@@ -58,7 +47,7 @@ class CannotStart(Exception):
 
 
 class Daemon:
-    def __init__(self, cfg: Any, args: argparse.Namespace) -> None:
+    def __init__(self, cfg: Any, args: Any) -> None:
         self.cfg = cfg
         self.args = args
         self.realtime = cfg.realtime if args.realtime is None else args.realtime
@@ -280,7 +269,7 @@ class Daemon:
         self.serials = []
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Any) -> int:
     from hanode.configdir import load
     from hanode.core.config import ConfigError
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,

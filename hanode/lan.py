@@ -30,9 +30,8 @@ The first report waits until every node has answered once or ``deadping_ms``
 has passed, so that a starting box does not claim a LAN worse than it has.
 A send that fails (no route, the interface down) is a miss like any other.
 
-pyroute2 is imported only by ``start`` (its narrowest public module,
-``pyroute2.netlink.rtnl.iprsocket``, without the package's ``__init__``:
-``hanode.vip.iproute_class``), never at ``import hanode.lan``.
+pyroute2 (its ``ifinfmsg`` class, through ``hanode.rtnl``) is imported only
+by ``start``, never at ``import hanode.lan``.
 """
 
 import asyncio
@@ -146,38 +145,27 @@ class LanWatch:
 
     # --------------------------------------------------------------- carrier
     def _open_netlink(self) -> None:
-        from hanode.vip import iproute_class
-        iproute_class()   # pyroute2 without its package __init__, its modules in working order
-        from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE
-        from pyroute2.netlink.rtnl import RTM_GETLINK, RTMGRP_LINK
-        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-        from pyroute2.netlink.rtnl.iprsocket import IPRSocket
-        nl = IPRSocket()
-        nl.bind(groups=RTMGRP_LINK)
+        from hanode.rtnl import RTMGRP_LINK, Rtnl
+        nl = Rtnl(groups=RTMGRP_LINK)
         self._nl = nl
         # the state now, before anything is reported: the dump's RTM_NEWLINK messages (and any
         # event that comes meanwhile) are read at once, blocking for the kernel's answer (~1 ms)
-        nl.put(ifinfmsg(), msg_type=RTM_GETLINK, msg_flags=NLM_F_REQUEST | NLM_F_DUMP)
-        done = False
-        while not done:
-            for msg in nl.get():
-                if msg["header"]["type"] == NLMSG_DONE:
-                    done = True
-                elif msg.get("event") in ("RTM_NEWLINK", "RTM_DELLINK"):
-                    self.link_message(msg.get("event"), msg.get_attr("IFLA_IFNAME"), msg["flags"])
+        nl.request_links()
+        for event, msg in nl.dump_events():
+            self.link_message(event, msg.get_attr("IFLA_IFNAME"), msg["flags"])
         assert self._loop is not None
-        self._loop.add_reader(nl.socket.fileno(), self._read_netlink)
+        self._loop.add_reader(nl.fileno(), self._read_netlink)
 
     def _close_netlink(self) -> None:
         if self._nl is not None:
             if self._loop is not None:
-                self._loop.remove_reader(self._nl.socket.fileno())
+                self._loop.remove_reader(self._nl.fileno())
             self._nl.close()
             self._nl = None
 
     def _read_netlink(self) -> None:
         try:
-            messages = self._nl.get()
+            events = list(self._nl.link_events())
         except OSError as e:
             if e.errno != errno.ENOBUFS:
                 self.log("error", "LAN watch: netlink read failed: %s; reopening" % e)
@@ -186,9 +174,8 @@ class LanWatch:
             self._open_netlink()
             return
         changed = False
-        for msg in messages:
-            if msg.get("event") in ("RTM_NEWLINK", "RTM_DELLINK"):
-                changed |= self.link_message(msg.get("event"), msg.get_attr("IFLA_IFNAME"), msg["flags"])
+        for event, msg in events:
+            changed |= self.link_message(event, msg.get_attr("IFLA_IFNAME"), msg["flags"])
         if changed:
             self._evaluate()
 

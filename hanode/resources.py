@@ -268,7 +268,7 @@ def _import_netlink(vips: Iterable[Any] = ()) -> None:
     needs them; a VIP that cannot be resolved now is resolved (and its error reported) by the
     action that needs it."""
     import hanode.vip
-    hanode.vip.iproute_class()
+    hanode.vip.import_pyroute2()
     import hanode.arp  # noqa: F401
     for vip in vips:
         try:

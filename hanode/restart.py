@@ -31,12 +31,14 @@ acts, so that its probe finds them free and nothing runs twice.  (With a
 hardware watchdog the handed-over device resets the box too, at the latest
 when the stretched timeout - the grace - runs out.)
 """
-import argparse
 import asyncio
 import os
 import sys
 import time
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
+
+if TYPE_CHECKING:   # the agent (hanode run) never imports argparse: hanode.runline
+    import argparse
 
 EXIT_NOT_RUNNING = 3
 # The guard releases what the restart left running after this share of the grace: before the peer
@@ -130,7 +132,7 @@ def reexec(log: Any, notifier: Any = None) -> None:
 
 
 # ---------------------------------------------------------------- the command line
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: "argparse.ArgumentParser") -> None:
     from hanode.control import DEFAULT_SOCKET
     parser.add_argument("--socket", default=os.environ.get("HANODE_SOCKET", DEFAULT_SOCKET),
                         help="control socket of the running daemon (default %(default)s; env HANODE_SOCKET)")
@@ -140,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", help="this node's name, as given to hanode run (default: uname -n)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: "argparse.Namespace") -> int:
     """Exit 0 once the new agent runs and its adopted groups are running; 1 if the restart is refused
     or the new agent does not come back within the grace (its groups are then released)."""
     from hanode.control import ControlError, request

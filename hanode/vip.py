@@ -20,11 +20,11 @@ when the address was already there, ``remove()`` returns False when it was
 already gone, so the caller can run them again after a crash or a restart
 without special cases.
 
-Calls are synchronous and take about a millisecond. pyroute2 >= 0.9 builds its
-synchronous IPRoute on a private asyncio loop, which cannot run while the
-caller's loop is running in the same thread; in that case each call is made
-from a short-lived helper thread (the caller still waits for it: a few ms).
-Older pyroute2 releases (Debian ships 0.7) are called directly.
+Calls are synchronous and take about a millisecond: the requests go through
+``hanode.rtnl`` (a plain netlink socket, pyroute2's message classes), which
+has no event loop of its own and so can be called from the agent's loop
+thread as from any other.  (pyroute2's IPRoute, which ``iproute_class`` below
+still imports for whoever wants it, costs 1.5 MB more on the appliance.)
 
 What pyroute2 costs, and what is imported of it
 -----------------------------------------------
@@ -32,15 +32,17 @@ pyroute2 is imported lazily, so ``import hanode.vip`` costs nothing and a
 standby node never imports it.  Any ``import pyroute2.x`` runs the package's
 ``__init__`` first, and pyroute2 0.9's imports every public class: NDB (with
 sqlite3), IPDB, nftables, ipset, WireGuard, nl80211, plan9 ... (~400 modules,
-+10-11 MB of RSS on the agent).  hanode needs one class, ``IPRoute`` from
-``pyroute2.iproute.linux`` (+4-5 MB).  ``iproute_class()`` imports that module
++10-11 MB of RSS on the agent).  The agent needs two message classes,
+``ifinfmsg`` and ``ifaddrmsg`` (``import_pyroute2``, for ``hanode.rtnl``);
+``IPRoute`` from ``pyroute2.iproute.linux`` (``iproute_class``, for the bench's
+comparison) costs 1.5 MB more on the appliance.  Both import their modules
 with the package registered in ``sys.modules`` but its ``__init__`` not yet run;
 the package object answers a name it does not have (PEP 562 ``__getattr__``) by
 importing the submodule of that name, or, for a name only the ``__init__``
 defines (``from pyroute2 import NDB`` elsewhere in the process), by running the
 ``__init__`` then: whoever needs the whole package still gets it, on first use.
 
-That module also imports ``unittest.mock`` for a single ``Mock()``, the message
+IPRoute's module also imports ``unittest.mock`` for a single ``Mock()``, the message
 queue of a socket that no event loop drives (``IPRSocket``, the LAN watch's),
 and with it unittest, difflib and pprint: +1 MB of RSS for an object nothing
 calls.  Unless unittest is loaded already, the import runs with a stand-in
@@ -48,16 +50,28 @@ calls.  Unless unittest is loaded already, the import runs with a stand-in
 another inert object, recording nothing); the stand-in leaves ``sys.modules``
 afterwards, so a later ``import unittest.mock`` gets the real one, and a
 pyroute2 that takes more from it at import is imported again with the real one.
+
+pyroute2 0.9's ``config`` and ``process`` modules import ``multiprocessing``
+(with pickle: 0.3-0.6 MB of RSS on the appliance) and read ``Pipe``, ``Queue``
+and ``Process`` from it, which they call only to run netlink in a child
+process (network namespaces), which hanode never asks for.  The import runs
+with a stand-in ``multiprocessing`` whose ``Pipe``, ``Queue`` and ``Process``
+import the real module when called, and whose other names are the real
+module's; it leaves ``sys.modules`` afterwards like the unittest stand-in.
 """
-import asyncio
+import contextlib
 import errno
+import importlib
+import importlib.util
 import ipaddress
 import socket
-import threading
-from typing import Any, Callable, List, Optional, Tuple
+import sys
+import types
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+from hanode.rtnl import NETLINK_TIMEOUT_S
 
 IFNAMSIZ = 16          # the kernel's limit includes the NUL: names and labels are at most 15 chars
-NETLINK_TIMEOUT_S = 5.0
 
 
 class VipError(Exception):
@@ -71,9 +85,7 @@ IPROUTE_MODULE = "pyroute2.iproute.linux"   # IPRoute (and AsyncIPRoute from 0.9
 def _defer_package_init(name: str) -> None:
     """Register package ``name`` in sys.modules without running its ``__init__`` (see the module
     docstring); the ``__init__`` runs when a name only it defines is asked for."""
-    import importlib
     import importlib.util
-    import sys
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
@@ -111,9 +123,6 @@ class _InertMock:
 
 def _import_without_unittest(module: str) -> Any:
     """``import module`` with the stand-in ``unittest.mock`` (module docstring)."""
-    import importlib
-    import sys
-    import types
     if "unittest" in sys.modules:
         return importlib.import_module(module)
     package, mock = types.ModuleType("unittest"), types.ModuleType("unittest.mock")
@@ -131,51 +140,81 @@ def _import_without_unittest(module: str) -> Any:
     return importlib.import_module(module)
 
 
+MULTIPROCESSING = "multiprocessing"
+# what pyroute2 0.9 reads from multiprocessing as it is imported, to call for child processes only
+CALLED_LATER = ("Pipe", "Queue", "Process")
+
+
+def _real_multiprocessing() -> types.ModuleType:
+    if isinstance(sys.modules.get(MULTIPROCESSING), _LaterMultiprocessing):
+        del sys.modules[MULTIPROCESSING]   # still importing pyroute2: the rest of it gets the real one
+    return importlib.import_module(MULTIPROCESSING)
+
+
+class _LaterMultiprocessing(types.ModuleType):
+    """The stand-in ``multiprocessing`` (module docstring)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name not in CALLED_LATER:
+            return getattr(_real_multiprocessing(), name)
+
+        def called_later(*args: Any, **kwargs: Any) -> Any:
+            return getattr(_real_multiprocessing(), name)(*args, **kwargs)
+        called_later.__name__ = called_later.__qualname__ = name
+        return called_later
+
+
+@contextlib.contextmanager
+def _multiprocessing_later() -> Iterator[None]:
+    """The stand-in ``multiprocessing`` in sys.modules while pyroute2 is imported (module docstring)."""
+    if MULTIPROCESSING in sys.modules:
+        yield
+        return
+    stand_in = _LaterMultiprocessing(MULTIPROCESSING, "multiprocessing, imported when first called (hanode.vip)")
+    sys.modules[MULTIPROCESSING] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get(MULTIPROCESSING) is stand_in:
+            del sys.modules[MULTIPROCESSING]
+
+
+# what hanode.rtnl builds its requests and reads the answers with
+RTNL_MODULES = ("pyroute2.netlink.rtnl.ifinfmsg", "pyroute2.netlink.rtnl.ifaddrmsg", "pyroute2.netlink.exceptions")
+
+
+def import_pyroute2() -> None:
+    """pyroute2's rtnl message classes, importing only their modules (the package ``__init__``
+    deferred, multiprocessing later: the module docstring); call it off the loop, once."""
+    if all(name in sys.modules for name in RTNL_MODULES):
+        return
+    _defer_package_init(PYROUTE2)
+    with _multiprocessing_later():
+        for name in RTNL_MODULES:
+            importlib.import_module(name)
+
+
 def iproute_class() -> Any:
     """pyroute2's IPRoute, importing only its module and what that needs (call it off the loop:
     the first call takes 50-100 ms, seconds under QEMU)."""
-    import sys
     if IPROUTE_MODULE in sys.modules:
         return sys.modules[IPROUTE_MODULE].IPRoute
     _defer_package_init(PYROUTE2)
-    return _import_without_unittest(IPROUTE_MODULE).IPRoute
-
-
-def _needs_helper_thread() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    import importlib
-    iproute_class()
-    return hasattr(importlib.import_module(IPROUTE_MODULE), "AsyncIPRoute")
+    with _multiprocessing_later():
+        return _import_without_unittest(IPROUTE_MODULE).IPRoute
 
 
 def netlink_call(fn: Callable[[Any], Any]) -> Any:
-    """Run ``fn(ipr)`` with a fresh pyroute2 IPRoute, safely from inside or outside an asyncio loop."""
-    def direct() -> Any:
-        with iproute_class()() as ipr:
-            return fn(ipr)
-
-    if not _needs_helper_thread():
-        return direct()
-    box: dict = {}
-
-    def target() -> None:
-        try:
-            box["value"] = direct()
-        except BaseException as e:  # re-raised in the caller's thread
-            box["error"] = e
-
-    # A new thread starts in the caller's network namespace, so the answer is the same.
-    t = threading.Thread(target=target, name="hanode-netlink", daemon=True)
-    t.start()
-    t.join(NETLINK_TIMEOUT_S)
-    if t.is_alive():
-        raise VipError("netlink did not answer within %.0f s" % NETLINK_TIMEOUT_S)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    """Run ``fn(rtnl)`` with a fresh ``hanode.rtnl.Rtnl`` (synchronous: from any thread, the loop's
+    too; a request takes about a millisecond).  A kernel that does not answer is a VipError."""
+    from hanode.rtnl import Rtnl
+    try:
+        with Rtnl() as rtnl:
+            return fn(rtnl)
+    except socket.timeout:
+        raise VipError("netlink did not answer within %.0f s" % NETLINK_TIMEOUT_S) from None
 
 
 def _attr(msg: Any, name: str) -> Any:
@@ -198,13 +237,11 @@ def _ipv4_addrs(ipr: Any) -> List[Tuple[int, str, int, Optional[str]]]:
 
 def link_info(ifname: str) -> Tuple[int, str]:
     """(ifindex, MAC as "aa:bb:cc:dd:ee:ff") of ``ifname``; VipError if there is no such interface."""
-    def get(ipr: Any) -> Tuple[int, str]:
-        idx = ipr.link_lookup(ifname=ifname)
-        if not idx:
-            raise VipError("no interface %s" % ifname)
-        link = ipr.get_links(idx[0])[0]
-        return idx[0], _attr(link, "IFLA_ADDRESS") or ""
-    return netlink_call(get)
+    try:
+        idx = socket.if_nametoindex(ifname)
+    except OSError:
+        raise VipError("no interface %s" % ifname) from None
+    return idx, _attr(netlink_call(lambda rtnl: rtnl.get_link(idx)), "IFLA_ADDRESS") or ""
 
 
 def _netlink_code(e: BaseException) -> Optional[int]:

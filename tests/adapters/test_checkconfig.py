@@ -175,6 +175,16 @@ def test_help():
         assert opt in r.stdout
 
 
+@pytest.mark.parametrize("argv", [["-m", "hanode.checkconfig"], ["-m", "hanode", "check-config"]])
+def test_help_without_docstrings(argv):
+    # the appliance runs python3 -OO (no docstrings): the help must not be read from __doc__
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-OO", *argv, "--help"], cwd=str(REPO), env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "check /etc/ha.d (ha.cf, authkeys, haresources) and report every problem" in r.stdout
+
+
 def test_summary_spells_out_the_media_and_failback_modes():
     ak = "auth 1\n1 sha1 0123456789abcdef01\n"
     for mode, fragment in [("on", "goes back to its preferred node"), ("off", "stay where they are"),

@@ -1,9 +1,11 @@
-"""hanode.vip.iproute_class: pyroute2's IPRoute without unittest, in fresh interpreters.
+"""hanode.vip.iproute_class: pyroute2's IPRoute without unittest and multiprocessing, in fresh interpreters.
 
 pyroute2 0.9's iprsocket imports ``unittest.mock`` for one ``Mock()``; the agent imports it with
-an inert stand-in (1 MB of RSS less).  Each check runs in a child ``python3 -S`` as the appliance
-starts the agent, since what is imported is process-wide; the netlink calls are real (a dump of
-the links and an event socket bound to RTMGRP_LINK, as the LAN watch does).
+an inert stand-in (1 MB of RSS less).  Its config and process modules import ``multiprocessing``
+for child processes hanode never starts: a stand-in that imports it when first called.  Each check
+runs in a child ``python3 -S`` as the appliance starts the agent, since what is imported is
+process-wide; the netlink calls are real (a dump of the links and an event socket bound to
+RTMGRP_LINK, as the LAN watch does).
 """
 import json
 import subprocess
@@ -23,6 +25,14 @@ from pyroute2.netlink.rtnl.iprsocket import IPRSocket
 nl = IPRSocket()
 nl.bind(groups=RTMGRP_LINK)
 nl.close()
+out["multiprocessing_in_use"] = sorted(m for m in sys.modules if m.split(".")[0] == "multiprocessing")
+import pyroute2.config, pyroute2.process    # what pyroute2 bound: the real thing once called
+reader, writer = pyroute2.config.MpPipe()
+writer.send("through a real pipe")
+out["pipe"] = reader.recv()
+from multiprocessing import shared_memory   # and anyone else gets the real module
+import multiprocessing
+out["real_multiprocessing"] = multiprocessing.cpu_count() > 0 and shared_memory.__name__
 import unittest.mock                         # a later import gets the real module
 out["real_mock"] = hasattr(unittest.mock, "patch") and hasattr(unittest.mock.Mock(), "assert_called")
 print(json.dumps(out))
@@ -53,6 +63,9 @@ def test_iproute_comes_without_unittest_and_its_sockets_work():
     assert out["unittest_after_import"] == []
     assert "lo" in out["links"]
     assert out["real_mock"] is True
+    assert out["multiprocessing_in_use"] == []   # the links dumped and the event socket bound without it
+    assert out["pipe"] == "through a real pipe"
+    assert out["real_multiprocessing"] == "multiprocessing.shared_memory"
 
 
 def test_a_library_that_needs_more_of_mock_gets_the_real_one(tmp_path):

@@ -232,10 +232,10 @@ def _wall(argv: List[str], env: Dict[str, str], repeat: int = 5) -> Optional[flo
 
 
 BARE_PROBE = "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS')][0])"
-# as `hanode run` imports (python3 -S, OpenSSL kept out, pyroute2 through hanode.vip.iproute_class)
+# as `hanode run` imports (python3 -S, OpenSSL kept out, pyroute2 through hanode.vip.import_pyroute2)
 RSS_PROBE = ("import sys\nfrom hanode.noopenssl import keep_openssl_out\nkeep_openssl_out()\n"
              "for m in sys.argv[1:]:\n"
-             "    if m.startswith('pyroute2'):\n        import hanode.vip; hanode.vip.iproute_class()\n"
+             "    if m.startswith('pyroute2'):\n        import hanode.vip; hanode.vip.import_pyroute2()\n"
              "    else:\n        __import__(m)\n"
              "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS')][0])")
 

@@ -37,14 +37,16 @@ TITLE = FIGURES[NAME]
 # cumulative layers of `hanode run`'s imports, in the order the daemon pulls them in
 LADDER = [
     ("bare interpreter", []),
-    ("+ ctypes, logging.handlers, argparse", ["ctypes", "logging.handlers", "argparse"]),
+    # hanode.logs has its own queue and syslog sender (no logging.handlers), hanode.runline reads
+    # `hanode run` without argparse
+    ("+ ctypes, logging", ["ctypes", "logging"]),
     # what `hanode run` does before the daemon's imports: asyncio without ssl, hashlib without
     # OpenSSL, a stand-in that loads ssl on first use (for pyroute2's import of it)
     ("+ asyncio, hashlib; OpenSSL kept out (hanode.noopenssl)", ["!noopenssl", "hashlib"]),
     ("+ hanode.core (config, frame, auth, node)", ["hanode.core.node", "hanode.core.config", "hanode.core.auth"]),
     ("+ hanode.daemon (agent, uart, resources ...)", ["hanode.daemon"]),
-    # what hanode.vip imports: pyroute2.iproute.linux, the package's __init__ deferred
-    ("+ pyroute2's IPRoute (hanode.vip.iproute_class)", ["!iproute"]),
+    # what the agent imports of pyroute2 (hanode.rtnl): two message classes, the package's __init__ deferred
+    ("+ pyroute2's rtnl message classes (hanode.vip.import_pyroute2)", ["!pyroute2"]),
     ("+ hanode.vip, hanode.arp, hanode.lan", ["hanode.vip", "hanode.arp", "hanode.lan"]),
     # the settled agent hands the start-up's free heap back (hanode.realtime.trim_memory)
     ("+ malloc_trim: the whole run path, settled", ["!trim"]),
@@ -62,12 +64,12 @@ SINGLES = [
     ("asyncio", ["asyncio"]),
     ("asyncio without ssl (ssl blocked)", ["-nossl", "asyncio"]),
     ("pyroute2 %s (installed), the whole package", ["pyroute2"]),
-    ("pyroute2 %s, IPRoute's module only (as hanode.vip)", ["!iproute"]),
+    ("pyroute2 %s, IPRoute's module only (hanode.vip.iproute_class)", ["!iproute"]),
     ("pyroute2-minimal %s (private target dir)", ["-minimal", "pyroute2"]),
     ("pyroute2-minimal, ssl blocked", ["-minimal", "-nossl", "pyroute2"]),
     ("hanode.daemon (no pyroute2)", ["hanode.daemon"]),
     # what realtime on could cost: the run path, 2 more threads with small stacks, one malloc arena
-    ("run path + 2 threads, 256 KB stacks, 1 malloc arena", ["!one-arena", "!noopenssl", "hanode.daemon", "!iproute",
+    ("run path + 2 threads, 256 KB stacks, 1 malloc arena", ["!one-arena", "!noopenssl", "hanode.daemon", "!pyroute2",
                                                              "hanode.vip", "hanode.arp", "hanode.lan", "!trim",
                                                              "!small-threads"]),
 ]
@@ -101,7 +103,10 @@ import ctypes, json
 res = []
 for label, mods in json.loads(sys.argv[3]):
     for m in mods:
-        if m == "!iproute":
+        if m == "!pyroute2":
+            import hanode.vip
+            hanode.vip.import_pyroute2()
+        elif m == "!iproute":
             import hanode.vip
             hanode.vip.iproute_class()
         elif m == "!noopenssl":
