@@ -9,10 +9,15 @@ else from a task of its own that awaits ``link.read()``.  A ticker calls
 (``Node.next_deadline``: the next frame due, a silence limit, a retry), at
 the latest ``max_sleep_ms`` (a keepalive) after the last tick, and sleeps in
 between: an idle node wakes to send each frame and to read each one received
-(the serial link: at its first byte and at its end), nothing else.
+(the serial link: at its first byte and at its end), nothing else - and less
+once the pair is in step: the node whose name sorts later sends its frame when
+the peer's arrives (``FOLLOW_SLACK_MS``, hanode.core.node), one wake-up for
+both, and the other reads that answer by a timer set at its own send
+(``hanode.links``), one wake-up instead of two.
 A call that brings the deadline forward (a frame that must be answered at
-once, a finished action) wakes the ticker early.  Whatever the core returns
-is dispatched at once: frames are written to every link, Acquire,
+once, a finished action) wakes the ticker early; one that moves it later (a
+frame that went out with the peer's) moves the ticker, and counts as its round.
+Whatever the core returns is dispatched at once: frames are written to every link, Acquire,
 Release and Probe become tasks that await the runner and report back through
 ``Node.completed``/``Node.probed``, and log lines go to ``log``.  Nothing here
 blocks: a hung resource script delays only its own task (the runner kills it
@@ -58,6 +63,7 @@ supply in-memory ones, or the same serial link on MicroPython's UART shim.
 
 from hanode import aio
 from hanode.core import status
+from hanode.core.node import FOLLOW_SLACK_MS
 
 # A dispatch of nothing but heartbeat frames (an idle node's every wake-up) recomputes the
 # status summary only this long after the last time: it is a line of text over the whole node,
@@ -68,13 +74,19 @@ SUMMARY_REFRESH_MS = 1000
 
 
 class Agent:
+    @staticmethod
+    def sleep_cap_ms(keepalive_ms):
+        """The ticker's longest sleep at a keepalive: while the core sends, its deadline is never
+        further away (a follower's comes FOLLOW_SLACK_MS after a keepalive, hanode.core.node)."""
+        return keepalive_ms + FOLLOW_SLACK_MS
+
     def __init__(self, node, links, runner, log, max_sleep_ms=None, clock=None, hooks=None, entropy=None):
         self.node = node
         self.links = links
         self.runner = runner
         self.log = log
         # a safety cap only: the core's deadlines come sooner (a frame is due every keepalive)
-        self.max_sleep_ms = max_sleep_ms or node.config.keepalive_ms
+        self.max_sleep_ms = max_sleep_ms or self.sleep_cap_ms(node.config.keepalive_ms)
         self.clock = clock or aio.ticks_ms
         self.hooks = hooks
         self.entropy = entropy or _urandom
@@ -147,6 +159,8 @@ class Agent:
             deadline = self.node.next_deadline()
             if deadline is not None and deadline < self.wake_at:
                 self._wake_early()
+            elif deadline is not None and deadline > self.wake_at and self.timer is not None:
+                self._postpone()
 
     def _notice_change(self, only_frames=False):
         if self.hooks is None:
@@ -288,6 +302,9 @@ class Agent:
         if lateness < 0:
             lateness = 0
         self.dispatch(self.node.tick(now))
+        return self._round_done(now, lateness)
+
+    def _round_done(self, now, lateness):
         if self.hooks is not None and hasattr(self.hooks, "on_tick"):
             self.hooks.on_tick(now, lateness)
         deadline = self.node.next_deadline()
@@ -307,6 +324,16 @@ class Agent:
         except Exception as e:   # as a task would: this ticker ends (and the watchdog's gate sees it)
             self.log("error", "ticker ended with %r" % (e,))
             return
+        self.expected = self.wake_at = due
+        self.timer = aio.later_ms(delay, self._on_timer)
+
+    def _postpone(self):
+        """An input moved the core's deadline past the ticker's wake-up (a frame went with the
+        peer's, or the peer's frame moved a silence limit): that wake-up would find nothing to
+        do.  The ticker moves to the new deadline instead, and this call counts as its round
+        (on_tick: the health gate, the warm-up before an acquire)."""
+        self.timer.cancel()
+        due, delay = self._round_done(self.clock(), 0)
         self.expected = self.wake_at = due
         self.timer = aio.later_ms(delay, self._on_timer)
 

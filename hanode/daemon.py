@@ -136,7 +136,7 @@ class Daemon:
                     links=[link.name for link in self.links])
         # the watchdog's health gate needs a tick well within its max age
         self.agent = Agent(node, self.links, runner, log, hooks=self,
-                           max_sleep_ms=min(cfg.keepalive_ms, self.petter.gate.max_age_ms // 2))
+                           max_sleep_ms=min(Agent.sleep_cap_ms(cfg.keepalive_ms), self.petter.gate.max_age_ms // 2))
         self.reloader = Reloader(cfg, self.args.config_dir,
                                  lambda c: self._apply_live(runner, c),
                                  log, watchdog_on=lambda: bool(self.watchdog and self.watchdog.enabled))

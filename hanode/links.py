@@ -26,8 +26,10 @@ to ``failed(error)`` and is tried again a second later, as the agent's reader
 does.  A received frame then costs the loop one callback at each wake-up (the
 serial link: its first byte and its end; UDP: each datagram) instead of a
 future, a task step and a second loop pass for each, which is most of an idle
-agent's CPU at short keepalives.  The same reads, reopen and rebind rules
-apply in both forms.
+agent's CPU at short keepalives.  When the peer's frames come at a steady point
+shortly after our own (the pair in step, see ``_PeerPhase``), the serial link
+reads each by a timer set at our write instead: one wake-up a frame.  The same
+reads, reopen and rebind rules apply in both forms.
 
 The UDP path (ha.cf ``ucast <dev> <peer>``) carries exactly the frames the
 serial port carries, one frame per datagram, to ``<peer>:udpport`` through
@@ -48,6 +50,13 @@ except ImportError:   # MicroPython: annotations only
     pass
 
 DATAGRAM_MAX = 2048
+# The peer's answer (see _PeerPhase): read by a timer once its first byte has come this many
+# times in a row within PHASE_TOLERANCE_MS of the same point after our write, and no more than
+# ANSWER_LEAD_FRAMES frame times after it; the timer allows ANSWER_MARGIN_MS more than the frame.
+PHASE_SAMPLES = 3
+PHASE_TOLERANCE_MS = 2
+ANSWER_LEAD_FRAMES = 2
+ANSWER_MARGIN_MS = 4
 READ_RETRY_S = 1.0   # a read error the link cannot handle: tried again after this (the agent's reader waits as long)
 _UDP_DEAD_PATH = (100, 101, 111, 113)   # ENETDOWN, ENETUNREACH, ECONNREFUSED, EHOSTUNREACH
 _UDP_DEVICE_GONE = (19, 6)              # ENODEV, ENXIO: the bound interface was deleted
@@ -73,6 +82,50 @@ class Backoff:
 
 def _quiet(log):
     return log if log is not None else (lambda level, text: None)
+
+
+class _PeerPhase:
+    """Where the peer's frames start, seen from our own writes (the serial link's push form).
+
+    Two agents send on their own schedules, so a received frame costs a wake-up at its first
+    byte and another at its end.  When the peer's frames come at a steady point shortly after
+    ours - it sends when ours has reached it, or both send together - the link can instead read
+    the peer's frame by a timer set when it writes its own, and skip the first-byte wake-up:
+    ``read_after`` says how long after the write, or None (wake at first bytes, as before).
+    It learns from the first-byte wake-ups (``first_byte``), and forgets when a timed read finds
+    no whole frame (``missed``).  While the timer runs nothing else wakes the link: a frame in
+    that window (at most ANSWER_LEAD_FRAMES + 1 frame times and ANSWER_MARGIN_MS, and never over
+    half the time between our writes) waits for the timer.  Times are the loop's, in seconds.
+    """
+
+    def __init__(self, frame_ms):
+        self.frame_s = frame_ms / 1000.0
+        self.sent_at = None   # our last write
+        self.gap = None       # between our last two writes
+        self.leads = []       # the peer's first byte after our write, the last PHASE_SAMPLES
+
+    def sent(self, now):
+        if self.sent_at is not None:
+            self.gap = now - self.sent_at
+        self.sent_at = now
+
+    def first_byte(self, now):
+        lead = None if self.sent_at is None else now - self.sent_at
+        if lead is None or not 0 <= lead <= ANSWER_LEAD_FRAMES * self.frame_s:
+            self.leads = []
+            return
+        self.leads = (self.leads + [lead])[-PHASE_SAMPLES:]
+
+    def missed(self):
+        self.leads = []
+
+    def read_after(self):
+        if len(self.leads) < PHASE_SAMPLES or max(self.leads) - min(self.leads) > PHASE_TOLERANCE_MS / 1000.0:
+            return None
+        after = max(self.leads) + self.frame_s + ANSWER_MARGIN_MS / 1000.0
+        if self.gap is None or after > self.gap / 2:
+            return None
+        return after
 
 
 class _Pushing:
@@ -117,6 +170,14 @@ class _Pushing:
             self.once.register(fd, events)
             self.once_fd = fd
         self.once_callback = callback
+
+    def disarm_once(self):
+        """watch_once's fd wakes nobody until it is armed again (a hang-up is then seen by the
+        next read: the kernel reports one whatever the mask, so the callback is dropped too)."""
+        import select
+        if self.once_fd is not None:
+            self.once.modify(self.once_fd, select.EPOLLONESHOT)
+        self.once_callback = None
 
     def _once_ready(self):
         if not self.once.poll(0):   # (the event is consumed: the fd is disarmed until watch_once)
@@ -180,6 +241,7 @@ class SerialLink:
         # a frame takes 12.5 ms at 19200 baud and arrives a few bytes at a time
         baud = getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD
         self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // baud + 1)
+        self.phase = _PeerPhase(self.frame_ms)
 
     @property
     def is_open(self):
@@ -251,6 +313,19 @@ class SerialLink:
         data = self._push_read()   # (watch_once has disarmed the fd: the next bytes wake nobody)
         if data is None:
             return
+        self.phase.first_byte(self._pushing.loop.time())
+        self._push_take(data)
+
+    def _push_answer(self):
+        """The timer set at our write: the peer's frame should be here whole (_PeerPhase)."""
+        data = self._push_read()
+        if data is None:
+            return
+        if not data.endswith(b"\x00"):   # none came, or it is still coming: the phase moved
+            self.phase.missed()
+        self._push_take(data)
+
+    def _push_take(self, data):
         if data and not data.endswith(b"\x00"):
             self._pushing.later(self.frame_ms / 1000.0, self._push_frame_end, data)   # as read() does
             return
@@ -284,6 +359,7 @@ class SerialLink:
         except (OSError, ValueError):
             return   # still gone: said once already, tried again on the schedule
         self.reopened += 1
+        self.phase.missed()
         self.log("info", "serial link %s reopened %d ms after it was lost (%d attempts)"
                  % (self.name, aio.ticks_diff(aio.ticks_ms(), self.lost_at_ms), self.backoff.attempts))
         self.backoff.reset()
@@ -294,6 +370,13 @@ class SerialLink:
             # behind it; a control frame (keep) is not, and is never replaced; the first frame
             # after the port is opened starts with a delimiter (uart/base.py)
             self.serial.write_latest(data, keep=keep)
+            p = self._pushing
+            if p is not None:
+                self.phase.sent(p.loop.time())
+                after = self.phase.read_after()
+                if after is not None and p.timer is None:   # (a pending timer: mid-frame or reopening)
+                    p.disarm_once()
+                    p.later(after, self._push_answer)
 
     def close(self):
         self.stop_pushing()

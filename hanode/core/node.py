@@ -7,7 +7,9 @@ whether the peer is alive (``liveness``), and the peer's latest *view* - the
 last authentic status frame it sent (state, flags, which groups it holds and
 wants, and which of our frames it has seen).  On every call it re-derives what
 it *wants* from that view, feeds the difference into each group's transition
-table, and sends its own view every keepalive and at once when it changed.
+table, and sends its own view every keepalive and at once when it changed (of
+the two, the node whose name sorts later sends it when the peer's arrives, to
+keep the pair in step: ``FOLLOW_SLACK_MS``).
 
 What a node wants of each group, and which ownership event that fires, is
 ``wants.py`` (two tables); the acknowledgement rule both rest on is
@@ -94,6 +96,12 @@ from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddr
                                  PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
 
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
+# Of two nodes, the one whose name sorts after its peer's sends its status frame when the peer's
+# arrives (both agents then wake once for the pair: the follower reads and sends in one wake-up,
+# and the other reads the answer by a timer set at its own send, hanode.links._PeerPhase).  Its
+# own deadline after such a frame is FOLLOW_SLACK_MS past the keepalive, so that the peer's next
+# frame, a little late, still comes first; without the peer's frames it keeps its own schedule.
+FOLLOW_SLACK_MS = 3
 RETRY_MS = wants.RETRY_MS
 # An echo of our own frame comes back within a frame time or two, so it repeats one of our
 # last few frames; a frame with our id and generation that does not is another box's.  (A twin
@@ -187,6 +195,8 @@ class Node:
         self.last_call = None
         self.last_send = None
         self.next_send = None
+        self.follows_peer = me > self.peer   # see FOLLOW_SLACK_MS
+        self.following = False        # the frame due now goes with the peer's
         self.hold_until = None        # a challenge/rejoin frame is on the wire until then (_send_control)
         self.revision = 0             # our configuration revision (48 bits, 0: unknown), set by the agent
         self.peer_revision = None     # the peer's, from its notices
@@ -825,6 +835,9 @@ class Node:
             self._comm_now_up(out)
         if previous is None or _view_of(previous) != _view_of(f):
             self.next_send = now   # answer at once: the peer may be waiting for our ack
+        elif self.follows_peer and self.next_send is not None and self._line_free(now) <= now < self.next_send:
+            self.next_send = now   # ours goes with the peer's frame (FOLLOW_SLACK_MS)
+            self.following = True
         operator_flags = f.flags & (STANDBY | TAKEOVER)
         if operator_flags and not (previous and previous.flags & operator_flags == operator_flags):
             self._operator_acted()   # an operator acted on the peer: our given-up groups get a new chance
@@ -1290,6 +1303,9 @@ class Node:
         # absolute schedule: a frame sent late does not push the next one back
         due, keepalive = self.next_send, self.config.keepalive_ms
         self.next_send = (due if due is not None and 0 <= now - due < keepalive else now) + keepalive
+        if self.following:
+            self.next_send += FOLLOW_SLACK_MS
+            self.following = False
         self.sent_view = view
 
     def _released_or_escalated(self, g):

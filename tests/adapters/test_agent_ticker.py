@@ -103,6 +103,26 @@ def test_an_input_that_brings_the_deadline_forward_ticks_at_once_and_not_late():
     assert index >= 2
 
 
+def test_an_input_that_moves_the_deadline_later_moves_the_ticker_and_counts_as_its_round():
+    """A frame that went out with the peer's moves the core's next deadline past the ticker's
+    wake-up: the ticker is re-armed at the new deadline (no wake-up to find nothing to do), and
+    the receive counts as its round for on_tick (the watchdog's health gate, the warm-up)."""
+    async def later(agent, node):
+        await asyncio.sleep(0.1)
+        node.receive = lambda data, now, link=None: (setattr(node, "due", now + 70), [])[1]
+        before, rounds = len(node.ticks), len(agent.hooks.lateness)
+        t0 = aio.ticks_ms()
+        agent._received("ttyS0", b"x")
+        assert agent.wake_at == t0 + 70 or agent.wake_at == t0 + 71, (t0, agent.wake_at)
+        assert len(agent.hooks.lateness) == rounds + 1 and agent.hooks.lateness[-1] == 0
+        await asyncio.sleep(0.06)
+        assert len(node.ticks) == before, "the ticker woke before the deadline it was moved to"
+        await asyncio.sleep(0.03)
+        assert len(node.ticks) == before + 1 and node.ticks[-1] - t0 >= 70, (t0, node.ticks[before:])
+
+    run_agent(later)
+
+
 def test_a_deadline_in_the_past_ticks_after_one_ms_not_in_a_busy_loop():
     async def stuck(agent, node):
         node.period_ms = -5   # a core whose next deadline is already past (must not spin)

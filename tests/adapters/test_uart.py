@@ -723,6 +723,128 @@ def test_serial_link_push_form_wakes_once_at_a_frames_first_byte_and_arms_with_n
     assert registrations == ["add_reader", "remove_reader"], registrations   # the private epoll, once
 
 
+def answered_link(tmp_path, answers, frames=12, period_s=0.1):
+    """A pushing SerialLink writes a status frame every ``period_s``; the peer, a thread on the
+    cable's other end, answers our frame number i as ``answers(i)`` says: None (no answer) or
+    the seconds after it has arrived whole.  Returns (deliveries, first-byte wake-ups, timed
+    reads, answers sent with the time each went out, our write times)."""
+    import asyncio
+    import select
+    from hanode.lab.cable import PtyEndpoint
+    from hanode.links import SerialLink
+    names = [str(tmp_path / "ttyA"), str(tmp_path / "ttyB")]
+    cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()
+    deliveries, first_bytes, timed, sent, writes = [], [], [], [], []
+    done = threading.Event()
+
+    def peer_loop(peer):
+        got, heard = b"", 0
+        while not done.is_set():
+            if not select.select([peer.fileno()], [], [], 0.01)[0]:
+                continue
+            got += peer.read(256)
+            while b"\x00" in got:
+                frame, got = got.split(b"\x00", 1)
+                if not frame:
+                    continue   # the delimiter our first frame starts with
+                delay = answers(heard)
+                heard += 1
+                if delay is not None:
+                    time.sleep(delay)
+                    answer = bytes([0x40 + heard % 64]) * 23 + b"\x00"
+                    peer.write(answer)
+                    sent.append((time.monotonic(), answer))
+
+    async def main():
+        link = SerialLink(Serial(names[0], lock_dir=""))
+        real_first, real_answer = link._push_first_byte, link._push_answer
+        link._push_first_byte = lambda: (first_bytes.append(time.monotonic()), real_first())[1]
+        link._push_answer = lambda: (timed.append(time.monotonic()), real_answer())[1]
+        link.start_pushing(lambda data: deliveries.append((time.monotonic(), data)), lambda e: deliveries.append(e))
+        with Serial(names[1], lock_dir="") as peer:
+            thread = threading.Thread(target=peer_loop, args=(peer,), daemon=True)
+            thread.start()
+            for i in range(frames):
+                writes.append(time.monotonic())
+                link.write(bytes([0x11 + i]) * 23 + b"\x00")
+                await asyncio.sleep(period_s)
+            done.set()
+            thread.join()
+        link.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        cable.close()
+    return deliveries, first_bytes, timed, sent, writes
+
+
+def test_serial_link_reads_a_steady_answer_by_timer_without_first_byte_wake_ups(tmp_path):
+    """A peer whose frames follow ours at a steady point (as an agent does that sends when ours
+    has reached it) is read by a timer set at our write: after PHASE_SAMPLES frames learnt at
+    their first byte, no first-byte wake-up at all, and every answer delivered whole."""
+    from hanode.links import PHASE_SAMPLES
+    deliveries, first_bytes, timed, sent, _ = answered_link(tmp_path, lambda i: 0.0, frames=16)
+    assert b"".join(d for _t, d in deliveries) == b"".join(a for _t, a in sent)
+    whole = [d for _t, d in deliveries if d in [a for _t, a in sent]]
+    assert len(whole) >= len(sent) - 2, "one delivery per answer, whole (a loaded machine may split one)"
+    # (quiet machine: PHASE_SAMPLES first-byte wake-ups, then timed reads only; under load a
+    # late answer makes the link learn again now and then)
+    assert len(timed) >= len(sent) // 2 >= PHASE_SAMPLES, (len(first_bytes), len(timed))
+    assert len(first_bytes) <= len(sent) - len(timed) + 1, (len(first_bytes), len(timed))
+    # each answer was delivered within its frame time and the margin of its last byte going out
+    lags = sorted(t - s for (t, _d), (s, _a) in zip(deliveries, sent))
+    assert lags[len(lags) // 2] < 0.03 and lags[-1] < 0.09, lags   # never a period (0.1 s) late
+
+
+def test_serial_link_wakes_at_first_bytes_again_when_the_answer_moves_or_stops(tmp_path):
+    """The timed read finds nothing (the peer went quiet for two frames): the link forgets the
+    phase; an answer that then comes late (40 ms after ours, outside any timer) is delivered at
+    its own first byte and end, not held back; nothing is lost."""
+    def answers(i):
+        if i in (6, 7):
+            return None        # quiet
+        return 0.04 if i >= 8 else 0.0
+    deliveries, first_bytes, timed, sent, writes = answered_link(tmp_path, answers, frames=12)
+    assert b"".join(d for _t, d in deliveries) == b"".join(a for _t, a in sent)
+    ends = [t for t, d in deliveries if d.endswith(b"\x00")]
+    late = [s for s, _a in sent if s > writes[8]]
+    # each late answer delivered at its own first byte and end, not at a timer of ours
+    lags = [min(t - s for t in ends if t > s) for s in late]
+    assert late and all(lag < 0.09 for lag in lags), lags
+    assert len(first_bytes) >= len(late)
+
+
+def test_peer_phase_learns_a_steady_lead_and_keeps_its_window_short():
+    from hanode.links import ANSWER_LEAD_FRAMES, PHASE_SAMPLES, _PeerPhase
+    phase = _PeerPhase(13)
+
+    def beat(t, lead):
+        phase.sent(t)
+        if lead is not None:
+            phase.first_byte(t + lead)
+    for i in range(PHASE_SAMPLES - 1):
+        beat(i * 0.1, 0.014)
+        assert phase.read_after() is None   # not yet seen often enough
+    beat(0.3, 0.0145)
+    phase.sent(0.4)
+    assert abs(phase.read_after() - (0.0145 + 0.013 + 0.004)) < 1e-9
+    phase.missed()
+    assert phase.read_after() is None
+    for i in range(PHASE_SAMPLES):          # a spread beyond the tolerance
+        beat(1 + i * 0.1, 0.010 + 0.003 * i)
+    assert phase.read_after() is None
+    for i in range(PHASE_SAMPLES):          # too far behind our frame
+        beat(2 + i * 0.1, (ANSWER_LEAD_FRAMES + 0.5) * 0.013)
+    assert phase.read_after() is None
+    for i in range(PHASE_SAMPLES):          # steady, but our frames go out too often for a window
+        beat(3 + i * 0.04, 0.014)
+    assert phase.read_after() is None
+    beat(4, None)                            # a write alone does not teach anything
+    beat(4.1, 0.2)                           # a first byte long after our write: forgets
+    assert phase.leads == []
+
+
 def test_watch_once_fires_once_per_arming_and_follows_a_port_replaced_by_another_fd():
     """_Pushing.watch_once (the serial link's push form): one callback per arming however many
     bytes follow; after the port is lost and reopened - a new fd with another number, or the same

@@ -16,7 +16,7 @@ DELAY_MS = 13   # 24 bytes at 19200 baud
 class Pair:
     """Two nodes joined by an instant-action, fixed-delay line, driven event by event."""
 
-    def __init__(self, **timing):
+    def __init__(self, node2_at=0, jitter=None, **timing):
         self.cfg = {n: make_config(me=n, **timing) for n in ("node1", "node2")}
         self.nodes = {n: Node(self.cfg[n], me=n, generation=1) for n in ("node1", "node2")}
         self.now = 0
@@ -25,8 +25,12 @@ class Pair:
         self.calls = {"node1": 0, "node2": 0}
         self.ticks = {"node1": 0, "node2": 0}
         self.logs = {"node1": [], "node2": []}
-        for name, node in self.nodes.items():
-            self.handle(name, node.start(0))
+        self.jitter = jitter   # ms more on the line for node1's frame sent at a time
+        self.handle("node1", self.nodes["node1"].start(0))
+        self.powered["node2"] = False
+        self.run_until(node2_at)   # node2 starts ``node2_at`` ms after node1
+        self.powered["node2"] = True
+        self.handle("node2", self.nodes["node2"].start(self.now))
 
     def other(self, name):
         return "node2" if name == "node1" else "node1"
@@ -35,7 +39,8 @@ class Pair:
         node = self.nodes[name]
         for o in outputs:
             if o.kind == "send":
-                self.in_flight.append((self.now + DELAY_MS, self.other(name), o.data))
+                late = self.jitter(self.now) if self.jitter and name == "node1" else 0
+                self.in_flight.append((self.now + DELAY_MS + late, self.other(name), o.data))
             elif o.kind == "log":
                 self.logs[name].append((self.now, o.text))
             elif o.kind == "probe":
@@ -94,6 +99,57 @@ def test_an_idle_pair_wakes_once_per_frame_each_way():
         # one tick per frame sent, and nothing else: the silence timers never come due
         assert pair.ticks[name] - ticks[name] <= frames + 1, (name, pair.ticks[name] - ticks[name], frames)
         assert node.live.alive()
+
+
+def calls_of(node):
+    """Record the times of ``node``'s tick and receive calls, and of those that sent a frame."""
+    seen = {"tick": [], "receive": [], "sent": []}
+    for name in ("tick", "receive"):
+        real = getattr(node, name)
+
+        def call(*args, _real=real, _name=name):
+            out = _real(*args)
+            now = args[1] if _name == "receive" else args[0]
+            seen[_name].append(now)
+            if [o for o in out if o.kind == "send"]:
+                seen["sent"].append(now)
+            return out
+        setattr(node, name, call)
+    return seen
+
+
+def test_the_follower_sends_with_the_peers_frame_and_keeps_a_schedule_without_it():
+    """node2 (its name sorts after node1's) sends its status frame when node1's arrives - one
+    wake-up for both in its agent - while node1 keeps its own schedule, whatever the phase node2
+    started at; once node1 is silent, node2 goes on every keepalive, the first one
+    FOLLOW_SLACK_MS later."""
+    from hanode.core.node import FOLLOW_SLACK_MS
+    for node2_at in (0, 37, 61, 88):
+        # node1's frames take 0-2 ms more on some keepalives (its wake-up, the line)
+        pair = Pair(node2_at=node2_at, jitter=lambda now: (now * 7919 // 100) % 3)
+        pair.run_until(2000)
+        n1, n2 = pair.nodes["node1"], pair.nodes["node2"]
+        assert n2.follows_peer and not n1.follows_peer
+        seen1, seen2 = calls_of(n1), calls_of(n2)
+        pair.run_until(12000)
+        assert 99 <= len(seen2["sent"]) <= 101, node2_at   # still one frame a keepalive
+        merged = [t for t in seen2["sent"] if t in seen2["receive"]]
+        assert len(merged) >= len(seen2["sent"]) - 1, (node2_at, len(merged), len(seen2["sent"]))
+        assert len(set(seen2["tick"]) - set(seen2["receive"])) <= 1, node2_at   # no wake-up of its own
+        assert [t for t in seen1["sent"] if t in seen1["receive"]] == [], node2_at
+        gaps = [b - a for a, b in zip(seen1["sent"], seen1["sent"][1:])]
+        assert set(gaps) == {100}, (node2_at, set(gaps))   # node1's schedule is its own
+    pair.power_off("node1")
+    last = n2.last_send
+    sent = len(seen2["sent"])
+    pair.run_until(last + 1000)
+    # its own schedule again: the first frame at most FOLLOW_SLACK_MS past a keepalive after its
+    # last (which went with node1's last), then a keepalive apart (and one more at once when it
+    # declares node1 dead: its state changed)
+    times = [last] + seen2["sent"][sent:]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert 100 <= gaps[0] <= 100 + FOLLOW_SLACK_MS and len(gaps) >= 9, gaps
+    assert all(g <= 100 for g in gaps[1:]), gaps
 
 
 def test_silence_is_declared_at_the_dead_time_to_the_millisecond():

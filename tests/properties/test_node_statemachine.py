@@ -308,9 +308,11 @@ class Pair(RuleBasedStateMachine):
         took = sim.run_until(lambda: sim.settled(), bound)
         assert took is not None, ("no single holder", sim.holders(), self._logs())
         sim.run(3 * cfg.keepalive_ms + sim.max_action_ms)
-        assert len(sim.holders()) == 1
+        # never two; none while a hand-over that began meanwhile is under way (a start still
+        # failing here gives the group up after settled() saw it held: found by TestPairLong)
+        assert len(sim.holders()) <= 1, sim.holders()
         # a hand-over may have begun meanwhile (a box whose frames were refused is heard at
-        # last, and auto_failback moves the group): it ends with one box serving
+        # last, and auto_failback moves the group, or a start failed): it ends with one box serving
         assert sim.run_until(lambda: sim.settled() and len(sim.servers()) == 1, bound) is not None, (
             sim.holders(), sim.servers(), self._logs())
         preferred = cfg.groups[0].preferred
