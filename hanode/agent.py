@@ -17,11 +17,11 @@ both, and the other reads that answer by a timer set at its own send
 A call that brings the deadline forward (a frame that must be answered at
 once, a finished action) wakes the ticker early; one that moves it later (a
 frame that went out with the peer's) moves the ticker, and counts as its round.
-Whatever the core returns is dispatched at once: frames are written to every link, Acquire,
-Release and Probe become tasks that await the runner and report back through
-``Node.completed``/``Node.probed``, and log lines go to ``log``.  Nothing here
-blocks: a hung resource script delays only its own task (the runner kills it
-at its timeout), never a heartbeat.
+Whatever the core returns is dispatched at once: frames are written to every
+link, Acquire, Release and Probe become tasks that await the runner and report
+back through ``Node.completed``/``Node.probed``, and log lines go to ``log``.
+Nothing here blocks: a hung resource script delays only its own task (the
+runner kills it at its timeout), never a heartbeat.
 
 The loop is written for the asyncio subset that CPython and MicroPython share
 (``hanode.aio``), with its collaborators passed in:

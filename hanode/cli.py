@@ -7,7 +7,7 @@ heartbeat quickly.
 import importlib
 import sys
 import types
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 if TYPE_CHECKING:   # imported when used: a plain `hanode run` never is (hanode.runline)
     import argparse
@@ -31,10 +31,14 @@ SUBCOMMANDS = [
 ]
 
 
+def _subcommand(command: str) -> Tuple[str, str, str]:
+    return next(entry for entry in SUBCOMMANDS if entry[0] == command)
+
+
 def one_line_help(command: str) -> str:
     """The one-line help of ``command`` (a module run on its own, ``python3 -m hanode.checkconfig``,
     says the same as ``hanode --help``)."""
-    return next(help_text for name, _, help_text in SUBCOMMANDS if name == command)
+    return _subcommand(command)[2]
 
 
 def build_parser(argv: Optional[List[str]] = None) -> "argparse.ArgumentParser":
@@ -83,7 +87,7 @@ def plain_run(words: List[str]) -> Optional[types.SimpleNamespace]:
     if values is None:
         return None
     _before_the_daemon()
-    daemon = importlib.import_module(next(module for name, module, _ in SUBCOMMANDS if name == "run"))
+    daemon = importlib.import_module(_subcommand("run")[1])
     return types.SimpleNamespace(command="run", func=daemon.run, **values)
 
 

@@ -38,8 +38,8 @@ from hanode.runline import add_arguments as add_run_arguments
 EXIT_CONFIG = 6
 
 
-def add_arguments(parser: Any) -> None:
-    add_run_arguments(parser)   # hanode.runline: hanode.cli reads a plain `hanode run` without argparse
+# hanode.runline's: hanode.cli reads a plain `hanode run` without argparse
+add_arguments = add_run_arguments
 
 
 class CannotStart(Exception):

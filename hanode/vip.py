@@ -85,7 +85,6 @@ IPROUTE_MODULE = "pyroute2.iproute.linux"   # IPRoute (and AsyncIPRoute from 0.9
 def _defer_package_init(name: str) -> None:
     """Register package ``name`` in sys.modules without running its ``__init__`` (see the module
     docstring); the ``__init__`` runs when a name only it defines is asked for."""
-    import importlib.util
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
