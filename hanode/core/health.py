@@ -206,11 +206,13 @@ class Comparison:
             return PENDING
         return verdict
 
+    def pending(self):
+        """A verdict is in force or on its way (the healths differ): due() has an answer."""
+        return self.since is not None and lan_rule(self.pair[0], self.pair[1]) is not None
+
     def due(self, delay_ms):
         """When a pending verdict takes effect, or None."""
-        if self.since is None or lan_rule(self.pair[0], self.pair[1]) is None:
-            return None
-        return self.since + delay_ms
+        return self.since + delay_ms if self.pending() else None
 
 
 def lan_rule(own, peer):

@@ -1185,8 +1185,10 @@ class Node:
     def _evaluate(self, now, out):
         peer = self.peer_view()
         own, theirs = self.lan_health.counted, self.peer_lan if peer is not None else None
-        lan = self.lan_verdict = self.lan_compare.rule(own, theirs, now, health.verdict_delay_ms(
-            self.config.deadtime_ms, self.config.keepalive_ms, own, theirs))
+        # (the delay matters only when the healths differ; no LAN adapter: never)
+        delay = 0 if health.lan_rule(own, theirs) is None else health.verdict_delay_ms(
+            self.config.deadtime_ms, self.config.keepalive_ms, own, theirs)
+        lan = self.lan_verdict = self.lan_compare.rule(own, theirs, now, delay)
         for g in self.groups:
             intent = self.intents[g.index]
             given = self.given.get(g.index)
@@ -1349,19 +1351,39 @@ class Node:
         now = self.now or 0
         if self.restarting is not None:
             return max(now + 1, self._line_free(self.restarting["next_at"]))
+        # (the earliest future time among the candidates, without building a list: this runs
+        # twice at every wake-up of an idle agent)
         live = self.live
-        notice = self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None
-        times = [self.next_send, notice, live.hold_until and live.hold_until + 1,
-                 self.lan_health.due(self.config.deadtime_ms),
-                 self.lan_compare.due(self.lan_delay_ms())] + [i.retry_at for i in self.intents] + \
-            self.monitoring.deadlines()
-        for t in [live.peer] + live.links:
-            if t.state != DEAD and t.since is not None:
-                times.append(t.since + live.limit(t) + 1)
-        if live.alive():
-            times.append(live.peer.since + live.warntime_ms + 1)
-        future = [t for t in times if t is not None and t > now]
-        return min(future) if future else now + self.config.keepalive_ms
+        soonest = None
+        for t in (self.next_send,
+                  self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None,
+                  live.hold_until and live.hold_until + 1,
+                  self.lan_health.due(self.config.deadtime_ms),
+                  self.lan_compare.due(self.lan_delay_ms()) if self.lan_compare.pending() else None):
+            if t is not None and t > now and (soonest is None or t < soonest):
+                soonest = t
+        for i in self.intents:
+            t = i.retry_at
+            if t is not None and t > now and (soonest is None or t < soonest):
+                soonest = t
+        for t in self.monitoring.deadlines():
+            if t is not None and t > now and (soonest is None or t < soonest):
+                soonest = t
+        for track in live.links:
+            if track.state != DEAD and track.since is not None:
+                t = track.since + live.limit(track) + 1
+                if t > now and (soonest is None or t < soonest):
+                    soonest = t
+        peer = live.peer
+        if peer.state != DEAD and peer.since is not None:
+            t = peer.since + live.limit(peer) + 1   # its silence limit
+            if t > now and (soonest is None or t < soonest):
+                soonest = t
+            if live.alive():
+                t = peer.since + live.warntime_ms + 1   # late (warntime)
+                if t > now and (soonest is None or t < soonest):
+                    soonest = t
+        return now + self.config.keepalive_ms if soonest is None else soonest
 
     def may_acquire_soon(self, now):
         """A group is wanted and not held yet (a start, a failback), or the peer is late (a

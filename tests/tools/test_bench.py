@@ -88,6 +88,16 @@ def test_footprint_counts_wake_ups_and_valid_frames_per_keepalive():
     assert per_keepalive(w, 1000)["node1"]["wakeups"] == 30.0
 
 
+def test_the_wake_floor_wakes_twice_a_keepalive_and_takes_some_cpu():
+    r = subprocess.run([sys.executable, "-S", os.path.join(ROOT, "tools", "bench", "wake_floor.py"), "20", "0.5"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    floor = json.loads(r.stdout)
+    for loop in ("epoll", "asyncio"):
+        assert 1.6 <= floor[loop]["wakeups_per_keepalive"] <= 2.2, floor
+        assert 0 < floor[loop]["cpu_pct"] < 100, floor
+
+
 def test_write_readme_needs_the_comparison():
     r = bench("--only", "codec", "--write-readme", timeout=60)
     assert r.returncode == 2 and "compare" in r.stderr
@@ -281,6 +291,8 @@ def test_quick_run_reports_every_figure(tmp_path):
             assert isinstance(c["rss_kb"], int) and c["rss_kb"] > 0
             per = fp["idle"][timing]["per_keepalive"][node]
             assert per["sent"] > 0 and per["received"] > 0 and is_number(per["wakeups"])
+        for loop in ("epoll", "asyncio"):
+            assert is_number(fp["idle"][timing]["floor"][loop]["cpu_pct"])
     check_dist(fp["startup"]["ready_ms"])
     assert fp["startup"]["run_path_modules"] and "hanode" in fp["startup"]["import_by_package_ms"]
     assert is_number(fp["imports"]["import_daemon_ms"])

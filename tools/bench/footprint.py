@@ -6,7 +6,11 @@ Theory of operation
 agents up, node1 active, no load): CPU time from ``/proc/<pid>/task/*/
 schedstat`` (ns, all threads) over the window, as % of one core, with the
 coarser ``/proc/<pid>/stat`` utime+stime next to it; RSS and its peak from
-``/proc/<pid>/status``, sampled every second.
+``/proc/<pid>/status``, sampled every second.  Next to it, with the pair still up, the
+floor (``tools/bench/wake_floor.py``): a bare epoll loop and a bare asyncio loop of the
+agent's interpreter that wake twice a keepalive, as an idle agent in step does, and move
+a frame's bytes through a pipe - the part of the figure that is the interpreter and its
+loop waking, before any of hanode's work.
 
 *Start-up.*  node2 (the standby, so nothing fails back) is power-cycled N
 times on a running pair at keepalive 100 ms.  From the moment ``Popen`` of
@@ -21,6 +25,7 @@ interpreters measure (median of 5): ``python -c pass``, ``import
 hanode.daemon``, and importing every module the run loaded at top level
 (``-X importtime``), plus the RSS of an interpreter that has imported them.
 """
+import json
 import os
 import statistics
 import subprocess
@@ -31,6 +36,7 @@ from typing import Any, Dict, List, Optional
 from tools.bench import FIGURES
 from tools.bench.common import (Context, TIMINGS, cable_frames, dist, first_line, machine_line, ms, shared_pair,
                                 steady)
+from tools.bench.wake_floor import WAKES_PER_KEEPALIVE
 
 NAME = "footprint"
 TITLE = FIGURES[NAME]
@@ -59,6 +65,12 @@ def run(ctx: Context) -> Dict[str, Any]:
                                 for n in ("node1", "node2"))])
         rows.append([what + "read syscalls/s", "%s / %s" % (_n(a.get("reads_per_s")), _n(s.get("reads_per_s")))])
         rows.append([what + "RSS (MB)", "%s / %s" % (_mb(a.get("rss_kb")), _mb(s.get("rss_kb")))])
+        floor = idle[name]["floor"] = wake_floor(ctx, idle[name]["keepalive_ms"], seconds)
+        rows.append(["idle at keepalive %s, the floor: a bare epoll loop / a bare asyncio loop of this "
+                     "interpreter waking %s times a keepalive, CPU (%% of one core)"
+                     % (TIMINGS[name]["keepalive"], WAKES_PER_KEEPALIVE),
+                     "%s / %s" % (_pct(floor.get("epoll", {}).get("cpu_pct")),
+                                  _pct(floor.get("asyncio", {}).get("cpu_pct")))])
     start = startup(ctx, restarts)
     imports = import_times(start.get("run_path_modules") or [], ctx.agent_env())
     for key, label in (("first_log_ms", "start -> first log line"), ("ready_ms", "start -> READY"),
@@ -102,6 +114,19 @@ def run(ctx: Context) -> Dict[str, Any]:
         "startup": start,
         "imports": imports,
     }
+
+
+def wake_floor(ctx: Context, keepalive_ms: float, seconds: float) -> Dict[str, Any]:
+    """tools/bench/wake_floor.py with the agent's interpreter, the pair still up: what waking as
+    often as an idle agent in step costs before it does any work ({} if it failed)."""
+    argv = [sys.executable, "-S", os.path.join(REPO, "tools", "bench", "wake_floor.py"),
+            "%g" % keepalive_ms, "%g" % seconds]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=2 * seconds + 60)
+        return json.loads(done.stdout)
+    except (subprocess.SubprocessError, ValueError) as e:
+        ctx.say("wake floor at keepalive %g ms failed: %r" % (keepalive_ms, e))
+        return {}
 
 
 # the cable's directions: node1 is its end a
