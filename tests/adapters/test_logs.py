@@ -146,3 +146,16 @@ def test_the_agent_does_not_import_logging_handlers(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "INFO: up" in r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_logging_while_pyroute2_is_imported_leaves_multiprocessing_out():
+    # the resource runner's worker imports pyroute2 with hanode.vip's stand-in multiprocessing in
+    # sys.modules; a record made meanwhile (on the loop) must not ask it for current_process()
+    code = ("import sys\nfrom hanode import logs, vip\nclass Cfg: logfile = debugfile = None; logfacility = None\n"
+            "logs.setup_logging(Cfg(), 0)\nwith vip._multiprocessing_later():\n    logs.log('info', 'meanwhile')\n"
+            "logs._stop_writer()\nprint(sorted(m for m in sys.modules if m.startswith(('multiprocessing', 'pickle'))))")
+    r = subprocess.run([sys.executable, "-S", "-c", code], env=dict(os.environ, PYTHONPATH=REPO),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "INFO: meanwhile" in r.stderr
+    assert r.stdout.strip() == "[]"
