@@ -53,10 +53,11 @@ Needs CAP_NET_RAW.
 """
 import asyncio
 import errno
-import ipaddress
 import socket
 import struct
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+from hanode.core.config.values import ipv4_int, parse_ipv4
 
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
@@ -98,10 +99,9 @@ def mac_bytes(text: str) -> bytes:
 
 
 def _ip_bytes(ip: str) -> bytes:
-    try:
-        return ipaddress.IPv4Address(ip).packed
-    except ValueError:
-        raise ArpError("%r is not an IPv4 address" % (ip,)) from None
+    if parse_ipv4(ip) is None:   # hanode.vip: why not ipaddress
+        raise ArpError("%r is not an IPv4 address" % (ip,))
+    return ipv4_int(ip).to_bytes(4, "big")
 
 
 def build_frame(op: int, sha: bytes, spa: bytes, tha: bytes, tpa: bytes, dst: bytes = BROADCAST) -> bytes:

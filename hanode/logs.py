@@ -28,6 +28,13 @@ memory for three classes.  Syslog gets what SysLogHandler sends: one RFC 3164
 ``<PRI>`` message per record (PRI = facility * 8 + severity, the facility
 names and codes of ``SysLogHandler.facility_names``), NUL-terminated, on the
 unix socket /dev/log.  A test compares the bytes with SysLogHandler's.
+
+No record asks for its process's name (``logging.logMultiprocessing`` off; no
+format here shows it): logging looks ``multiprocessing`` up in ``sys.modules``
+for each record and calls ``current_process()`` on what it finds, and while the
+resource runner's worker imports pyroute2, what it finds is ``hanode.vip``'s
+stand-in, whose answer imports the real module (with pickle: 0.4 MB of the
+agent's memory, on whichever node logged at that moment).
 """
 import atexit
 import contextlib
@@ -219,6 +226,7 @@ def setup_logging(cfg: Any, verbose: int) -> None:
     """Point the ``hanode`` logger at stderr and at what ha.cf names (logfile, debugfile,
     logfacility), through the writer thread (see the module docstring)."""
     _stop_writer()
+    logging.logMultiprocessing = False   # see the module docstring
     LOG.handlers[:] = []
     LOG.setLevel(logging.DEBUG)
     LOG.propagate = False

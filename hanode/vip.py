@@ -63,12 +63,12 @@ import contextlib
 import errno
 import importlib
 import importlib.util
-import ipaddress
 import socket
 import sys
 import types
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
+from hanode.core.config.values import ipv4_int, parse_ipv4
 from hanode.rtnl import NETLINK_TIMEOUT_S
 
 IFNAMSIZ = 16          # the kernel's limit includes the NUL: names and labels are at most 15 chars
@@ -216,6 +216,24 @@ def netlink_call(fn: Callable[[Any], Any]) -> Any:
         raise VipError("netlink did not answer within %.0f s" % NETLINK_TIMEOUT_S) from None
 
 
+# IPv4 on integers, not with the standard library's ipaddress module (0.26 MB of the agent's
+# memory): the syntax check is the configuration parser's (hanode.core.config.values.parse_ipv4,
+# which accepts the text ipaddress.IPv4Address does: four decimal octets, no leading zeros), and
+# a subnet test and a broadcast address are a shift and an or
+def _dotted(n: int) -> str:
+    return "%d.%d.%d.%d" % (n >> 24, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)
+
+
+def in_subnet(ip: str, local: str, prefixlen: int) -> bool:
+    """Is ``ip`` in the subnet of ``local``/``prefixlen`` (0-32)?"""
+    return (ipv4_int(ip) ^ ipv4_int(local)) >> (32 - prefixlen) == 0
+
+
+def broadcast_address(ip: str, prefixlen: int) -> str:
+    """The broadcast address of ``ip``'s subnet of length ``prefixlen`` (0-32)."""
+    return _dotted(ipv4_int(ip) | (0xFFFFFFFF >> prefixlen))
+
+
 def _attr(msg: Any, name: str) -> Any:
     return msg.get_attr(name)
 
@@ -252,11 +270,9 @@ class Vip:
 
     def __init__(self, ip: str, prefixlen: Optional[int] = None, dev: Optional[str] = None,
                  label: Optional[str] = None, broadcast: Optional[str] = None):
-        try:
-            self.address = ipaddress.IPv4Address(ip)
-        except ValueError:
-            raise VipError("%r is not an IPv4 address" % (ip,)) from None
-        self.ip = str(self.address)
+        if parse_ipv4(ip) is None:
+            raise VipError("%r is not an IPv4 address" % (ip,))
+        self.ip = ip
         if prefixlen is not None:
             prefixlen = int(prefixlen)
             if not 1 <= prefixlen <= 32:
@@ -264,11 +280,8 @@ class Vip:
         if dev and ":" in dev:  # Heartbeat's "eth0:1" form, if the parser did not split it
             dev, alias = dev.split(":", 1)
             label = label or "%s:%s" % (dev, alias)
-        if broadcast is not None:
-            try:
-                broadcast = str(ipaddress.IPv4Address(broadcast))
-            except ValueError:
-                raise VipError("%s: broadcast %r is not an IPv4 address" % (ip, broadcast)) from None
+        if broadcast is not None and parse_ipv4(broadcast) is None:
+            raise VipError("%s: broadcast %r is not an IPv4 address" % (ip, broadcast))
         self.prefixlen = prefixlen
         self.dev = dev or None
         self.label = label or None
@@ -328,8 +341,7 @@ class Vip:
                 continue
             if self.dev is not None and links[idx] != self.dev:
                 continue
-            net = ipaddress.IPv4Network("%s/%d" % (local, plen), strict=False)
-            if self.address not in net:
+            if not in_subnet(self.ip, local, plen):
                 continue
             # Most specific subnet first; an interface's own address beats the VIP itself
             # (which is only a hint once added); then the lowest ifindex, for stability.
@@ -367,7 +379,7 @@ class Vip:
         if self.broadcast:
             return self.broadcast
         if self.prefixlen is not None and self.prefixlen <= 30:
-            return str(ipaddress.IPv4Network("%s/%d" % (self.ip, self.prefixlen), strict=False).broadcast_address)
+            return broadcast_address(self.ip, self.prefixlen)
         return None
 
     # -- operations ---------------------------------------------------------------------------

@@ -47,6 +47,13 @@ NODES = ("node1", "node2")
 ADDRS = {"node1": "192.0.2.11", "node2": "192.0.2.12", "client": "192.0.2.20"}
 VIP = "192.0.2.100"
 PREFIXLEN = 24
+# the interpreter's options of every hanode process the lab starts, as the appliance runs it
+# (image/build's /usr/bin/hanode, `#!/usr/bin/python3 -SOO`): -S, no site module, so none of this
+# machine's .pth files (editable-install finders, CA bundle hooks) is in the agent's memory or
+# start-up (hanode and its dependencies come from agent_env()'s PYTHONPATH); -OO, no docstrings
+# in memory (0.8 MB of the agent's RSS) and no assert statements (hanode's only say what mypy
+# cannot see; help texts come from hanode.cli, not from __doc__)
+AGENT_PYTHON_OPTIONS = ("-S", "-OO")
 LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: (\w+): (.*)$")
 
 WEBAPP = r'''#!/bin/sh
@@ -280,10 +287,7 @@ class Lab:
 
     # ---------------------------------------------------------------- boxes
     def hanode_argv(self, node: str, *args: str) -> List[str]:
-        # -S as the appliance runs it (image/build's /usr/bin/hanode): no site module, so none of
-        # this machine's .pth files (editable-install finders, CA bundle hooks) is in the agent's
-        # memory or start-up; hanode and its dependencies come from agent_env()'s PYTHONPATH
-        return [sys.executable, "-S", "-m", "hanode"] + list(args)
+        return [sys.executable] + list(AGENT_PYTHON_OPTIONS) + ["-m", "hanode"] + list(args)
 
     def start(self, node: str, extra: Tuple[str, ...] = (), env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
         """Start `hanode run` for node in its namespace; extra: more arguments; env: more environment."""

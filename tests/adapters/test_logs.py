@@ -138,11 +138,28 @@ def test_syslog_restarted_or_gone_is_said_once_and_comes_back(syslog_cfg, capfd)
     assert err.count("syslog (%s) works again" % path) == 1, err
 
 
-def test_the_agent_does_not_import_logging_handlers(tmp_path):
-    code = ("import sys\nfrom hanode import logs\nclass Cfg: logfile = debugfile = None; logfacility = 'daemon'\n"
-            "logs.setup_logging(Cfg(), 0)\nlogs.log('info', 'up')\nprint('logging.handlers' in sys.modules)")
+def _agent_logs(facility, then):
+    """A fresh ``python3 -S`` that sets up the agent's logging (ha.cf ``logfacility``), runs
+    ``then`` and prints what it says: (its stdout, its stderr)."""
+    code = ("import sys\nfrom hanode import logs, vip\n"
+            "class Cfg: logfile = debugfile = None; logfacility = %r\nlogs.setup_logging(Cfg(), 0)\n" % facility) + then
     r = subprocess.run([sys.executable, "-S", "-c", code], env=dict(os.environ, PYTHONPATH=REPO),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert "INFO: up" in r.stderr
-    assert r.stdout.strip() == "False"
+    return r.stdout.strip(), r.stderr
+
+
+def test_the_agent_does_not_import_logging_handlers():
+    out, err = _agent_logs("daemon", "logs.log('info', 'up')\nprint('logging.handlers' in sys.modules)")
+    assert "INFO: up" in err
+    assert out == "False"
+
+
+def test_logging_while_pyroute2_is_imported_leaves_multiprocessing_out():
+    # the resource runner's worker imports pyroute2 with hanode.vip's stand-in multiprocessing in
+    # sys.modules; a record made meanwhile (on the loop) must not ask it for current_process()
+    out, err = _agent_logs(None, "with vip._multiprocessing_later():\n    logs.log('info', 'meanwhile')\n"
+                                 "logs._stop_writer()\n"
+                                 "print(sorted(m for m in sys.modules if m.startswith(('multiprocessing', 'pickle'))))")
+    assert "INFO: meanwhile" in err
+    assert out == "[]"

@@ -44,7 +44,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from hanode.lab.bed import NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
+from hanode.lab.bed import AGENT_PYTHON_OPTIONS, NODES, Lab, LabError, VIP  # noqa: F401  (LabError, VIP: re-exported for the figures)
 from hanode.lab.presets import TIMINGS  # noqa: F401  (re-exported for the figures)
 
 BYTE_TIME_MS = 10 * 1000.0 / 19200   # one 8N1 byte at 19200 baud
@@ -109,12 +109,16 @@ class Context:
         env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": self.pycache}
         if not self.pycache_warm:
             # with a cache prefix Python looks for bytecode only there, so the first agent would
-            # compile everything it imports (and keep the compiler's memory): fill it first
+            # compile everything it imports (and keep the compiler's memory): fill it first, at
+            # the default optimization level and at the agents' (-OO: the .opt-2.pyc files; with
+            # the site module, which finds the dependencies here)
             self.pycache_warm = True
             full = dict(os.environ)
             full.update(env)
             full["PYTHONPATH"] = REPO_ROOT
-            subprocess.run([sys.executable, "-c", WARM_UP], env=full, capture_output=True, timeout=300)
+            for options in ([], [o for o in AGENT_PYTHON_OPTIONS if o.startswith("-O")]):
+                subprocess.run([sys.executable] + options + ["-c", WARM_UP], env=full, capture_output=True,
+                               timeout=300)
         env.update(extra)
         return env
 

@@ -34,13 +34,14 @@ import time
 from typing import Any, Dict, List, Optional
 
 from tools.bench import FIGURES
-from tools.bench.common import (Context, TIMINGS, cable_frames, dist, first_line, machine_line, ms, shared_pair,
-                                steady)
+from tools.bench.common import (AGENT_PYTHON_OPTIONS, Context, TIMINGS, cable_frames, dist, first_line, machine_line,
+                                ms, shared_pair, steady)
 from tools.bench.wake_floor import WAKES_PER_KEEPALIVE
 
 NAME = "footprint"
 TITLE = FIGURES[NAME]
 
+OPTIONS = " ".join(AGENT_PYTHON_OPTIONS)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -78,13 +79,14 @@ def run(ctx: Context) -> Dict[str, Any]:
         d = start[key]
         rows.append([label + " (ms, p50 / p95 / max of %d)" % d.get("n", 0),
                      "%s / %s / %s" % (_n(d.get("p50")), _n(d.get("p95")), _n(d.get("max")))])
-    for key, label in (("python_c_pass_ms", "python -S -c pass"), ("import_daemon_ms", "import hanode.daemon"),
+    for key, label in (("python_c_pass_ms", "python %s -c pass" % OPTIONS),
+                       ("import_daemon_ms", "import hanode.daemon"),
                        ("import_run_path_ms", "import the whole run path (%d modules)"
                         % len(start.get("run_path_modules") or []))):
         rows.append([label + " (ms, median of 5)", _n(imports.get(key))])
-    rows.append(["RSS of python -S -c with the run path imported as hanode run does (MB)",
+    rows.append(["RSS of python %s -c with the run path imported as hanode run does (MB)" % OPTIONS,
                  _mb(imports.get("run_path_rss_kb"))])
-    rows.append(["RSS of a bare python -S -c (MB)", _mb(imports.get("bare_rss_kb"))])
+    rows.append(["RSS of a bare python %s -c (MB)" % OPTIONS, _mb(imports.get("bare_rss_kb"))])
     notes = []
     if start.get("import_by_package_ms"):
         top = sorted(start["import_by_package_ms"].items(), key=lambda kv: -kv[1])[:8]
@@ -119,7 +121,7 @@ def run(ctx: Context) -> Dict[str, Any]:
 def wake_floor(ctx: Context, keepalive_ms: float, seconds: float) -> Dict[str, Any]:
     """tools/bench/wake_floor.py with the agent's interpreter, the pair still up: what waking as
     often as an idle agent in step costs before it does any work ({} if it failed)."""
-    argv = [sys.executable, "-S", os.path.join(REPO, "tools", "bench", "wake_floor.py"),
+    argv = [sys.executable] + list(AGENT_PYTHON_OPTIONS) + [os.path.join(REPO, "tools", "bench", "wake_floor.py"),
             "%g" % keepalive_ms, "%g" % seconds]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=2 * seconds + 60)
@@ -257,7 +259,7 @@ def _wall(argv: List[str], env: Dict[str, str], repeat: int = 5) -> Optional[flo
 
 
 BARE_PROBE = "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS')][0])"
-# as `hanode run` imports (python3 -S, OpenSSL kept out, pyroute2 through hanode.vip.import_pyroute2)
+# as `hanode run` imports (python3 -S -OO, OpenSSL kept out, pyroute2 through hanode.vip.import_pyroute2)
 RSS_PROBE = ("import sys\nfrom hanode.noopenssl import keep_openssl_out\nkeep_openssl_out()\n"
              "for m in sys.argv[1:]:\n"
              "    if m.startswith('pyroute2'):\n        import hanode.vip; hanode.vip.import_pyroute2()\n"
@@ -266,23 +268,23 @@ RSS_PROBE = ("import sys\nfrom hanode.noopenssl import keep_openssl_out\nkeep_op
 
 
 def import_times(modules: List[str], extra_env: Dict[str, str]) -> Dict[str, Any]:
-    py = sys.executable
+    py = [sys.executable] + list(AGENT_PYTHON_OPTIONS)   # the lab's agents' options, as the appliance's
     from hanode.lab.bed import agent_env
-    env = agent_env(extra_env)   # the lab's agents' PYTHONPATH: they run with -S, as the appliance
+    env = agent_env(extra_env)   # the lab's agents' PYTHONPATH (they run without the site module)
     # only what the interpreter can import on its own ("encodings" etc. are already there)
     mods = [m for m in modules if m and not m.startswith("_")]
     if mods:
-        subprocess.run([py, "-S", "-c", "import %s" % ", ".join(mods)], env=env, capture_output=True, timeout=60)
+        subprocess.run([*py, "-c", "import %s" % ", ".join(mods)], env=env, capture_output=True, timeout=60)
     out: Dict[str, Any] = {
-        "python_c_pass_ms": _wall([py, "-S", "-c", "pass"], env),
-        "import_daemon_ms": _wall([py, "-S", "-c", "import hanode.daemon"], env),
-        "import_run_path_ms": _wall([py, "-S", "-c", "import %s" % ", ".join(mods)], env) if mods else None,
+        "python_c_pass_ms": _wall([*py, "-c", "pass"], env),
+        "import_daemon_ms": _wall([*py, "-c", "import hanode.daemon"], env),
+        "import_run_path_ms": _wall([*py, "-c", "import %s" % ", ".join(mods)], env) if mods else None,
     }
-    for key, argv in (("bare_rss_kb", [py, "-S", "-c", BARE_PROBE]),
-                      ("run_path_rss_kb", [py, "-S", "-c", RSS_PROBE] + mods)):
+    for key, argv in (("bare_rss_kb", [*py, "-c", BARE_PROBE]),
+                      ("run_path_rss_kb", [*py, "-c", RSS_PROBE] + mods)):
         r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
         out[key] = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None
-    r = subprocess.run([py, "-S", "-X", "importtime", "-c", "import hanode.daemon"], env=env, capture_output=True,
+    r = subprocess.run([*py, "-X", "importtime", "-c", "import hanode.daemon"], env=env, capture_output=True,
                        text=True, timeout=60)
     out["daemon_importtime"] = parse_importtime(r.stderr)
     return out
