@@ -59,6 +59,8 @@ LOG_LINE = re.compile(r"^(\d{4}/\d\d/\d\d_\d\d:\d\d:\d\d\.\d{3}) hanode\[\d+\]: 
 WEBAPP = r'''#!/bin/sh
 # webapp: the demo's web service, an LSB init script as Heartbeat's httpd would be.
 # Serves "<node name>" on port 80.  hanode runs it: start | stop | status.
+# A thread a connection, and a connection idle for 2 s dropped: a request whose address moved
+# away mid-connection (a failback) never gets its FIN here, and must not hold the service.
 PIDFILE="@STATE@/webapp.pid"
 case "$1" in
 start)
@@ -67,12 +69,13 @@ start)
 import http.server, socketserver, sys
 body = (sys.argv[1] + "\n").encode()
 class H(http.server.BaseHTTPRequestHandler):
+    timeout = 2   # a connection that brings no request is dropped, as httpd does (its Timeout)
     def do_GET(self):
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a): pass
 socketserver.TCPServer.allow_reuse_address = True
-http.server.HTTPServer(("0.0.0.0", 80), H).serve_forever()
+http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
 ' "@NODE@" >/dev/null 2>&1 &
     echo $! > "$PIDFILE"
     # ready when the port answers (the server takes ~50 ms to start)
