@@ -7,6 +7,7 @@ the outside, exactly as a real init script would behave. The IP-resource
 tests run inside a throw-away network namespace (tests/support/helpers.py).
 """
 import asyncio
+import concurrent.futures
 import os
 import sys
 import threading
@@ -743,6 +744,9 @@ def test_netlink_work_runs_at_the_loops_priority_even_in_a_worker_made_before_it
 
     async def main():
         loop = asyncio.get_running_loop()
+        # one worker: with more, a job sent while the worker that just answered has not yet said it
+        # is idle gets a new thread, made by this (now real-time) thread and inheriting its policy
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
         seen["worker before"] = await loop.run_in_executor(None, policy)   # made while ordinary
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))   # this thread only
         seen["off loop"] = await resources._off_loop(policy)
