@@ -117,15 +117,16 @@ while True:
                   flush=True)
 '''
 
-CLIENT = r'''
-import json, socket, sys, time
-vip, interval = sys.argv[1], float(sys.argv[2])
-while True:
-    start = time.time()
+# One HTTP GET of the page at ADDRESS: (ok, body), body the exception's name when it failed.
+HTTP_GET = r'''
+import socket
+
+
+def get(address, timeout):
     body, ok = "", False
     try:
-        s = socket.create_connection((vip, 80), timeout=interval)
-        s.settimeout(interval)
+        s = socket.create_connection((address, 80), timeout=timeout)
+        s.settimeout(timeout)
         s.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
         data = b""
         while True:
@@ -138,6 +139,15 @@ while True:
         ok = data.startswith(b"HTTP/1.0 200") and bool(body)
     except OSError as e:
         body = type(e).__name__
+    return ok, body
+'''
+
+CLIENT = HTTP_GET + r'''
+import json, sys, time
+vip, interval = sys.argv[1], float(sys.argv[2])
+while True:
+    start = time.time()
+    ok, body = get(vip, interval)
     print(json.dumps({"t": start, "ok": ok, "body": body}), flush=True)
     time.sleep(max(0.0, interval - (time.time() - start)))
 '''
@@ -202,6 +212,12 @@ class Lab:
 
     def node_dir(self, node: str) -> str:
         return os.path.join(self.workdir, node)
+
+    def webapp(self, node: str, verb: str) -> subprocess.CompletedProcess:
+        """Run the node's webapp init script (start, stop, status) in its namespace, outside hanode."""
+        script = os.path.join(self.node_dir(node), "ha.d", "resource.d", "webapp")
+        return subprocess.run(["ip", "netns", "exec", self.ns(node), script, verb], capture_output=True, text=True,
+                              timeout=60)
 
     def __enter__(self) -> "Lab":
         try:

@@ -30,7 +30,7 @@ import pytest
 
 from hanode.control import ControlError, request
 from hanode.core.limits import CONTROL_WIRE_BYTES
-from hanode.lab.bed import VIP, WEBAPP, Lab
+from hanode.lab.bed import HTTP_GET, VIP, WEBAPP, Lab
 from hanode.lab.presets import KEY, TIMINGS
 
 pytestmark = pytest.mark.integration
@@ -186,37 +186,27 @@ def test_a_connection_that_never_sends_does_not_hold_the_web_service():
     (like httpd) serves other connections meanwhile and drops the silent one after its timeout."""
     import subprocess
     import sys
-    probe = r"""
-import socket, sys, time
+    probe = HTTP_GET + r"""
+import sys, time
 silent = socket.create_connection((sys.argv[1], 80), timeout=5)   # connects, never sends
 t0 = time.time()
-s = socket.create_connection((sys.argv[1], 80), timeout=1.5)
-s.settimeout(1.5)
-s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-print("served", data.split(b"\r\n\r\n", 1)[-1].decode().strip(), "%.2f" % (time.time() - t0))
+ok, body = get(sys.argv[1], 1.5)
+print("served", ok, body, "%.2f" % (time.time() - t0))
 silent.settimeout(5)
 t1 = time.time()
 print("silent closed", silent.recv(1) == b"", "%.1f" % (time.time() - t1))
 """
     with pair() as lab:
-        script = os.path.join(lab.node_dir("node2"), "ha.d", "resource.d", "webapp")
-        started = subprocess.run(["ip", "netns", "exec", lab.ns("node2"), script, "start"], capture_output=True,
-                                 text=True, timeout=60)
+        started = lab.webapp("node2", "start")
         assert started.returncode == 0, started.stdout + started.stderr
         try:
             r = subprocess.run(["ip", "netns", "exec", lab.ns("client"), sys.executable, "-c", probe, "192.0.2.12"],
                                capture_output=True, text=True, timeout=30)
         finally:
-            subprocess.run(["ip", "netns", "exec", lab.ns("node2"), script, "stop"], capture_output=True, timeout=60)
+            lab.webapp("node2", "stop")
         assert r.returncode == 0, r.stdout + r.stderr
         served, closed = r.stdout.splitlines()
-        assert served.split()[:2] == ["served", "node2"], r.stdout
+        assert served.split()[:3] == ["served", "True", "node2"], r.stdout
         assert closed.split()[:3] == ["silent", "closed", "True"], r.stdout
 
 

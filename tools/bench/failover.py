@@ -256,9 +256,7 @@ def _nothing() -> Iterator[None]:
 def _start_service(lab: Any, node: str) -> None:
     """The lab's web service on ``node`` outside hanode (``--standing-service``), by its own init
     script; it is one of the node's processes, so a power loss kills it with the rest."""
-    script = os.path.join(lab.node_dir(node), "ha.d", "resource.d", "webapp")
-    r = subprocess.run(["ip", "netns", "exec", lab.ns(node), script, "start"], capture_output=True, text=True,
-                       timeout=60)
+    r = lab.webapp(node, "start")
     if r.returncode != 0:
         raise BenchError("the web service did not start on %s: %s%s" % (node, r.stdout, r.stderr))
 
