@@ -1351,8 +1351,8 @@ class Node:
         now = self.now or 0
         if self.restarting is not None:
             return max(now + 1, self._line_free(self.restarting["next_at"]))
-        # (the earliest future time among the candidates, without building a list: this runs
-        # twice at every wake-up of an idle agent)
+        # (the earliest future time among the candidates, without building lists of them: this
+        # runs twice at every wake-up of an idle agent)
         live = self.live
         soonest = None
         for t in (self.next_send,
@@ -1360,29 +1360,16 @@ class Node:
                   live.hold_until and live.hold_until + 1,
                   self.lan_health.due(self.config.deadtime_ms),
                   self.lan_compare.due(self.lan_delay_ms()) if self.lan_compare.pending() else None):
-            if t is not None and t > now and (soonest is None or t < soonest):
-                soonest = t
+            soonest = _earlier(t, now, soonest)
         for i in self.intents:
-            t = i.retry_at
-            if t is not None and t > now and (soonest is None or t < soonest):
-                soonest = t
+            soonest = _earlier(i.retry_at, now, soonest)
         for t in self.monitoring.deadlines():
-            if t is not None and t > now and (soonest is None or t < soonest):
-                soonest = t
-        for track in live.links:
+            soonest = _earlier(t, now, soonest)
+        for track in [live.peer] + live.links:
             if track.state != DEAD and track.since is not None:
-                t = track.since + live.limit(track) + 1
-                if t > now and (soonest is None or t < soonest):
-                    soonest = t
-        peer = live.peer
-        if peer.state != DEAD and peer.since is not None:
-            t = peer.since + live.limit(peer) + 1   # its silence limit
-            if t > now and (soonest is None or t < soonest):
-                soonest = t
-            if live.alive():
-                t = peer.since + live.warntime_ms + 1   # late (warntime)
-                if t > now and (soonest is None or t < soonest):
-                    soonest = t
+                soonest = _earlier(track.since + live.limit(track) + 1, now, soonest)   # its silence limit
+        if live.alive():
+            soonest = _earlier(live.peer.since + live.warntime_ms + 1, now, soonest)   # late (warntime)
         return now + self.config.keepalive_ms if soonest is None else soonest
 
     def may_acquire_soon(self, now):
@@ -1418,6 +1405,13 @@ class Node:
     def status(self):
         """The whole node as a plain dict (the control socket's status)."""
         return status.status(self)
+
+
+def _earlier(t, now, soonest):
+    """``t`` if it is a time after ``now`` and before ``soonest`` (None: none yet), else ``soonest``."""
+    if t is not None and t > now and (soonest is None or t < soonest):
+        return t
+    return soonest
 
 
 def _tokens(group):
