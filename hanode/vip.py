@@ -220,10 +220,6 @@ def netlink_call(fn: Callable[[Any], Any]) -> Any:
 # memory): the syntax check is the configuration parser's (hanode.core.config.values.parse_ipv4,
 # which accepts the text ipaddress.IPv4Address does: four decimal octets, no leading zeros), and
 # a subnet test and a broadcast address are a shift and an or
-def _dotted(n: int) -> str:
-    return "%d.%d.%d.%d" % (n >> 24, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)
-
-
 def in_subnet(ip: str, local: str, prefixlen: int) -> bool:
     """Is ``ip`` in the subnet of ``local``/``prefixlen`` (0-32)?"""
     return (ipv4_int(ip) ^ ipv4_int(local)) >> (32 - prefixlen) == 0
@@ -231,7 +227,7 @@ def in_subnet(ip: str, local: str, prefixlen: int) -> bool:
 
 def broadcast_address(ip: str, prefixlen: int) -> str:
     """The broadcast address of ``ip``'s subnet of length ``prefixlen`` (0-32)."""
-    return _dotted(ipv4_int(ip) | (0xFFFFFFFF >> prefixlen))
+    return socket.inet_ntoa((ipv4_int(ip) | (0xFFFFFFFF >> prefixlen)).to_bytes(4, "big"))
 
 
 def _attr(msg: Any, name: str) -> Any:
