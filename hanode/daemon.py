@@ -160,11 +160,11 @@ class Daemon:
         try:
             await self._run(runner, running, generation)
         finally:
+            self.pulse.stop()   # first: no pet from its thread may come after the magic close below
             await control.close()
             await runner.close()
             if self.escalation is not None:
                 self.escalation.close_watchdog()   # the magic close, unless we self-fence
-            self.pulse.stop()
             self._close_links()
             if not self.shutdown_requested:   # a signal has said STOPPING=1 already
                 self.notifier.stopping()
