@@ -229,6 +229,21 @@ def _pulse_agent(node, runner, links=(), log=None):
     return agent, pulse
 
 
+def _run_on_the_pulse_loop(agent, pulse, story):
+    """Run ``agent`` (its heartbeat on ``pulse``) while ``story()`` runs on asyncio, then shut it
+    down and stop the pulse loop; what the story returned."""
+    async def main():
+        run = asyncio.create_task(agent.run())
+        result = await story()
+        agent.shutdown()
+        await asyncio.wait_for(run, 2)
+        return result
+    try:
+        return asyncio.run(main())
+    finally:
+        pulse.stop()
+
+
 def test_with_a_pulse_loop_frames_go_out_on_its_thread_and_the_rest_on_asyncios():
     """The heartbeat's thread writes the frames the core gives it at once; a log line (any output
     but a frame) is handed to the asyncio loop, which does it in its own thread."""
@@ -246,18 +261,13 @@ def test_with_a_pulse_loop_frames_go_out_on_its_thread_and_the_rest_on_asyncios(
     agent, pulse = _pulse_agent(node, object(), [Link()],
                                 log=lambda level, text: seen.setdefault("log", threading.get_ident()))
 
-    async def main():
-        run = asyncio.create_task(agent.run())
+    async def story():
         await asyncio.sleep(0.1)
         seen["asyncio"] = threading.get_ident()
-        agent.shutdown()
-        await asyncio.wait_for(run, 2)
-    try:
-        asyncio.run(main())
-        assert seen["write"] == pulse._thread.ident
-        assert seen["log"] == seen["asyncio"] != seen["write"]
-    finally:
-        pulse.stop()
+        seen["pulse"] = pulse._thread.ident
+    _run_on_the_pulse_loop(agent, pulse, story)
+    assert seen["write"] == seen["pulse"]
+    assert seen["log"] == seen["asyncio"] != seen["write"]
 
 
 def test_outputs_from_both_threads_keep_the_cores_order():
@@ -282,8 +292,7 @@ def test_outputs_from_both_threads_keep_the_cores_order():
     node.completed = lambda key, ok, now: []
     agent, pulse = _pulse_agent(node, Runner())
 
-    async def main():
-        run = asyncio.create_task(agent.run())
+    async def story():
         await asyncio.sleep(0.01)
         handed = threading.Event()
         pulse.call_soon_threadsafe(lambda: (agent.dispatch([Acquire("g")]), handed.set()))
@@ -291,12 +300,7 @@ def test_outputs_from_both_threads_keep_the_cores_order():
         with agent.lock:
             agent.dispatch([Release("g")])
         await asyncio.sleep(0.05)
-        agent.shutdown()
-        await asyncio.wait_for(run, 2)
-    try:
-        asyncio.run(main())
-    finally:
-        pulse.stop()
+    _run_on_the_pulse_loop(agent, pulse, story)
     assert calls == [("acquire", "g"), ("release", "g")]
 
 
@@ -310,21 +314,14 @@ def test_with_a_pulse_loop_busy_asyncio_work_does_not_hold_the_heartbeat_back():
     lateness = []
     agent.hooks = type("Hooks", (), {"on_tick": staticmethod(lambda now, late: lateness.append((now, late)))})()
 
-    async def main():
-        run = asyncio.create_task(agent.run())
+    async def story():
         await asyncio.sleep(0.1)
         t0 = aio.ticks_ms()
         end = time.monotonic() + 0.3
         while time.monotonic() < end:   # the asyncio loop is busy: nothing else of it runs
             sum(range(1000))
-        during = [late for now, late in lateness if t0 <= now <= t0 + 300]
-        agent.shutdown()
-        await asyncio.wait_for(run, 2)
-        return during
-    try:
-        during = asyncio.run(main())
-    finally:
-        pulse.stop()
+        return [late for now, late in lateness if t0 <= now <= t0 + 300]
+    during = _run_on_the_pulse_loop(agent, pulse, story)
     assert len(during) >= 12, during           # ~15 rounds of 20 ms in the 300 ms
     assert max(during) <= 15, during           # (the switch interval is 5 ms)
 
@@ -364,19 +361,15 @@ def test_with_a_pulse_loop_bytes_waiting_when_the_agent_starts_are_read(tmp_path
     agent, pulse = _pulse_agent(node, object(), [link])
     os.write(master, b"\x05hello\x00")
 
-    async def main():
-        monkeypatch.setattr(select, "epoll", SlowEpoll)   # (the pulse loop's own epoll is made)
-        run = asyncio.create_task(agent.run())
+    async def story():
         for _ in range(100):
             if got.is_set():
                 break
             await asyncio.sleep(0.01)
-        agent.shutdown()
-        await asyncio.wait_for(run, 2)
+    monkeypatch.setattr(select, "epoll", SlowEpoll)   # (the pulse loop's own epoll is made already)
     try:
-        asyncio.run(main())
+        _run_on_the_pulse_loop(agent, pulse, story)
     finally:
-        pulse.stop()
         link.close()
         os.close(master)
         os.close(slave)
