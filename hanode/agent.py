@@ -23,12 +23,22 @@ back through ``Node.completed``/``Node.probed``, and log lines go to ``log``.
 Nothing here blocks: a hung resource script delays only its own task (the
 runner kills it at its timeout), never a heartbeat.
 
+On CPython the daemon gives the heartbeat path a loop of its own (``pulse``: hanode.pulse, an
+epoll loop in a thread; a wake-up of it costs about half a wake-up of asyncio's): the ticker's
+timer and the links' watches run there, and so do the core calls they make and the frames those
+send.  Every other output of those calls (actions, log lines, hooks) is handed to the asyncio
+loop in the order the core gave it, through one queue that the asyncio side also drains before
+dispatching its own outputs: an Acquire and the Release after it are never swapped.  Every call
+of the core from the asyncio side holds ``lock`` (the pulse loop's guard, under which its
+callbacks run): one thread at a time in the node.  Without ``pulse`` (MicroPython, the tests'
+agents) everything runs on the one loop and ``lock`` is a no-op.
+
 The loop is written for the asyncio subset that CPython and MicroPython share
 (``hanode.aio``), with its collaborators passed in:
 
 - ``links``: objects of the link protocol (``hanode.links``): ``name``,
   ``async read() -> bytes`` and ``write(data)``; optionally
-  ``start_pushing(deliver, failed)`` and ``stop_pushing()``
+  ``start_pushing(deliver, failed[, loop])`` and ``stop_pushing()``
 - ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)``,
   ``async probe(key)`` -> ``(in_use, detail)`` and, optionally,
   ``async announce(key)`` (gratuitous ARP for a group we keep)
@@ -55,6 +65,8 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 - a LAN adapter, if any, calls ``lan_changed(health, detail)`` (``Node.lan``)
 - ``entropy(n) -> bytes`` (optional, default ``os.urandom``): the nonce of a
   rejoin challenge; the core never makes randomness itself
+- ``pulse`` (optional, CPython): the heartbeat's own loop (see above): ``call_later``,
+  ``call_soon_threadsafe``, ``in_thread()``, ``guard``; the links are then watched on it
 
 On Linux the daemon (``hanode.daemon``) supplies the links (``hanode.links``:
 serial and UDP), netlink, ARP and init-script adapters; the MicroPython tests
@@ -73,6 +85,16 @@ from hanode.core.node import FOLLOW_SLACK_MS
 SUMMARY_REFRESH_MS = 1000
 
 
+class _NoLock:
+    """``Agent.lock`` with one loop: nothing to exclude."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 class Agent:
     @staticmethod
     def sleep_cap_ms(keepalive_ms):
@@ -80,7 +102,8 @@ class Agent:
         further away (a follower's comes FOLLOW_SLACK_MS after a keepalive, hanode.core.node)."""
         return keepalive_ms + FOLLOW_SLACK_MS
 
-    def __init__(self, node, links, runner, log, max_sleep_ms=None, clock=None, hooks=None, entropy=None):
+    def __init__(self, node, links, runner, log, max_sleep_ms=None, clock=None, hooks=None, entropy=None,
+                 pulse=None):
         self.node = node
         self.links = links
         self.runner = runner
@@ -101,27 +124,70 @@ class Agent:
         self.last_summary = None
         self.summary_at = None    # when last_summary was computed (see _notice_change)
         self.actions_running = 0
+        self.pulse = pulse
+        self.lock = _NoLock() if pulse is None else pulse.guard   # held for every call of the core
+        self.home = None          # with pulse: the asyncio loop that runs every output but frames
+        self.handover = []        # with pulse: outputs for the asyncio loop, in the core's order
         watch = getattr(runner, "report_conflicts", None)
         if watch is not None:
             watch(self._on_conflict)
 
     # ---------------------------------------------------------------- dispatch
     def dispatch(self, outputs):
-        only_frames = True   # nothing but heartbeats (see SUMMARY_REFRESH_MS)
+        """Act on the core's outputs (the caller holds ``lock``).  On the pulse loop's thread the
+        frames go out at once and the rest is handed to the asyncio loop (see the module
+        docstring); elsewhere whatever was handed over and not yet done comes first."""
+        on_pulse = self.pulse is not None and self.pulse.in_thread()
+        if self.handover and not on_pulse:
+            self._act(self._take_handover())
+        rest = []
+        for o in outputs:
+            if o.kind == "send":
+                self._send(o)
+            else:
+                rest.append(o)
+        if not rest:
+            self._notice_change(only_frames=True)   # nothing but heartbeats (see SUMMARY_REFRESH_MS)
+        elif on_pulse:
+            if not self.handover:
+                self.home.call_soon_threadsafe(self._drain)
+            self.handover += rest   # (the drain says what changed)
+        else:
+            self._act(rest)
+            self._notice_change()
+        if self.wake_at is not None:
+            deadline = self.node.next_deadline()
+            if deadline is not None and deadline < self.wake_at:
+                self._wake_early()
+            elif deadline is not None and deadline > self.wake_at and self.timer is not None:
+                self._postpone()
+
+    def _send(self, o):
+        for link in self.links:
+            try:
+                link.write(o.data, o.keep)
+            except OSError as e:
+                self.write_errors += 1
+                if self.write_errors == 1 or self.write_errors % 1000 == 0:
+                    self.log("error", "TTY write failure on [%s]: %s (%d so far)"
+                             % (link.name, e, self.write_errors))
+
+    def _take_handover(self):
+        taken, self.handover = self.handover, []
+        return taken
+
+    def _drain(self):
+        """The asyncio loop's turn with what the pulse loop handed over."""
+        with self.lock:
+            if self.handover:
+                self._act(self._take_handover())
+                self._notice_change()
+
+    def _act(self, outputs):
+        """Every output but frames: on the asyncio loop, holding ``lock``."""
         for o in outputs:
             kind = o.kind
-            if kind != "send":
-                only_frames = False
-            if kind == "send":
-                for link in self.links:
-                    try:
-                        link.write(o.data, o.keep)
-                    except OSError as e:
-                        self.write_errors += 1
-                        if self.write_errors == 1 or self.write_errors % 1000 == 0:
-                            self.log("error", "TTY write failure on [%s]: %s (%d so far)"
-                                     % (link.name, e, self.write_errors))
-            elif kind == "log":
+            if kind == "log":
                 self.log(o.level, o.text)
             elif kind in ("acquire", "release", "probe"):
                 self.tasks = [t for t in self.tasks if not t.done()]
@@ -154,13 +220,6 @@ class Agent:
                 hook = getattr(self.hooks, "on_peer_generation", None)
                 if hook:
                     hook(o.generation)
-        self._notice_change(only_frames)
-        if self.wake_at is not None:
-            deadline = self.node.next_deadline()
-            if deadline is not None and deadline < self.wake_at:
-                self._wake_early()
-            elif deadline is not None and deadline > self.wake_at and self.timer is not None:
-                self._postpone()
 
     def _notice_change(self, only_frames=False):
         if self.hooks is None:
@@ -179,16 +238,19 @@ class Agent:
 
     def summary(self):
         """One line for systemd's STATUS= and the logs: role and peer state."""
-        return status.summary(self.node)
+        with self.lock:
+            return status.summary(self.node)
 
     def lan_changed(self, value, detail=""):
         """The LAN adapter's raw health of this box (hanode/lan.py on Linux)."""
-        if not self.is_stopped:
-            self.dispatch(self.node.lan(value, self.clock(), detail))
+        with self.lock:
+            if not self.is_stopped:
+                self.dispatch(self.node.lan(value, self.clock(), detail))
 
     def _on_conflict(self, key, detail):
-        if not self.is_stopped:
-            self.dispatch(self.node.conflict(key, self.clock(), detail))
+        with self.lock:
+            if not self.is_stopped:
+                self.dispatch(self.node.conflict(key, self.clock(), detail))
 
     async def _perform(self, kind, key):
         self.actions_running += 1
@@ -202,13 +264,14 @@ class Agent:
                 if kind == "probe":
                     detail += " (treated as in use: no address is taken blind)"
                 self.log("error", "%s of %s: %s" % (kind, key, detail))
-            now = self.clock()
-            if kind == "probe":
-                self.dispatch(self.node.probed(key, ok, now, detail or ""))
-            else:
-                if not ok and detail:
-                    self.log("error", "%s %s: %s" % (kind, key, detail))
-                self.dispatch(self.node.completed(key, ok, now))
+            if not ok and detail and kind != "probe":
+                self.log("error", "%s %s: %s" % (kind, key, detail))
+            with self.lock:
+                now = self.clock()
+                if kind == "probe":
+                    self.dispatch(self.node.probed(key, ok, now, detail or ""))
+                else:
+                    self.dispatch(self.node.completed(key, ok, now))
         finally:
             self.actions_running -= 1
 
@@ -227,7 +290,8 @@ class Agent:
         except Exception as e:   # the core must hear back: it checks again an interval later
             count = len(self.node.config.group(key).resources)
             results = [("unknown", "check failed: %r" % (e,))] * count
-        self.dispatch(self.node.monitored(key, results, self.clock()))
+        with self.lock:
+            self.dispatch(self.node.monitored(key, results, self.clock()))
 
     async def _restart(self, key, index):
         self.actions_running += 1
@@ -238,7 +302,8 @@ class Agent:
                 raise
             except Exception as e:   # a broken adapter must still be reported to the core
                 ok, detail = False, "restart failed: %r" % (e,)
-            self.dispatch(self.node.restarted(key, ok, self.clock(), detail or ""))
+            with self.lock:
+                self.dispatch(self.node.restarted(key, ok, self.clock(), detail or ""))
         finally:
             self.actions_running -= 1
 
@@ -260,12 +325,14 @@ class Agent:
                 raise
             except Exception as e:   # the node must hear back either way
                 ok, detail = False, repr(e)
-        self.dispatch(self.node.generation_saved(generation, ok, self.clock(), detail))
+        with self.lock:
+            self.dispatch(self.node.generation_saved(generation, ok, self.clock(), detail))
 
     # ------------------------------------------------------------------- tasks
     def _received(self, link_name, data):
-        if not self.is_stopped:
-            self.dispatch(self.node.receive(data, self.clock(), link_name))
+        with self.lock:
+            if not self.is_stopped:
+                self.dispatch(self.node.receive(data, self.clock(), link_name))
 
     def _start_pushing(self, link):
         """A link that can hand its bytes to a loop callback (CPython's, see hanode.links) does;
@@ -277,7 +344,10 @@ class Agent:
 
         def failed(e):
             self.log("error", "read from %s failed: %s" % (name, e))
-        push(lambda data: self._received(name, data), failed)
+        if self.pulse is None:
+            push(lambda data: self._received(name, data), failed)
+        else:
+            push(lambda data: self._received(name, data), failed, self.pulse)
         return True
 
     async def _reader(self, link):
@@ -315,6 +385,10 @@ class Agent:
     # wake-up.  MicroPython: a task sleeping on an Alarm.  Either way dispatch() cuts the sleep
     # short through _wake_early when an input brings the core's deadline before wake_at.
     def _on_timer(self):
+        with self.lock:
+            self._ticker_round()
+
+    def _ticker_round(self):
         self.timer = None
         self.wake_at = None
         if self.is_stopped:
@@ -325,7 +399,13 @@ class Agent:
             self.log("error", "ticker ended with %r" % (e,))
             return
         self.expected = self.wake_at = due
-        self.timer = aio.later_ms(delay, self._on_timer)
+        self.timer = self._later(delay, self._on_timer)
+
+    def _later(self, ms, fn):
+        """The ticker's timer: on the pulse loop if there is one, else on the running loop."""
+        if self.pulse is None:
+            return aio.later_ms(ms, fn)
+        return self.pulse.call_later(ms / 1000, fn)
 
     def _postpone(self):
         """An input moved the core's deadline past the ticker's wake-up (a frame went with the
@@ -335,7 +415,7 @@ class Agent:
         self.timer.cancel()
         due, delay = self._round_done(self.clock(), 0)
         self.expected = self.wake_at = due
-        self.timer = aio.later_ms(delay, self._on_timer)
+        self.timer = self._later(delay, self._on_timer)
 
     def _wake_early(self):
         if self.timer is None:
@@ -343,12 +423,13 @@ class Agent:
             return
         self.timer.cancel()
         self.wake_at = self.expected = None
-        self.timer = aio.later_ms(0, self._on_timer)
+        self.timer = self._later(0, self._on_timer)
 
     async def _ticker(self):
         expected = self.clock()
         while not self.is_stopped:
-            expected, delay = self._tick(expected)
+            with self.lock:
+                expected, delay = self._tick(expected)
             if not await self._sleep_unless_woken(expected, delay):
                 expected = None   # woken early on purpose: not late
 
@@ -362,26 +443,31 @@ class Agent:
 
     async def run(self, running=()):
         """Start the node and run until it has shut down (see shutdown())."""
-        self.dispatch(self.node.start(self.clock(), running))
-        pushing = [link for link in self.links if self._start_pushing(link)]
+        if self.pulse is not None:
+            self.home = aio.running_loop()
+        with self.lock:   # (also the links' watches: the pulse loop may call them at once)
+            self.dispatch(self.node.start(self.clock(), running))
+            pushing = [link for link in self.links if self._start_pushing(link)]
         readers = [aio.create_task(self._reader(link)) for link in self.links if link not in pushing]
         if aio.later_ms is None:
             tickers = [aio.create_task(self._ticker())]
         else:
             tickers = []
-            self.expected = self.clock()
-            self.timer = aio.later_ms(0, self._on_timer)
+            with self.lock:
+                self.expected = self.clock()
+                self.timer = self._later(0, self._on_timer)
         try:
             await self.stopped.wait()
         finally:
             # also when run() itself is cancelled: a dead agent must not keep sending frames
-            self.is_stopped = True
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            self.wake_at = None
-            for link in pushing:
-                link.stop_pushing()
+            with self.lock:
+                self.is_stopped = True
+                if self.timer is not None:
+                    self.timer.cancel()
+                    self.timer = None
+                self.wake_at = None
+                for link in pushing:
+                    link.stop_pushing()
             tasks = readers + tickers + [t for t in self.tasks if not t.done()]
             for task in tasks:
                 task.cancel()
@@ -395,7 +481,8 @@ class Agent:
 
     # --------------------------------------------------------------- commands
     def shutdown(self):
-        self.dispatch(self.node.shutdown(self.clock()))
+        with self.lock:
+            self.dispatch(self.node.shutdown(self.clock()))
 
     def standby(self, which=None):
         """Give the groups ``which`` selects (all, local, foreign, a key; default all) to the peer:
@@ -407,6 +494,10 @@ class Agent:
         return self._move("takeover", which)
 
     def _move(self, verb, which):
+        with self.lock:
+            return self._move_locked(verb, which)
+
+    def _move_locked(self, verb, which):
         keys, why = self.node.select(which)
         if keys is None:
             return False, why, []

@@ -103,7 +103,11 @@ else:
 
 if MICROPYTHON:
     later_ms = None   # no loop timers: the agent's ticker is a task sleeping on an Alarm
+    running_loop = None   # (the pulse loop, which needs it, is CPython's)
 else:
+    running_loop = asyncio.get_running_loop
+
+
     def later_ms(ms, fn):
         """Call ``fn()`` from the running loop ``ms`` ms from now (at once for 0); the handle's
         ``cancel()`` drops the call.  A plain loop timer: no task, no future, so a wake-up costs

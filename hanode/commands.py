@@ -34,7 +34,8 @@ def handle(daemon: Any, cmd: str, which: Optional[str] = None) -> Dict[str, Any]
 
 def status(daemon: Any) -> Dict[str, Any]:
     agent, watchdog = daemon.agent, daemon.watchdog
-    st = agent.node.status()
+    with agent.lock:   # the node, consistent: the heartbeat's thread is out of it meanwhile
+        st = agent.node.status()
     st["agent"] = {
         "pid": os.getpid(), "version": __version__,
         "uptime_s": round(time.monotonic() - daemon.started, 1),

@@ -11,11 +11,12 @@ runs until SIGTERM/SIGINT, which releases every group (right to left), tells
 the peer, closes the watchdog with the magic character and exits 0.  SIGHUP
 and ``hanode reload`` re-read the configuration (``hanode.reload``).
 
-The watchdog and systemd's WatchdogSec are petted by ``watchdog.Petter`` (in
-the ticker's rounds; its task's timer if none come), only while ``HealthGate``
-says the loop is on time, the core ticked and the UART is open: a wedged agent
-stops petting and the box is reset, which is what makes it safe for the peer
-to take over a hung node's address.
+The heartbeat path (ticker, links, core) runs on its own loop, ``hanode.pulse``,
+in a thread at the agent's priority; asyncio runs the rest.  The watchdog and
+WatchdogSec are petted by ``watchdog.Petter`` (in the ticker's rounds; its timer
+if none come) only while ``HealthGate`` says the heartbeat loop is on time, the
+core ticked, the UART is open and asyncio checks in: a wedged agent stops
+petting and the box is reset, which makes it safe for the peer to take over.
 
 Exit codes follow LSB: 0 clean stop, 1 failure, 6 configuration error.
 """
@@ -32,6 +33,7 @@ from hanode import __version__
 from hanode.agent import Agent
 from hanode.links import SerialLink
 from hanode.logs import log, setup_logging
+from hanode.pulse import PulseLoop
 from hanode.realtime import go_realtime, limit_memory, lock_memory, trim_memory
 from hanode.runline import add_arguments as add_run_arguments
 
@@ -66,13 +68,16 @@ class Daemon:
         self.shutdown_requested = 0
         self.escalation: Any = None   # StopFailureEscalation, once the watchdog is open
         self.lan: Any = None          # hanode.lan.LanWatch while running
+        self.pulse: Optional[PulseLoop] = None   # the heartbeat's loop, while running
+        self.warm_up_asked = False
 
     # ---- hooks called by the agent
     def on_tick(self, now: int, lateness: int) -> None:
         if self.petter is not None:
             self.petter.core_ticked(now, lateness)
-        if self.agent is not None and self.runner is not None and self.agent.node.may_acquire_soon(now):
-            self.runner.start_warm_up()   # pyroute2 in before an acquire needs it (once)
+        if not self.warm_up_asked and self.runner is not None and self.agent.node.may_acquire_soon(now):
+            self.warm_up_asked = True   # pyroute2 in before an acquire needs it (once, on the asyncio loop)
+            self.agent.home.call_soon_threadsafe(self.runner.start_warm_up)
 
     def on_change(self, summary: str) -> None:
         self.notifier.status(summary)
@@ -110,7 +115,8 @@ class Daemon:
 
     def running_groups(self) -> List[str]:
         """Keys of the groups the node says are running: the ones whose VIPs the runner keeps."""
-        return self.agent.node.running_groups() if self.agent else []
+        with self.agent.lock:   # (asked only while the agent runs)
+            return self.agent.node.running_groups()
 
     async def main(self) -> int:
         """Open the adapters, run the agent until it has shut down, close everything; the exit code."""
@@ -134,8 +140,10 @@ class Daemon:
         running = await runner.found_running(scripts=getattr(self.args, "restarted", False))   # left running
         node = Node(cfg, me=cfg.me, generation=generation, peer_generation=peer_generation(self.state_dir, log),
                     links=[link.name for link in self.links])
+        self.pulse = PulseLoop(on_error=lambda text: log("error", "heartbeat loop: " + text))
+        self.pulse.start()   # after go_realtime: the thread takes this one's policy
         # the watchdog's health gate needs a tick well within its max age
-        self.agent = Agent(node, self.links, runner, log, hooks=self,
+        self.agent = Agent(node, self.links, runner, log, hooks=self, pulse=self.pulse,
                            max_sleep_ms=min(Agent.sleep_cap_ms(cfg.keepalive_ms), self.petter.gate.max_age_ms // 2))
         self.reloader = Reloader(cfg, self.args.config_dir,
                                  lambda c: self._apply_live(runner, c),
@@ -146,11 +154,13 @@ class Daemon:
             await control.start()
         except OSError as e:
             log("critical", "control socket %s: %s" % (self.socket_path, e))
+            self.pulse.stop()
             self._close_links()
             return 1
         try:
             await self._run(runner, running, generation)
         finally:
+            self.pulse.stop()   # first: no pet from its thread may come after the magic close below
             await control.close()
             await runner.close()
             if self.escalation is not None:
@@ -235,7 +245,7 @@ class Daemon:
         agent: Any = self.agent
         run = asyncio.create_task(agent.run(running))
         # the ticker's first round comes at once, well before the first pet is due
-        pets = asyncio.create_task(self.petter.run()) if self.petter.targets() else None
+        pets = asyncio.create_task(self.petter.run(self.pulse)) if self.petter.targets() else None
         await asyncio.sleep(0)   # the node has started: READY before any WATCHDOG=1, and it may hear the LAN
         self.notifier.ready(agent.summary())
         log("info", "READY: generation %d, control socket %s" % (generation, self.socket_path))

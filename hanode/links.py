@@ -18,8 +18,9 @@ their own port object.  This module runs on MicroPython as well (the serial
 link is the one a board uses; the UDP link needs ``SO_BINDTODEVICE``, Linux).
 
 On CPython the agent uses a cheaper form of the same protocol:
-``start_pushing(deliver, failed)`` and ``stop_pushing()``.  The link watches
-its fd with a callback of the event loop (UDP: ``add_reader``; serial: a
+``start_pushing(deliver, failed, loop=None)`` and ``stop_pushing()``.  The link watches
+its fd with a callback of the event loop (``loop``: the agent's pulse loop,
+hanode.pulse; default the running asyncio loop) (UDP: ``add_reader``; serial: a
 one-shot watch re-armed each frame, ``_Pushing.watch_once``) and hands each
 frame's bytes to ``deliver(data)``; a read error it cannot handle itself goes
 to ``failed(error)`` and is tried again a second later, as the agent's reader
@@ -138,9 +139,11 @@ class _Pushing:
     epoll_ctl, where the loop's add_reader and remove_reader cost ~100 us of Python a frame in an
     idle agent, and while it is disarmed the bytes that follow wake nobody."""
 
-    def __init__(self, deliver, failed):
-        import asyncio
-        self.loop = asyncio.get_running_loop()
+    def __init__(self, deliver, failed, loop=None):
+        if loop is None:
+            import asyncio
+            loop = asyncio.get_running_loop()
+        self.loop = loop
         self.deliver = deliver
         self.failed = failed
         self.fd = None
@@ -273,8 +276,8 @@ class SerialLink:
         return data
 
     # -- push form (CPython): the same reads as read(), from loop callbacks ----------------------
-    def start_pushing(self, deliver, failed):
-        self._pushing = _Pushing(deliver, failed)
+    def start_pushing(self, deliver, failed, loop=None):
+        self._pushing = _Pushing(deliver, failed, loop)
         self._push_watch()
 
     def stop_pushing(self):
@@ -454,8 +457,8 @@ class UdpLink:
         return self.recv()
 
     # -- push form (CPython): one callback a datagram --------------------------------------------
-    def start_pushing(self, deliver, failed) -> None:
-        self._pushing = _Pushing(deliver, failed)
+    def start_pushing(self, deliver, failed, loop=None) -> None:
+        self._pushing = _Pushing(deliver, failed, loop)
         self._push_watch()
 
     def stop_pushing(self) -> None:

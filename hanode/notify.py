@@ -27,6 +27,7 @@ import collections
 import os
 import socket
 import sys
+import threading
 import time
 from typing import Any, Callable, Deque, Dict, MutableMapping, Optional
 
@@ -63,6 +64,9 @@ class SystemdNotifier:
         self.sent: Deque[str] = collections.deque(maxlen=SENT_KEPT)   # the latest messages sent
         self.watchdogs_sent = 0
         self._sock: Any = None
+        # the heartbeat's thread (WATCHDOG=1, STATUS=) and the asyncio loop's (READY=1, STOPPING=1)
+        # both send: one connection, made once
+        self._send_lock = threading.Lock()
         self._failed = False
         self._last_watchdog: Optional[float] = None
 
@@ -153,6 +157,10 @@ class SystemdNotifier:
         return n
 
     def _send(self, message: str) -> bool:
+        with self._send_lock:
+            return self._send_locked(message)
+
+    def _send_locked(self, message: str) -> bool:
         if not self.enabled:
             return False
         try:

@@ -30,7 +30,7 @@ import ctypes
 import errno
 import os
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from hanode.logs import log
 
@@ -59,6 +59,15 @@ def go_realtime(priority: Optional[int]) -> None:
         log("info", "realtime: SCHED_FIFO priority %d" % prio)
     except (OSError, AttributeError) as e:
         log("warning", "realtime: cannot set SCHED_FIFO (%s); heartbeats may be late under load" % e)
+
+
+def scheduling() -> Optional[Tuple[int, Any]]:
+    """The calling thread's scheduling (policy, param), for a thread that must run at it; None
+    where it cannot be read."""
+    try:
+        return os.sched_getscheduler(0), os.sched_getparam(0)
+    except (OSError, AttributeError):
+        return None
 
 
 def limit_memory() -> None:

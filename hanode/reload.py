@@ -180,15 +180,16 @@ def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int, revision: str = 
     the peer), the agent's sleep cap, the runner's settings, the logging.  Nothing here moves a
     resource."""
     relog(cfg, verbose)
-    agent.dispatch(agent.node.reconfigure(cfg, agent.clock()))
-    if revision:
-        agent.dispatch(agent.node.set_revision(int(revision, 16), agent.clock()))
-    # the loop sleeps until the core's next deadline (which the new timings already move); its
-    # safety cap follows a shorter keepalive, and stays within the health gate's bound it had
-    agent.max_sleep_ms = min(agent.max_sleep_ms, agent.sleep_cap_ms(cfg.keepalive_ms))
+    with agent.lock:
+        agent.dispatch(agent.node.reconfigure(cfg, agent.clock()))
+        if revision:
+            agent.dispatch(agent.node.set_revision(int(revision, 16), agent.clock()))
+        # the loop sleeps until the core's next deadline (which the new timings already move); its
+        # safety cap follows a shorter keepalive, and stays within the health gate's bound it had
+        agent.max_sleep_ms = min(agent.max_sleep_ms, agent.sleep_cap_ms(cfg.keepalive_ms))
     # the runner's own copies of the settings; a group is started and stopped with the definition
     # the node has for it: the node swaps in a reloaded one only once the group is stopped there
-    runner.reconfigure(cfg, _NodeGroups(agent.node))
+    runner.reconfigure(cfg, _NodeGroups(agent))
 
 
 def relog(cfg: Any, verbose: int) -> None:
@@ -203,11 +204,13 @@ def relog(cfg: Any, verbose: int) -> None:
 class _NodeGroups:
     """The runner's group lookup (``get``, ``items``), answered by the node's current definitions."""
 
-    def __init__(self, node: Any) -> None:
-        self.node = node
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
 
     def get(self, key: str) -> Any:
-        return next((g.group for g in self.node.groups if g.key == key), None)
+        with self.agent.lock:
+            return next((g.group for g in self.agent.node.groups if g.key == key), None)
 
     def items(self) -> List[Tuple[str, Any]]:
-        return [(g.key, g.group) for g in self.node.groups]
+        with self.agent.lock:
+            return [(g.key, g.group) for g in self.agent.node.groups]

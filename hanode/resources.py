@@ -100,6 +100,8 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from hanode.realtime import scheduling
+
 LogFn = Callable[[str, str], None]
 
 DEFAULT_TIMEOUT_MS = 30000
@@ -231,14 +233,7 @@ async def _off_loop(fn: Callable[[], Any]) -> Any:
     """A netlink call (a few ms, but 100+ ms on a loaded box) runs in a worker thread, so that
     the agent's loop - and every heartbeat - never waits for it; at the loop thread's scheduling
     policy (``_at_priority``)."""
-    return await asyncio.get_running_loop().run_in_executor(None, _at_priority, _scheduling(), fn)
-
-
-def _scheduling() -> Optional[Tuple[int, Any]]:
-    try:
-        return os.sched_getscheduler(0), os.sched_getparam(0)
-    except (OSError, AttributeError):
-        return None
+    return await asyncio.get_running_loop().run_in_executor(None, _at_priority, scheduling(), fn)
 
 
 def _at_priority(sched: Optional[Tuple[int, Any]], fn: Callable[[], Any]) -> Any:
@@ -246,7 +241,7 @@ def _at_priority(sched: Optional[Tuple[int, Any]], fn: Callable[[], Any]) -> Any
     put the thread's own back.  A worker started before the agent went real-time is an ordinary
     thread: the failover's VIP add then waited behind the busy processes it is meant to beat
     (50-90 ms in 3 of 54 loaded failovers, against ~3 ms)."""
-    mine = _scheduling()
+    mine = scheduling()
     if sched is None or mine is None or mine == sched:
         return fn()
     try:

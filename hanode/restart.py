@@ -58,7 +58,11 @@ def accept(daemon: Any) -> Dict[str, Any]:
         return {"ok": False, "message": "configuration error: the next agent would not start; nothing changed",
                 "problems": [str(p) for p in problems if p.level == "error"]}
     agent = daemon.agent
-    node = agent.node
+    with agent.lock:
+        return _begin(daemon, agent, agent.node, cfg)
+
+
+def _begin(daemon: Any, agent: Any, node: Any, cfg: Any) -> Dict[str, Any]:
     ok, why = node.can_restart()
     if not ok:   # retry: a group in transition or a rejoin's save settles by itself
         return {"ok": False, "message": why,

@@ -65,6 +65,12 @@ __all__ = [
     "WDIOF_SETTIMEOUT", "WDIOF_MAGICCLOSE", "WDIOF_KEEPALIVEPING",
 ]
 
+# With the heartbeat on a loop of its own (hanode.pulse) the asyncio loop - the resource side -
+# checks in with the gate this often (an idle agent then wakes it for nothing else), and the gate
+# stops the pets once it has not for HOME_MAX_AGE_MS: a hung resource side resets the box too.
+HOME_CHECK_MS = 2000
+HOME_MAX_AGE_MS = 3 * HOME_CHECK_MS
+
 # --- ioctl numbers, computed as <asm-generic/ioctl.h> does --------------------------------------
 # Most architectures use 14 size bits and direction bits read=2/write=1; MIPS, PowerPC, SPARC and
 # Alpha (common on routers and older appliances) use 13 size bits and read=2/write=4. Getting this
@@ -402,9 +408,12 @@ class HealthGate:
 
     Three facts are reported: each loop iteration and how late it woke (``note_loop``, from the
     petting task), each return from the core's ``tick()`` (``note_tick``, from the agent's ticker),
-    and whether the UART is open (``uart_ok``).
-    ``healthy(now_ms)`` is True only if the last iteration was at most ``max_lateness_ms`` late and
-    both the loop and the tick ran within the last ``max_age_ms``. Times are monotonic ms from the
+    and whether the UART is open (``uart_ok``); a fourth where the heartbeat has a loop of its own
+    (hanode.pulse): that the asyncio loop, which runs the resource side, still runs
+    (``note_home``, every HOME_CHECK_MS, checked once ``home_max_age_ms`` is set).
+    ``healthy(now_ms)`` is True only if the last iteration was at most ``max_lateness_ms`` late,
+    both the loop and the tick ran within the last ``max_age_ms``, and the asyncio loop within
+    ``home_max_age_ms``. Times are monotonic ms from the
     agent's clock (the gate reads no clock itself, so it is tested with plain numbers).
     Set ``max_age_ms`` well below the watchdog timeout: a wedged agent must stop petting early
     enough that the box resets at about the dead time, not minutes later.
@@ -420,6 +429,11 @@ class HealthGate:
         self._last_loop: Optional[int] = None
         self._lateness = 0
         self._uart = False
+        self.home_max_age_ms: Optional[int] = None
+        self._last_home: Optional[int] = None
+
+    def note_home(self, now_ms: int) -> None:
+        self._last_home = now_ms
 
     def note_tick(self, now_ms: int) -> None:
         self._last_tick = now_ms
@@ -447,6 +461,11 @@ class HealthGate:
             return False, "core tick not run for %d ms (max %d ms)" % (tick_age, self.max_age_ms)
         if self.need_uart and not self._uart:
             return False, "UART not open"
+        if self.home_max_age_ms is not None:
+            home_age = None if self._last_home is None else now_ms - self._last_home
+            if home_age is None or home_age > self.home_max_age_ms:
+                return False, "resource loop (asyncio) not run for %s ms (max %d ms)" % (
+                    "ever" if home_age is None else home_age, self.home_max_age_ms)
         return True, "ok"
 
 
@@ -471,6 +490,7 @@ class Petter:
         self.refused_since: Optional[int] = None   # start of the current run of refused pets
         self.refusals = 0
         self.fenced: Optional[str] = None   # why we self-fence: the device is never petted again
+        self.home_check_ms, self.home_max_age_ms = HOME_CHECK_MS, HOME_MAX_AGE_MS   # (with ``timers``)
         self._loop: Any = None              # set while run() runs: rounds happen only then
         self._last_round = 0
         self._fallback: Any = None          # the loop timer of the fallback round
@@ -525,14 +545,22 @@ class Petter:
             self.notifier.watchdog()
         return True
 
-    async def run(self) -> None:
+    async def run(self, timers: Any = None) -> None:
         """Pet about every ``every_ms`` until cancelled: the rounds come from ``core_ticked``; this
-        task only keeps the fallback timer for when they do not."""
-        self._loop = asyncio.get_running_loop()
+        task only keeps the fallback timer for when they do not.  ``timers``: the loop that runs
+        the ticker and so the fallback timer (the agent's pulse loop; default this one); this
+        task then checks in with the gate every HOME_CHECK_MS for the asyncio loop."""
+        home = asyncio.get_running_loop()
         self._last_round = self.clock()   # the first pet an interval from now, as before: READY first
-        self._arm_fallback(self._last_round)
+        self._arm_fallback(self._last_round, timers or home)
+        self._loop = timers or home   # (last: a round may come from the ticker's thread from now on)
         try:
-            await self._loop.create_future()   # until cancelled
+            if timers is None:
+                await home.create_future()   # until cancelled
+            self.gate.home_max_age_ms = self.home_max_age_ms
+            while True:
+                self.gate.note_home(self.clock())
+                await asyncio.sleep(self.home_check_ms / 1000)
         finally:
             if self._fallback is not None:
                 self._fallback.cancel()
@@ -541,15 +569,15 @@ class Petter:
 
     def _round(self, now: int, lateness: int) -> None:
         self._last_round = now
-        self._arm_fallback(now)
+        self._arm_fallback(now, self._loop)
         self.pet_now(now, lateness)
 
-    def _arm_fallback(self, now: int) -> None:
+    def _arm_fallback(self, now: int, loop: Any) -> None:
         if self._fallback is not None:
             self._fallback.cancel()
         delay = self.every_ms * 3 // 2
         self._fallback_at = now + delay
-        self._fallback = self._loop.call_later(delay / 1000.0, self._on_fallback)
+        self._fallback = loop.call_later(delay / 1000.0, self._on_fallback)
 
     def _on_fallback(self) -> None:
         """No round for 1.5 intervals: one now, judged by how late this timer itself woke."""

@@ -405,7 +405,10 @@ class Node:
         new_episode = intent.conflict_at is None or now - intent.conflict_at >= DEFEND_INTERVAL_MS
         intent.conflict_at = now
         peer = self.peer_view()
-        foreign = peer is not None and not peer.held & g.bit   # not the peer: a stranger on the LAN
+        # not the peer (its frame does not claim the group): a stranger on the LAN - unless our loop
+        # stalled: then the peer's frame we have may be from before it took over, and whether its
+        # newer ones or this conflict reach us first is chance (the agent reads them apart)
+        foreign = peer is not None and not peer.held & g.bit and not self.stale
         # a stale node (our loop stalled) yields even as the preferred node: the peer may have
         # taken over meanwhile, and wants.py lets it keep the group (no defence to undo later)
         if (g.group.preferred == self.me and not self.stale) or foreign:

@@ -473,8 +473,10 @@ def _agent_with_a_core_that_wedges(wedge_after_ms):
     return Agent(node, [], NoRunner(), lambda level, text: None)
 
 
-def _petting(tmp_path, scenario, run_s, every_ms=50, max_age_ms=300):
-    """Run a real agent and a Petter on a regular-file watchdog for run_s; (pet times, log, petter)."""
+def _petting(tmp_path, scenario, run_s, every_ms=50, max_age_ms=300, pulse=None, home=None):
+    """Run a real agent and a Petter on a regular-file watchdog for run_s; (pet times, log, petter).
+    ``pulse``: a started hanode.pulse loop that runs the agent's ticker and the petter's timer, as
+    in the daemon; ``home``: the asyncio loop's (check-in interval, max age) in ms then."""
     from hanode import aio
     dev = tmp_path / "watchdog"
     dev.write_bytes(b"")
@@ -490,12 +492,16 @@ def _petting(tmp_path, scenario, run_s, every_ms=50, max_age_ms=300):
     w.pet = pet
     gate = HealthGate(max_lateness_ms=200, max_age_ms=max_age_ms, need_uart=False)
     petter = wd.Petter(gate, w, None, every_ms=every_ms, clock=aio.ticks_ms, uart_ok=lambda: True, log=log)
+    if home is not None:
+        petter.home_check_ms, petter.home_max_age_ms = home
 
     async def main():
         agent = scenario()
         agent.hooks = type("Hooks", (), {"on_tick": staticmethod(petter.core_ticked)})()
+        if pulse is not None:
+            agent.pulse, agent.lock = pulse, pulse.guard
         run = asyncio.ensure_future(agent.run())
-        pet_task = asyncio.ensure_future(petter.run())
+        pet_task = asyncio.ensure_future(petter.run(pulse))
         t0 = aio.ticks_ms()
         await asyncio.sleep(run_s)
         pet_task.cancel()
@@ -542,6 +548,58 @@ def test_an_idle_agents_pets_ride_on_its_ticks(tmp_path):
     assert pets and min(pets) >= 50, pets
     assert 8 <= len(pets) <= 12, pets                             # one a keepalive
     assert petter.fallback_rounds <= 1, petter.fallback_rounds    # (one if the machine stalled a tick)
+
+
+def test_health_gate_requires_the_asyncio_loop_once_it_is_watched():
+    g = HealthGate(max_lateness_ms=100, max_age_ms=500, need_uart=False)
+    g.note_tick(0)
+    g.note_loop(0, 0)
+    assert g.healthy(0) == (True, "ok")   # not watched: a single loop reports through note_loop
+    g.home_max_age_ms = 300
+    assert g.healthy(0) == (False, "resource loop (asyncio) not run for ever ms (max 300 ms)")
+    g.note_home(0)
+    g.note_tick(400)
+    g.note_loop(400, 0)
+    assert g.healthy(300) == (True, "ok")
+    assert g.healthy(400) == (False, "resource loop (asyncio) not run for 400 ms (max 300 ms)")
+
+
+def test_with_a_heartbeat_loop_pets_ride_on_its_ticks_while_asyncio_sleeps(tmp_path):
+    """The daemon's layout: the ticker and the petter's timer on the heartbeat's loop (a thread),
+    the asyncio loop only checking in with the gate: the pets come one a keepalive."""
+    from hanode.pulse import PulseLoop
+    pulse = PulseLoop()
+    pulse.start()
+    try:
+        pets, log, petter = _petting(tmp_path, lambda: _agent_with_a_core_that_wedges(10 ** 9), 1.05,
+                                     every_ms=100, max_age_ms=500, pulse=pulse)
+    finally:
+        pulse.stop()
+    assert 8 <= len(pets) <= 12, pets
+    assert petter.fallback_rounds <= 1 and pulse.errors == 0
+    assert [t for lvl, t in log.lines if lvl == "error"] == []
+
+
+def test_with_a_heartbeat_loop_a_hung_asyncio_loop_stops_the_pets(tmp_path):
+    """The heartbeat's thread ticks on while the asyncio loop - the resource side: scripts,
+    netlink, the control socket - is blocked for 800 ms: the pets stop once it has not checked in
+    for home_max_age_ms (300 ms here), and come back after it does again."""
+    from hanode.pulse import PulseLoop
+    pulse = PulseLoop()
+    pulse.start()
+
+    def scenario():
+        asyncio.get_event_loop().call_later(0.4, time.sleep, 0.8)
+        return _agent_with_a_core_that_wedges(10 ** 9)
+    try:
+        pets, log, _ = _petting(tmp_path, scenario, 1.8, pulse=pulse, home=(50, 300))
+    finally:
+        pulse.stop()
+    blocked = [t for t in pets if 400 + 300 + 60 < t < 1200]
+    assert blocked == [], pets                          # no pet once the check-in is 300 ms old
+    assert any(t < 400 for t in pets) and any(t > 1300 for t in pets), pets
+    errors = [t for lvl, t in log.lines if lvl == "error"]
+    assert errors and "resource loop (asyncio) not run for" in errors[0], errors
 
 
 def test_petter_says_nothing_when_there_is_nothing_to_pet():

@@ -141,6 +141,25 @@ def test_a_stranger_claiming_the_address_while_the_peer_is_alive_is_defended():
     assert any("not node1" in o.text for o in out if o.kind == "log")
 
 
+def test_a_stale_node_yields_though_the_peers_last_frame_before_the_stall_claims_nothing():
+    """Our loop stalled past the dead time; the peer took over meanwhile. After the stall the
+    conflict with its address can reach the core before the peer's newer frames do (the agent
+    reads the LAN and the serial line apart): the frame we have from before the stall, which
+    claims nothing, must not make the peer a stranger to defend against (found by the lab:
+    vip_probe off, SIGSTOP/SIGCONT of the holder)."""
+    from tests.support.sim import Sim
+    sim = Sim()
+    sim.power_on("node1")
+    sim.power_on("node2")
+    assert sim.run_until(lambda: sim.settled() and sim.holders() == ["node1"], 5000) is not None
+    n1 = sim.box("node1").node
+    stalled_until = sim.now + 3 * n1.config.deadtime_ms
+    out = n1.conflict(KEY, stalled_until, "192.0.2.100 is claimed by 02:00:00:00:00:02 on eth0")
+    assert n1.stale
+    assert "release" in kinds(out) and "defend" not in kinds(out), out
+    assert any("our loop stalled" in o.text for o in out if o.kind == "log")
+
+
 def test_a_stale_preferred_node_yields_instead_of_defending():
     node, now = alone("node1")
     # our loop stalls past the dead time: the peer may have taken over meanwhile
