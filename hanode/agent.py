@@ -24,7 +24,8 @@ Nothing here blocks: a hung resource script delays only its own task (the
 runner kills it at its timeout), never a heartbeat.
 
 On CPython the daemon gives the heartbeat path a loop of its own (``pulse``: hanode.pulse, an
-epoll loop in a thread; a wake-up of it costs about half a wake-up of asyncio's): the ticker's
+epoll loop in a thread, so that work on the asyncio loop cannot hold a heartbeat back; in a live
+agent it also costs ~20 us a wake-up less, docs/performance.md): the ticker's
 timer and the links' watches run there, and so do the core calls they make and the frames those
 send.  Every other output of those calls (actions, log lines, hooks) is handed to the asyncio
 loop in the order the core gave it, through one queue that the asyncio side also drains before

@@ -107,7 +107,6 @@ if MICROPYTHON:
 else:
     running_loop = asyncio.get_running_loop
 
-
     def later_ms(ms, fn):
         """Call ``fn()`` from the running loop ``ms`` ms from now (at once for 0); the handle's
         ``cancel()`` drops the call.  A plain loop timer: no task, no future, so a wake-up costs

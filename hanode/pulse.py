@@ -2,15 +2,15 @@
 
 Theory of operation
 -------------------
-An idle agent's CPU at a short keepalive is mostly the cost of waking up: at 100 ms the pair in
-step wakes ~20 times a second per node, and a pass of asyncio's loop costs about twice what a
-bare ``select.epoll`` loop costs on the same machine (``tools/bench/wake_floor.py`` measures
-both).  So the heartbeat path - the agent's ticker, the links' reads and writes, the core's
-``tick`` and ``receive`` - runs here, on a loop that does nothing else: one epoll, a heap of
-timers, callbacks.  The asyncio loop keeps everything that may take time (resource scripts,
-netlink, the control socket, the LAN watch) and sleeps while the pair only heartbeats.  A
-second benefit: a burst of work on the asyncio loop delays a heartbeat by at most the
-interpreter's switch interval, not by the whole burst.
+The heartbeat path - the agent's ticker, the links' reads and writes, the core's ``tick`` and
+``receive`` - runs here, on a loop that does nothing else: one epoll, a heap of timers,
+callbacks.  The asyncio loop keeps everything that may take time (resource scripts, netlink, the
+control socket, the LAN watch) and sleeps while the pair only heartbeats.  What that buys: a
+burst of work on the asyncio loop delays a heartbeat by at most the interpreter's switch
+interval, not by the whole burst.  It was built for idle CPU too - a bare asyncio loop costs
+about twice a bare ``select.epoll`` loop a wake-up (``tools/bench/wake_floor.py``) - but in a
+live agent the gain measured ~20 us a wake-up, ~0.04 % of a core at keepalive 100 ms
+(docs/performance.md): the wake-up's work, not the loop, is most of it.
 
 The surface is the part of asyncio's loop the heartbeat path uses - ``time()``,
 ``call_later()``, ``call_at()``, ``add_reader()``, ``remove_reader()`` (handles with
