@@ -399,6 +399,10 @@ class Agent:
         except Exception as e:   # as a task would: this ticker ends (and the watchdog's gate sees it)
             self.log("error", "ticker ended with %r" % (e,))
             return
+        self._arm(due, delay)
+
+    def _arm(self, due, delay):
+        """The ticker's next round at ``due``, ``delay`` ms from now."""
         self.expected = self.wake_at = due
         self.timer = self._later(delay, self._on_timer)
 
@@ -414,9 +418,7 @@ class Agent:
         do.  The ticker moves to the new deadline instead, and this call counts as its round
         (on_tick: the health gate, the warm-up before an acquire)."""
         self.timer.cancel()
-        due, delay = self._round_done(self.clock(), 0)
-        self.expected = self.wake_at = due
-        self.timer = self._later(delay, self._on_timer)
+        self._arm(*self._round_done(self.clock(), 0))
 
     def _wake_early(self):
         if self.timer is None:
