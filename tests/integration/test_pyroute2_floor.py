@@ -16,7 +16,8 @@ import venv
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import REPO_ROOT, have_netns_privileges   # (tests/support, on the path by conftest)
+
 # The oldest release that setup.cfg's pyroute2>=0.7 admits (PyPI has no 0.7.0).
 OLDEST_RELEASE = "0.7.1"
 NETLINK_TESTS = ("tests/adapters/test_rtnl.py", "tests/integration/test_vip.py",
@@ -27,7 +28,7 @@ NETLINK_TESTS = ("tests/adapters/test_rtnl.py", "tests/integration/test_vip.py",
 
 def _floor_in_setup_cfg() -> str:
     cfg = configparser.ConfigParser()
-    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    cfg.read(os.path.join(REPO_ROOT, "setup.cfg"))
     for line in cfg["options"]["install_requires"].split("\n"):
         name, _, floor = line.strip().partition(">=")
         if name == "pyroute2":
@@ -42,8 +43,8 @@ def test_the_oldest_release_is_the_one_setup_cfg_admits():
 @pytest.mark.integration
 @pytest.mark.slow
 def test_netlink_tests_pass_under_the_oldest_pyroute2(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("the netlink tests need root for their namespaces")
+    if not have_netns_privileges():   # (the tests it runs would skip: nothing tested)
+        pytest.skip("needs root and iproute2 to create network namespaces")
     env_dir = str(tmp_path / "venv")
     venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
     python = os.path.join(env_dir, "bin", "python")
@@ -54,7 +55,7 @@ def test_netlink_tests_pass_under_the_oldest_pyroute2(tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert version.stdout.strip() == OLDEST_RELEASE, version
     run = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-                         + list(NETLINK_TESTS), cwd=ROOT, capture_output=True, text=True, timeout=1200)
+                         + list(NETLINK_TESTS), cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
     tail = run.stdout[-4000:]
     assert run.returncode == 0, "under pyroute2 %s:\n%s\n%s" % (OLDEST_RELEASE, tail, run.stderr[-2000:])
     assert " passed" in tail and " skipped" not in tail, tail
