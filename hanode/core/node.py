@@ -101,6 +101,9 @@ MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often:
 # and the other reads the answer by a timer set at its own send, hanode.links._PeerPhase).  Its
 # own deadline after such a frame is FOLLOW_SLACK_MS past the keepalive, so that the peer's next
 # frame, a little late, still comes first; without the peer's frames it keeps its own schedule.
+# An answer at once (a changed view) leans on the peer's frame the same way, and a peer's frame that
+# comes just behind one of ours sent on our own schedule moves our next to a keepalive after it:
+# else the two stay a frame time apart for good, and the follower wakes on its own every keepalive.
 FOLLOW_SLACK_MS = 3
 RETRY_MS = wants.RETRY_MS
 # An echo of our own frame comes back within a frame time or two, so it repeats one of our
@@ -838,9 +841,15 @@ class Node:
             self._comm_now_up(out)
         if previous is None or _view_of(previous) != _view_of(f):
             self.next_send = now   # answer at once: the peer may be waiting for our ack
-        elif self.follows_peer and self.next_send is not None and self._line_free(now) <= now < self.next_send:
-            self.next_send = now   # ours goes with the peer's frame (FOLLOW_SLACK_MS)
-            self.following = True
+            self.following = self.follows_peer   # (and with the slack: else we tie with its next)
+        elif self.follows_peer and self.next_send is not None and now < self.next_send:
+            if self._line_free(now) <= now:
+                self.next_send = now   # ours goes with the peer's frame (FOLLOW_SLACK_MS)
+                self.following = True
+            elif self.hold_until is None or self.hold_until <= now:
+                # ours went on its own schedule just before the peer's came: the next goes with
+                # the peer's next, not a frame time ahead of it for good (a wake-up of its own)
+                self.next_send = now + self.config.keepalive_ms + FOLLOW_SLACK_MS
         operator_flags = f.flags & (STANDBY | TAKEOVER)
         if operator_flags and not (previous and previous.flags & operator_flags == operator_flags):
             self._operator_acted()   # an operator acted on the peer: our given-up groups get a new chance

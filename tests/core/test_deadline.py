@@ -103,7 +103,7 @@ def test_an_idle_pair_wakes_once_per_frame_each_way():
 
 def calls_of(node):
     """Record the times of ``node``'s tick and receive calls, and of those that sent a frame."""
-    seen = {"tick": [], "receive": [], "sent": []}
+    seen = {"tick": [], "receive": [], "sent": [], "sent_by_tick": []}
     for name in ("tick", "receive"):
         real = getattr(node, name)
 
@@ -113,6 +113,8 @@ def calls_of(node):
             seen[_name].append(now)
             if [o for o in out if o.kind == "send"]:
                 seen["sent"].append(now)
+                if _name == "tick":
+                    seen["sent_by_tick"].append(now)
             return out
         setattr(node, name, call)
     return seen
@@ -121,12 +123,18 @@ def calls_of(node):
 def test_the_follower_sends_with_the_peers_frame_and_keeps_a_schedule_without_it():
     """node2 (its name sorts after node1's) sends its status frame when node1's arrives - one
     wake-up for both in its agent - while node1 keeps its own schedule, whatever the phase node2
-    started at; once node1 is silent, node2 goes on every keepalive, the first one
-    FOLLOW_SLACK_MS later."""
+    started at, and when node1's frames come a little later for good (node2's deadline then
+    falls just before them: it moves to the frame after, it does not send a frame time ahead of
+    each one with a wake-up of its own); once node1 is silent, node2 goes on every keepalive,
+    the first one FOLLOW_SLACK_MS later."""
     from hanode.core.node import FOLLOW_SLACK_MS
-    for node2_at in (0, 37, 61, 88):
-        # node1's frames take 0-2 ms more on some keepalives (its wake-up, the line)
-        pair = Pair(node2_at=node2_at, jitter=lambda now: (now * 7919 // 100) % 3)
+    # node1's frames take 0-2 ms more on some keepalives (its wake-up, the line), or 1-2 ms more
+    # from some time on (node2's reads then come after a deadline that tied with them)
+    jitters = [lambda now: (now * 7919 // 100) % 3] + [
+        lambda now, step=step, more=more: more if now >= step else 0 for step in (300, 1200) for more in (1, 2)]
+    cases = [(at, jitters[0]) for at in (0, 37, 61, 88)] + [(at, j) for at in (0, 50) for j in jitters[1:]]
+    for node2_at, jitter in cases:
+        pair = Pair(node2_at=node2_at, jitter=jitter)
         pair.run_until(2000)
         n1, n2 = pair.nodes["node1"], pair.nodes["node2"]
         assert n2.follows_peer and not n1.follows_peer
@@ -136,6 +144,7 @@ def test_the_follower_sends_with_the_peers_frame_and_keeps_a_schedule_without_it
         merged = [t for t in seen2["sent"] if t in seen2["receive"]]
         assert len(merged) >= len(seen2["sent"]) - 1, (node2_at, len(merged), len(seen2["sent"]))
         assert len(set(seen2["tick"]) - set(seen2["receive"])) <= 1, node2_at   # no wake-up of its own
+        assert len(seen2["sent_by_tick"]) <= 1, (node2_at, seen2["sent_by_tick"][:5])   # (not even a tie)
         assert [t for t in seen1["sent"] if t in seen1["receive"]] == [], node2_at
         gaps = [b - a for a, b in zip(seen1["sent"], seen1["sent"][1:])]
         assert set(gaps) == {100}, (node2_at, set(gaps))   # node1's schedule is its own
