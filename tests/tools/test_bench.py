@@ -427,8 +427,26 @@ def test_a_tightest_timing_whose_trials_fail_is_a_finding_and_the_next_is_measur
     ladder = [{"keepalive_ms": 150, "line_use": 0.88, "false_failover": False, "trials_failed": failed}]
     peers = [dict(out, peer="hanode"), dict(out, peer="Heartbeat")]
     notes = compare.report(ctx, peers, ladder)["notes"]
-    assert any("150: 88 %, soak passed but the trials failed (Heartbeat: node1 never served again after "
+    assert any("150: 88 %, soak passed but the measurement failed (Heartbeat: node1 never served again after "
                "power-on)" in n for n in notes), notes
+
+
+def test_a_node_declared_dead_in_the_idle_window_fails_that_timing(monkeypatch):
+    """The idle window's CPU, wake-ups and memory are figures of a pair that stays up: when a node
+    is declared dead in it (Heartbeat at 150 ms once passed its soak, then failed over in the
+    window: its node2 read 0.00 % CPU), that timing fails with the reason, and the comparison
+    measures the next rung."""
+    from types import SimpleNamespace
+    from tools.bench import compare
+    from tools.bench.common import BenchError
+    wire = {d: {"line_use": 0.87} for d in ("a>b", "b>a")}
+    monkeypatch.setattr(compare, "window", lambda peer, lab, seconds: {
+        "false_failover": lab.timing["keepalive"] == "150ms", "wire": wire})
+    peer = SimpleNamespace(name="Heartbeat")
+    assert compare.steady_window(peer, SimpleNamespace(timing=compare.hb_timing(200)), 1.0)["wire"] == wire
+    with pytest.raises(BenchError, match=r"Heartbeat at 150ms / 450ms: a node was declared dead in the idle "
+                                         r"window \(the line 87 % full\)"):
+        compare.steady_window(peer, SimpleNamespace(timing=compare.hb_timing(150)), 1.0)
 
 
 def test_a_comparison_step_that_fails_keeps_the_workdir_its_error_names(monkeypatch):
