@@ -1205,11 +1205,13 @@ class Node:
             intent = self.intents[g.index]
             given = self.given.get(g.index)
             if g.index in self.giving:
-                if g.held():
-                    # what counts is the peer seeing it released: then it wants it (it is
-                    # orphaned for it too); only if it still does not will we take it back
-                    given.arm(self.seq)
-                else:
+                # what counts is the peer seeing it released: then it wants it (it is orphaned
+                # for it too); only if it still does not will we take it back.  So the mark waits
+                # for the first frame that shows it released, not one that went while it stopped
+                # (the peer's view of that one, still not wanting a group we hold, would have us
+                # take it back, and the two would take turns wanting it, a frame each)
+                given.arm(self.seq)
+                if not g.held():
                     del self.giving[g.index]
             if g.index in self.taking and g.state == ownership.RUNNING:
                 del self.taking[g.index]   # ours now; the peer's given mark keeps it here

@@ -78,3 +78,26 @@ def test_a_given_group_comes_back_when_the_peer_dies():
     moves_to(sim, ("node2", "node2"))
     sim.power_off("node2")
     assert sim.run_until(lambda: where(sim) == ("node1", "node1") and idle(sim), 5000) is not None
+
+
+def test_a_group_given_while_frames_cross_moves_without_the_two_taking_turns():
+    """node1 gives its group while the two send a frame each ~14 ms (its stop takes 10 ms, a frame
+    went out while it stopped): node1 takes the group back only if node2 still does not want it
+    after seeing it *released*.  node2's view of the frame sent while it stopped (node1 still
+    holding it: node2 did not want it) once counted, and the two took turns wanting it, a frame
+    each, at the line's full rate, and the group never moved (a lab pair: for ~0.7 s, or for good)."""
+    for seed in (1, 2, 3):
+        sim = Sim(haresources=TWO, seed=seed, action_ms=10, tick_ms=5)
+        sim.power_on("node1")
+        sim.power_on("node2")
+        assert sim.run_until(lambda: where(sim) == ("node1", "node2") and idle(sim), 5000) is not None
+        n1 = sim.box("node1")
+        acquired = n1.log_text().count("Acquiring resource group: node1 %s" % G1)
+        sent = n1.node.counters["frames_sent"]
+        command(sim, "node1", "standby", "local")
+        took = sim.run_until(lambda: where(sim) == ("node2", "node2") and idle(sim), 2000)
+        assert took is not None and took < 500, (seed, took, where(sim))
+        assert n1.node.counters["frames_sent"] - sent < 20, (seed, n1.node.counters["frames_sent"] - sent)
+        assert n1.log_text().count("Acquiring resource group: node1 %s" % G1) == acquired, seed
+        sim.run(2000)
+        assert where(sim) == ("node2", "node2") and sim.doubles_ms == 0
