@@ -229,6 +229,11 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
             "false_failover": any(dead.values()), "keepalive_ms": keepalive_s * 1000}
 
 
+def line_use(w: Dict[str, Any]) -> float:
+    """A window's line use in its fuller direction (0..1)."""
+    return max(w["wire"][d]["line_use"] for d in w["wire"])
+
+
 def steady_window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     """``window``, which must be idle: a node declared dead in it (a false failover, and the
     peer's processes gone or restarting) makes its CPU, wake-ups and memory no idle figures."""
@@ -236,7 +241,7 @@ def steady_window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     if w["false_failover"]:
         raise BenchError("%s at %s / %s: a node was declared dead in the idle window (the line %.0f %% full)"
                          % (peer.name, lab.timing["keepalive"], lab.timing["deadtime"],
-                            100 * max(w["wire"][d]["line_use"] for d in w["wire"])))
+                            100 * line_use(w)))
     return w
 
 
@@ -349,7 +354,7 @@ def tightest_heartbeat(ctx: Context, peer: Peer, soak_s: float) -> Tuple[Dict[st
         except BenchError as e:
             tried.append({"keepalive_ms": k, "error": str(e)})
             continue
-        use = max(w["wire"][d]["line_use"] for d in w["wire"])
+        use = line_use(w)
         ok = not w["false_failover"] and use < LINE_FULL
         tried.append({"keepalive_ms": k, "deadtime_ms": 3 * k, "line_use": use, "false_failover": w["false_failover"],
                       "stable": ok})
