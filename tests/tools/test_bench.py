@@ -441,12 +441,62 @@ def test_a_node_declared_dead_in_the_idle_window_fails_that_timing(monkeypatch):
     from tools.bench.common import BenchError
     wire = {d: {"line_use": 0.87} for d in ("a>b", "b>a")}
     monkeypatch.setattr(compare, "window", lambda peer, lab, seconds: {
-        "false_failover": lab.timing["keepalive"] == "150ms", "wire": wire})
+        "false_failover": lab.timing["keepalive"] == "150ms", "wire": wire, "lab_stall_ms": 3.0, "steal_ms": 0.0})
     peer = SimpleNamespace(name="Heartbeat")
     assert compare.steady_window(peer, SimpleNamespace(timing=compare.hb_timing(200)), 1.0)["wire"] == wire
     with pytest.raises(BenchError, match=r"Heartbeat at 150ms / 450ms: a node was declared dead in the idle "
-                                         r"window \(the line 87 % full\)"):
+                                         r"window \(the line 87 % full; the lab's longest stall 3 ms, steal 0 ms\)"):
         compare.steady_window(peer, SimpleNamespace(timing=compare.hb_timing(150)), 1.0)
+
+
+def test_an_idle_window_in_which_the_lab_stalled_is_measured_again(monkeypatch):
+    """A stall of the lab itself (the cable's process or the VM stopped, both directions silent
+    at once: 190 ms seen at 50/150 ms) that reaches the dead time declares a node dead without a
+    fault of the agents: the pair settles and the window is measured again, a bounded number of
+    times; the windows dropped are recorded, and a stall too short to explain it is no excuse."""
+    from types import SimpleNamespace
+    from tools.bench import compare
+    from tools.bench.common import BenchError
+    lab = SimpleNamespace(timing={"keepalive": "50ms", "deadtime": "150ms"})
+    assert compare.lab_stall_limit_ms(lab) == 100.0
+    settled = []
+    monkeypatch.setattr(compare, "settle", lambda lab, timeout: settled.append(timeout))
+    monkeypatch.setattr(compare.time, "sleep", lambda s: None)
+    wire = {d: {"line_use": 0.4} for d in ("a>b", "b>a")}
+
+    def windows(stalls):
+        it = iter(stalls)
+        monkeypatch.setattr(compare, "window", lambda peer, lab, seconds: (lambda s: {
+            "false_failover": s is not None, "lab_stall_ms": s or 1.0, "steal_ms": 12.0, "wire": wire})(next(it)))
+
+    peer = SimpleNamespace(name="hanode")
+    windows([190.0, None])
+    w = compare.steady_window(peer, lab, 1.0)
+    assert not w["false_failover"] and w["dropped_for_lab_stalls"] == [{"lab_stall_ms": 190.0, "steal_ms": 12.0}]
+    assert settled == [compare.SETTLE_S]
+    windows([99.0])
+    with pytest.raises(BenchError, match=r"longest stall 99 ms, steal 12 ms\)$"):
+        compare.steady_window(peer, lab, 1.0)
+    windows([150.0] * (compare.LAB_STALL_RETRIES + 1))
+    with pytest.raises(BenchError, match=r"after %d windows dropped for lab stalls\)$" % compare.LAB_STALL_RETRIES):
+        compare.steady_window(peer, lab, 1.0)
+
+
+def test_the_stall_probe_sees_this_process_stop():
+    """The probe is a thread of the bench, as the cable is: a stop of the process (here SIGSTOP
+    from a child, SIGCONT 150 ms later) shows as a late wake-up, and a quiet stretch does not."""
+    from tools.bench.common import StallProbe
+    with StallProbe() as quiet:
+        time.sleep(0.2)
+    assert quiet.longest_ms < 60
+    with StallProbe() as probe:
+        time.sleep(0.05)
+        subprocess.run([sys.executable, "-c", "import os, signal, sys, time; pid = int(sys.argv[1]); "
+                        "os.kill(pid, signal.SIGSTOP); time.sleep(0.15); os.kill(pid, signal.SIGCONT)",
+                        str(os.getpid())], check=True)
+        time.sleep(0.05)
+    assert probe.longest_ms >= 120, probe.longest_ms
+    assert probe.steal_ms is None or probe.steal_ms >= 0
 
 
 def test_a_comparison_step_that_fails_keeps_the_workdir_its_error_names(monkeypatch):

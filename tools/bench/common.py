@@ -388,6 +388,54 @@ def first_line(lab: Lab, node: str, text: str, since: float, until: float = math
     return None
 
 
+# ------------------------------------------------------------------ lab stalls
+class StallProbe:
+    """How long this process stalled in a window, and the VM's steal time in it.
+
+    The simulated cable is a thread of this process: when the process or the whole VM stops for
+    longer than the dead time, both directions of the line fall silent at once and a node is
+    declared dead - a fault of the lab, not of the agents.  A thread that sleeps ``TICK_S`` and
+    records how late it woke sees such a stall as the cable does (it needs the same CPU and the
+    same GIL).  ``with StallProbe() as probe:`` ... ``probe.longest_ms``, ``probe.steal_ms``."""
+    TICK_S = 0.005
+
+    def __init__(self) -> None:
+        self.longest_ms = 0.0
+        self.steal_ms: Optional[float] = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-probe", daemon=True)
+        self._steal0: Optional[int] = None
+
+    def __enter__(self) -> "StallProbe":
+        self._steal0 = steal_ticks()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        steal1 = steal_ticks()
+        if self._steal0 is not None and steal1 is not None:
+            self.steal_ms = round((steal1 - self._steal0) * 1000.0 / os.sysconf("SC_CLK_TCK"), 1)
+
+    def _run(self) -> None:
+        due = time.monotonic() + self.TICK_S
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            now = time.monotonic()
+            self.longest_ms = max(self.longest_ms, (now - due) * 1000.0)
+            due = now + self.TICK_S
+
+
+def steal_ticks() -> Optional[int]:
+    """The VM's steal time so far, all CPUs, in clock ticks (``/proc/stat``; None where unknown)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) if fields[0] == "cpu" and len(fields) > 8 else None
+    except (OSError, ValueError):
+        return None
+
+
 # ------------------------------------------------------------------ cable
 @contextlib.contextmanager
 def bench_threads_fifo() -> Iterator[None]:

@@ -39,9 +39,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from hanode.lab.bed import NODES, Lab
 
 from tools.bench import FIGURES
-from tools.bench.common import (LINE_BYTES_PER_S, BenchError, Context, TIMINGS, cable_frames, cable_realtime, cpu_ns,
-                                dist, first_line, first_served, fmt_dist, grown, lab_auth, machine_line, ms,
-                                wait_for, wakeups)
+from tools.bench.common import (LINE_BYTES_PER_S, BenchError, Context, StallProbe, TIMINGS, cable_frames,
+                                cable_realtime, cpu_ns, dist, first_line, first_served, fmt_dist, grown, lab_auth,
+                                machine_line, ms, wait_for, wakeups)
 from tools.bench.failover import power_loss
 from tools.bench import heartbeat_peer as hb
 
@@ -54,6 +54,8 @@ LINE_FULL = 0.9
 # after a hung node resumes or the cable is back, how long to wait for one holder again
 # (Heartbeat took ~50 s with both boxes holding the VIP in a quick run)
 SETTLE_S = 150.0
+# idle windows measured again when the lab stalled in them (see steady_window)
+LAB_STALL_RETRIES = 2
 
 
 def hb_timing(keepalive_ms: int) -> Dict[str, str]:
@@ -201,12 +203,13 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     c0 = {n: cpu_ns(pids[n]) for n in NODES}
     w0 = {n: wakeups(pids[n]) for n in NODES}
     mem: Dict[str, Dict[str, int]] = {}
-    while time.time() - t0 < seconds:
-        time.sleep(min(1.0, max(0.0, seconds - (time.time() - t0))))
-        for n in NODES:
-            m = smaps(pids[n])
-            if m["rss_kb"] >= mem.get(n, {}).get("rss_kb", 0):
-                mem[n] = m
+    with StallProbe() as probe:
+        while time.time() - t0 < seconds:
+            time.sleep(min(1.0, max(0.0, seconds - (time.time() - t0))))
+            for n in NODES:
+                m = smaps(pids[n])
+                if m["rss_kb"] >= mem.get(n, {}).get("rss_kb", 0):
+                    mem[n] = m
     t1 = time.time()
     span = t1 - t0
     # per thread (grown): Heartbeat's processes come and go, and the CPU of one that ended in the
@@ -226,7 +229,8 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
                    "messages": len(frames[d]), "kinds": sorted({v for _, _, v in frames[d]})}
     dead = {n: peer.dead_at(lab, n, t0) is not None for n in NODES}
     return {"seconds": round(span, 1), "cpu_pct": cpu, "wakeups_per_s": wk, "memory": mem, "wire": wire,
-            "false_failover": any(dead.values()), "keepalive_ms": keepalive_s * 1000}
+            "false_failover": any(dead.values()), "keepalive_ms": keepalive_s * 1000,
+            "lab_stall_ms": round(probe.longest_ms, 1), "steal_ms": probe.steal_ms}
 
 
 def line_use(w: Dict[str, Any]) -> float:
@@ -234,15 +238,36 @@ def line_use(w: Dict[str, Any]) -> float:
     return max(w["wire"][d]["line_use"] for d in w["wire"])
 
 
+def lab_stall_limit_ms(lab: Lab) -> float:
+    """A stall of the lab this long explains a node declared dead by itself: the line silent
+    for it, after a frame a keepalive before, reaches the dead time."""
+    return ms(lab.timing["deadtime"]) - ms(lab.timing["keepalive"])
+
+
 def steady_window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     """``window``, which must be idle: a node declared dead in it (a false failover, and the
-    peer's processes gone or restarting) makes its CPU, wake-ups and memory no idle figures."""
-    w = window(peer, lab, seconds)
-    if w["false_failover"]:
-        raise BenchError("%s at %s / %s: a node was declared dead in the idle window (the line %.0f %% full)"
-                         % (peer.name, lab.timing["keepalive"], lab.timing["deadtime"],
-                            100 * line_use(w)))
-    return w
+    peer's processes gone or restarting) makes its CPU, wake-ups and memory no idle figures.
+
+    When the lab itself stalled in that window for ``lab_stall_limit_ms`` or more (the cable's
+    process or the VM stopped: both directions silent at once), the failover is the lab's, not
+    the peer's: the pair settles and the window is measured again, up to ``LAB_STALL_RETRIES``
+    times; the stalls of the windows dropped are in ``dropped_for_lab_stalls``."""
+    dropped: List[Dict[str, Any]] = []
+    while True:
+        w = window(peer, lab, seconds)
+        w["dropped_for_lab_stalls"] = dropped
+        if not w["false_failover"]:
+            return w
+        stalled = w["lab_stall_ms"] >= lab_stall_limit_ms(lab)
+        if not stalled or len(dropped) >= LAB_STALL_RETRIES:
+            raise BenchError("%s at %s / %s: a node was declared dead in the idle window (the line %.0f %% full; "
+                             "the lab's longest stall %.0f ms, steal %s ms%s)"
+                             % (peer.name, lab.timing["keepalive"], lab.timing["deadtime"], 100 * line_use(w),
+                                w["lab_stall_ms"], _n(w["steal_ms"]),
+                                ", after %d windows dropped for lab stalls" % len(dropped) if dropped else ""))
+        dropped.append({"lab_stall_ms": w["lab_stall_ms"], "steal_ms": w["steal_ms"]})
+        settle(lab, SETTLE_S)
+        time.sleep(2.0)
 
 
 def failover_trial(peer: Peer, lab: Lab) -> Dict[str, Any]:
@@ -513,6 +538,13 @@ def report(ctx: Context, peers: List[Dict[str, Any]], ladder: List[Dict[str, Any
     if ctx.quick:
         notes.append("--quick: Heartbeat at 500 ms / 1.5 s without the ladder, no classic power losses, "
                      "one power loss at the tightest timing, 3 s holds")
+    for p in peers:
+        for key in ("defaults", "tight"):
+            dropped = p.get(key, {}).get("window", {}).get("dropped_for_lab_stalls")
+            if dropped:
+                notes.append("%s, %s: %d idle window(s) measured again: a node was declared dead while the lab "
+                             "itself stalled (longest %s ms; the cable is a thread of the bench)"
+                             % (p["peer"], key, len(dropped), ", ".join(_n(x["lab_stall_ms"]) for x in dropped)))
     hold = peers[0]["tight"]["hung"]["hold_s"] if peers else 0
     notes.append("hung node and pulled cable: held %.0f s, then SIGCONT / reconnect; double VIP and outage are "
                  "summed from the fault until one node serves again" % hold)
