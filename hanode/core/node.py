@@ -329,6 +329,7 @@ class Node:
         """Back off (doubling, capped) so that two boxes that both fail a start do not hand the
         group back and forth for ever; give it up after START_ROUNDS failures here."""
         intent.failed = True
+        intent.rolling_back = True   # the mark and the back-off count from its release (_evaluate)
         intent.failed_mark.arm(self.seq)
         intent.start_failures += 1
         delay = wants.start_retry_ms(intent.start_failures)
@@ -342,7 +343,7 @@ class Node:
                            % (g.key, intent.start_failures, self.me)))
         else:
             out.append(Log("critical", "Giving up resource group %s due to a failed start (%d of %d here); "
-                           "%s may take it; retrying here in %d s at the earliest"
+                           "%s may take it; retrying here %d s after its stop at the earliest"
                            % (g.key, intent.start_failures, wants.START_ROUNDS, self.peer, delay // 1000)))
 
     def _stop_failed(self, g, intent, now, out):
@@ -1213,6 +1214,15 @@ class Node:
                 given.arm(self.seq)
                 if not g.held():
                     del self.giving[g.index]
+            if intent.rolling_back:
+                # the same for a failed start: the peer, seeing it still held, does not want it;
+                # that view must not count as "the peer will not run it".  The back-off, too,
+                # runs from the release: else a roll-back slower than the back-off has us start
+                # it again before the peer could take it (preferred or not), and again
+                intent.failed_mark.arm(self.seq)
+                if not g.held():
+                    intent.rolling_back = False
+                    intent.retry_at = now + wants.start_retry_ms(intent.start_failures)
             if g.index in self.taking and g.state == ownership.RUNNING:
                 del self.taking[g.index]   # ours now; the peer's given mark keeps it here
             intent.wanted = wants.wanted(

@@ -17,10 +17,11 @@ What a node wants (per group), the peer being alive - the first row that applies
     peer releasing everything (shutting down)    yes                   yes
     we gave up starting it (START_ROUNDS failed  no                    no
     starts here, until an operator acts)
-    our start of it failed                       only if the peer has seen that and still neither
-                                                 holds nor wants it (and, the peer being in standby,
-                                                 only on the preferred node); after a back-off that
-                                                 doubles with each failure (start_retry_ms)
+    our start of it failed                       only if the peer has seen it released and still
+                                                 neither holds nor wants it (and, the peer being in
+                                                 standby, only on the preferred node); after a
+                                                 back-off from the release that doubles with each
+                                                 failure (start_retry_ms)
     we are in standby                            only if the peer has seen that and still neither
                                                  holds nor wants it (somebody has to run it)
     peer in standby                              yes                   yes
@@ -122,7 +123,8 @@ class Intent:
     def __init__(self):
         self.wanted = False        # our latest evaluation wants it (our frames' want bit)
         self.failed = False        # our start failed: do not want it while the peer can run it
-        self.failed_mark = Mark()  # has the peer seen the failure?
+        self.failed_mark = Mark()  # has the peer seen the failure (the group released)?
+        self.rolling_back = False  # a failed start's stop is under way (the node re-arms failed_mark)
         self.want_since = None     # seq of our first frame that wanted it (for the ack rule)
         self.retry_at = None       # when to probe again / retry a failed stop / retry a failed start alone
         self.busy_probes = 0       # probes in a row that found the address answered
@@ -141,6 +143,7 @@ class Intent:
         self.start_failures = 0
         self.gave_up = False
         self.failed = False
+        self.rolling_back = False
         self.retry_at = None
 
     def due(self, now):

@@ -248,6 +248,30 @@ def test_failed_start_offers_the_group_to_the_peer():
     assert sim.doubles_ms == 0
 
 
+def test_a_failed_start_whose_roll_back_outlasts_the_back_off_still_moves_to_the_peer():
+    """A start that fails after 6 s, and its roll-back (a stop) that takes 6 s more: longer
+    than the first back-off (5 s).  While node1 still held the group, node2's frames showed it
+    not wanting it (node1 held it), and those counted as "the peer will not run it": node1, its
+    back-off over by the end of the stop, wanted it again at once, and node2 yielded to the
+    preferred node - another failing start and roll-back, 12 s more outage a round, until the
+    doubling back-off outgrew the stop.  Now the peer's view counts only once it has seen the
+    group released, and the back-off runs from the release."""
+    sim = Sim(action_ms=6000)
+    sim.power_on("node1")
+    sim.box("node1").fail_start.add(KEY)
+    sim.power_on("node2")
+    group = sim.box("node1").node.groups[0]
+    assert sim.run_until(lambda: group.state == "stopping", 10000) is not None   # the roll-back
+    assert sim.run_until(lambda: group.state == "stopped", 10000) is not None
+    assert sim.box("node1").starts == 1 and sim.box("node2").starts == 0
+    # node2 takes it within a few keepalives of the release (and its own 6 s start)
+    assert sim.run_until(lambda: sim.servers() == ["node2"], 7000) is not None
+    assert sim.box("node1").starts == 1
+    sim.run(30000)
+    assert sim.servers() == ["node2"] and sim.box("node1").starts == 1
+    assert sim.doubles_ms == 0
+
+
 def test_failed_stop_keeps_the_peer_off():
     sim = cold_start()
     n1 = sim.box("node1")
