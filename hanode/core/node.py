@@ -80,6 +80,14 @@ one) until it hears the peer speak version 2 in its current generation (then
 version 2 only) or hears ``V1_FRAMES`` new frames of it without one (then
 version 1, with a version 2 copy every ``LAN_HELLO_EVERY`` frames in case two
 new boxes lost each other's copies).
+
+A settled node (every group where it is wanted, nothing under way: ``_quiet_until``) has,
+until its next deadline other than a frame's, nothing to do but send its unchanged view and
+read the peer's: ``tick`` and ``receive`` then take a short path that does just that (and the
+peer's timers), and ``next_deadline`` answers from what the last full pass found.  Whatever
+may change more - any other input, a frame with another view, a deadline reached - takes the
+full pass.  That the two do the same is tested by playing the same field events on two pairs,
+one that always takes the full pass (tests/core/test_quiet_tick.py).
 """
 
 from hanode.core import health, monitor, ownership, rejoin, status, wants
@@ -91,10 +99,11 @@ from hanode.core.frame import (Decoder, Frame, Control, Notice, ReplayGuard, enc
                                STANDBY, TAKEOVER, BUSY, STALE, STATE_NAMES,
                                STATE_UP, STATE_ACTIVE, STATE_RELEASING, STATE_SHUTDONE)
 from hanode.core.limits import ACK_MASK, CONTROL_WIRE_BYTES, FRAME_WIRE_BYTES
-from hanode.core.liveness import Liveness, DEAD
+from hanode.core.liveness import Liveness, DEAD, UP
 from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddresses, Log, Escalate,
                                  PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
 
+NEVER = float("inf")   # a deadline that never comes (_quiet_until: nothing but frames are due)
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
 # Of two nodes, the one whose name sorts after its peer's sends its status frame when the peer's
 # arrives (both agents then wake once for the pair: the follower reads and sends in one wake-up,
@@ -208,6 +217,8 @@ class Node:
         self.restarting = None        # restart(): {"copies_left", "next_at"}; then Stopped, groups kept
         self.peer_restart = None      # the peer announced a restart: {"gen", "since_ms", "until_ms", ...}
         self.sent_view = None
+        self.quiet_until = None       # settled until then: tick() only sends our unchanged view (_quiet_until)
+        self.quiet_fixed = NEVER      # of that, the deadlines a peer's frame does not move
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
@@ -240,18 +251,82 @@ class Node:
         return self._finish(now, out)
 
     def receive(self, data, now, link=None):
+        link = link or self.links[0]
+        quiet = self.quiet_until
+        if quiet is not None and now < quiet and now - self.last_call <= self.config.deadtime_ms:
+            return self._quiet_receive(data, now, link)
         out = self._enter(now)
         if self.stopped:
             return out
-        link = link or self.links[0]
-        decoder = self.decoders.get(link)
-        if decoder is None:
-            decoder = self.decoders[link] = Decoder(self.auth)
-        for frame in decoder.feed(data):
+        for frame in self._decoder(link).feed(data):
             self._on_frame(frame, link, now, out)
         return self._finish(now, out)
 
+    def _decoder(self, link):
+        decoder = self.decoders.get(link)
+        if decoder is None:
+            decoder = self.decoders[link] = Decoder(self.auth)
+        return decoder
+
+    def _quiet_receive(self, data, now, link):
+        """receive() while settled (see tick): the peer's next status frame with the view it
+        sent before changes nothing but its timers (``_quiet_frame``); the first frame that
+        may change more, and every frame after it, take the full pass."""
+        self.last_call = self.now = now
+        frames = self._decoder(link).feed(data)
+        for i in range(len(frames)):
+            if not self._quiet_frame(frames[i], link, now):
+                out = self._enter(now)
+                for f in frames[i:]:
+                    self._on_frame(f, link, now, out)
+                return self._finish(now, out)
+        out = []
+        if now >= self.next_send:
+            self._send(now, self.sent_view, out)
+        # (the peer's silence limit and warntime moved; the other deadlines did not)
+        self.quiet_until = None if self._tick_work_due(now) else self._quiet_deadline(now)
+        return out
+
+    def _quiet_frame(self, f, link, now):
+        """Take a frame that changes nothing while settled: a new status frame of the peer's
+        life, with the view (state, flags, held and wanted groups, LAN health) of its last one,
+        on a link that is up, in time, no acknowledgement awaited.  It does what ``_on_frame``
+        and ``_finish`` would do with it, and nothing else; False (nothing done): take the
+        full pass."""
+        previous = self.peer_frame
+        live = self.live
+        if (f.type != TYPE_STATUS or f.src != self.peer_id or previous is None or f.gen != previous.gen
+                or f.version != VERSION_LAN or self.peer_v2_gen != f.gen or _view_of(f) != _view_of(previous)
+                or f.flags & TAKEOVER or (f.flags & STANDBY and self.takeover_request)
+                or f.state == STATE_SHUTDONE or not self.comm_up or self.peer_said_goodbye
+                or live.peer.state != UP or live.link(link).state != UP
+                or live.last_status is None or now - live.last_status > live.warntime_ms):
+            return False
+        for mark in self._marks():
+            if mark.since is not None and not mark.seen:
+                return False   # an acknowledgement awaited: this frame may bring it
+        if self.guard.check(f.src, f.gen, f.seq) != NEW:
+            return False
+        live.heard(link, now, True)   # (no event: the link and the peer are up, the frame in time)
+        self.guard.commit(f.src, f.gen, f.seq)
+        self.counters["frames_received"] += 1
+        self.peer_frame = f
+        self._follow(now)
+        self.goodbye_held = 0
+        return True
+
     def tick(self, now):
+        quiet = self.quiet_until
+        if quiet is not None and now < quiet and now - self.last_call <= self.config.deadtime_ms:
+            # settled, and nothing but our next frame falls due before `quiet`: the full pass
+            # would find the same view and fire nothing (the two are compared, tests/core/
+            # test_quiet_tick.py).  An idle agent calls this once a keepalive: the full pass
+            # touches most of the core, and on a small box each wake-up finds that code cold
+            self.last_call = self.now = now
+            out = []
+            if now >= self.next_send:
+                self._send(now, self.sent_view, out)
+            return out
         out = self._enter(now)
         if self.stopped:
             return out
@@ -749,6 +824,7 @@ class Node:
     # ---------------------------------------------------------------- internals
 
     def _enter(self, now):
+        self.quiet_until = None   # an input, or time past a deadline: _finish decides again
         out = []
         if self.last_call is not None and now - self.last_call > self.config.deadtime_ms:
             self.counters["stalls"] += 1
@@ -843,14 +919,8 @@ class Node:
         if previous is None or _view_of(previous) != _view_of(f):
             self.next_send = now   # answer at once: the peer may be waiting for our ack
             self.following = self.follows_peer   # (and with the slack: else we tie with its next)
-        elif self.follows_peer and self.next_send is not None and now < self.next_send:
-            if self._line_free(now) <= now:
-                self.next_send = now   # ours goes with the peer's frame (FOLLOW_SLACK_MS)
-                self.following = True
-            elif self.hold_until is None or self.hold_until <= now:
-                # ours went on its own schedule just before the peer's came: the next goes with
-                # the peer's next, not a frame time ahead of it for good (a wake-up of its own)
-                self.next_send = now + self.config.keepalive_ms + FOLLOW_SLACK_MS
+        else:
+            self._follow(now)
         operator_flags = f.flags & (STANDBY | TAKEOVER)
         if operator_flags and not (previous and previous.flags & operator_flags == operator_flags):
             self._operator_acted()   # an operator acted on the peer: our given-up groups get a new chance
@@ -895,13 +965,27 @@ class Node:
                                        "taking it without a probe (no address to probe, or vip_probe off)",
                                        self.peer)))
             self._report(self.live.declare_dead(), out)
-        for mark in [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents] + \
-                list(self.given.values()):
+        for mark in self._marks():
             mark.update(self.seq, self.gen, f)
         if self.stale and self.stale_mark.seen:
             if not any(g.held() and f.held & g.bit for g in self.groups):
                 self.stale = False
                 out.append(Log("info", "Back in touch with %s after our stall; no conflicting groups" % self.peer))
+
+    def _follow(self, now):
+        """The peer's frame with an unchanged view came: the follower's frame goes with it."""
+        if self.follows_peer and self.next_send is not None and now < self.next_send:
+            if self._line_free(now) <= now:
+                self.next_send = now   # ours goes with the peer's frame (FOLLOW_SLACK_MS)
+                self.following = True
+            elif self.hold_until is None or self.hold_until <= now:
+                # ours went on its own schedule just before the peer's came: the next goes with
+                # the peer's next, not a frame time ahead of it for good (a wake-up of its own)
+                self.next_send = now + self.config.keepalive_ms + FOLLOW_SLACK_MS
+
+    def _marks(self):
+        """Every acknowledgement mark (acks.Mark) the peer's frames update."""
+        return [self.standby_mark, self.stale_mark] + [i.failed_mark for i in self.intents] + list(self.given.values())
 
     def _note_version(self, f, new, out):
         """What the peer's frame says about the versions it speaks, and its LAN health."""
@@ -1298,7 +1382,33 @@ class Node:
                 self.notice_at = now + REVISION_REPEAT_MS
             else:
                 self.notice_at = now + REVISION_NOTICE_MS if self.peer_revision is not None else None
+        self.quiet_until = self._quiet_until(now, view)
         return out
+
+    def _quiet_until(self, now, view):
+        """Until when this node is settled (None: it is not): every group running or stopped
+        as wanted, no hand-over, standby, shutdown, stall, restart, reload or control frame
+        under way, and the view computed now already sent.  Then only the deadlines in
+        ``_other_deadline`` (a silence limit, warntime, a retry, a monitor check, a notice, the
+        LAN's settling) change what a pass computes: before the earliest of them tick() has
+        nothing to do but send that view when the next frame is due."""
+        if (view != self.sent_view or self.next_send is None or self.shutting_down or self.pending_groups
+                or self.giving or self.taking or self.stale or self.peer_restart is not None
+                or self.identity_conflict is not None or self.rejoin.challenging()
+                or (self.hold_until is not None and self.hold_until > now) or self._tick_work_due(now)):
+            return None
+        for g in self.groups:
+            intent = self.intents[g.index]
+            if (intent.wanted != g.held() or intent.rolling_back
+                    or g.state not in (ownership.RUNNING, ownership.STOPPED)):
+                return None
+        fixed = self._fixed_deadline(now)
+        self.quiet_fixed = NEVER if fixed is None else fixed
+        return self._quiet_deadline(now)
+
+    def _quiet_deadline(self, now):
+        silence = self._silence_deadline(now)
+        return self.quiet_fixed if silence is None else min(self.quiet_fixed, silence)
 
     def _send(self, now, view, out):
         state, flags, held, want, lan = view
@@ -1375,13 +1485,34 @@ class Node:
         now = self.now or 0
         if self.restarting is not None:
             return max(now + 1, self._line_free(self.restarting["next_at"]))
-        # (the earliest future time among the candidates, without building lists of them: this
-        # runs twice at every wake-up of an idle agent)
+        if self.quiet_until is not None:   # (settled: the other deadlines are where they were)
+            return min(self.next_send, self.quiet_until)
+        soonest = _earlier(self.next_send, now, self._other_deadline(now))
+        return now + self.config.keepalive_ms if soonest is None else soonest
+
+    def _tick_work_due(self, now):
+        """Work that only tick() does - a silence limit, the LAN's settling - is due by ``now``
+        (this pass was another input's: the next tick must be a full one)."""
+        due = self.lan_health.due(self.config.deadtime_ms)
+        if due is not None and now >= due:
+            return True
         live = self.live
+        for track in [live.peer] + live.links:
+            if track.state != DEAD and track.since is not None and now - track.since > live.limit(track):
+                return True
+        return False
+
+    def _other_deadline(self, now):
+        """The earliest deadline after ``now`` other than the next frame's, or None."""
+        fixed, silence = self._fixed_deadline(now), self._silence_deadline(now)
+        return fixed if silence is None or (fixed is not None and fixed < silence) else silence
+
+    def _fixed_deadline(self, now):
+        """The earliest after ``now`` of the deadlines a peer's frame does not move, or None."""
+        # (without building lists of the candidates: this runs at every pass)
         soonest = None
-        for t in (self.next_send,
-                  self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None,
-                  live.hold_until and live.hold_until + 1,
+        for t in (self._line_free(self.notice_at) if self.notice_at is not None and self.revision else None,
+                  self.live.hold_until and self.live.hold_until + 1,
                   self.lan_health.due(self.config.deadtime_ms),
                   self.lan_compare.due(self.lan_delay_ms()) if self.lan_compare.pending() else None):
             soonest = _earlier(t, now, soonest)
@@ -1389,12 +1520,18 @@ class Node:
             soonest = _earlier(i.retry_at, now, soonest)
         for t in self.monitoring.deadlines():
             soonest = _earlier(t, now, soonest)
+        return soonest
+
+    def _silence_deadline(self, now):
+        """The earliest after ``now`` of the silence limits and warntime, or None."""
+        live = self.live
+        soonest = None
         for track in [live.peer] + live.links:
             if track.state != DEAD and track.since is not None:
                 soonest = _earlier(track.since + live.limit(track) + 1, now, soonest)   # its silence limit
         if live.alive():
             soonest = _earlier(live.peer.since + live.warntime_ms + 1, now, soonest)   # late (warntime)
-        return now + self.config.keepalive_ms if soonest is None else soonest
+        return soonest
 
     def may_acquire_soon(self, now):
         """A group is wanted and not held yet (a start, a failback), or the peer is late (a

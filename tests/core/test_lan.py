@@ -9,7 +9,6 @@ from hanode.core import health
 from hanode.core.frame import VERSION, VERSION_LAN
 from hanode.core.node import Node
 from tests.core.test_node import cold_start
-from tests.support import sim as simulated
 from tests.support.sim import Sim
 
 DEADTIME_MS = 500
@@ -177,12 +176,9 @@ class PreviousRelease(Node):
 def _mixed(old):
     sim = Sim()
     for name in ("node1", "node2"):
-        if name == old:
-            simulated.Node = PreviousRelease    # the box's node is built by the sim's Box
-        try:
-            sim.power_on(name)
-        finally:
-            simulated.Node = Node
+        sim.node_class = PreviousRelease if name == old else Node   # the class the box is built with
+        sim.power_on(name)
+    sim.node_class = Node
     assert isinstance(sim.box(old).node, PreviousRelease)
     assert sim.run_until(lambda: sim.settled(), 5000) is not None
     return sim

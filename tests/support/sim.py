@@ -103,7 +103,7 @@ class Box:
         self.generation = generation
         self.powered = True
         self.frozen = False
-        self.node = Node(sim.configs[name], me=name, generation=generation,
+        self.node = sim.node_class(sim.configs[name], me=name, generation=generation,
                          peer_generation=sim.peer_generation_floor.get(name, 0))
         self.active = {}        # group key -> True while resources may be up on this box
         self.serving = {}       # group key -> True from a successful acquire's end until a Release
@@ -269,6 +269,7 @@ class Sim:
     def __init__(self, seed=1, delay_ms=13, action_ms=50, probe_ms=30, tick_ms=5, **config_args):
         self.now = 1000
         self.rng = Rng(seed)
+        self.node_class = Node      # (a test may run the pair with a Node subclass)
         self.delay_ms = delay_ms
         self.jitter_ms = 0          # a frame takes up to this much longer (in order: one wire)
         self.duplicate = 0.0        # chance that a frame arrives twice
