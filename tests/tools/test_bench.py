@@ -441,11 +441,13 @@ def test_a_node_declared_dead_in_the_idle_window_fails_that_timing(monkeypatch):
     from tools.bench.common import BenchError
     wire = {d: {"line_use": 0.87} for d in ("a>b", "b>a")}
     monkeypatch.setattr(compare, "window", lambda peer, lab, seconds: {
-        "false_failover": lab.timing["keepalive"] == "150ms", "wire": wire, "lab_stall_ms": 3.0, "steal_ms": 0.0})
+        "false_failover": lab.timing["keepalive"] == "150ms", "wire": wire, "lab_stall_ms": 3.0,
+        "cable_late_ms": 1.0, "probe_late_ms": 3.0, "steal_ms": 0.0})
     peer = SimpleNamespace(name="Heartbeat")
     assert compare.steady_window(peer, SimpleNamespace(timing=compare.hb_timing(200)), 1.0)["wire"] == wire
     with pytest.raises(BenchError, match=r"Heartbeat at 150ms / 450ms: a node was declared dead in the idle "
-                                         r"window \(the line 87 % full; the lab's longest stall 3 ms, steal 0 ms\)"):
+                                         r"window \(the line 87 % full; the lab's longest stall 3 ms: cable 1 ms late, "
+                                         r"probe 3 ms; steal 0 ms\)"):
         compare.steady_window(peer, SimpleNamespace(timing=compare.hb_timing(150)), 1.0)
 
 
@@ -467,19 +469,31 @@ def test_an_idle_window_in_which_the_lab_stalled_is_measured_again(monkeypatch):
     def windows(stalls):
         it = iter(stalls)
         monkeypatch.setattr(compare, "window", lambda peer, lab, seconds: (lambda s: {
-            "false_failover": s is not None, "lab_stall_ms": s or 1.0, "steal_ms": 12.0, "wire": wire})(next(it)))
+            "false_failover": s is not None, "lab_stall_ms": s or 1.0, "cable_late_ms": s or 1.0, "probe_late_ms": 2.0,
+            "steal_ms": 12.0, "wire": wire})(next(it)))
 
     peer = SimpleNamespace(name="hanode")
     windows([190.0, None])
     w = compare.steady_window(peer, lab, 1.0)
-    assert not w["false_failover"] and w["dropped_for_lab_stalls"] == [{"lab_stall_ms": 190.0, "steal_ms": 12.0}]
+    assert not w["false_failover"] and w["dropped_for_lab_stalls"] == [
+        {"lab_stall_ms": 190.0, "cable_late_ms": 190.0, "probe_late_ms": 2.0, "steal_ms": 12.0}]
     assert settled == [compare.SETTLE_S]
     windows([99.0])
-    with pytest.raises(BenchError, match=r"longest stall 99 ms, steal 12 ms\)$"):
+    with pytest.raises(BenchError, match=r"longest stall 99 ms: cable 99 ms late, probe 2 ms; steal 12 ms\)$"):
         compare.steady_window(peer, lab, 1.0)
     windows([150.0] * (compare.LAB_STALL_RETRIES + 1))
     with pytest.raises(BenchError, match=r"after %d windows dropped for lab stalls\)$" % compare.LAB_STALL_RETRIES):
         compare.steady_window(peer, lab, 1.0)
+
+
+def test_the_cable_s_lateness_counts_only_when_the_window_raised_it():
+    """The cable's late_us_max is a lifetime maximum: a window knows it only when it grew in the
+    window (the 216 ms stall that the probe, on the other CPU, missed: 9 ms)."""
+    from tools.bench.compare import cable_lateness_ms
+    before = {"a>b": {"late_us_max": 2000}, "b>a": {"late_us_max": 500}}
+    assert cable_lateness_ms(before, before) == 0.0
+    assert cable_lateness_ms(before, {"a>b": {"late_us_max": 2000}, "b>a": {"late_us_max": 216400}}) == 216.4
+    assert cable_lateness_ms({}, {"a>b": {"late_us_max": 1500}}) == 1.5
 
 
 def test_the_stall_probe_sees_this_process_stop():

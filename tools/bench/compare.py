@@ -199,6 +199,7 @@ def bring_up(peer: Peer, timing: Dict[str, str], realtime: bool, client_interval
 def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     """A steady window: CPU, wake-ups, memory of every daemon process, the wire."""
     pids = {n: peer.pids(lab, n) for n in NODES}
+    cable0 = lab.cable.counters() if lab.cable else {}
     t0 = time.time()
     c0 = {n: cpu_ns(pids[n]) for n in NODES}
     w0 = {n: wakeups(pids[n]) for n in NODES}
@@ -211,6 +212,7 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
                 if m["rss_kb"] >= mem.get(n, {}).get("rss_kb", 0):
                     mem[n] = m
     t1 = time.time()
+    cable_late_ms = cable_lateness_ms(cable0, lab.cable.counters() if lab.cable else {})
     span = t1 - t0
     # per thread (grown): Heartbeat's processes come and go, and the CPU of one that ended in the
     # window must not be taken off the others'
@@ -230,7 +232,24 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     dead = {n: peer.dead_at(lab, n, t0) is not None for n in NODES}
     return {"seconds": round(span, 1), "cpu_pct": cpu, "wakeups_per_s": wk, "memory": mem, "wire": wire,
             "false_failover": any(dead.values()), "keepalive_ms": keepalive_s * 1000,
-            "lab_stall_ms": round(probe.longest_ms, 1), "steal_ms": probe.steal_ms}
+            "lab_stall_ms": round(max(probe.longest_ms, cable_late_ms), 1), "probe_late_ms": round(probe.longest_ms, 1),
+            "cable_late_ms": cable_late_ms, "steal_ms": probe.steal_ms}
+
+
+def cable_lateness_ms(before: Dict[str, Dict[str, int]], after: Dict[str, Dict[str, int]]) -> float:
+    """How late the cable delivered a byte that was due in a window, at most, from its counters
+    before and after it (``late_us_max`` is a lifetime maximum: known for the window when the
+    window raised it, else at most the earlier maximum, which a fresh lab's window starts near 0).
+
+    The cable's thread sleeps in select() until the next byte is due; on a VM whose CPU the host
+    takes away for a while (steal time), that wake-up comes late by as much while a thread on
+    the other CPU - the stall probe - runs on time (seen: 216 ms of silence in both directions,
+    then two frames each way delivered at once, the probe 9 ms late)."""
+    late_us = 0
+    for d, c in after.items():
+        if c.get("late_us_max", 0) > before.get(d, {}).get("late_us_max", 0):
+            late_us = max(late_us, c["late_us_max"])
+    return round(late_us / 1000.0, 1)
 
 
 def line_use(w: Dict[str, Any]) -> float:
@@ -249,7 +268,8 @@ def steady_window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
     peer's processes gone or restarting) makes its CPU, wake-ups and memory no idle figures.
 
     When the lab itself stalled in that window for ``lab_stall_limit_ms`` or more (the cable's
-    process or the VM stopped: both directions silent at once), the failover is the lab's, not
+    process or the VM stopped, or the cable delivered that late: both directions silent at
+    once), the failover is the lab's, not
     the peer's: the pair settles and the window is measured again, up to ``LAB_STALL_RETRIES``
     times; the stalls of the windows dropped are in ``dropped_for_lab_stalls``."""
     dropped: List[Dict[str, Any]] = []
@@ -261,11 +281,11 @@ def steady_window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
         stalled = w["lab_stall_ms"] >= lab_stall_limit_ms(lab)
         if not stalled or len(dropped) >= LAB_STALL_RETRIES:
             raise BenchError("%s at %s / %s: a node was declared dead in the idle window (the line %.0f %% full; "
-                             "the lab's longest stall %.0f ms, steal %s ms%s)"
+                             "the lab's longest stall %.0f ms: cable %.0f ms late, probe %.0f ms; steal %s ms%s)"
                              % (peer.name, lab.timing["keepalive"], lab.timing["deadtime"], 100 * line_use(w),
-                                w["lab_stall_ms"], _n(w["steal_ms"]),
+                                w["lab_stall_ms"], w["cable_late_ms"], w["probe_late_ms"], _n(w["steal_ms"]),
                                 ", after %d windows dropped for lab stalls" % len(dropped) if dropped else ""))
-        dropped.append({"lab_stall_ms": w["lab_stall_ms"], "steal_ms": w["steal_ms"]})
+        dropped.append({k: w[k] for k in ("lab_stall_ms", "cable_late_ms", "probe_late_ms", "steal_ms")})
         settle(lab, SETTLE_S)
         time.sleep(2.0)
 
