@@ -496,6 +496,16 @@ def test_the_cable_s_lateness_counts_only_when_the_window_raised_it():
     assert cable_lateness_ms({}, {"a>b": {"late_us_max": 1500}}) == 1.5
 
 
+def test_the_stall_probe_watches_every_cpu():
+    """One probe thread pinned to each CPU this process may use: a stall of one CPU (the host
+    taking it away) shows on the probe pinned there."""
+    from tools.bench.common import StallProbe
+    with StallProbe() as probe:
+        time.sleep(0.05)
+        pinned = sorted(tuple(os.sched_getaffinity(t.native_id)) for t in probe._threads)
+    assert pinned == [(cpu,) for cpu in sorted(os.sched_getaffinity(0))]
+
+
 def test_the_stall_probe_sees_this_process_stop():
     """The probe is a thread of the bench, as the cable is: a stop of the process (here SIGSTOP
     from a child, SIGCONT 150 ms later) shows as a late wake-up, and a quiet stretch does not."""

@@ -396,29 +396,42 @@ class StallProbe:
     longer than the dead time, both directions of the line fall silent at once and a node is
     declared dead - a fault of the lab, not of the agents.  A thread that sleeps ``TICK_S`` and
     records how late it woke sees such a stall as the cable does (it needs the same CPU and the
-    same GIL).  ``with StallProbe() as probe:`` ... ``probe.longest_ms``, ``probe.steal_ms``."""
+    same GIL).  One such thread runs pinned to each CPU: on a VM the host takes one CPU away
+    at a time (steal), and a thread on the other one runs on time - the cable's thread, asleep
+    on the CPU taken, wakes as late as the probe pinned there (a probe free to move was 19 ms
+    late while both directions stayed silent 120 ms).  ``with StallProbe() as probe:`` ...
+    ``probe.longest_ms``, ``probe.steal_ms``."""
     TICK_S = 0.005
 
     def __init__(self) -> None:
         self.longest_ms = 0.0
         self.steal_ms: Optional[float] = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stall-probe", daemon=True)
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]
+        self._threads = [threading.Thread(target=self._run, args=(cpu,), name="stall-probe", daemon=True)
+                         for cpu in cpus]
         self._steal0: Optional[int] = None
 
     def __enter__(self) -> "StallProbe":
         self._steal0 = steal_ticks()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
         steal1 = steal_ticks()
         if self._steal0 is not None and steal1 is not None:
             self.steal_ms = round((steal1 - self._steal0) * 1000.0 / os.sysconf("SC_CLK_TCK"), 1)
 
-    def _run(self) -> None:
+    def _run(self, cpu: Optional[int]) -> None:
+        if cpu is not None:
+            try:
+                os.sched_setaffinity(0, {cpu})   # (0: this thread)
+            except OSError:
+                pass
         due = time.monotonic() + self.TICK_S
         while not self._stop.wait(max(0.0, due - time.monotonic())):
             now = time.monotonic()
