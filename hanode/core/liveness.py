@@ -137,16 +137,20 @@ class Liveness:
     def limit(self, track):
         return self.initdead_ms if track.last_heard is None else self.deadtime_ms
 
+    def overdue(self, track, now):
+        """``track`` (the peer or a link) has been silent past its limit at ``now``."""
+        return track.state != DEAD and now - track.since > self.limit(track)
+
     def check(self, now):
         """Silence timers.  Returns a list of (event, detail) tuples."""
         events = []
         for link in self.links:
-            if link.state != DEAD and now - link.since > self.limit(link):
+            if self.overdue(link, now):
                 self._move(link, SILENT)
                 events.append(("link_dead", link.name))
         peer = self.peer
         held = self.hold_until is not None and now <= self.hold_until
-        if peer.state != DEAD and now - peer.since > self.limit(peer) and not held:
+        if self.overdue(peer, now) and not held:
             self._move(peer, SILENT)
             self.deaths += 1
             events.append(("peer_dead", peer.last_heard is None))

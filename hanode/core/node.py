@@ -252,8 +252,7 @@ class Node:
 
     def receive(self, data, now, link=None):
         link = link or self.links[0]
-        quiet = self.quiet_until
-        if quiet is not None and now < quiet and now - self.last_call <= self.config.deadtime_ms:
+        if self._quiet_at(now):
             return self._quiet_receive(data, now, link)
         out = self._enter(now)
         if self.stopped:
@@ -261,6 +260,19 @@ class Node:
         for frame in self._decoder(link).feed(data):
             self._on_frame(frame, link, now, out)
         return self._finish(now, out)
+
+    def _quiet_at(self, now):
+        """The short path may serve a call at ``now``: settled until after it (``_quiet_until``),
+        and our own last call within the dead time (else the full pass sees our stall)."""
+        quiet = self.quiet_until
+        return quiet is not None and now < quiet and now - self.last_call <= self.config.deadtime_ms
+
+    def _quiet_send(self, now):
+        """What the short path puts out: our unchanged view, when the next frame is due."""
+        out = []
+        if now >= self.next_send:
+            self._send(now, self.sent_view, out)
+        return out
 
     def _decoder(self, link):
         decoder = self.decoders.get(link)
@@ -280,9 +292,7 @@ class Node:
                 for f in frames[i:]:
                     self._on_frame(f, link, now, out)
                 return self._finish(now, out)
-        out = []
-        if now >= self.next_send:
-            self._send(now, self.sent_view, out)
+        out = self._quiet_send(now)
         # (the peer's silence limit and warntime moved; the other deadlines did not)
         self.quiet_until = None if self._tick_work_due(now) else self._quiet_deadline(now)
         return out
@@ -316,17 +326,13 @@ class Node:
         return True
 
     def tick(self, now):
-        quiet = self.quiet_until
-        if quiet is not None and now < quiet and now - self.last_call <= self.config.deadtime_ms:
-            # settled, and nothing but our next frame falls due before `quiet`: the full pass
-            # would find the same view and fire nothing (the two are compared, tests/core/
+        if self._quiet_at(now):
+            # settled, and nothing but our next frame falls due before quiet_until: the full
+            # pass would find the same view and fire nothing (the two are compared, tests/core/
             # test_quiet_tick.py).  An idle agent calls this once a keepalive: the full pass
             # touches most of the core, and on a small box each wake-up finds that code cold
             self.last_call = self.now = now
-            out = []
-            if now >= self.next_send:
-                self._send(now, self.sent_view, out)
-            return out
+            return self._quiet_send(now)
         out = self._enter(now)
         if self.stopped:
             return out
@@ -1388,7 +1394,7 @@ class Node:
     def _quiet_until(self, now, view):
         """Until when this node is settled (None: it is not): every group running or stopped
         as wanted, no hand-over, standby, shutdown, stall, restart, reload or control frame
-        under way, and the view computed now already sent.  Then only the deadlines in
+        under way, and the view computed now already sent.  Then only the deadlines of
         ``_other_deadline`` (a silence limit, warntime, a retry, a monitor check, a notice, the
         LAN's settling) change what a pass computes: before the earliest of them tick() has
         nothing to do but send that view when the next frame is due."""
@@ -1498,14 +1504,13 @@ class Node:
             return True
         live = self.live
         for track in [live.peer] + live.links:
-            if track.state != DEAD and track.since is not None and now - track.since > live.limit(track):
+            if track.since is not None and live.overdue(track, now):
                 return True
         return False
 
     def _other_deadline(self, now):
         """The earliest deadline after ``now`` other than the next frame's, or None."""
-        fixed, silence = self._fixed_deadline(now), self._silence_deadline(now)
-        return fixed if silence is None or (fixed is not None and fixed < silence) else silence
+        return _earlier(self._silence_deadline(now), now, self._fixed_deadline(now))
 
     def _fixed_deadline(self, now):
         """The earliest after ``now`` of the deadlines a peer's frame does not move, or None."""

@@ -269,9 +269,9 @@ def steady_window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
 
     When the lab itself stalled in that window for ``lab_stall_limit_ms`` or more (the cable's
     process or the VM stopped, or the cable delivered that late: both directions silent at
-    once), the failover is the lab's, not
-    the peer's: the pair settles and the window is measured again, up to ``LAB_STALL_RETRIES``
-    times; the stalls of the windows dropped are in ``dropped_for_lab_stalls``."""
+    once), the failover is the lab's, not the peer's: the pair settles and the window is
+    measured again, up to ``LAB_STALL_RETRIES`` times; the stalls of the windows dropped are in
+    ``dropped_for_lab_stalls``."""
     dropped: List[Dict[str, Any]] = []
     while True:
         w = window(peer, lab, seconds)
