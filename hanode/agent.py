@@ -13,7 +13,10 @@ between: an idle node wakes to send each frame and to read each one received
 once the pair is in step: the node whose name sorts later sends its frame when
 the peer's arrives (``FOLLOW_SLACK_MS``, hanode.core.node), one wake-up for
 both, and the other reads that answer by a timer set at its own send
-(``hanode.links``), one wake-up instead of two.
+(``hanode.links``), one wake-up instead of two - or, when the core can wait for it
+(``Node.read_patience``: the active node, settled), at the start of its next round, just
+before the tick (``link.collect()``): then it wakes once a keepalive; the other, settled,
+reads the peer's frames by a timer at their expected end, also once.
 A call that brings the deadline forward (a frame that must be answered at
 once, a finished action) wakes the ticker early; one that moves it later (a
 frame that went out with the peer's) moves the ticker, and counts as its round.
@@ -39,7 +42,7 @@ The loop is written for the asyncio subset that CPython and MicroPython share
 
 - ``links``: objects of the link protocol (``hanode.links``): ``name``,
   ``async read() -> bytes`` and ``write(data)``; optionally
-  ``start_pushing(deliver, failed[, loop])`` and ``stop_pushing()``
+  ``start_pushing(deliver, failed[, loop])``, ``stop_pushing()`` and ``collect()``
 - ``runner``: ``async acquire(key)``/``release(key)`` -> ``(ok, detail)``,
   ``async probe(key)`` -> ``(in_use, detail)`` and, optionally,
   ``async announce(key)`` (gratuitous ARP for a group we keep)
@@ -129,9 +132,19 @@ class Agent:
         self.lock = _NoLock() if pulse is None else pulse.guard   # held for every call of the core
         self.home = None          # with pulse: the asyncio loop that runs every output but frames
         self.handover = []        # with pulse: outputs for the asyncio loop, in the core's order
+        self.pushing = []         # the links that hand their bytes to loop callbacks (_start_pushing)
         watch = getattr(runner, "report_conflicts", None)
         if watch is not None:
             watch(self._on_conflict)
+        self.expect_keepalive(node.config.keepalive_ms)
+
+    def expect_keepalive(self, keepalive_ms):
+        """The pair's keepalive, at start and after a reload: a serial link reads the peer's
+        frames on that schedule (hanode.links._PeerBeat) where it can."""
+        for link in self.links:
+            expect = getattr(link, "expect_keepalive", None)
+            if expect is not None:
+                expect(keepalive_ms)
 
     # ---------------------------------------------------------------- dispatch
     def dispatch(self, outputs):
@@ -164,9 +177,10 @@ class Agent:
                 self._postpone()
 
     def _send(self, o):
+        patience = self.node.read_patience()
         for link in self.links:
             try:
-                link.write(o.data, o.keep)
+                link.write(o.data, o.keep, patience)
             except OSError as e:
                 self.write_errors += 1
                 if self.write_errors == 1 or self.write_errors % 1000 == 0:
@@ -394,6 +408,8 @@ class Agent:
         self.wake_at = None
         if self.is_stopped:
             return
+        for link in self.pushing:   # the answers a write left for this round (read_patience)
+            link.collect()
         try:
             due, delay = self._tick(self.expected)
         except Exception as e:   # as a task would: this ticker ends (and the watchdog's gate sees it)
@@ -450,7 +466,7 @@ class Agent:
             self.home = aio.running_loop()
         with self.lock:   # (also the links' watches: the pulse loop may call them at once)
             self.dispatch(self.node.start(self.clock(), running))
-            pushing = [link for link in self.links if self._start_pushing(link)]
+            self.pushing = pushing = [link for link in self.links if self._start_pushing(link)]
         readers = [aio.create_task(self._reader(link)) for link in self.links if link not in pushing]
         if aio.later_ms is None:
             tickers = [aio.create_task(self._ticker())]
@@ -471,6 +487,7 @@ class Agent:
                 self.wake_at = None
                 for link in pushing:
                     link.stop_pushing()
+                self.pushing = []
             tasks = readers + tickers + [t for t in self.tasks if not t.done()]
             for task in tasks:
                 task.cancel()

@@ -8,8 +8,10 @@ Theory of operation
   interface of a ``ucast`` line);
 - ``async read() -> bytes``: the next bytes from the peer (``b""`` is allowed:
   nothing usable this time);
-- ``write(data)``: send one frame now, or drop it; an ``OSError`` is counted
-  and logged by the agent, never fatal;
+- ``write(data, keep=False, patience=READ_PROMPTLY)``: send one frame now, or drop
+  it; an ``OSError`` is counted and logged by the agent, never fatal (``keep``: a
+  control frame, never replaced while unsent; ``patience``: how late the core may read
+  the peer's next frames, ``Node.read_patience``);
 - ``close()``.
 
 Both wait for input the same way: ``aio.readable(port.stream)`` (an fd on
@@ -29,7 +31,16 @@ serial link: its first byte and its end; UDP: each datagram) instead of a
 future, a task step and a second loop pass for each, which is most of an idle
 agent's CPU at short keepalives.  When the peer's frames come at a steady point
 shortly after our own (the pair in step, see ``_PeerPhase``), the serial link
-reads each by a timer set at our write instead: one wake-up a frame.  The same
+reads each by a timer set at our write instead: one wake-up a frame.  When the core
+can wait for that answer until its next deadline (READ_AT_DEADLINE: an active node, settled),
+the serial link sets no timer at all: the answer waits in the port's buffer until the agent
+calls ``collect()`` at the start of its next round, just before the core's tick, and an idle
+active node wakes once a keepalive (``collect()`` reads nothing otherwise).  The other node
+of the pair, the one that answers, sees the peer's frames start a keepalive apart on the
+peer's own schedule (``_PeerBeat``); while its core is settled (READ_ON_SCHEDULE) the link
+reads each by a timer at its expected end and skips its first-byte wake-up too, and watches a
+first byte again every BEAT_RELEARN_FRAMES frames to follow the peer's clock.  A UDP link
+reads every datagram as it comes: each is one wake-up, there is nothing to save.  The same
 reads, reopen and rebind rules apply in both forms.
 
 The UDP path (ha.cf ``ucast <dev> <peer>``) carries exactly the frames the
@@ -44,6 +55,7 @@ than the configured peer are ignored before they reach the decoder.
 
 from hanode import aio
 from hanode.core.limits import DEFAULT_BAUD, FRAME_WIRE_BYTES as FRAME_BYTES  # the longest frame
+from hanode.core.node import FOLLOW_SLACK_MS, READ_AT_DEADLINE, READ_ON_SCHEDULE, READ_PROMPTLY
 
 try:
     from typing import List, Tuple
@@ -58,6 +70,18 @@ PHASE_SAMPLES = 3
 PHASE_TOLERANCE_MS = 2
 ANSWER_LEAD_FRAMES = 2
 ANSWER_MARGIN_MS = 4
+# The peer's own schedule (see _PeerBeat): its frames read by a timer once PHASE_SAMPLES first
+# bytes in a row came a keepalive apart (within PHASE_TOLERANCE_MS), for keepalives up to
+# BEAT_MAX_KEEPALIVE_MS (the longest a frame out of schedule may wait), and a first byte
+# watched again after BEAT_RELEARN_FRAMES such reads: 10 keepalives of two crystals 100 ppm
+# apart drift 0.2 ms at 100 ms, far inside the margin
+BEAT_MAX_KEEPALIVE_MS = 250
+BEAT_RELEARN_FRAMES = 10
+# the timer allows BEAT_MARGIN_MS more than the frame time after the first byte: less than
+# FOLLOW_SLACK_MS, the time after a keepalive that the answering node's own frame falls due
+# (hanode.core.node), which the timer must come before, or that frame goes out on its own and
+# the peer's is read after it
+BEAT_MARGIN_MS = FOLLOW_SLACK_MS - 1
 READ_RETRY_S = 1.0   # a read error the link cannot handle: tried again after this (the agent's reader waits as long)
 _UDP_DEAD_PATH = (100, 101, 111, 113)   # ENETDOWN, ENETUNREACH, ECONNREFUSED, EHOSTUNREACH
 _UDP_DEVICE_GONE = (19, 6)              # ENODEV, ENXIO: the bound interface was deleted
@@ -127,6 +151,58 @@ class _PeerPhase:
         if self.gap is None or after > self.gap / 2:
             return None
         return after
+
+
+class _PeerBeat:
+    """Where the peer's next frame starts when it sends on its own schedule, a keepalive apart
+    (what the node that answers sees of the other, hanode.core.node's FOLLOW_SLACK_MS).
+
+    ``read_at(now)`` says when to read that frame by a timer - its expected end and
+    BEAT_MARGIN_MS - or None (wake at its first byte).  It learns from first-byte wake-ups
+    (``first_byte``), counts the frames read by timer since (``on_time``), and forgets when a
+    timed read finds no whole frame (``missed``).  The expected start is the last first byte
+    seen plus a whole number of keepalives: anchored on the peer's frames, never on our own
+    reads, so a timer that fires late does not move the next one.  While the timer runs a frame
+    out of that schedule waits for it, at most a keepalive: only while the core says it may
+    (READ_ON_SCHEDULE), and only for keepalives up to BEAT_MAX_KEEPALIVE_MS.  Times are the
+    loop's, in seconds.
+    """
+
+    def __init__(self, frame_ms, keepalive_ms=None):
+        self.frame_s = frame_ms / 1000.0
+        self.keepalive_s = None
+        self.anchor = None   # the first byte of the last frame seen at its first byte
+        self.steady = 0      # first bytes in a row a whole number of keepalives after the last
+        self.timed = 0       # frames read by timer since the anchor
+        self.expect(keepalive_ms)
+
+    def expect(self, keepalive_ms):
+        """The peer's keepalive (ours: both read the same ha.cf; a reload changes it)."""
+        self.keepalive_s = keepalive_ms / 1000.0 if keepalive_ms else None
+        self.steady = 0
+
+    def first_byte(self, now):
+        keepalive = self.keepalive_s
+        if (keepalive is not None and self.anchor is not None
+                and abs(now - self.anchor - (self.timed + 1) * keepalive) <= PHASE_TOLERANCE_MS / 1000.0):
+            self.steady += 1
+        else:
+            self.steady = 0
+        self.anchor = now
+        self.timed = 0
+
+    def on_time(self):
+        self.timed += 1
+
+    def missed(self):
+        self.steady = 0
+
+    def read_at(self, now):
+        keepalive = self.keepalive_s
+        if (self.steady < PHASE_SAMPLES or self.timed >= BEAT_RELEARN_FRAMES or keepalive is None
+                or keepalive > BEAT_MAX_KEEPALIVE_MS / 1000.0):
+            return None
+        return self.anchor + (self.timed + 1) * keepalive + self.frame_s + BEAT_MARGIN_MS / 1000.0
 
 
 class _Pushing:
@@ -230,7 +306,7 @@ class SerialLink:
     lost port raises, as before.
     """
 
-    def __init__(self, serial, name=None, reopen=None, log=None):
+    def __init__(self, serial, name=None, reopen=None, log=None, keepalive_ms=None):
         self.serial = serial
         self.name = name or serial.port
         self.reopen = reopen
@@ -245,6 +321,12 @@ class SerialLink:
         baud = getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD
         self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // baud + 1)
         self.phase = _PeerPhase(self.frame_ms)
+        self.beat = _PeerBeat(self.frame_ms, keepalive_ms)
+        self.deferred = False   # the peer's answer is left for collect() (push form)
+
+    def expect_keepalive(self, keepalive_ms):
+        """The peer sends every ``keepalive_ms`` on its own schedule (_PeerBeat)."""
+        self.beat.expect(keepalive_ms)
 
     @property
     def is_open(self):
@@ -281,6 +363,7 @@ class SerialLink:
         self._push_watch()
 
     def stop_pushing(self):
+        self.deferred = False
         if self._pushing is not None:
             self._pushing.stop()
             self._pushing = None
@@ -316,7 +399,9 @@ class SerialLink:
         data = self._push_read()   # (watch_once has disarmed the fd: the next bytes wake nobody)
         if data is None:
             return
-        self.phase.first_byte(self._pushing.loop.time())
+        now = self._pushing.loop.time()
+        self.phase.first_byte(now)
+        self.beat.first_byte(now)
         self._push_take(data)
 
     def _push_answer(self):
@@ -326,6 +411,17 @@ class SerialLink:
             return
         if not data.endswith(b"\x00"):   # none came, or it is still coming: the phase moved
             self.phase.missed()
+        self._push_take(data)
+
+    def _push_on_schedule(self):
+        """The timer at the peer's frame's expected end (_PeerBeat)."""
+        data = self._push_read()
+        if data is None:
+            return
+        if data.endswith(b"\x00"):
+            self.beat.on_time()
+        else:   # none came, or it is still coming: learn the schedule again at first bytes
+            self.beat.missed()
         self._push_take(data)
 
     def _push_take(self, data):
@@ -367,7 +463,7 @@ class SerialLink:
                  % (self.name, aio.ticks_diff(aio.ticks_ms(), self.lost_at_ms), self.backoff.attempts))
         self.backoff.reset()
 
-    def write(self, data, keep=False):
+    def write(self, data, keep=False, patience=READ_PROMPTLY):
         if self.serial is not None:   # while the port is gone the frame is lost, as on a pulled cable
             # a status frame still queued in the kernel is stale: replace it rather than queue
             # behind it; a control frame (keep) is not, and is never replaced; the first frame
@@ -375,11 +471,30 @@ class SerialLink:
             self.serial.write_latest(data, keep=keep)
             p = self._pushing
             if p is not None:
-                self.phase.sent(p.loop.time())
+                now = p.loop.time()
+                self.phase.sent(now)
+                if p.timer is not None:   # mid-frame, reopening, or a read already timed
+                    return
                 after = self.phase.read_after()
-                if after is not None and p.timer is None:   # (a pending timer: mid-frame or reopening)
+                if after is not None:   # the peer answers ours
                     p.disarm_once()
-                    p.later(after, self._push_answer)
+                    if patience >= READ_AT_DEADLINE:
+                        self.deferred = True   # read by collect(), before the core's next tick
+                    else:
+                        p.later(after, self._push_answer)
+                elif patience >= READ_ON_SCHEDULE:   # the peer sends on its own schedule
+                    at = self.beat.read_at(now)
+                    if at is not None:
+                        p.disarm_once()
+                        p.later(max(0.0, at - now), self._push_on_schedule)
+
+    def collect(self):
+        """The agent's round begins: read the answer a write left for now (READ_AT_DEADLINE),
+        as the timer would have, and watch the port again."""
+        if self.deferred:
+            self.deferred = False
+            if self._pushing is not None and self._pushing.timer is None:
+                self._push_answer()
 
     def close(self):
         self.stop_pushing()
@@ -506,8 +621,12 @@ class UdpLink:
             return b""
         return data
 
-    def write(self, data: bytes, keep: bool = False) -> None:
-        # (keep: a datagram is never replaced once sent)
+    def collect(self) -> None:
+        """Nothing to read late: every datagram is read when it comes."""
+
+    def write(self, data: bytes, keep: bool = False, patience: int = READ_PROMPTLY) -> None:
+        # (keep: a datagram is never replaced once sent; patience: datagrams are read as they
+        # come, each its own wake-up, so there is nothing to save)
         if self.gone_at_ms is not None:
             return   # the interface is away: the frame is lost, as on a pulled cable
         try:

@@ -187,6 +187,7 @@ def apply_live(agent: Any, runner: Any, cfg: Any, verbose: int, revision: str = 
         # the loop sleeps until the core's next deadline (which the new timings already move); its
         # safety cap follows a shorter keepalive, and stays within the health gate's bound it had
         agent.max_sleep_ms = min(agent.max_sleep_ms, agent.sleep_cap_ms(cfg.keepalive_ms))
+        agent.expect_keepalive(cfg.keepalive_ms)
     # the runner's own copies of the settings; a group is started and stopped with the definition
     # the node has for it: the node swaps in a reloaded one only once the group is stopped there
     runner.reconfigure(cfg, _NodeGroups(agent))

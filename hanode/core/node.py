@@ -88,6 +88,16 @@ peer's timers), and ``next_deadline`` answers from what the last full pass found
 may change more - any other input, a frame with another view, a deadline reached - takes the
 full pass.  That the two do the same is tested by playing the same field events on two pairs,
 one that always takes the full pass (tests/core/test_quiet_tick.py).
+
+How late the agent may read the peer's frames follows from the same (``read_patience``).  A
+settled node that also runs every group has no use for them before its next deadline: the
+peer's silence would start nothing here, and what the peer may ask for (a takeover, a standby,
+a failback) can wait that long; the agent then reads the peer's answer to our frame when that
+deadline comes, just before tick(), instead of waking for it (hanode.links): an idle active node
+wakes once a keepalive.  Any other settled node may read the peer's frames that come on the
+peer's schedule by a timer at their expected end, instead of waking at their first byte too;
+one that comes out of schedule (the first of a change) then waits for the next of those
+timers, at most a keepalive.  A node that is not settled reads every frame as it comes.
 """
 
 from hanode.core import health, monitor, ownership, rejoin, status, wants
@@ -104,6 +114,8 @@ from hanode.core.outputs import (Send, Acquire, Release, Probe, Defend, DropAddr
                                  PeerGeneration, Stopped, NeedNonce, NewGeneration, Announce)
 
 NEVER = float("inf")   # a deadline that never comes (_quiet_until: nothing but frames are due)
+# read_patience: how late the agent may read the peer's frames (see the module docstring)
+READ_PROMPTLY, READ_ON_SCHEDULE, READ_AT_DEADLINE = 0, 1, 2
 MIN_FRAME_GAP_MS = 10    # an immediate frame (view changed) at most this often: 24 B take 12.5 ms
 # Of two nodes, the one whose name sorts after its peer's sends its status frame when the peer's
 # arrives (both agents then wake once for the pair: the follower reads and sends in one wake-up,
@@ -219,6 +231,7 @@ class Node:
         self.sent_view = None
         self.quiet_until = None       # settled until then: tick() only sends our unchanged view (_quiet_until)
         self.quiet_fixed = NEVER      # of that, the deadlines a peer's frame does not move
+        self.holds_every_group = False   # (valid while quiet_until is set: read_patience)
         self.counters = {
             "frames_sent": 0, "frames_received": 0, "replay": 0, "duplicate": 0,
             "own": 0, "identity_conflicts": 0, "unknown_src": 0, "late_heartbeats": 0, "failovers": 0, "stalls": 0,
@@ -1403,11 +1416,14 @@ class Node:
                 or self.identity_conflict is not None or self.rejoin.challenging()
                 or (self.hold_until is not None and self.hold_until > now) or self._tick_work_due(now)):
             return None
+        holds_every_group = True
         for g in self.groups:
             intent = self.intents[g.index]
             if (intent.wanted != g.held() or intent.rolling_back
                     or g.state not in (ownership.RUNNING, ownership.STOPPED)):
                 return None
+            holds_every_group = holds_every_group and g.state == ownership.RUNNING
+        self.holds_every_group = holds_every_group
         fixed = self._fixed_deadline(now)
         self.quiet_fixed = NEVER if fixed is None else fixed
         return self._quiet_deadline(now)
@@ -1495,6 +1511,18 @@ class Node:
             return min(self.next_send, self.quiet_until)
         soonest = _earlier(self.next_send, now, self._other_deadline(now))
         return now + self.config.keepalive_ms if soonest is None else soonest
+
+    def read_patience(self):
+        """How late the agent may read the peer's frames (see the module docstring):
+        READ_AT_DEADLINE when settled (``_quiet_until``) and running every group - the peer's
+        answer to our frame may wait until ``next_deadline()``; READ_ON_SCHEDULE when settled -
+        a frame on the peer's schedule may be read at its expected end, one out of it (a
+        change) at most a keepalive late; else READ_PROMPTLY.  The peer's silence is seen as
+        soon either way: a frame on schedule is read within a margin of its end, and a silence
+        limit is a deadline of tick()."""
+        if self.quiet_until is None:
+            return READ_PROMPTLY
+        return READ_AT_DEADLINE if self.holds_every_group else READ_ON_SCHEDULE
 
     def _tick_work_due(self, now):
         """Work that only tick() does - a silence limit, the LAN's settling - is due by ``now``

@@ -43,6 +43,9 @@ class StubNode:
     def next_deadline(self):
         return None if self.stopped else self.due
 
+    def read_patience(self):
+        return 0   # READ_PROMPTLY
+
     def receive(self, data, now, link=None):
         self.due = now   # "answer at once"
         return []
@@ -189,7 +192,7 @@ class StatusHooks:
 class NullLink:
     name = "ttyS0"
 
-    def write(self, data, keep=False):
+    def write(self, data, keep=False, patience=0):
         pass
 
 
@@ -252,7 +255,7 @@ def test_with_a_pulse_loop_frames_go_out_on_its_thread_and_the_rest_on_asyncios(
     seen = {}
 
     class Link(NullLink):
-        def write(self, data, keep=False):
+        def write(self, data, keep=False, patience=0):
             seen.setdefault("write", threading.get_ident())
 
     node = StubNode(20)

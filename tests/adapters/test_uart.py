@@ -723,11 +723,13 @@ def test_serial_link_push_form_wakes_once_at_a_frames_first_byte_and_arms_with_n
     assert registrations == ["add_reader", "remove_reader"], registrations   # the private epoll, once
 
 
-def answered_link(tmp_path, answers, frames=12, period_s=0.1):
+def answered_link(tmp_path, answers, frames=12, period_s=0.1, patience=0):
     """A pushing SerialLink writes a status frame every ``period_s``; the peer, a thread on the
     cable's other end, answers our frame number i as ``answers(i)`` says: None (no answer) or
-    the seconds after it has arrived whole.  Returns (deliveries, first-byte wake-ups, timed
-    reads, answers sent with the time each went out, our write times)."""
+    the seconds after it has arrived whole.  ``patience``: what every write says (Node.read_patience);
+    the link's ``collect()`` is called before each write, as the agent's round does.  Returns
+    (deliveries, first-byte wake-ups, timed reads, answers sent with the time each went out,
+    our write times)."""
     import asyncio
     import select
     from hanode.lab.cable import PtyEndpoint
@@ -765,9 +767,11 @@ def answered_link(tmp_path, answers, frames=12, period_s=0.1):
             thread = threading.Thread(target=peer_loop, args=(peer,), daemon=True)
             thread.start()
             for i in range(frames):
+                link.collect()
                 writes.append(time.monotonic())
-                link.write(bytes([0x11 + i]) * 23 + b"\x00")
+                link.write(bytes([0x11 + i]) * 23 + b"\x00", patience=patience)
                 await asyncio.sleep(period_s)
+            link.collect()
             done.set()
             thread.join()
         link.close()
@@ -813,6 +817,143 @@ def test_serial_link_wakes_at_first_bytes_again_when_the_answer_moves_or_stops(t
     lags = [min(t - s for t in ends if t > s) for s in late]
     assert late and all(lag < 0.09 for lag in lags), lags
     assert len(first_bytes) >= len(late)
+
+
+def test_serial_link_leaves_an_answer_that_can_wait_for_the_agents_next_round(tmp_path):
+    """READ_AT_DEADLINE (an active node, settled): once the answer's phase is learnt, the link
+    neither wakes at its first byte nor sets a timer; collect(), at the agent's next round, reads
+    it whole.  Nothing is lost, and an answer waits at most until that round."""
+    from hanode.core.node import READ_AT_DEADLINE
+    from hanode.links import PHASE_SAMPLES
+    deliveries, first_bytes, timed, sent, writes = answered_link(tmp_path, lambda i: 0.0, frames=16,
+                                                                 patience=READ_AT_DEADLINE)
+    assert b"".join(d for _t, d in deliveries) == b"".join(a for _t, a in sent)
+    # (quiet machine: PHASE_SAMPLES first-byte wake-ups; a loaded one may make the link learn again)
+    assert len(first_bytes) <= len(sent) // 2, (len(first_bytes), len(timed))
+    collected = [t for t, _d in deliveries if any(0 <= w - t < 0.005 for w in writes + [writes[-1] + 0.1])]
+    assert len(collected) >= len(sent) - PHASE_SAMPLES - 3, (len(collected), len(deliveries))
+    lags = sorted(t - s for (t, _d), (s, _a) in zip(deliveries, sent))
+    assert lags[-1] < 0.1 + 0.05, lags   # at most a period (and a loaded machine's slack)
+    assert lags[len(lags) // 2] > 0.05, lags   # left for the round, not read at its arrival
+
+
+def scheduled_peer(tmp_path, frames=30, period_s=0.1, extra_at=None, patience=1):
+    """The other side: the peer sends frame i at i * ``period_s`` on its own clock (and one
+    more at ``extra_at`` seconds, out of schedule); our pushing SerialLink answers each frame it
+    gets with ``patience`` (as a follower's agent does).  Returns (deliveries with their time,
+    first-byte wake-ups, the peer's frames with the time each went out)."""
+    import asyncio
+    from hanode.lab.cable import PtyEndpoint
+    from hanode.links import SerialLink
+    names = [str(tmp_path / "ttyA"), str(tmp_path / "ttyB")]
+    cable = NullModem(PtyEndpoint(link=names[0]), PtyEndpoint(link=names[1]), realtime=True).start()
+    deliveries, first_bytes, sent = [], [], []
+
+    def peer_loop(peer, start):
+        plan = [(start + i * period_s, bytes([0x21 + i]) * 23 + b"\x00") for i in range(frames)]
+        if extra_at is not None:
+            plan.append((start + extra_at, b"\x7e" * 23 + b"\x00"))
+        for at, frame in sorted(plan):
+            time.sleep(max(0.0, at - time.monotonic()))
+            peer.write(frame)
+            sent.append((time.monotonic(), frame))
+
+    async def main():
+        link = SerialLink(Serial(names[0], lock_dir=""), keepalive_ms=int(period_s * 1000))
+        real_first = link._push_first_byte
+        link._push_first_byte = lambda: (first_bytes.append(time.monotonic()), real_first())[1]
+
+        def deliver(data):
+            deliveries.append((time.monotonic(), data))
+            link.write(b"\x55" * 23 + b"\x00", patience=patience)
+        link.start_pushing(deliver, lambda e: deliveries.append(e))
+        with Serial(names[1], lock_dir="") as peer:
+            thread = threading.Thread(target=peer_loop, args=(peer, time.monotonic() + 0.05), daemon=True)
+            thread.start()
+            while thread.is_alive():
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(period_s + 0.05)
+        link.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        cable.close()
+    return deliveries, first_bytes, sent
+
+
+def test_serial_link_reads_a_peer_on_its_own_schedule_by_timer_and_relearns_it(tmp_path):
+    """READ_ON_SCHEDULE (the settled node that answers): frames that start a keepalive apart
+    are read by a timer at their expected end - after PHASE_SAMPLES first bytes, one first-byte
+    wake-up in BEAT_RELEARN_FRAMES + 1 - each whole, within the margin of its end.  One frame
+    out of schedule waits for the next timer, no longer than a keepalive; nothing is lost."""
+    from hanode.core.node import READ_ON_SCHEDULE
+    from hanode.links import BEAT_RELEARN_FRAMES, PHASE_SAMPLES
+    frame_s = 24 * 10 / 19200.0
+    deliveries, first_bytes, sent = scheduled_peer(tmp_path, frames=40, extra_at=2.04,
+                                                   patience=READ_ON_SCHEDULE)
+    assert b"".join(d for _t, d in deliveries) == b"".join(f for _t, f in sent)
+    # (a quiet machine: PHASE_SAMPLES + 1 first bytes to learn, then one every relearn; a loaded
+    # one may miss a timer now and then, and learn again)
+    assert len(first_bytes) <= PHASE_SAMPLES + 1 + len(sent) // (BEAT_RELEARN_FRAMES + 1) + 6, \
+        (len(first_bytes), len(sent))
+    ends = [t for t, d in deliveries if d.endswith(b"\x00")]
+    lags = sorted(min(t for t in ends if t >= s + frame_s) - (s + frame_s) for s, _f in sent)
+    assert lags[len(lags) // 2] < 0.012, lags   # read within the margin of its end
+    extra = [s for s, f in sent if f.startswith(b"\x7e")][0]
+    waited = min(t for t in ends if t >= extra + frame_s) - (extra + frame_s)
+    assert waited < 0.1 + 0.03, waited   # at most a keepalive
+    if not any(extra <= t < extra + frame_s for t in first_bytes):   # (not a relearning frame)
+        assert waited > 0.02, waited      # left for the next timer, not read at its first byte
+
+
+def test_serial_link_reads_every_frame_at_once_when_it_may_not_wait(tmp_path):
+    """READ_PROMPTLY (a node not settled): the same peer, every frame read at its first byte and
+    end, the frame out of schedule as soon as it is whole."""
+    from hanode.core.node import READ_PROMPTLY
+    frame_s = 24 * 10 / 19200.0
+    deliveries, first_bytes, sent = scheduled_peer(tmp_path, frames=12, extra_at=0.64, patience=READ_PROMPTLY)
+    assert b"".join(d for _t, d in deliveries) == b"".join(f for _t, f in sent)
+    assert len(first_bytes) >= len(sent) - 1
+    extra = [s for s, f in sent if f.startswith(b"\x7e")][0]
+    ends = [t for t, d in deliveries if d.endswith(b"\x00")]
+    assert min(t for t in ends if t >= extra + frame_s) - (extra + frame_s) < 0.02
+
+
+def test_peer_beat_anchors_on_the_peers_frames_and_relearns():
+    from hanode.links import BEAT_MARGIN_MS, BEAT_MAX_KEEPALIVE_MS, BEAT_RELEARN_FRAMES, PHASE_SAMPLES, _PeerBeat
+    beat = _PeerBeat(13, 100)
+    end = 0.013 + BEAT_MARGIN_MS / 1000.0
+    for i in range(PHASE_SAMPLES):
+        beat.first_byte(i * 0.1)
+        assert beat.read_at(i * 0.1 + 0.02) is None   # not yet seen often enough
+    beat.first_byte(0.3001)
+    assert abs(beat.read_at(0.32) - (0.4001 + end)) < 1e-9
+    for k in range(1, BEAT_RELEARN_FRAMES):
+        beat.on_time()
+        # anchored on the last first byte: a late read does not move the next timer
+        assert abs(beat.read_at(0.45 + k * 0.1) - (0.3001 + (k + 1) * 0.1 + end)) < 1e-9
+    beat.on_time()
+    assert beat.read_at(1.35) is None               # relearn: watch a first byte
+    beat.first_byte(0.3001 + (BEAT_RELEARN_FRAMES + 1) * 0.1 + 0.0005)   # on schedule: still steady
+    assert beat.read_at(1.42) is not None
+    beat.missed()
+    assert beat.read_at(1.42) is None
+    for i in range(PHASE_SAMPLES + 1):               # another keepalive than ours: never steady
+        beat.first_byte(2 + i * 0.12)
+    assert beat.read_at(2.5) is None
+    slow = _PeerBeat(13, BEAT_MAX_KEEPALIVE_MS + 1)  # too long a wait for a frame out of schedule
+    for i in range(PHASE_SAMPLES + 1):
+        slow.first_byte(i * (BEAT_MAX_KEEPALIVE_MS + 1) / 1000.0)
+    assert slow.read_at(2.0) is None
+    unknown = _PeerBeat(13)
+    for i in range(PHASE_SAMPLES + 1):
+        unknown.first_byte(i * 0.1)
+    assert unknown.read_at(0.5) is None
+    unknown.expect(100)
+    for i in range(PHASE_SAMPLES + 1):
+        unknown.first_byte(1 + i * 0.1)
+    assert unknown.read_at(1.5) is not None
 
 
 def test_peer_phase_learns_a_steady_lead_and_keeps_its_window_short():

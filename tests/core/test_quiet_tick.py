@@ -185,3 +185,37 @@ def test_a_settled_pair_takes_the_quiet_path():
         assert nodes[i].counters["frames_sent"] - sent[i] >= 9
         assert nodes[i].counters["frames_received"] - heard[i] >= 9
     assert calls == []
+
+
+def test_read_patience_follows_what_each_node_runs_and_whether_it_is_settled():
+    """read_patience: the active node, settled, may read the standby's frames at its next
+    deadline; the standby, settled, on the active's schedule; neither while a hand-over is under
+    way (both read every frame as it comes); after it the roles have swapped."""
+    from hanode.core.node import READ_AT_DEADLINE, READ_ON_SCHEDULE, READ_PROMPTLY
+    sim = Sim()
+    sim.power_on("node1")
+    sim.power_on("node2")
+    sim.run(5000)
+    one, two = sim.box("node1"), sim.box("node2")
+
+    def patience():
+        return one.node.read_patience(), two.node.read_patience()
+    assert one.holds(KEY) and not two.holds(KEY)
+    assert patience() == (READ_AT_DEADLINE, READ_ON_SCHEDULE)
+    one.handle(one.node.standby(sim.now))
+    seen = []
+    for _ in range(400):
+        sim.run(5)
+        seen.append(patience())
+        if seen[-1] == (READ_ON_SCHEDULE, READ_AT_DEADLINE):
+            break
+    assert seen[-1] == (READ_ON_SCHEDULE, READ_AT_DEADLINE) and two.holds(KEY) and not one.holds(KEY)
+    # while the group moved, no node left the peer's answers for its deadline, node1 read
+    # promptly from the command on, and node2 from the moment it heard of the change
+    assert all(READ_AT_DEADLINE not in p for p in seen[:-1]), seen
+    assert seen[0][0] == READ_PROMPTLY and (READ_PROMPTLY, READ_PROMPTLY) in seen, seen
+    sim.run(3000)
+    assert patience() == (READ_ON_SCHEDULE, READ_AT_DEADLINE)
+    sim.power_off("node2")   # the active's silence: node1 takes the group, then reads at its deadlines
+    assert sim.run_until(lambda: one.holds(KEY) and one.node.read_patience() == READ_AT_DEADLINE,
+                         10000) is not None

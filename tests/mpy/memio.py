@@ -75,7 +75,7 @@ class LineEnd:
         self.sent = 0
         self.received = 0
 
-    def write(self, data, keep=False):
+    def write(self, data, keep=False, patience=0):
         line = self.line
         if not self.powered or line.cut:
             return              # the bytes go nowhere, as on a pulled cable
