@@ -88,13 +88,13 @@ def test_footprint_counts_wake_ups_and_valid_frames_per_keepalive():
     assert per_keepalive(w, 1000)["node1"]["wakeups"] == 30.0
 
 
-def test_the_wake_floor_wakes_twice_a_keepalive_and_takes_some_cpu():
+def test_the_wake_floor_wakes_as_an_idle_agent_does_and_takes_some_cpu():
     r = subprocess.run([sys.executable, "-S", os.path.join(ROOT, "tools", "bench", "wake_floor.py"), "20", "0.5"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     floor = json.loads(r.stdout)
     for loop in ("epoll", "asyncio"):
-        assert 1.6 <= floor[loop]["wakeups_per_keepalive"] <= 2.2, floor
+        assert 0.8 <= floor[loop]["wakeups_per_keepalive"] <= 1.1, floor
         assert 0 < floor[loop]["cpu_pct"] < 100, floor
 
 
