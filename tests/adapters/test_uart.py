@@ -396,11 +396,14 @@ def test_write_latest_replaces_a_backlog_instead_of_queueing(cable, lockdir):
         assert worst <= 25
         time.sleep(0.05)
         assert received[-1][1] == b"00059" + b"." * 18  # ...and the newest frame always gets out
-        # ...where plain writes pile up seconds of stale heartbeats.
+        # ...where plain writes pile up seconds of stale heartbeats (as many as the line did not
+        # drain while they were written: a loaded machine's sleeps run long, and drain more)
+        start = time.monotonic()
         for i in range(60):
             sa.write(b"%05d" % i + b"." * 18 + b"\x00")
             time.sleep(0.008)
-        assert sa.out_waiting > 400
+        undrained = 60 * 24 - (time.monotonic() - start) * 19200 / 10
+        assert sa.out_waiting >= min(400, undrained - 25) and sa.out_waiting > 200, (sa.out_waiting, undrained)
 
 
 def test_write_latest_never_replaces_a_kept_frame(cable, lockdir):
