@@ -357,12 +357,15 @@ class Agent:
             return False
         name = link.name
 
+        from functools import partial   # (CPython: the push form is CPython's)
+
         def failed(e):
             self.log("error", "read from %s failed: %s" % (name, e))
+        deliver = partial(self._received, name)   # (no Python frame of its own: one a frame fewer)
         if self.pulse is None:
-            push(lambda data: self._received(name, data), failed)
+            push(deliver, failed)
         else:
-            push(lambda data: self._received(name, data), failed, self.pulse)
+            push(deliver, failed, self.pulse)
         return True
 
     async def _reader(self, link):
@@ -401,21 +404,18 @@ class Agent:
     # short through _wake_early when an input brings the core's deadline before wake_at.
     def _on_timer(self):
         with self.lock:
-            self._ticker_round()
-
-    def _ticker_round(self):
-        self.timer = None
-        self.wake_at = None
-        if self.is_stopped:
-            return
-        for link in self.pushing:   # the answers a write left for this round (read_patience)
-            link.collect()
-        try:
-            due, delay = self._tick(self.expected)
-        except Exception as e:   # as a task would: this ticker ends (and the watchdog's gate sees it)
-            self.log("error", "ticker ended with %r" % (e,))
-            return
-        self._arm(due, delay)
+            self.timer = None
+            self.wake_at = None
+            if self.is_stopped:
+                return
+            for link in self.pushing:   # the answers a write left for this round (read_patience)
+                link.collect()
+            try:
+                due, delay = self._tick(self.expected)
+            except Exception as e:   # as a task would: this ticker ends (and the watchdog's gate sees it)
+                self.log("error", "ticker ended with %r" % (e,))
+                return
+            self._arm(due, delay)
 
     def _arm(self, due, delay):
         """The ticker's next round at ``due``, ``delay`` ms from now."""

@@ -227,6 +227,7 @@ class _Pushing:
         self.once = None       # the private epoll of watch_once, made at its first use
         self.once_fd = None    # the fd registered in it (armed or fired)
         self.once_callback = None
+        self.armed = False     # that fd will call back: armed, and not fired or disarmed since
 
     def watch(self, fd, callback):
         self.fd = fd
@@ -249,18 +250,21 @@ class _Pushing:
             self.once.register(fd, events)
             self.once_fd = fd
         self.once_callback = callback
+        self.armed = True
 
     def disarm_once(self):
         """watch_once's fd wakes nobody until it is armed again (a hang-up is then seen by the
         next read: the kernel reports one whatever the mask, so the callback is dropped too)."""
         import select
-        if self.once_fd is not None:
+        if self.once_fd is not None and self.armed:   # (fired already: nothing to disarm)
             self.once.modify(self.once_fd, select.EPOLLONESHOT)
+        self.armed = False
         self.once_callback = None
 
     def _once_ready(self):
         if not self.once.poll(0):   # (the event is consumed: the fd is disarmed until watch_once)
             return
+        self.armed = False
         callback, self.once_callback = self.once_callback, None
         if callback is not None:
             callback()
@@ -271,6 +275,7 @@ class _Pushing:
         except (OSError, ValueError):
             pass   # closed already: the kernel dropped it with the file
         self.once_fd = self.once_callback = None
+        self.armed = False
 
     def unwatch(self):
         if self.fd is not None:
@@ -436,10 +441,17 @@ class SerialLink:
             self._push_deliver(data + more)
 
     def _push_deliver(self, data):
-        deliver = self._pushing.deliver
-        self._push_watch()
-        if data:
-            deliver(data)
+        p = self._pushing
+        p.timer = None   # (the timer that brought us here, if one did, has fired)
+        try:
+            if data:
+                p.deliver(data)
+        finally:
+            # watch the port again - unless the core's answer to these bytes has already set what
+            # reads next (a timer, the agent's next round): arming first and disarming at that
+            # write would cost two epoll_ctl a frame.  Bytes that came meanwhile fire at arming.
+            if self._pushing is p and p.timer is None and not self.deferred:
+                self._push_watch()
 
     def _lost(self, error):
         self.lost_at_ms = aio.ticks_ms()

@@ -27,6 +27,7 @@ ordinary, and the heartbeat must not wait behind a busy box.  A callback that ra
 reported through ``on_error`` and the loop goes on, as asyncio's does.
 """
 import heapq
+import itertools
 import os
 import select
 import threading
@@ -53,9 +54,6 @@ class Handle:
         self.cancelled = True
         self.callback, self.args = None, ()
 
-    def __lt__(self, other: "Handle") -> bool:
-        return self.when < other.when
-
 
 class PulseLoop:
     def __init__(self, name: str = "hanode-pulse", on_error: Optional[Callable[[str], None]] = None) -> None:
@@ -68,7 +66,10 @@ class PulseLoop:
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._epoll.register(self._wake_fd, select.EPOLLIN)
         self._readers: Dict[int, Handle] = {}
-        self._timers: List[Handle] = []
+        # the heap holds (when, order, handle): compared in C, not by a method of Handle, and in
+        # the order they were set when two are due at the same time
+        self._timers: List[Tuple[float, int, Handle]] = []
+        self._order = itertools.count()
         self._soon: List[Handle] = []
         self._thread: Optional[threading.Thread] = None
         self._ident: Optional[int] = None
@@ -78,12 +79,19 @@ class PulseLoop:
 
     # ---------------------------------------------------------------- the surface
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Handle:
-        return self.call_at(self.time() + max(0.0, delay), callback, *args)
+        # (call_at written out: the heartbeat path sets a timer or two every wake-up)
+        when = self.time() + max(0.0, delay)
+        handle = Handle(when, callback, args)
+        with self._lock:
+            heapq.heappush(self._timers, (when, next(self._order), handle))
+        if self._thread is not None and threading.get_ident() != self._ident:
+            self._wake()
+        return handle
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Handle:
         handle = Handle(when, callback, args)
         with self._lock:
-            heapq.heappush(self._timers, handle)
+            heapq.heappush(self._timers, (when, next(self._order), handle))
         self._wake_if_elsewhere()
         return handle
 
@@ -155,11 +163,11 @@ class PulseLoop:
         timers, readers, lock, clock, guard = self._timers, self._readers, self._lock, self.time, self.guard
         poll, wake_fd, heappop = self._epoll.poll, self._wake_fd, heapq.heappop
         while not self._stopping:
-            if timers and timers[0].cancelled:
+            if timers and timers[0][2].cancelled:
                 with lock:   # (a moved timer must not wake the loop for nothing)
-                    while timers and timers[0].cancelled:
+                    while timers and timers[0][2].cancelled:
                         heappop(timers)
-            events = poll(0.0 if self._soon else max(0.0, timers[0].when - clock()) if timers else -1.0)
+            events = poll(0.0 if self._soon else max(0.0, timers[0][0] - clock()) if timers else -1.0)
             due: List[Handle] = []
             for fd, _mask in events:
                 if fd == wake_fd:
@@ -176,9 +184,8 @@ class PulseLoop:
             if timers:
                 now = clock()
                 with lock:
-                    while timers and timers[0].when <= now:
-                        handle = heappop(timers)
-                        due.append(handle)
+                    while timers and timers[0][0] <= now:
+                        due.append(heappop(timers)[2])
             for handle in due:
                 try:
                     with guard:

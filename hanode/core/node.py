@@ -1568,8 +1568,11 @@ class Node:
 
     def may_acquire_soon(self, now):
         """A group is wanted and not held yet (a start, a failback), or the peer is late (a
-        failover may follow): the agent gets ready for an acquire."""
-        return self.peer_late(now) or any(self.intents[g.index].wanted and not g.held() for g in self.groups)
+        failover may follow): the agent gets ready for an acquire.  (Asked after every tick
+        until it says yes; settled, every group is as wanted, so only the peer's lateness counts.)"""
+        if self.peer_late(now):
+            return True
+        return self.quiet_until is None and any(self.intents[g.index].wanted and not g.held() for g in self.groups)
 
     def peer_late(self, now):
         """The peer (not declared dead) is as close to its silence limit as warntime is to the dead

@@ -512,3 +512,37 @@ def test_version_2_carries_lan_health_in_ack_gen_and_version_1_decoders_drop_it(
     assert _raises(ValueError, pack_body, _frame(lan=1), 1)   # version 1 has no room for LAN health
     # what a decoder of the previous release does with it: its only accepted version was 1
     assert body[0] >> 6 != VERSION
+
+
+def test_pack_body_takes_a_short_check_that_refuses_what_the_detailed_one_refuses():
+    """pack_body's one test for a version 2 status frame and the field-by-field checks agree:
+    the same bytes for every value at and inside the limits, ValueError for every value beyond
+    them, a bool, a float or None, in every field and the key index."""
+    from hanode.core.frame import _pack_body_checked
+    limits = {"src": 3, "state": 3, "flags": 0x0F, "gen": 0xFFFFFFFF, "seq": 0xFFFFFFFF,
+              "ack_gen": 0x1F, "ack_seq": 0xFF, "held": 0xFF, "want": 0xFF, "lan": 7}
+    base = dict(src=1, gen=7, seq=42, state=STATE_ACTIVE, flags=STANDBY, ack_gen=3, ack_seq=17,
+                held=1, want=1, lan=2, version=VERSION_LAN)
+
+    def outcome(pack, frame, index):
+        try:
+            return pack(frame, index)
+        except ValueError:
+            return "refused"
+    cases = []
+    for name in limits:
+        high = limits[name]
+        for value in (0, 1, high, high + 1, -1, True, False, 1.0, None):
+            cases.append((dict(base, **{name: value}), 1))
+    for index in (0, 15, 16, -1, True, None):
+        cases.append((base, index))
+    cases.append((dict(base, version=VERSION), 1))   # version 1: the detailed path
+    cases.append((dict(base, version=VERSION, lan=0), 1))
+    cases.append((dict(base, version=3), 1))
+    refused = 0
+    for values, index in cases:
+        frame = Frame(**values)
+        fast, checked = outcome(pack_body, frame, index), outcome(_pack_body_checked, frame, index)
+        assert fast == checked, (values, index, fast, checked)
+        refused += fast == "refused"
+    assert 60 < refused < len(cases) - 30, refused

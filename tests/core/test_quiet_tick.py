@@ -35,6 +35,13 @@ class FullNode(Node):
         finally:
             self.quiet_until = kept
 
+    def may_acquire_soon(self, now):
+        kept, self.quiet_until = self.quiet_until, None
+        try:
+            return Node.may_acquire_soon(self, now)
+        finally:
+            self.quiet_until = kept
+
 
 def _event(sim, rng):
     """One field event, chosen by ``rng``; returns what it did (for a failing program's story)."""
@@ -112,6 +119,10 @@ def _compare(seed, events=24):
         if deadline != deadlines.get(key):
             deadlines[key] = deadline
             trace.append((box.sim.now, box.name, "deadline", deadline))
+        soon = None if node.stopped else node.may_acquire_soon(box.sim.now)   # (the agent's warm-up)
+        if soon != deadlines.get(key + ("soon",)):
+            deadlines[key + ("soon",)] = soon
+            trace.append((box.sim.now, box.name, "may acquire soon", soon))
 
     def stretch(ms):
         for sim in pair:
