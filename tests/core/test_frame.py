@@ -526,9 +526,9 @@ def test_pack_body_takes_a_short_check_that_refuses_what_the_detailed_one_refuse
 
     def outcome(pack, frame, index):
         try:
-            return pack(frame, index)
+            return ("packed", pack(frame, index))
         except ValueError:
-            return "refused"
+            return ("refused", None)   # (never bytes against a str: MicroPython warns of it)
     cases = []
     for name in limits:
         high = limits[name]
@@ -544,5 +544,5 @@ def test_pack_body_takes_a_short_check_that_refuses_what_the_detailed_one_refuse
         frame = Frame(**values)
         fast, checked = outcome(pack_body, frame, index), outcome(_pack_body_checked, frame, index)
         assert fast == checked, (values, index, fast, checked)
-        refused += fast == "refused"
+        refused += fast[0] == "refused"
     assert 60 < refused < len(cases) - 30, refused
