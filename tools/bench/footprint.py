@@ -8,7 +8,7 @@ schedstat`` (ns, all threads) over the window, as % of one core, with the
 coarser ``/proc/<pid>/stat`` utime+stime next to it; RSS and its peak from
 ``/proc/<pid>/status``, sampled every second.  Next to it, with the pair still up, the
 floor (``tools/bench/wake_floor.py``): a bare epoll loop and a bare asyncio loop of the
-agent's interpreter that wake twice a keepalive, as an idle agent in step does, and move
+agent's interpreter that wake once a keepalive, as an idle agent in step does, and move
 a frame's bytes through a pipe - the part of the figure that is the interpreter and its
 loop waking, before any of hanode's work.
 
