@@ -556,7 +556,9 @@ def cable_chunks(lab: Lab, until: float = math.inf) -> Iterator[Tuple[float, str
     except OSError:
         return
     with f:
-        for line in f:
+        for n, line in enumerate(f):
+            if n % 100 == 0:
+                time.sleep(0)   # the GIL to the cable, a thread of this process that is still running
             if '"data"' not in line:
                 continue
             try:

@@ -85,7 +85,8 @@ class Peer:
     def pids(self, lab: Lab, node: str) -> List[int]:
         raise NotImplementedError
 
-    def dead_at(self, lab: Lab, node: str, since: float) -> Optional[float]:
+    def dead_at(self, lab: Lab, node: str, since: float, until: float = float("inf")) -> Optional[float]:
+        """When ``node`` first declared its peer dead between ``since`` and ``until``, or None."""
         raise NotImplementedError
 
     def frames(self, lab: Lab, since: float, until: float) -> Dict[str, List[Tuple[float, int, str]]]:
@@ -110,8 +111,8 @@ class HanodePeer(Peer):
         p = lab.procs.get(node)
         return [p.pid] if p is not None and p.poll() is None else []
 
-    def dead_at(self, lab: Lab, node: str, since: float) -> Optional[float]:
-        return first_line(lab, node, "is dead", since)
+    def dead_at(self, lab: Lab, node: str, since: float, until: float = float("inf")) -> Optional[float]:
+        return first_line(lab, node, "is dead", since, until)
 
     def frames(self, lab: Lab, since: float, until: float) -> Dict[str, List[Tuple[float, int, str]]]:
         if id(lab) not in self.auth:
@@ -128,9 +129,9 @@ class HeartbeatPeer(Peer):
     def pids(self, lab: Lab, node: str) -> List[int]:
         return lab.heartbeat_pids(node)   # type: ignore[attr-defined]
 
-    def dead_at(self, lab: Lab, node: str, since: float) -> Optional[float]:
+    def dead_at(self, lab: Lab, node: str, since: float, until: float = float("inf")) -> Optional[float]:
         tail = lab.tails.get(node)   # type: ignore[attr-defined]
-        return tail.first("is dead", since) if tail else None
+        return tail.first("is dead", since, until) if tail else None
 
     def frames(self, lab: Lab, since: float, until: float) -> Dict[str, List[Tuple[float, int, str]]]:
         msgs = hb.hb_cable_frames(lab, since, until)
@@ -229,7 +230,9 @@ def window(peer: Peer, lab: Lab, seconds: float) -> Dict[str, Any]:
                    "bytes_per_keepalive": round(total / span * keepalive_s, 1),
                    "beat_bytes": max(set(beats), key=beats.count) if beats else None,
                    "messages": len(frames[d]), "kinds": sorted({v for _, _, v in frames[d]})}
-    dead = {n: peer.dead_at(lab, n, t0) is not None for n in NODES}
+    # in the window only: after it this process parses the cable's log while the cable (a thread
+    # of this process) carries on, and a node declared dead then is not the window's
+    dead = {n: peer.dead_at(lab, n, t0, t1) is not None for n in NODES}
     return {"seconds": round(span, 1), "cpu_pct": cpu, "wakeups_per_s": wk, "memory": mem, "wire": wire,
             "false_failover": any(dead.values()), "keepalive_ms": keepalive_s * 1000,
             "lab_stall_ms": round(max(probe.longest_ms, cable_late_ms), 1), "probe_late_ms": round(probe.longest_ms, 1),
