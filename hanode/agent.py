@@ -466,8 +466,8 @@ class Agent:
             self.home = aio.running_loop()
         with self.lock:   # (also the links' watches: the pulse loop may call them at once)
             self.dispatch(self.node.start(self.clock(), running))
-            self.pushing = pushing = [link for link in self.links if self._start_pushing(link)]
-        readers = [aio.create_task(self._reader(link)) for link in self.links if link not in pushing]
+            self.pushing = [link for link in self.links if self._start_pushing(link)]
+        readers = [aio.create_task(self._reader(link)) for link in self.links if link not in self.pushing]
         if aio.later_ms is None:
             tickers = [aio.create_task(self._ticker())]
         else:
@@ -485,7 +485,7 @@ class Agent:
                     self.timer.cancel()
                     self.timer = None
                 self.wake_at = None
-                for link in pushing:
+                for link in self.pushing:
                     link.stop_pushing()
                 self.pushing = []
             tasks = readers + tickers + [t for t in self.tasks if not t.done()]

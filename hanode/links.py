@@ -311,7 +311,7 @@ class SerialLink:
     lost port raises, as before.
     """
 
-    def __init__(self, serial, name=None, reopen=None, log=None, keepalive_ms=None):
+    def __init__(self, serial, name=None, reopen=None, log=None):
         self.serial = serial
         self.name = name or serial.port
         self.reopen = reopen
@@ -326,7 +326,7 @@ class SerialLink:
         baud = getattr(serial, "baudrate", DEFAULT_BAUD) or DEFAULT_BAUD
         self.frame_ms = max(1, FRAME_BYTES * 10 * 1000 // baud + 1)
         self.phase = _PeerPhase(self.frame_ms)
-        self.beat = _PeerBeat(self.frame_ms, keepalive_ms)
+        self.beat = _PeerBeat(self.frame_ms)   # (the keepalive comes from the agent: expect_keepalive)
         self.deferred = False   # the peer's answer is left for collect() (push form)
 
     def expect_keepalive(self, keepalive_ms):

@@ -79,14 +79,7 @@ class PulseLoop:
 
     # ---------------------------------------------------------------- the surface
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Handle:
-        # (call_at written out: the heartbeat path sets a timer or two every wake-up)
-        when = self.time() + max(0.0, delay)
-        handle = Handle(when, callback, args)
-        with self._lock:
-            heapq.heappush(self._timers, (when, next(self._order), handle))
-        if self._thread is not None and threading.get_ident() != self._ident:
-            self._wake()
-        return handle
+        return self.call_at(self.time() + max(0.0, delay), callback, *args)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Handle:
         handle = Handle(when, callback, args)

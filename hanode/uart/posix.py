@@ -181,15 +181,7 @@ class Serial(SerialBase):
 
     def read(self, n: int = 1) -> bytes:
         if self.timeout == 0:
-            # what is there, without waiting: the agent's link reads this way when it knows
-            # bytes are there (a frame's first byte, its end), so that is one read(2)
-            try:
-                chunk = os.read(self._fd, n)
-            except BlockingIOError:
-                chunk = None
-            except OSError as e:
-                raise self._read_error(e)
-            return chunk if chunk else self._read_after_nothing(n)
+            return self._read_now(n)
         out = bytearray()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while len(out) < n:
@@ -205,43 +197,33 @@ class Serial(SerialBase):
                 out += chunk
         return bytes(out)
 
-    def _read_after_nothing(self, n: int) -> bytes:
-        """A read without waiting found nothing: b"", or a SerialException if the port hung up."""
+    def _read_now(self, n: int) -> bytes:
+        """What is there, at most ``n`` bytes, without waiting (``timeout=0``: the agent's link
+        reads this way twice a frame, when it knows bytes are there, so that is one read(2))."""
+        chunk = self._read_fd(n, empty_is_hangup=False)
+        if chunk:
+            return chunk
         # With VMIN=0/VTIME=0 an empty tty returns 0 bytes, not EAGAIN, so
         # only select tells "nothing yet" from "hung up" (as in pyserial).
         if not select.select([self._fd], [], [], 0)[0]:
             return b""
         return self._read_fd(n) or b""
 
-    def _read_fd(self, n: int) -> Optional[bytes]:
-        """One read(2) of a port that select said is readable: the bytes, or None if it would
-        block; a SerialException on an error, and on 0 bytes (hung up)."""
+    def _read_fd(self, n: int, empty_is_hangup: bool = True) -> Optional[bytes]:
+        """One read(2) of the port: the bytes, or None if it would block; a SerialException on an
+        error, and on 0 bytes if ``empty_is_hangup`` (select said readable: hung up)."""
         try:
             chunk = os.read(self._fd, n)
         except BlockingIOError:
             return None
         except OSError as e:
-            raise self._read_error(e)
-        if not chunk:
+            raise SerialException(e.errno, "serial port %s: read failed: %s" % (self.port, e.strerror))
+        if not chunk and empty_is_hangup:
             raise hangup(self.port)
         return chunk
 
-    def _read_error(self, e: OSError) -> SerialException:
-        return SerialException(e.errno, "serial port %s: read failed: %s" % (self.port, e.strerror))
-
-    def _write_error(self, e: OSError) -> SerialException:
-        return SerialException(e.errno, "serial port %s: write failed: %s" % (self.port, e.strerror))
-
     def write(self, data: bytes) -> int:
-        data = bytes(data)
-        try:   # a frame fits the tty's buffer: one write(2), and the loop only for what is left
-            n = os.write(self._fd, data)
-        except BlockingIOError:
-            n = 0
-        except OSError as e:
-            raise self._write_error(e)
-        if n < len(data):
-            n += self._write_fd(data[n:])
+        n = self._write_fd(bytes(data))
         self._account(n)
         return n
 
@@ -256,7 +238,7 @@ class Serial(SerialBase):
             except BlockingIOError:
                 pass
             except OSError as e:
-                raise self._write_error(e)
+                raise SerialException(e.errno, "serial port %s: write failed: %s" % (self.port, e.strerror))
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 if self.write_timeout:

@@ -862,7 +862,8 @@ def scheduled_peer(tmp_path, frames=30, period_s=0.1, extra_at=None, patience=1)
             sent.append((time.monotonic(), frame))
 
     async def main():
-        link = SerialLink(Serial(names[0], lock_dir=""), keepalive_ms=int(period_s * 1000))
+        link = SerialLink(Serial(names[0], lock_dir=""))
+        link.expect_keepalive(int(period_s * 1000))
         real_first = link._push_first_byte
         link._push_first_byte = lambda: (first_bytes.append(time.monotonic()), real_first())[1]
 
